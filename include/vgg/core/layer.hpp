@@ -1,0 +1,41 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vgg/core/rng.hpp"
+
+namespace vgg {
+
+/// Training activates dropout; evaluation turns it into the identity.
+enum class mode { train, eval };
+
+/// What a forward pass needs besides its input. `stream` keys every random draw of the pass
+/// (dropout masks): the same stream gives the same masks whatever the thread count.
+struct run_context {
+    vgg::mode mode = vgg::mode::eval;
+    std::uint64_t stream = 0;
+
+    /// The context handed to the layer at `position` inside a container.
+    run_context at(std::size_t position) const { return {mode, mix64(stream, position)}; }
+};
+
+/// A view of one learnable tensor: its PyTorch-style name, its shape, its values and the
+/// gradient the last backward pass wrote for it.
+struct parameter_view {
+    std::string name;
+    std::vector<std::size_t> shape;
+    std::span<float> value;
+    std::span<float> grad;
+};
+
+/// How conv and linear weights are initialised; biases always follow PyTorch's default,
+/// uniform in +-1/sqrt(fan_in).
+enum class weight_init {
+    xavier_uniform, ///< d2l's train_ch6: uniform in +-sqrt(6 / (fan_in + fan_out)).
+    pytorch_default ///< nn.Conv2d / nn.Linear reset_parameters: uniform in +-1/sqrt(fan_in).
+};
+
+} // namespace vgg

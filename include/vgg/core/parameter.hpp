@@ -1,0 +1,48 @@
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "vgg/core/layer.hpp"
+#include "vgg/core/rng.hpp"
+#include "vgg/core/tensor.hpp"
+
+namespace vgg {
+
+/// A learnable tensor and its gradient, with the shape PyTorch gives it.
+struct parameter {
+    explicit parameter(std::vector<std::size_t> dims) : shape(std::move(dims))
+    {
+        std::size_t size = 1;
+        for (auto d : shape)
+            size *= d;
+        value.assign(size, 0.f);
+        grad.assign(size, 0.f);
+    }
+
+    parameter_view view(const std::string& name) { return {name, shape, value, grad}; }
+
+    std::vector<std::size_t> shape;
+    aligned_vector<float> value, grad;
+};
+
+namespace detail {
+
+/// Initialises a conv or linear layer: the weight by `init`, the bias as PyTorch does.
+/// fan_in and fan_out count the receptive field (in * 9 for a 3x3 convolution).
+inline void initialize_weight_and_bias(parameter& weight, parameter& bias, std::size_t fan_in,
+                                       std::size_t fan_out, weight_init init, rng& random)
+{
+    const float bound = init == weight_init::xavier_uniform
+                            ? std::sqrt(6.f / static_cast<float>(fan_in + fan_out))
+                            : 1.f / std::sqrt(static_cast<float>(fan_in));
+    for (auto& w : weight.value)
+        w = random.uniform(-bound, bound);
+    const float bias_bound = 1.f / std::sqrt(static_cast<float>(fan_in));
+    for (auto& b : bias.value)
+        b = random.uniform(-bias_bound, bias_bound);
+}
+
+} // namespace detail
+} // namespace vgg

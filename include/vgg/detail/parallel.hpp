@@ -1,0 +1,51 @@
+#pragma once
+#include <cstddef>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace vgg::detail {
+
+/// Threads an OpenMP parallel region started here would use (1 without OpenMP).
+inline int max_threads()
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/// The half-open range [begin, end) of `count` items that `part` of `parts` owns; ranges are
+/// contiguous and differ in length by at most one.
+struct range {
+    std::size_t begin, end;
+    std::size_t size() const { return end - begin; }
+};
+inline range partition(std::size_t count, std::size_t parts, std::size_t part)
+{
+    const std::size_t base = count / parts, extra = count % parts;
+    const std::size_t begin = part * base + (part < extra ? part : extra);
+    return {begin, begin + base + (part < extra ? 1 : 0)};
+}
+
+/// Runs body(thread, threads, range) on every thread of one parallel region, each thread owning
+/// a fixed contiguous share of `count` items. The split depends only on the thread count, so a
+/// given thread count always gives the same summation order: results are reproducible.
+template <class Body>
+void parallel_ranges(std::size_t count, Body&& body)
+{
+#ifdef _OPENMP
+#pragma omp parallel
+    {
+        const auto threads = static_cast<std::size_t>(omp_get_num_threads());
+        const auto thread = static_cast<std::size_t>(omp_get_thread_num());
+        body(thread, threads, partition(count, threads, thread));
+    }
+#else
+    body(std::size_t{0}, std::size_t{1}, range{0, count});
+#endif
+}
+
+} // namespace vgg::detail

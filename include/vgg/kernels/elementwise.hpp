@@ -1,0 +1,43 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include <xsimd/xsimd.hpp>
+
+#include "vgg/core/rng.hpp"
+
+namespace vgg::kernels {
+
+using float_batch = xsimd::batch<float>;
+
+/// x = max(x, 0).
+inline void relu_inplace(float* x, std::size_t n)
+{
+    constexpr std::size_t lanes = float_batch::size;
+    const std::size_t vector_end = n - n % lanes;
+    const float_batch zero(0.f);
+    for (std::size_t i = 0; i < vector_end; i += lanes)
+        xsimd::max(float_batch::load_unaligned(x + i), zero).store_unaligned(x + i);
+    for (std::size_t i = vector_end; i < n; ++i)
+        x[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
+/// ReLU backward from its output: grad = output > 0 ? grad : 0.
+inline void relu_backward_inplace(float* grad, const float* output, std::size_t n)
+{
+    constexpr std::size_t lanes = float_batch::size;
+    const std::size_t vector_end = n - n % lanes;
+    const float_batch zero(0.f);
+    for (std::size_t i = 0; i < vector_end; i += lanes) {
+        const auto keep = float_batch::load_unaligned(output + i) > zero;
+        xsimd::select(keep, float_batch::load_unaligned(grad + i), zero).store_unaligned(grad + i);
+    }
+    for (std::size_t i = vector_end; i < n; ++i)
+        grad[i] = output[i] > 0.f ? grad[i] : 0.f;
+}
+
+/// Inverted dropout: element i of the batch survives with probability 1 - p and is scaled by
+/// 1 / (1 - p). Whether it survives depends only on (key, i), never on which thread asks.
+inline bool dropout_keeps(std::uint64_t key, std::size_t i, float p) { return unit_float(mix64(key, i)) >= p; }
+
+} // namespace vgg::kernels

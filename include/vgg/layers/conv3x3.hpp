@@ -1,0 +1,74 @@
+#pragma once
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "vgg/core/parameter.hpp"
+#include "vgg/core/rules.hpp"
+#include "vgg/kernels/conv3x3.hpp"
+
+namespace vgg {
+
+template <std::size_t In, std::size_t Out, class InputShape>
+class conv3x3_layer;
+
+/// nn.Conv2d(In, Out, kernel_size=3, padding=1): a 3x3 convolution, stride 1, padding 1, with
+/// bias. Input shape<In, H, W>, output shape<Out, H, W>.
+template <std::size_t In, std::size_t Out>
+struct Conv3x3 {
+    template <class S>
+    using output_shape = shape<Out, image_dims<S>::height, image_dims<S>::width>;
+    template <class S>
+    using layer = conv3x3_layer<In, Out, S>;
+};
+
+template <std::size_t In, std::size_t Out, class InputShape>
+class conv3x3_layer {
+    static_assert(rules::image_input_v<InputShape>,
+                  "Conv3x3 needs an image input (channels, height, width), so it cannot follow Flatten or Linear.");
+    static_assert(rules::channels_positive_v<In>, "Conv3x3<In, Out> needs at least one input channel.");
+    static_assert(rules::channels_positive_v<Out>, "Conv3x3<In, Out> needs at least one output channel.");
+    static_assert(rules::in_channels_match_v<In, image_dims<InputShape>::channels>,
+                  "Conv3x3<In, Out>: In must equal the channel count of its input.");
+
+public:
+    static constexpr std::string_view name = "Conv2d";
+    using input_shape = InputShape;
+    using output_shape = typename Conv3x3<In, Out>::template output_shape<InputShape>;
+    static constexpr std::size_t parameter_count = Out * In * 9 + Out;
+    static constexpr kernels::conv3x3_dims dims{In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width};
+
+    void initialize(weight_init init, rng& random)
+    {
+        detail::initialize_weight_and_bias(weight, bias, In * 9, Out * 9, init, random);
+    }
+
+    /// Convolution; `fuse_relu` applies ReLU in the same pass (used by VGGBlock).
+    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context&, bool fuse_relu = false)
+    {
+        y.resize(x.batch());
+        kernels::conv3x3_forward(dims, x.batch(), x.data(), weight.value.data(), bias.value.data(), y.data(), fuse_relu);
+    }
+
+    /// Writes the weight and bias gradients, and the input gradient when dx is not null.
+    void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
+                  tensor<input_shape>* dx)
+    {
+        if (dx)
+            dx->resize(x.batch());
+        kernels::conv3x3_backward(dims, x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
+                                  bias.grad.data(), dx ? dx->data() : nullptr);
+    }
+
+    template <class Visitor>
+    void visit_parameters(const std::string& prefix, Visitor&& visit)
+    {
+        visit(weight.view(prefix + "weight"));
+        visit(bias.view(prefix + "bias"));
+    }
+
+    parameter weight{{Out, In, 3, 3}};
+    parameter bias{{Out}};
+};
+
+} // namespace vgg

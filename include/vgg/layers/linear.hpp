@@ -1,0 +1,68 @@
+#pragma once
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "vgg/core/parameter.hpp"
+#include "vgg/core/rules.hpp"
+#include "vgg/kernels/linear.hpp"
+
+namespace vgg {
+
+template <std::size_t In, std::size_t Out, class InputShape>
+class linear_layer;
+
+/// nn.Linear(In, Out): shape<In> to shape<Out>, weight [Out, In] as in PyTorch.
+template <std::size_t In, std::size_t Out>
+struct Linear {
+    template <class S>
+    using output_shape = shape<Out>;
+    template <class S>
+    using layer = linear_layer<In, Out, S>;
+};
+
+template <std::size_t In, std::size_t Out, class InputShape>
+class linear_layer {
+    static_assert(rules::flat_input_v<InputShape>, "Linear needs a flat input: put Flatten before it.");
+    static_assert(rules::channels_positive_v<Out>, "Linear<In, Out> needs at least one output feature.");
+    static_assert(rules::in_features_match_v<In, InputShape::size>,
+                  "Linear<In, Out>: In must equal the number of features its input carries.");
+
+public:
+    static constexpr std::string_view name = "Linear";
+    using input_shape = InputShape;
+    using output_shape = shape<Out>;
+    static constexpr std::size_t parameter_count = Out * In + Out;
+
+    void initialize(weight_init init, rng& random)
+    {
+        detail::initialize_weight_and_bias(weight, bias, In, Out, init, random);
+    }
+
+    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context&)
+    {
+        y.resize(x.batch());
+        kernels::linear_forward(x.batch(), In, Out, x.data(), weight.value.data(), bias.value.data(), y.data());
+    }
+
+    void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
+                  tensor<input_shape>* dx)
+    {
+        if (dx)
+            dx->resize(x.batch());
+        kernels::linear_backward(x.batch(), In, Out, x.data(), dy.data(), weight.value.data(), weight.grad.data(),
+                                 bias.grad.data(), dx ? dx->data() : nullptr);
+    }
+
+    template <class Visitor>
+    void visit_parameters(const std::string& prefix, Visitor&& visit)
+    {
+        visit(weight.view(prefix + "weight"));
+        visit(bias.view(prefix + "bias"));
+    }
+
+    parameter weight{{Out, In}};
+    parameter bias{{Out}};
+};
+
+} // namespace vgg

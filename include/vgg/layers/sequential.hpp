@@ -1,0 +1,181 @@
+#pragma once
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "vgg/core/layer.hpp"
+#include "vgg/core/rng.hpp"
+#include "vgg/core/tensor.hpp"
+
+namespace vgg {
+
+namespace detail {
+
+template <class... Ts>
+struct type_list {};
+
+// Binding a list of layer specs to an input shape is a left fold over `>>`: each step appends
+// the spec bound to the shape so far and moves the shape on. A flat fold keeps compiler
+// messages to the one layer at fault instead of the whole network nested inside itself.
+template <class Shape, class... Layers>
+struct layer_chain {
+    using output_shape = Shape;
+    using layers = type_list<Layers...>;
+};
+template <class Spec>
+struct spec_tag {};
+
+template <class Shape, class... Layers, class Spec>
+auto operator>>(layer_chain<Shape, Layers...>, spec_tag<Spec>)
+    -> layer_chain<typename Spec::template output_shape<Shape>, Layers..., typename Spec::template layer<Shape>>;
+
+template <class Input, class... Specs>
+using bind_layers = decltype((layer_chain<Input>{} >> ... >> spec_tag<Specs>{}));
+
+template <class Input, class LayerList>
+class sequential_impl;
+
+template <class Input, class... Layers>
+class sequential_impl<Input, type_list<Layers...>> {
+    static constexpr std::size_t count = sizeof...(Layers);
+    using layer_tuple = std::tuple<Layers...>;
+    template <std::size_t I>
+    using layer_at = std::tuple_element_t<I, layer_tuple>;
+
+public:
+    using input_shape = Input;
+    using output_shape = typename layer_at<count - 1>::output_shape;
+    static constexpr std::size_t layer_count = count;
+    static constexpr std::size_t parameter_count = (Layers::parameter_count + ...);
+
+    /// Runs every layer in order and keeps each output for backward. `x` must stay alive and
+    /// unchanged until backward.
+    const tensor<output_shape>& forward(const tensor<input_shape>& x, const run_context& context = {})
+    {
+        input_ = &x;
+        forward_each(context, std::make_index_sequence<count>{});
+        return std::get<count - 1>(outputs_);
+    }
+
+    /// Backpropagates `dy` (the gradient of the loss with respect to the last forward's output)
+    /// and overwrites every parameter gradient. With dx null the first layer skips its input
+    /// gradient, which nothing needs when it is the network's input.
+    void backward(const tensor<output_shape>& dy, tensor<input_shape>* dx = nullptr)
+    {
+        backward_each(dy, dx, std::make_index_sequence<count>{});
+    }
+
+    /// Draws every conv and linear weight and bias, layer by layer, from `random`.
+    void initialize(weight_init init, rng& random)
+    {
+        std::apply([&](auto&... layer) { (initialize_one(layer, init, random), ...); }, layers_);
+    }
+
+    /// Calls visit(parameter_view) for every parameter, named as PyTorch's nn.Sequential
+    /// state_dict names it ("0.0.weight", "6.bias", ...).
+    template <class Visitor>
+    void visit_parameters(Visitor&& visit)
+    {
+        visit_each(visit, std::make_index_sequence<count>{});
+    }
+
+    template <std::size_t I>
+    layer_at<I>& layer() { return std::get<I>(layers_); }
+    template <std::size_t I>
+    const tensor<typename layer_at<I>::output_shape>& output() const { return std::get<I>(outputs_); }
+
+    /// Calls visit(index, layer, output) for each layer, with the outputs of the last forward.
+    template <class Visitor>
+    void visit_layers(Visitor&& visit) const
+    {
+        visit_layers_each(visit, std::make_index_sequence<count>{});
+    }
+
+private:
+    template <std::size_t I>
+    const auto& input_of() const
+    {
+        if constexpr (I == 0)
+            return *input_;
+        else
+            return std::get<I - 1>(outputs_);
+    }
+
+    template <std::size_t... I>
+    void forward_each(const run_context& context, std::index_sequence<I...>)
+    {
+        (std::get<I>(layers_).forward(input_of<I>(), std::get<I>(outputs_), context.at(I)), ...);
+    }
+
+    template <std::size_t I>
+    void backward_one(const tensor<output_shape>& dy, tensor<input_shape>* dx)
+    {
+        const auto& gradient_out = [&]() -> const auto& {
+            if constexpr (I == count - 1)
+                return dy;
+            else
+                return std::get<I>(gradients_);
+        }();
+        auto* gradient_in = [&] {
+            if constexpr (I == 0)
+                return dx;
+            else
+                return &std::get<I - 1>(gradients_);
+        }();
+        std::get<I>(layers_).backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in);
+    }
+
+    template <std::size_t... I>
+    void backward_each(const tensor<output_shape>& dy, tensor<input_shape>* dx, std::index_sequence<I...>)
+    {
+        (backward_one<count - 1 - I>(dy, dx), ...);
+    }
+
+    template <class Layer>
+    static void initialize_one(Layer& layer, weight_init init, rng& random)
+    {
+        if constexpr (Layer::parameter_count > 0)
+            layer.initialize(init, random);
+    }
+
+    template <class Visitor, std::size_t... I>
+    void visit_each(Visitor& visit, std::index_sequence<I...>)
+    {
+        auto visit_one = [&](auto& layer, std::size_t index) {
+            if constexpr (std::remove_reference_t<decltype(layer)>::parameter_count > 0)
+                layer.visit_parameters(std::to_string(index) + ".", visit);
+        };
+        (visit_one(std::get<I>(layers_), I), ...);
+    }
+
+    template <class Visitor, std::size_t... I>
+    void visit_layers_each(Visitor& visit, std::index_sequence<I...>) const
+    {
+        (visit(I, std::get<I>(layers_), std::get<I>(outputs_)), ...);
+    }
+
+    layer_tuple layers_;
+    std::tuple<tensor<typename Layers::output_shape>...> outputs_;
+    std::tuple<tensor<typename Layers::output_shape>...> gradients_;
+    const tensor<input_shape>* input_ = nullptr;
+};
+
+} // namespace detail
+
+/// nn.Sequential with shapes checked at compile time: `Input` is the per-sample input shape
+/// and each of `Specs` a layer spec (Conv3x3<1, 16>, ReLU, VGGBlock<2, 16, 32>, Flatten,
+/// Linear<512, 10>, ...). Each spec is bound to the shape that reaches it, and its rules are
+/// checked there.
+template <class Input, class... Specs>
+class Sequential : public detail::sequential_impl<Input, typename detail::bind_layers<Input, Specs...>::layers> {
+    static_assert(sizeof...(Specs) > 0, "Sequential needs at least one layer.");
+};
+
+/// The output shape of `Specs` applied in order to `Input`, computed without building layers.
+template <class Input, class... Specs>
+using output_shape_t = typename detail::bind_layers<Input, Specs...>::output_shape;
+
+} // namespace vgg

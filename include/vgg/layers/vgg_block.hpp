@@ -1,0 +1,117 @@
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "vgg/core/rules.hpp"
+#include "vgg/kernels/elementwise.hpp"
+#include "vgg/kernels/maxpool.hpp"
+#include "vgg/layers/conv3x3.hpp"
+
+namespace vgg {
+
+template <std::size_t NumConvs, std::size_t In, std::size_t Out, class InputShape>
+class vgg_block_layer;
+
+/// The seed's vgg_block(num_convs, in_channels, out_channels): NumConvs times
+/// [Conv3x3 (padding 1), ReLU], then a 2x2 max-pool with stride 2.
+/// shape<In, H, W> to shape<Out, H/2, W/2>.
+template <std::size_t NumConvs, std::size_t In, std::size_t Out>
+struct VGGBlock {
+    static constexpr std::size_t num_convs = NumConvs, in_channels = In, out_channels = Out;
+    template <class S>
+    using output_shape = shape<Out, image_dims<S>::height / 2, image_dims<S>::width / 2>;
+    template <class S>
+    using layer = vgg_block_layer<NumConvs, In, Out, S>;
+};
+
+template <std::size_t NumConvs, std::size_t In, std::size_t Out, class InputShape>
+class vgg_block_layer {
+    static_assert(rules::block_has_convs_v<NumConvs>, "VGGBlock<NumConvs, In, Out> needs at least one convolution.");
+    static_assert(rules::image_input_v<InputShape>,
+                  "VGGBlock needs an image input (channels, height, width), so it cannot follow Flatten or Linear.");
+    static_assert(rules::channels_positive_v<In>, "VGGBlock<NumConvs, In, Out> needs at least one input channel.");
+    static_assert(rules::channels_positive_v<Out>, "VGGBlock<NumConvs, In, Out> needs at least one output channel.");
+    static_assert(rules::in_channels_match_v<In, image_dims<InputShape>::channels>,
+                  "VGGBlock<NumConvs, In, Out>: In must equal the channel count of its input (the previous block's Out).");
+    static_assert(rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>,
+                  "VGGBlock ends in a 2x2 max-pool, which needs an even input height and width (below).");
+
+    // When a rule above fails, the convolutions are built on a placeholder shape so that the
+    // one sentence above is the only error, not the first of a cascade.
+    static constexpr bool rules_hold = rules::block_has_convs_v<NumConvs> && rules::image_input_v<InputShape> &&
+                                       rules::channels_positive_v<In> && rules::channels_positive_v<Out> &&
+                                       rules::in_channels_match_v<In, image_dims<InputShape>::channels> &&
+                                       rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>;
+    static constexpr std::size_t height = rules_hold ? image_dims<InputShape>::height : 2;
+    static constexpr std::size_t width = rules_hold ? image_dims<InputShape>::width : 2;
+    static constexpr std::size_t conv_count = rules_hold ? NumConvs : 1;
+    using conv_shape = shape<rules_hold ? Out : 1, height, width>;
+    using first_conv = conv3x3_layer<rules_hold ? In : 1, rules_hold ? Out : 1, std::conditional_t<rules_hold, InputShape, shape<1, 2, 2>>>;
+    using later_conv = conv3x3_layer<rules_hold ? Out : 1, rules_hold ? Out : 1, conv_shape>;
+
+public:
+    static constexpr std::string_view name = "VGGBlock";
+    using input_shape = InputShape;
+    using output_shape = typename VGGBlock<NumConvs, In, Out>::template output_shape<InputShape>;
+    static constexpr std::size_t parameter_count =
+        first_conv::parameter_count + (conv_count - 1) * later_conv::parameter_count;
+
+    void initialize(weight_init init, rng& random)
+    {
+        first.initialize(init, random);
+        for (auto& conv : later)
+            conv.initialize(init, random);
+    }
+
+    /// Convolutions with ReLU fused into their output pass; each post-ReLU activation is kept,
+    /// since it is both the next convolution's input and the ReLU's backward mask.
+    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context)
+    {
+        first.forward(x, activations_[0], context, true);
+        for (std::size_t j = 1; j < conv_count; ++j)
+            later[j - 1].forward(activations_[j - 1], activations_[j], context, true);
+        y.resize(x.batch());
+        argmax_.resize(y.size());
+        kernels::maxpool2x2_forward(x.batch() * conv_shape::dims[0], height, width, activations_.back().data(), y.data(),
+                                    argmax_.data());
+    }
+
+    void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
+                  tensor<input_shape>* dx)
+    {
+        const std::size_t batch = dy.batch();
+        grad_.resize(batch);
+        kernels::maxpool2x2_backward(batch * conv_shape::dims[0], height, width, dy.data(), argmax_.data(), grad_.data());
+        for (std::size_t j = conv_count; j-- > 1;) {
+            kernels::relu_backward_inplace(grad_.data(), activations_[j].data(), grad_.size());
+            later[j - 1].backward(activations_[j - 1], activations_[j], grad_, &spare_grad_);
+            std::swap(grad_, spare_grad_);
+        }
+        kernels::relu_backward_inplace(grad_.data(), activations_[0].data(), grad_.size());
+        first.backward(x, activations_[0], grad_, dx);
+    }
+
+    /// Names as in the seed's nn.Sequential block: convolutions sit at 0, 2, 4, ...
+    template <class Visitor>
+    void visit_parameters(const std::string& prefix, Visitor&& visit)
+    {
+        first.visit_parameters(prefix + "0.", visit);
+        for (std::size_t j = 1; j < conv_count; ++j)
+            later[j - 1].visit_parameters(prefix + std::to_string(2 * j) + ".", visit);
+    }
+
+    first_conv first;
+    std::array<later_conv, conv_count - 1> later;
+
+private:
+    std::array<tensor<conv_shape>, conv_count> activations_;
+    tensor<conv_shape> grad_, spare_grad_;
+    std::vector<std::uint8_t> argmax_;
+};
+
+} // namespace vgg

@@ -1,0 +1,116 @@
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <utility>
+
+#include "vgg/core/rules.hpp"
+#include "vgg/core/shape.hpp"
+#include "vgg/layers/dropout.hpp"
+#include "vgg/layers/flatten.hpp"
+#include "vgg/layers/linear.hpp"
+#include "vgg/layers/relu.hpp"
+#include "vgg/layers/sequential.hpp"
+#include "vgg/layers/vgg_block.hpp"
+
+namespace vgg {
+
+/// One entry of a conv_arch: (num_convs, out_channels).
+template <std::size_t NumConvs, std::size_t OutChannels>
+struct block {
+    static constexpr std::size_t num_convs = NumConvs, out_channels = OutChannels;
+};
+
+/// The seed's conv_arch as a type: conv_arch<block<1, 64>, block<1, 128>, ...>.
+template <class... Blocks>
+struct conv_arch {
+    static constexpr std::size_t size = sizeof...(Blocks);
+    static constexpr std::size_t last_out_channels = std::array<std::size_t, size>{Blocks::out_channels...}.back();
+};
+
+/// The seed's small_conv_arch: every block's channels divided by Ratio.
+template <class Arch, std::size_t Ratio>
+struct scale_channels;
+template <std::size_t Ratio, class... Blocks>
+struct scale_channels<conv_arch<Blocks...>, Ratio> {
+    static constexpr std::size_t fewest_channels = std::min({Blocks::out_channels...});
+    static constexpr bool rule_holds = rules::ratio_keeps_channels_v<fewest_channels, Ratio>;
+    static_assert(rules::ratio_keeps_channels_v<fewest_channels, Ratio>, "small_conv_arch: dividing the channels by Ratio must leave every block at least one channel.");
+    // On failure, keep one channel per block so that the sentence above is the only error.
+    using type = conv_arch<block<Blocks::num_convs, rule_holds ? Blocks::out_channels / Ratio : 1>...>;
+};
+template <class Arch, std::size_t Ratio>
+using small_conv_arch = typename scale_channels<Arch, Ratio>::type;
+
+/// The VGG family (Simonyan & Zisserman), as torchvision's configurations A, B, D and E.
+using vgg11_arch = conv_arch<block<1, 64>, block<1, 128>, block<2, 256>, block<2, 512>, block<2, 512>>;
+using vgg13_arch = conv_arch<block<2, 64>, block<2, 128>, block<2, 256>, block<2, 512>, block<2, 512>>;
+using vgg16_arch = conv_arch<block<2, 64>, block<2, 128>, block<3, 256>, block<3, 512>, block<3, 512>>;
+using vgg19_arch = conv_arch<block<2, 64>, block<2, 128>, block<4, 256>, block<4, 512>, block<4, 512>>;
+using config_A = vgg11_arch;
+using config_B = vgg13_arch;
+using config_D = vgg16_arch;
+using config_E = vgg19_arch;
+
+/// Width of the two hidden fully connected layers of the VGG head.
+inline constexpr std::size_t vgg_hidden_features = 4096;
+
+namespace detail {
+
+template <class Input, class Arch, std::size_t Classes, std::size_t HeadHeight, std::size_t HeadWidth,
+          class Indices = std::make_index_sequence<Arch::size>>
+struct vgg_layers;
+
+template <class Input, class... Blocks, std::size_t Classes, std::size_t HeadHeight, std::size_t HeadWidth,
+          std::size_t... I>
+struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, std::index_sequence<I...>> {
+    static constexpr std::array<std::size_t, sizeof...(Blocks)> outs{Blocks::out_channels...};
+    // Each block's In is the previous block's Out; the first takes the input's channels.
+    static constexpr std::size_t in_channels(std::size_t i) { return i == 0 ? image_dims<Input>::channels : outs[i - 1]; }
+    template <std::size_t Index, class Block>
+    using block_spec = VGGBlock<Block::num_convs, in_channels(Index), Block::out_channels>;
+
+    // The head's in_features as the seed writes them (out_channels*7*7 at 224x224), against
+    // the size the blocks really produce.
+    static constexpr std::size_t head_in_features = outs.back() * HeadHeight * HeadWidth;
+    static constexpr std::size_t flattened = output_shape_t<Input, block_spec<I, Blocks>...>::size;
+    static_assert(rules::head_matches_flatten_v<head_in_features, flattened>,
+                  "VGG head: Linear in_features (out_channels*HeadHeight*HeadWidth) must equal the flattened size of "
+                  "the last block's output.");
+    static_assert(rules::classes_positive_v<Classes>, "VGG needs at least one output class.");
+    // On a mismatch the head is built on the real size so that the sentence above is the only error.
+    static constexpr std::size_t linear_in = rules::head_matches_flatten_v<head_in_features, flattened> ? head_in_features : flattened;
+
+    using type = Sequential<Input, block_spec<I, Blocks>..., Flatten, Linear<linear_in, vgg_hidden_features>, ReLU,
+                            Dropout<50>, Linear<vgg_hidden_features, vgg_hidden_features>, ReLU, Dropout<50>,
+                            Linear<vgg_hidden_features, Classes>>;
+};
+
+} // namespace detail
+
+/// The seed's vgg(conv_arch): one VGGBlock per conv_arch entry, then Flatten,
+/// Linear(out_channels*HeadHeight*HeadWidth, 4096), ReLU, Dropout(0.5), Linear(4096, 4096), ReLU,
+/// Dropout(0.5), Linear(4096, Classes). Input is shape<C, H, W> (C = 1 for Fashion-MNIST, 3 for
+/// RGB). HeadHeight and HeadWidth default to what the pools leave (7 for 224 and five blocks).
+template <class Input, class Arch, std::size_t Classes = 10,
+          std::size_t HeadHeight = (image_dims<Input>::height >> Arch::size),
+          std::size_t HeadWidth = (image_dims<Input>::width >> Arch::size)>
+class VGG : public detail::vgg_layers<Input, Arch, Classes, HeadHeight, HeadWidth>::type {
+public:
+    using arch = Arch;
+    static constexpr std::size_t classes = Classes;
+};
+
+template <class Input, std::size_t Classes = 1000>
+using vgg11 = VGG<Input, vgg11_arch, Classes>;
+template <class Input, std::size_t Classes = 1000>
+using vgg13 = VGG<Input, vgg13_arch, Classes>;
+template <class Input, std::size_t Classes = 1000>
+using vgg16 = VGG<Input, vgg16_arch, Classes>;
+template <class Input, std::size_t Classes = 1000>
+using vgg19 = VGG<Input, vgg19_arch, Classes>;
+
+/// The seed's network: VGG-11 with channels divided by 4, for 1x224x224 Fashion-MNIST.
+using seed_vgg11 = VGG<shape<1, 224, 224>, small_conv_arch<vgg11_arch, 4>, 10>;
+
+} // namespace vgg

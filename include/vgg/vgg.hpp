@@ -1,0 +1,26 @@
+#pragma once
+/// vgg: compile-time-shaped VGG networks for the CPU. Include this one header.
+
+#include "vgg/config.hpp"
+
+#include "vgg/core/layer.hpp"
+#include "vgg/core/parameter.hpp"
+#include "vgg/core/rng.hpp"
+#include "vgg/core/rules.hpp"
+#include "vgg/core/shape.hpp"
+#include "vgg/core/summary.hpp"
+#include "vgg/core/tensor.hpp"
+
+#include "vgg/layers/conv3x3.hpp"
+#include "vgg/layers/dropout.hpp"
+#include "vgg/layers/flatten.hpp"
+#include "vgg/layers/linear.hpp"
+#include "vgg/layers/maxpool.hpp"
+#include "vgg/layers/relu.hpp"
+#include "vgg/layers/sequential.hpp"
+#include "vgg/layers/vgg_block.hpp"
+
+#include "vgg/models/vgg.hpp"
+
+#include "vgg/train/loss.hpp"
+#include "vgg/train/sgd.hpp"

@@ -1,0 +1,182 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <tuple>
+
+#include "gradient_check.hpp"
+#include <vgg/kernels/conv_reference.hpp>
+
+using namespace vgg;
+using vgg::testing::fill_uniform;
+
+namespace {
+
+template <std::size_t Cin, std::size_t Cout, std::size_t H, std::size_t W>
+struct conv_case {
+    static constexpr std::size_t in = Cin, out = Cout, height = H, width = W;
+};
+
+float max_abs_difference(std::span<const float> a, std::span<const float> b)
+{
+    float worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::abs(a[i] - b[i]));
+    return worst;
+}
+
+} // namespace
+
+TEST_CASE_TEMPLATE("im2col + GEMM convolution equals the direct definition", Case, conv_case<1, 1, 1, 1>,
+                   conv_case<1, 16, 28, 28>, conv_case<3, 8, 5, 7>, conv_case<16, 32, 14, 14>, conv_case<7, 5, 2, 9>,
+                   conv_case<32, 17, 7, 7>, conv_case<2, 3, 33, 1>)
+{
+    using layer_t = typename Conv3x3<Case::in, Case::out>::template layer<shape<Case::in, Case::height, Case::width>>;
+    for (std::size_t batch : {1, 2, 5}) {
+        CAPTURE(batch);
+        layer_t conv;
+        rng random(batch);
+        conv.initialize(weight_init::xavier_uniform, random);
+        fill_uniform(conv.bias.value, random);
+        tensor<typename layer_t::input_shape> x(batch);
+        tensor<typename layer_t::output_shape> fast, reference(batch);
+        fill_uniform(x.values(), random);
+        conv.forward(x, fast, {});
+        kernels::conv3x3_reference(batch, Case::in, Case::out, Case::height, Case::width, x.data(),
+                                   conv.weight.value.data(), conv.bias.value.data(), reference.data());
+        CHECK(max_abs_difference(fast.values(), reference.values()) < 1e-4f);
+
+        conv.forward(x, fast, {}, true);
+        for (auto& v : reference.values())
+            v = std::max(v, 0.f);
+        CHECK(max_abs_difference(fast.values(), reference.values()) < 1e-4f);
+    }
+}
+
+TEST_CASE("convolution backward is the adjoint of forward")
+{
+    // <dy, conv(x) - b> = <conv^T(dy), x> for the input gradient, and likewise for weights.
+    Conv3x3<5, 6>::layer<shape<5, 9, 8>> conv;
+    rng random(9);
+    conv.initialize(weight_init::xavier_uniform, random);
+    tensor<shape<5, 9, 8>> x(3), dx;
+    tensor<shape<6, 9, 8>> y, dy(3);
+    fill_uniform(x.values(), random);
+    fill_uniform(dy.values(), random);
+    std::fill(conv.bias.value.begin(), conv.bias.value.end(), 0.f);
+    conv.forward(x, y, {});
+    conv.backward(x, y, dy, &dx);
+    double forward_side = 0, input_side = 0, weight_side = 0;
+    for (std::size_t i = 0; i < y.size(); ++i)
+        forward_side += double(y.data()[i]) * dy.data()[i];
+    for (std::size_t i = 0; i < x.size(); ++i)
+        input_side += double(x.data()[i]) * dx.data()[i];
+    for (std::size_t i = 0; i < conv.weight.value.size(); ++i)
+        weight_side += double(conv.weight.value[i]) * conv.weight.grad[i];
+    CHECK(input_side == doctest::Approx(forward_side).epsilon(1e-5));
+    CHECK(weight_side == doctest::Approx(forward_side).epsilon(1e-5));
+    double bias_grad = 0;
+    for (std::size_t i = 0; i < dy.size(); ++i)
+        bias_grad += dy.data()[i];
+    double bias_side = 0;
+    for (float g : conv.bias.grad)
+        bias_side += g;
+    CHECK(bias_side == doctest::Approx(bias_grad).epsilon(1e-5));
+}
+
+TEST_CASE("max-pool routes the gradient to the arg-max only, first maximum on ties")
+{
+    MaxPool2x2::layer<shape<1, 2, 4>> pool;
+    tensor<shape<1, 2, 4>> x(1), dx;
+    tensor<shape<1, 1, 2>> y, dy(1);
+    // Window one: 1 2 / 3 0, maximum at bottom-left. Window two: all 5, a four-way tie.
+    const float values[8] = {1, 2, 5, 5, 3, 0, 5, 5};
+    std::copy(values, values + 8, x.data());
+    pool.forward(x, y, {});
+    CHECK(y(0, 0, 0, 0) == 3.f);
+    CHECK(y(0, 0, 0, 1) == 5.f);
+    dy(0, 0, 0, 0) = 10.f;
+    dy(0, 0, 0, 1) = 20.f;
+    pool.backward(x, y, dy, &dx);
+    const float expected[8] = {0, 0, 20, 0, 10, 0, 0, 0};
+    for (std::size_t i = 0; i < 8; ++i) {
+        CAPTURE(i);
+        CHECK(dx.data()[i] == expected[i]);
+    }
+}
+
+TEST_CASE("SIMD ReLU kernels agree with scalar code on every tail length")
+{
+    for (std::size_t n = 0; n < 70; ++n) {
+        CAPTURE(n);
+        rng random(n);
+        std::vector<float> x(n), grad(n);
+        fill_uniform(x, random);
+        fill_uniform(grad, random);
+        auto relu = x;
+        kernels::relu_inplace(relu.data(), n);
+        auto masked = grad;
+        kernels::relu_backward_inplace(masked.data(), relu.data(), n);
+        for (std::size_t i = 0; i < n; ++i) {
+            CHECK(relu[i] == (x[i] > 0 ? x[i] : 0.f));
+            CHECK(masked[i] == (x[i] > 0 ? grad[i] : 0.f));
+        }
+    }
+}
+
+TEST_CASE("linear forward and backward equal plain loops")
+{
+    constexpr std::size_t batch = 3, in = 11, out = 7;
+    Linear<in, out>::layer<shape<in>> linear;
+    rng random(4);
+    linear.initialize(weight_init::xavier_uniform, random);
+    tensor<shape<in>> x(batch), dx;
+    tensor<shape<out>> y, dy(batch);
+    fill_uniform(x.values(), random);
+    fill_uniform(dy.values(), random);
+    linear.forward(x, y, {});
+    linear.backward(x, y, dy, &dx);
+    const float* w = linear.weight.value.data();
+    for (std::size_t n = 0; n < batch; ++n)
+        for (std::size_t o = 0; o < out; ++o) {
+            double sum = linear.bias.value[o];
+            for (std::size_t i = 0; i < in; ++i)
+                sum += double(x(n, i)) * w[o * in + i];
+            CHECK(y(n, o) == doctest::Approx(sum).epsilon(1e-5));
+        }
+    for (std::size_t o = 0; o < out; ++o)
+        for (std::size_t i = 0; i < in; ++i) {
+            double sum = 0;
+            for (std::size_t n = 0; n < batch; ++n)
+                sum += double(dy(n, o)) * x(n, i);
+            CHECK(linear.weight.grad[o * in + i] == doctest::Approx(sum).epsilon(1e-5));
+        }
+    for (std::size_t n = 0; n < batch; ++n)
+        for (std::size_t i = 0; i < in; ++i) {
+            double sum = 0;
+            for (std::size_t o = 0; o < out; ++o)
+                sum += double(dy(n, o)) * w[o * in + i];
+            CHECK(dx(n, i) == doctest::Approx(sum).epsilon(1e-5));
+        }
+}
+
+TEST_CASE("dropout keeps about 1 - p of the elements, scaled, and is the identity in evaluation")
+{
+    Dropout<50>::layer<shape<1000>> dropout;
+    tensor<shape<1000>> x(8), y;
+    std::fill(x.values().begin(), x.values().end(), 1.f);
+    dropout.forward(x, y, {mode::train, 3});
+    std::size_t kept = 0;
+    for (float v : y.values()) {
+        CHECK((v == 0.f || v == 2.f));
+        kept += v == 2.f;
+    }
+    CHECK(kept > 3800);
+    CHECK(kept < 4200);
+    tensor<shape<1000>> again;
+    dropout.forward(x, again, {mode::train, 3});
+    CHECK(std::equal(y.values().begin(), y.values().end(), again.values().begin()));
+    dropout.forward(x, y, {mode::train, 4});
+    CHECK_FALSE(std::equal(y.values().begin(), y.values().end(), again.values().begin()));
+    dropout.forward(x, y, {mode::eval, 3});
+    CHECK(std::all_of(y.values().begin(), y.values().end(), [](float v) { return v == 1.f; }));
+}

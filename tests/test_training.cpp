@@ -1,0 +1,114 @@
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "gradient_check.hpp"
+
+using namespace vgg;
+
+namespace {
+
+// Two VGG blocks on 1x32x32 and a small head.
+using small_net = Sequential<shape<1, 32, 32>, VGGBlock<1, 1, 8>, VGGBlock<2, 8, 16>, Flatten, Linear<16 * 8 * 8, 64>,
+                             ReLU, Dropout<50>, Linear<64, 4>>;
+
+// A learnable task: the class is the quadrant that holds a bright 6x6 square, on noise.
+void make_batch(rng& random, tensor<shape<1, 32, 32>>& x, std::vector<int>& labels, std::size_t batch)
+{
+    x.resize(batch);
+    labels.resize(batch);
+    for (std::size_t n = 0; n < batch; ++n) {
+        const int label = static_cast<int>(random.below(4));
+        labels[n] = label;
+        for (std::size_t i = 0; i < x.sample_size; ++i)
+            x.sample(n)[i] = random.uniform(0.f, 0.3f);
+        const std::size_t top = (label / 2) * 16 + random.below(10), left = (label % 2) * 16 + random.below(10);
+        for (std::size_t r = 0; r < 6; ++r)
+            for (std::size_t c = 0; c < 6; ++c)
+                x(n, 0, top + r, left + c) = 1.f;
+    }
+}
+
+struct training_run {
+    float first_loss = 0, last_loss = 0, accuracy = 0;
+    std::vector<float> weights;
+};
+
+training_run train(std::uint64_t seed, std::size_t steps)
+{
+    small_net net;
+    rng random(seed);
+    net.initialize(weight_init::xavier_uniform, random);
+    sgd optimiser(0.05f, 0.9f);
+    tensor<shape<1, 32, 32>> x;
+    tensor<shape<4>> grad;
+    std::vector<int> labels;
+    training_run run;
+    for (std::size_t step = 0; step < steps; ++step) {
+        make_batch(random, x, labels, 32);
+        const auto result = softmax_cross_entropy(net.forward(x, {mode::train, mix64(seed, step)}), labels, grad);
+        net.backward(grad);
+        optimiser.step(net);
+        if (step == 0)
+            run.first_loss = result.loss;
+        run.last_loss = result.loss;
+    }
+    make_batch(random, x, labels, 400);
+    run.accuracy = float(softmax_cross_entropy(net.forward(x, {mode::eval, 0}), labels, grad).correct) / 400.f;
+    net.visit_parameters([&](const parameter_view& p) { run.weights.insert(run.weights.end(), p.value.begin(), p.value.end()); });
+    return run;
+}
+
+} // namespace
+
+TEST_CASE("a small VGG learns a synthetic task, and the same seed gives bit-identical weights")
+{
+    const auto run = train(7, 150);
+    CAPTURE(run.first_loss);
+    CAPTURE(run.last_loss);
+    CHECK(run.first_loss > 1.2f);
+    CHECK(run.last_loss < 0.25f * run.first_loss);
+    CHECK(run.accuracy > 0.95f);
+
+    const auto again = train(7, 150);
+    REQUIRE(again.weights.size() == run.weights.size());
+    CHECK(std::equal(run.weights.begin(), run.weights.end(), again.weights.begin()));
+}
+
+TEST_CASE("SGD follows torch.optim.SGD with momentum and weight decay")
+{
+    Sequential<shape<3>, Linear<3, 2>> net;
+    auto& layer = net.layer<0>();
+    rng random(1);
+    net.initialize(weight_init::xavier_uniform, random);
+    std::vector<float> w(layer.weight.value.begin(), layer.weight.value.end()), v(w.size());
+    sgd optimiser(0.1f, 0.9f, 0.01f);
+    for (int step = 0; step < 3; ++step) {
+        vgg::testing::fill_uniform(layer.weight.grad, random);
+        std::fill(layer.bias.grad.begin(), layer.bias.grad.end(), 0.f);
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            const float d = layer.weight.grad[i] + 0.01f * w[i];
+            v[i] = step == 0 ? d : 0.9f * v[i] + d;
+            w[i] -= 0.1f * v[i];
+        }
+        optimiser.step(net);
+        for (std::size_t i = 0; i < w.size(); ++i)
+            CHECK(layer.weight.value[i] == doctest::Approx(w[i]).epsilon(1e-6));
+    }
+}
+
+TEST_CASE("Xavier-uniform initialisation stays within its bound and fills it")
+{
+    Conv3x3<16, 32>::layer<shape<16, 4, 4>> conv;
+    rng random(3);
+    conv.initialize(weight_init::xavier_uniform, random);
+    const float bound = std::sqrt(6.f / float(16 * 9 + 32 * 9));
+    const auto [low, high] = std::minmax_element(conv.weight.value.begin(), conv.weight.value.end());
+    CHECK(*low >= -bound);
+    CHECK(*high <= bound);
+    CHECK(*low < -0.95f * bound);
+    CHECK(*high > 0.95f * bound);
+    const float bias_bound = 1.f / std::sqrt(float(16 * 9));
+    for (float b : conv.bias.value)
+        CHECK(std::abs(b) <= bias_bound);
+}
