@@ -1,0 +1,276 @@
+#pragma once
+// The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
+// header length N, N bytes of JSON, then the raw little-endian tensor data. The JSON maps each
+// tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data), plus
+// an optional "__metadata__" of string pairs.
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vgg/core/layer.hpp"
+#include "vgg/io/atomic_file.hpp"
+#include "vgg/io/error.hpp"
+
+namespace vgg::io {
+
+static_assert(std::endian::native == std::endian::little,
+              "vgg's safetensors code reads and writes little-endian data in place, so it needs a little-endian host.");
+
+/// One tensor of a safetensors file, converted to float.
+struct stored_tensor {
+    std::vector<std::size_t> shape;
+    std::vector<float> values;
+};
+
+/// Everything a safetensors file holds.
+struct safetensors_content {
+    std::map<std::string, stored_tensor> tensors;
+    std::map<std::string, std::string> metadata;
+};
+
+/// A named tensor to write: a view of float data and its shape.
+struct tensor_to_write {
+    std::string name;
+    std::vector<std::size_t> shape;
+    std::span<const float> values;
+};
+
+namespace detail {
+
+inline float half_to_float(std::uint16_t h)
+{
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    const std::uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+    float magnitude;
+    if (exponent == 0)
+        magnitude = std::ldexp(static_cast<float>(mantissa), -24); // zero or subnormal
+    else if (exponent == 31)
+        magnitude = mantissa ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+    else
+        magnitude = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
+    return sign ? -magnitude : magnitude;
+}
+
+inline float bfloat16_to_float(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
+
+inline std::size_t dtype_size(const std::string& dtype)
+{
+    if (dtype == "F32")
+        return 4;
+    if (dtype == "F16" || dtype == "BF16")
+        return 2;
+    return 0;
+}
+
+/// Reads an unsigned integer from the header, or explains why it is not one.
+inline std::uint64_t header_count(const std::filesystem::path& path, const nlohmann::json& value, const std::string& what)
+{
+    if (!value.is_number_unsigned())
+        throw file_error(path, what + " is not a non-negative integer");
+    return value.get<std::uint64_t>();
+}
+
+} // namespace detail
+
+/// Reads and checks a whole safetensors file. Every length and offset in the header is checked
+/// against the file before any data is touched; tensors must tile the data section exactly, as
+/// the format requires. F32, F16 and BF16 are accepted and converted to float.
+inline safetensors_content read_safetensors(const std::filesystem::path& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw file_error(path, "cannot open for reading");
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        throw file_error(path, "read error");
+    if (bytes.size() < 8)
+        throw file_error(path, "not a safetensors file: " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
+    std::uint64_t header_length;
+    std::memcpy(&header_length, bytes.data(), 8);
+    if (header_length > bytes.size() - 8)
+        throw file_error(path, "truncated or not a safetensors file: header length " + std::to_string(header_length) +
+                                   " exceeds the " + std::to_string(bytes.size() - 8) + " bytes that follow");
+    const auto header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_length),
+                                              nullptr, false);
+    if (header.is_discarded() || !header.is_object())
+        throw file_error(path, "the safetensors header is not a JSON object");
+    const std::size_t data_begin = 8 + header_length, data_size = bytes.size() - data_begin;
+
+    safetensors_content content;
+    struct extent {
+        std::uint64_t begin, end;
+        std::string name;
+    };
+    std::vector<extent> extents;
+    for (const auto& [name, entry] : header.items()) {
+        if (name == "__metadata__") {
+            if (!entry.is_object())
+                throw file_error(path, "__metadata__ is not a JSON object");
+            for (const auto& [key, value] : entry.items()) {
+                if (!value.is_string())
+                    throw file_error(path, "metadata \"" + key + "\" is not a string");
+                content.metadata[key] = value.get<std::string>();
+            }
+            continue;
+        }
+        const std::string where = "tensor \"" + name + "\"";
+        if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+            throw file_error(path, where + " needs dtype, shape and data_offsets");
+        if (!entry["dtype"].is_string())
+            throw file_error(path, where + ": dtype is not a string");
+        const std::string dtype = entry["dtype"].get<std::string>();
+        const std::size_t element_size = detail::dtype_size(dtype);
+        if (element_size == 0)
+            throw file_error(path, where + " has dtype " + dtype + "; only F32, F16 and BF16 can be read");
+        const auto& shape = entry["shape"];
+        const auto& offsets = entry["data_offsets"];
+        if (!shape.is_array())
+            throw file_error(path, where + ": shape is not an array");
+        if (!offsets.is_array() || offsets.size() != 2)
+            throw file_error(path, where + ": data_offsets is not a pair [begin, end]");
+        stored_tensor tensor;
+        std::uint64_t count = 1;
+        for (const auto& dimension : shape) {
+            const auto d = detail::header_count(path, dimension, where + ": a shape entry");
+            if (d != 0 && count > (std::uint64_t(1) << 40) / d)
+                throw file_error(path, where + " has an impossibly large shape");
+            count *= d;
+            tensor.shape.push_back(static_cast<std::size_t>(d));
+        }
+        const auto begin = detail::header_count(path, offsets[0], where + ": data_offsets[0]");
+        const auto end = detail::header_count(path, offsets[1], where + ": data_offsets[1]");
+        if (begin > end || end > data_size)
+            throw file_error(path, where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                       "] outside the " + std::to_string(data_size) + " bytes of data");
+        if (end - begin != count * element_size)
+            throw file_error(path, where + " has " + std::to_string(end - begin) + " bytes of data, but its shape and dtype need " +
+                                       std::to_string(count * element_size));
+        extents.push_back({begin, end, name});
+        const char* data = bytes.data() + data_begin + begin;
+        tensor.values.resize(count);
+        for (std::size_t i = 0; i < count; ++i) {
+            if (element_size == 4) {
+                std::memcpy(&tensor.values[i], data + 4 * i, 4);
+            } else {
+                std::uint16_t bits;
+                std::memcpy(&bits, data + 2 * i, 2);
+                tensor.values[i] = dtype == "F16" ? detail::half_to_float(bits) : detail::bfloat16_to_float(bits);
+            }
+        }
+        content.tensors.emplace(name, std::move(tensor));
+    }
+    std::sort(extents.begin(), extents.end(), [](const extent& a, const extent& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+    std::uint64_t expected = 0;
+    for (const auto& e : extents) {
+        if (e.begin != expected)
+            throw file_error(path, "tensor \"" + e.name + "\" " + (e.begin < expected ? "overlaps another tensor" : "leaves a gap before it") +
+                                       " in the data section");
+        expected = e.end;
+    }
+    if (expected != data_size)
+        throw file_error(path, std::to_string(data_size - expected) + " bytes after the last tensor belong to no tensor");
+    return content;
+}
+
+/// Writes tensors as F32 in the given order, atomically (see write_file_atomically).
+inline void write_safetensors(const std::filesystem::path& path, const std::vector<tensor_to_write>& tensors,
+                              const std::map<std::string, std::string>& metadata = {})
+{
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata.empty())
+        header["__metadata__"] = metadata;
+    std::uint64_t offset = 0;
+    std::set<std::string> names;
+    for (const auto& t : tensors) {
+        if (!names.insert(t.name).second)
+            throw file_error(path, "two tensors named \"" + t.name + "\"");
+        std::size_t count = 1;
+        for (auto d : t.shape)
+            count *= d;
+        if (count != t.values.size())
+            throw file_error(path, "tensor \"" + t.name + "\" has " + std::to_string(t.values.size()) +
+                                       " values but its shape needs " + std::to_string(count));
+        header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * count}}};
+        offset += 4 * count;
+    }
+    std::string json = header.dump();
+    json.append((8 - json.size() % 8) % 8, ' '); // keeps the data 8-byte aligned, as the format recommends
+    std::string bytes(8, '\0');
+    const std::uint64_t header_length = json.size();
+    std::memcpy(bytes.data(), &header_length, 8);
+    bytes += json;
+    bytes.reserve(bytes.size() + offset);
+    for (const auto& t : tensors)
+        bytes.append(reinterpret_cast<const char*>(t.values.data()), t.values.size_bytes());
+    write_file_atomically(path, bytes);
+}
+
+/// The network's parameters as tensors to write, under their PyTorch state_dict names.
+template <class Net>
+std::vector<tensor_to_write> parameter_tensors(Net& net)
+{
+    std::vector<tensor_to_write> tensors;
+    net.visit_parameters([&](const parameter_view& p) { tensors.push_back({p.name, p.shape, p.value}); });
+    return tensors;
+}
+
+/// Saves a network's parameters, named as the seed's PyTorch state_dict() names them.
+template <class Net>
+void save_weights(Net& net, const std::filesystem::path& path, const std::map<std::string, std::string>& metadata = {})
+{
+    write_safetensors(path, parameter_tensors(net), metadata);
+}
+
+/// Copies the network's parameters from `content`. Every parameter must be present with its
+/// exact shape; any other tensor is an error unless its name starts with `extra_prefix` (a
+/// checkpoint keeps optimiser state that way). All checks pass before the first value is
+/// copied, so a failed load leaves the network as it was.
+template <class Net>
+void load_weights(Net& net, const safetensors_content& content, const std::filesystem::path& source,
+                  const std::string& extra_prefix = {})
+{
+    auto shape_text = [](const std::vector<std::size_t>& shape) {
+        std::string text = "[";
+        for (std::size_t i = 0; i < shape.size(); ++i)
+            text += (i ? ", " : "") + std::to_string(shape[i]);
+        return text + "]";
+    };
+    std::set<std::string> expected;
+    net.visit_parameters([&](const parameter_view& p) {
+        expected.insert(p.name);
+        const auto found = content.tensors.find(p.name);
+        if (found == content.tensors.end())
+            throw file_error(source, "tensor \"" + p.name + "\" " + shape_text(p.shape) + " is missing (is this a checkpoint of another architecture?)");
+        if (found->second.shape != p.shape)
+            throw file_error(source, "tensor \"" + p.name + "\" has shape " + shape_text(found->second.shape) +
+                                         ", but this network needs " + shape_text(p.shape));
+    });
+    for (const auto& [name, tensor] : content.tensors)
+        if (!expected.count(name) && (extra_prefix.empty() || name.rfind(extra_prefix, 0) != 0))
+            throw file_error(source, "tensor \"" + name + "\" " + shape_text(tensor.shape) + " is not a parameter of this network");
+    net.visit_parameters([&](const parameter_view& p) {
+        const auto& values = content.tensors.at(p.name).values;
+        std::copy(values.begin(), values.end(), p.value.begin());
+    });
+}
+
+template <class Net>
+void load_weights(Net& net, const std::filesystem::path& path)
+{
+    load_weights(net, read_safetensors(path), path);
+}
+
+} // namespace vgg::io

@@ -1,0 +1,165 @@
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include <unistd.h>
+
+#include <vgg/io/safetensors.hpp>
+#include <vgg/vgg.hpp>
+
+using namespace vgg;
+namespace fs = std::filesystem;
+
+namespace {
+
+using tiny_net = Sequential<shape<1, 4, 4>, VGGBlock<1, 1, 2>, Flatten, Linear<8, 3>>;
+
+fs::path scratch_file(const std::string& name)
+{
+    const auto dir = fs::temp_directory_path() / ("vgg_test_safetensors_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    return dir / name;
+}
+
+std::string file_bytes(const fs::path& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const fs::path& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+
+// A safetensors file from a header written by hand and `data_bytes` bytes of data.
+std::string handmade(const std::string& header, std::size_t data_bytes)
+{
+    std::string bytes(8, '\0');
+    const std::uint64_t length = header.size();
+    std::memcpy(bytes.data(), &length, 8);
+    return bytes + header + std::string(data_bytes, '\0');
+}
+
+std::string error_of(const std::function<void()>& action)
+{
+    try {
+        action();
+    } catch (const io::file_error& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+std::vector<float> all_values(tiny_net& net)
+{
+    std::vector<float> values;
+    net.visit_parameters([&](const parameter_view& p) { values.insert(values.end(), p.value.begin(), p.value.end()); });
+    return values;
+}
+
+} // namespace
+
+TEST_CASE("weights round-trip through safetensors under state_dict names")
+{
+    tiny_net saved, loaded;
+    rng random(1);
+    saved.initialize(weight_init::xavier_uniform, random);
+    const auto path = scratch_file("round-trip.safetensors");
+    io::save_weights(saved, path, {{"resize", "4"}});
+    const auto content = io::read_safetensors(path);
+    CHECK(content.metadata.at("resize") == "4");
+    CHECK(content.tensors.at("0.0.weight").shape == std::vector<std::size_t>{2, 1, 3, 3});
+    CHECK(content.tensors.at("2.weight").shape == std::vector<std::size_t>{3, 8});
+    CHECK(content.tensors.size() == 4);
+    io::load_weights(loaded, path);
+    CHECK(all_values(loaded) == all_values(saved));
+    std::uint64_t header_length;
+    std::memcpy(&header_length, file_bytes(path).data(), 8);
+    CHECK(header_length % 8 == 0);
+}
+
+TEST_CASE("half and bfloat16 tensors are converted to float on load")
+{
+    const std::string header = R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}})";
+    auto bytes = handmade(header, 12);
+    const std::uint16_t halves[4] = {0x3c00, 0xc000, 0x0001, 0x7c00}; // 1, -2, 2^-24, inf
+    const std::uint16_t bfloats[2] = {0x3f80, 0x4049};                 // 1, 3.140625
+    std::memcpy(bytes.data() + 8 + header.size(), halves, 8);
+    std::memcpy(bytes.data() + 8 + header.size() + 8, bfloats, 4);
+    const auto path = scratch_file("halves.safetensors");
+    write_bytes(path, bytes);
+    const auto content = io::read_safetensors(path);
+    CHECK(content.tensors.at("h").values == std::vector<float>{1.f, -2.f, std::ldexp(1.f, -24), INFINITY});
+    CHECK(content.tensors.at("b").values == std::vector<float>{1.f, 3.140625f});
+}
+
+TEST_CASE("a damaged or foreign file is a clear error, and the network is left untouched")
+{
+    tiny_net good, net;
+    rng random(2);
+    good.initialize(weight_init::xavier_uniform, random);
+    net.initialize(weight_init::xavier_uniform, random);
+    const auto before = all_values(net);
+    const auto good_path = scratch_file("good.safetensors");
+    io::save_weights(good, good_path);
+    const auto good_bytes = file_bytes(good_path);
+    const auto path = scratch_file("bad.safetensors");
+    auto load_error = [&](const std::string& bytes) {
+        write_bytes(path, bytes);
+        const auto message = error_of([&] { io::load_weights(net, path); });
+        CHECK(all_values(net) == before);
+        return message;
+    };
+    const std::string p = path.string() + ": ";
+
+    CHECK(error_of([&] { io::read_safetensors(scratch_file("missing.safetensors")); }).find("missing.safetensors: cannot open") != std::string::npos);
+    CHECK(load_error("abc") == p + "not a safetensors file: 3 bytes, shorter than the 8-byte header length");
+    CHECK(load_error(good_bytes.substr(0, 100)).find(p + "truncated or not a safetensors file: header length") == 0);
+    CHECK(load_error(good_bytes.substr(0, good_bytes.size() - 4)).find("outside the") != std::string::npos);
+    CHECK(load_error(std::string("\xff\xff\xff\xff\xff\xff\xff\xff", 8) + "{}").find("header length 18446744073709551615 exceeds") != std::string::npos);
+    CHECK(load_error(handmade("{not json", 0)) == p + "the safetensors header is not a JSON object");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", 8)) ==
+          p + "tensor \"x\" has dtype I64; only F32, F16 and BF16 can be read");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4)) ==
+          p + "tensor \"x\" has 4 bytes of data, but its shape and dtype need 8");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)) ==
+          p + "tensor \"x\": a shape entry is not a non-negative integer");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", 4)) ==
+          p + "tensor \"x\" has an impossibly large shape");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})", 4)).find("outside the 4 bytes of data") != std::string::npos);
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)) ==
+          p + "tensor \"y\" overlaps another tensor in the data section");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)) ==
+          p + "tensor \"x\" leaves a gap before it in the data section");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8)) ==
+          p + "4 bytes after the last tensor belong to no tensor");
+
+    // Well-formed files that do not fit the network.
+    auto tensors = io::parameter_tensors(good);
+    io::write_safetensors(path, {tensors.begin(), tensors.end() - 1});
+    CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"2.bias\" [3] is missing (is this a checkpoint of another architecture?)");
+    const std::vector<float> extra_values(5);
+    tensors.push_back({"extra", {5}, extra_values});
+    io::write_safetensors(path, tensors);
+    CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"extra\" [5] is not a parameter of this network");
+    tensors.pop_back();
+    tensors[0].shape = {1, 2, 3, 3};
+    io::write_safetensors(path, tensors);
+    CHECK(error_of([&] { io::load_weights(net, path); }) ==
+          p + "tensor \"0.0.weight\" has shape [1, 2, 3, 3], but this network needs [2, 1, 3, 3]");
+    CHECK(all_values(net) == before);
+}
+
+TEST_CASE("saving replaces a file atomically and never leaves a temporary behind")
+{
+    tiny_net net;
+    rng random(3);
+    net.initialize(weight_init::xavier_uniform, random);
+    const auto dir = scratch_file("atomic");
+    fs::create_directories(dir);
+    io::save_weights(net, dir / "w.safetensors");
+    io::save_weights(net, dir / "w.safetensors");
+    CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 1);
+    CHECK(error_of([&] { io::save_weights(net, dir / "no-such-dir" / "w.safetensors"); }).find("cannot create temporary file") != std::string::npos);
+}
