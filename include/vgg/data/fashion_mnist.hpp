@@ -2,11 +2,15 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "vgg/core/tensor.hpp"
 #include "vgg/data/idx.hpp"
+#include "vgg/data/resize.hpp"
+#include "vgg/detail/parallel.hpp"
 
 namespace vgg::data {
 
@@ -64,6 +68,27 @@ inline image_set read_fashion_mnist(const std::filesystem::path& dir, std::strin
         throw io::file_error(fashion_mnist_file(dir, split, "images"), "images are " + std::to_string(set.rows) + "x" +
                                                                            std::to_string(set.cols) + ", Fashion-MNIST's are 28x28");
     return set;
+}
+
+} // namespace vgg::data
+
+namespace vgg::data {
+
+/// Fills `images` with the examples `indices` of `set`, resized as torchvision's
+/// Resize + ToTensor would, and `labels` with their labels. Images are resized in parallel.
+template <std::size_t Height, std::size_t Width>
+void fill_batch(const image_set& set, std::span<const std::size_t> indices, const bilinear_resizer& resizer,
+                tensor<shape<1, Height, Width>>& images, std::vector<int>& labels)
+{
+    images.resize(indices.size());
+    labels.resize(indices.size());
+    for (std::size_t n = 0; n < indices.size(); ++n)
+        labels[n] = set.labels[indices[n]];
+    vgg::detail::parallel_ranges(indices.size(), [&](std::size_t, std::size_t, vgg::detail::range part) {
+        std::vector<std::uint8_t> scratch, resized;
+        for (std::size_t n = part.begin; n < part.end; ++n)
+            resizer.resize_to_unit(set.image(indices[n]), images.sample(n), scratch, resized);
+    });
 }
 
 } // namespace vgg::data

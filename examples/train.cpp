@@ -1,0 +1,324 @@
+// vgg_train: the seed's experiment. d2l's train_ch6 on Fashion-MNIST resized to 224x224 with the
+// small VGG-11 (channels divided by 4): Xavier-uniform init, SGD with lr 0.05, batch 128,
+// 10 epochs, cross-entropy; test accuracy after every epoch; curves, CSV and checkpoints.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <sstream>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <vgg/data/fashion_mnist.hpp>
+#include <vgg/io/safetensors.hpp>
+#include <vgg/io/svg_plot.hpp>
+#include <vgg/train/checkpoint.hpp>
+#include <vgg/train/progress.hpp>
+#include <vgg/vgg.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct options {
+    fs::path data = vgg::data::default_fashion_mnist_dir;
+    fs::path out = "out";
+    fs::path plot;
+    fs::path resume;
+    std::size_t epochs = 10;
+    float lr = 0.05f;
+    float momentum = 0.f;
+    float weight_decay = 0.f;
+    std::size_t batch_size = 128;
+    std::uint64_t seed = 42;
+    int threads = vgg::detail::max_threads();
+    std::size_t resize = 224;
+    std::size_t ratio = 4;
+    std::size_t limit_train = 0;
+    std::size_t limit_test = 0;
+};
+
+// One point of d2l's Animator: train loss and accuracy several times an epoch, test accuracy
+// at the end of each (NaN where a value is not measured at that point).
+struct metric_point {
+    double epoch, train_loss, train_acc, test_acc;
+};
+
+nlohmann::json to_json(const std::vector<metric_point>& history)
+{
+    auto out = nlohmann::json::array();
+    for (const auto& p : history)
+        out.push_back({p.epoch, p.train_loss, p.train_acc, std::isnan(p.test_acc) ? nlohmann::json() : nlohmann::json(p.test_acc)});
+    return out;
+}
+
+std::vector<metric_point> history_from_json(const std::string& text, const fs::path& source)
+{
+    const auto json = nlohmann::json::parse(text, nullptr, false);
+    if (json.is_discarded() || !json.is_array())
+        throw vgg::io::file_error(source, "its history metadata is not a JSON array");
+    std::vector<metric_point> history;
+    auto value = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
+    for (const auto& p : json) {
+        if (!p.is_array() || p.size() != 4)
+            throw vgg::io::file_error(source, "its history metadata has a malformed point");
+        history.push_back({value(p[0]), value(p[1]), value(p[2]), value(p[3])});
+    }
+    return history;
+}
+
+std::string csv_text(const std::vector<metric_point>& history)
+{
+    std::ostringstream out;
+    out << "epoch,train_loss,train_acc,test_acc\n";
+    auto cell = [&](double v) {
+        if (!std::isnan(v))
+            out << v;
+    };
+    for (const auto& p : history) {
+        out << p.epoch << ',';
+        cell(p.train_loss);
+        out << ',';
+        cell(p.train_acc);
+        out << ',';
+        cell(p.test_acc);
+        out << '\n';
+    }
+    return out.str();
+}
+
+std::string plot_svg(const std::vector<metric_point>& history, std::size_t epochs)
+{
+    // d2l's Animator legend and line styles: 'b-', 'm--', 'g-.'.
+    std::vector<vgg::io::plot_series> series{{"train loss", "#1f77b4", "", {}},
+                                             {"train acc", "#bf00bf", "6,4", {}},
+                                             {"test acc", "#008000", "8,3,2,3", {}}};
+    for (const auto& p : history) {
+        if (!std::isnan(p.train_loss))
+            series[0].points.emplace_back(p.epoch, p.train_loss);
+        if (!std::isnan(p.train_acc))
+            series[1].points.emplace_back(p.epoch, p.train_acc);
+        if (!std::isnan(p.test_acc))
+            series[2].points.emplace_back(p.epoch, p.test_acc);
+    }
+    return vgg::io::svg_line_plot(series, "epoch", 1, double(epochs));
+}
+
+template <class Net, class Images>
+double test_accuracy(Net& net, const vgg::data::image_set& test, const vgg::data::bilinear_resizer& resizer,
+                     std::size_t batch_size, bool terminal)
+{
+    Images images;
+    std::vector<int> labels;
+    vgg::tensor<typename Net::output_shape> grad;
+    std::vector<std::size_t> order(test.size());
+    std::iota(order.begin(), order.end(), 0);
+    const std::size_t batches = (test.size() + batch_size - 1) / batch_size;
+    vgg::progress_reporter progress(std::cout, terminal, "  test", batches);
+    std::size_t correct = 0;
+    for (std::size_t b = 0; b < batches; ++b) {
+        const std::size_t begin = b * batch_size, count = std::min(batch_size, test.size() - begin);
+        vgg::data::fill_batch(test, std::span(order).subspan(begin, count), resizer, images, labels);
+        correct += vgg::softmax_cross_entropy(net.forward(images, {vgg::mode::eval, 0}), labels, grad).correct;
+        progress.update(b + 1, begin + count, NAN);
+    }
+    progress.finish();
+    return double(correct) / double(test.size());
+}
+
+template <std::size_t Resize, std::size_t Ratio>
+int train(const options& opt)
+{
+    using net_t = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
+    using images_t = vgg::tensor<vgg::shape<1, Resize, Resize>>;
+    const bool terminal = ::isatty(::fileno(stdout));
+
+    auto train_set = vgg::data::read_fashion_mnist(opt.data, "train");
+    auto test_set = vgg::data::read_fashion_mnist(opt.data, "t10k");
+    auto limit = [](vgg::data::image_set& set, std::size_t n) {
+        if (n == 0 || n >= set.size())
+            return;
+        set.labels.resize(n);
+        set.pixels.resize(n * set.rows * set.cols);
+    };
+    limit(train_set, opt.limit_train);
+    limit(test_set, opt.limit_test);
+    const vgg::data::bilinear_resizer resizer(28, 28, Resize, Resize);
+
+    auto net = std::make_unique<net_t>();
+    vgg::rng init_random(opt.seed);
+    net->initialize(vgg::weight_init::xavier_uniform, init_random);
+    vgg::sgd optimiser(opt.lr, opt.momentum, opt.weight_decay);
+
+    fs::create_directories(opt.out);
+    const fs::path checkpoint_path = opt.out / "checkpoint.safetensors";
+    const fs::path plot_path = opt.plot.empty() ? opt.out / "curves.svg" : opt.plot;
+    std::vector<metric_point> history;
+    std::size_t first_epoch = 0;
+    double train_seconds = 0;
+    if (!opt.resume.empty()) {
+        const auto checkpoint = vgg::io::read_safetensors(opt.resume);
+        const auto& metadata = checkpoint.metadata;
+        auto field = [&](const std::string& key) {
+            const auto found = metadata.find(key);
+            if (found == metadata.end())
+                throw vgg::io::file_error(opt.resume, "checkpoint has no \"" + key + "\" metadata");
+            return found->second;
+        };
+        if (field("resize") != std::to_string(Resize) || field("ratio") != std::to_string(Ratio))
+            throw vgg::io::file_error(opt.resume, "is a checkpoint for --resize " + field("resize") + " --ratio " +
+                                                      field("ratio") + ", not --resize " + std::to_string(Resize) +
+                                                      " --ratio " + std::to_string(Ratio));
+        vgg::load_checkpoint(*net, optimiser, checkpoint, opt.resume);
+        for (const auto& [key, value] : {std::pair{"seed", std::to_string(opt.seed)},
+                                         {"batch_size", std::to_string(opt.batch_size)},
+                                         {"train_examples", std::to_string(train_set.size())},
+                                         {"threads", std::to_string(opt.threads)}})
+            if (field(key) != value)
+                std::cerr << "warning: the checkpoint was made with " << key << " " << field(key) << ", this run uses "
+                          << value << ": the result will differ from an uninterrupted run\n";
+        first_epoch = std::stoul(field("epoch"));
+        train_seconds = std::stod(field("train_seconds"));
+        history = history_from_json(field("history"), opt.resume);
+        std::cout << "resumed from " << opt.resume.string() << " after epoch " << first_epoch << "\n";
+    }
+
+    std::cout << "training VGG-11 (channels / " << Ratio << ") on " << train_set.size() << " Fashion-MNIST images at "
+              << Resize << "x" << Resize << ", testing on " << test_set.size() << "; " << opt.threads << " threads\n";
+    const std::size_t batches = (train_set.size() + opt.batch_size - 1) / opt.batch_size;
+    const std::size_t plot_every = std::max<std::size_t>(batches / 5, 1);
+    images_t images;
+    std::vector<int> labels;
+    vgg::tensor<vgg::shape<10>> grad;
+    std::vector<std::size_t> order(train_set.size());
+    double last_loss = NAN, last_train_acc = NAN, last_test_acc = NAN;
+    for (const auto& p : history) {
+        last_loss = std::isnan(p.train_loss) ? last_loss : p.train_loss;
+        last_train_acc = std::isnan(p.train_acc) ? last_train_acc : p.train_acc;
+        last_test_acc = std::isnan(p.test_acc) ? last_test_acc : p.test_acc;
+    }
+
+    for (std::size_t epoch = first_epoch; epoch < opt.epochs; ++epoch) {
+        // The epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
+        std::iota(order.begin(), order.end(), 0);
+        vgg::rng shuffle(vgg::mix64(opt.seed, epoch));
+        for (std::size_t i = order.size(); i > 1; --i)
+            std::swap(order[i - 1], order[shuffle.below(i)]);
+
+        vgg::progress_reporter progress(std::cout, terminal, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(opt.epochs), batches);
+        const auto start = std::chrono::steady_clock::now();
+        double loss_sum = 0;
+        std::size_t correct = 0, seen = 0;
+        for (std::size_t b = 0; b < batches; ++b) {
+            const std::size_t begin = b * opt.batch_size, count = std::min(opt.batch_size, order.size() - begin);
+            vgg::data::fill_batch(train_set, std::span(order).subspan(begin, count), resizer, images, labels);
+            const std::uint64_t step = epoch * batches + b;
+            const auto result = vgg::softmax_cross_entropy(net->forward(images, {vgg::mode::train, vgg::mix64(opt.seed ^ 0xd209, step)}), labels, grad);
+            if (!std::isfinite(result.loss)) {
+                progress.finish();
+                std::cerr << "error: the loss became " << result.loss << " at epoch " << epoch + 1 << ", batch " << b + 1
+                          << "; stopping. ";
+                if (fs::exists(checkpoint_path))
+                    std::cerr << "The last good checkpoint, " << checkpoint_path.string() << ", is untouched.";
+                std::cerr << " Try a smaller --lr.\n";
+                return 3;
+            }
+            net->backward(grad);
+            optimiser.step(*net);
+            loss_sum += double(result.loss) * double(count);
+            correct += result.correct;
+            seen += count;
+            progress.update(b + 1, seen, loss_sum / double(seen));
+            if ((b + 1) % plot_every == 0 || b + 1 == batches) {
+                last_loss = loss_sum / double(seen);
+                last_train_acc = double(correct) / double(seen);
+                history.push_back({double(epoch) + double(b + 1) / double(batches), last_loss, last_train_acc, NAN});
+            }
+        }
+        progress.finish();
+        const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        train_seconds += epoch_seconds;
+        last_test_acc = test_accuracy<net_t, images_t>(*net, test_set, resizer, opt.batch_size, terminal);
+        history.push_back({double(epoch + 1), NAN, NAN, last_test_acc});
+
+        std::printf("epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%d threads)\n",
+                    epoch + 1, opt.epochs, last_loss, last_train_acc, last_test_acc, double(seen) / epoch_seconds,
+                    opt.threads);
+        std::fflush(stdout);
+        vgg::io::write_file_atomically(opt.out / "metrics.csv", csv_text(history));
+        vgg::io::write_file_atomically(plot_path, plot_svg(history, opt.epochs));
+        vgg::save_checkpoint(*net, optimiser, checkpoint_path,
+                             {{"format", "vgg-checkpoint-1"},
+                              {"epoch", std::to_string(epoch + 1)},
+                              {"seed", std::to_string(opt.seed)},
+                              {"resize", std::to_string(Resize)},
+                              {"ratio", std::to_string(Ratio)},
+                              {"batch_size", std::to_string(opt.batch_size)},
+                              {"train_examples", std::to_string(train_set.size())},
+                              {"threads", std::to_string(opt.threads)},
+                              {"train_seconds", std::to_string(train_seconds)},
+                              {"history", to_json(history).dump()}});
+    }
+
+    // d2l's closing lines.
+    std::printf("loss %.3f, train acc %.3f, test acc %.3f\n", last_loss, last_train_acc, last_test_acc);
+    std::printf("%.1f examples/sec on cpu (%d threads)\n",
+                double(train_set.size()) * double(opt.epochs) / std::max(train_seconds, 1e-9), opt.threads);
+    vgg::io::save_weights(*net, opt.out / "model.safetensors",
+                          {{"resize", std::to_string(Resize)}, {"ratio", std::to_string(Ratio)}});
+    std::cout << "wrote " << (opt.out / "model.safetensors").string() << ", " << checkpoint_path.string() << ", "
+              << (opt.out / "metrics.csv").string() << ", " << plot_path.string() << "\n";
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    options opt;
+    CLI::App app{"Trains the d2l VGG-11 (channels divided by --ratio) on Fashion-MNIST, as d2l's train_ch6 does."};
+    app.add_option("--data", opt.data, "Folder with the Fashion-MNIST IDX files")->check(CLI::ExistingDirectory)->capture_default_str();
+    app.add_option("--out", opt.out, "Folder for metrics.csv, curves.svg, checkpoint.safetensors and model.safetensors")->capture_default_str();
+    app.add_option("--plot", opt.plot, "Where to write the SVG curves (default OUT/curves.svg)");
+    app.add_option("--epochs", opt.epochs, "Epochs to train")->check(CLI::Range(1, 100000))->capture_default_str();
+    app.add_option("--lr", opt.lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--momentum", opt.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+    app.add_option("--weight-decay", opt.weight_decay, "SGD weight decay")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+    app.add_option("--batch-size", opt.batch_size, "Examples per batch")->check(CLI::Range(1, 65536))->capture_default_str();
+    app.add_option("--seed", opt.seed, "Seed of initialisation, shuffling and dropout")->capture_default_str();
+    app.add_option("--threads", opt.threads, "OpenMP threads")->check(CLI::Range(1, 1024))->capture_default_str();
+    app.add_option("--resize", opt.resize, "Input resolution (the seed's is 224; 64 and 32 are quick)")
+        ->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
+    app.add_option("--ratio", opt.ratio, "Divide the VGG-11 channels by this (the seed's is 4; 1 is full width)")
+        ->check(CLI::IsMember({4, 1}))->capture_default_str();
+    app.add_option("--limit-train", opt.limit_train, "Use only the first N training examples (0: all)");
+    app.add_option("--limit-test", opt.limit_test, "Use only the first N test examples (0: all)");
+    app.add_option("--resume", opt.resume, "Continue from this checkpoint")->check(CLI::ExistingFile);
+    CLI11_PARSE(app, argc, argv);
+
+#ifdef _OPENMP
+    omp_set_num_threads(opt.threads);
+#endif
+    try {
+        switch (opt.resize * 10 + opt.ratio) {
+        case 2244: return train<224, 4>(opt);
+        case 2241: return train<224, 1>(opt);
+        case 644: return train<64, 4>(opt);
+        case 641: return train<64, 1>(opt);
+        case 324: return train<32, 4>(opt);
+        case 321: return train<32, 1>(opt);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << '\n';
+        return 1;
+    }
+    std::cerr << "error: no preset for --resize " << opt.resize << " --ratio " << opt.ratio << '\n';
+    return 2;
+}

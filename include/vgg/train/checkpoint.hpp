@@ -1,0 +1,71 @@
+#pragma once
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vgg/io/safetensors.hpp"
+#include "vgg/train/sgd.hpp"
+
+namespace vgg {
+
+/// Prefix of the optimiser's tensors inside a checkpoint, beside the network's own.
+inline const std::string optimizer_prefix = "optimizer.momentum_buffer.";
+
+/// Saves the network, the optimiser's momentum buffers (as "optimizer.momentum_buffer.<name>")
+/// and `metadata` (epoch, seed, ...) in one safetensors file, written atomically: a crash leaves
+/// the previous checkpoint in place.
+template <class Net>
+void save_checkpoint(Net& net, sgd& optimiser, const std::filesystem::path& path,
+                     std::map<std::string, std::string> metadata)
+{
+    auto tensors = io::parameter_tensors(net);
+    const std::size_t parameters = tensors.size();
+    for (std::size_t i = 0; i < optimiser.velocity().size() && i < parameters; ++i)
+        tensors.push_back({optimizer_prefix + tensors[i].name, tensors[i].shape, optimiser.velocity()[i]});
+    metadata["optimizer_steps"] = std::to_string(optimiser.steps());
+    io::write_safetensors(path, tensors, metadata);
+}
+
+/// Loads what save_checkpoint wrote (read from `path` into `content`) into `net` and
+/// `optimiser`. Nothing is changed unless the whole checkpoint checks out.
+template <class Net>
+void load_checkpoint(Net& net, sgd& optimiser, const io::safetensors_content& content, const std::filesystem::path& path)
+{
+    const auto steps = content.metadata.find("optimizer_steps");
+    if (steps == content.metadata.end())
+        throw io::file_error(path, "is not a checkpoint: it has no optimizer_steps metadata");
+    std::vector<aligned_vector<float>> velocity;
+    std::size_t parameters = 0;
+    net.visit_parameters([&](const parameter_view& p) {
+        ++parameters;
+        const auto buffer = content.tensors.find(optimizer_prefix + p.name);
+        if (buffer == content.tensors.end())
+            return;
+        if (buffer->second.shape != p.shape)
+            throw io::file_error(path, "momentum buffer of \"" + p.name + "\" does not have the parameter's shape");
+        velocity.emplace_back(buffer->second.values.begin(), buffer->second.values.end());
+    });
+    if (!velocity.empty() && velocity.size() != parameters)
+        throw io::file_error(path, "has momentum buffers for only some parameters");
+    std::size_t step_count = 0;
+    try {
+        step_count = std::stoull(steps->second);
+    } catch (const std::exception&) {
+        throw io::file_error(path, "optimizer_steps metadata \"" + steps->second + "\" is not a number");
+    }
+    io::load_weights(net, content, path, optimizer_prefix);
+    optimiser.velocity() = std::move(velocity);
+    optimiser.steps() = step_count;
+}
+
+/// Reads a checkpoint, loads it as above and returns its metadata.
+template <class Net>
+std::map<std::string, std::string> load_checkpoint(Net& net, sgd& optimiser, const std::filesystem::path& path)
+{
+    const auto content = io::read_safetensors(path);
+    load_checkpoint(net, optimiser, content, path);
+    return content.metadata;
+}
+
+} // namespace vgg

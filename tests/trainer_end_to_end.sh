@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# End to end: vgg_train on a few hundred real Fashion-MNIST images at the smallest preset. Checks
+# the printed lines, the SVG, the CSV and the checkpoint; that a run resumed from a checkpoint
+# ends with exactly the weights of an uninterrupted one; and that bad input gives a clear error.
+# Usage: trainer_end_to_end.sh VGG_TRAIN WORK_DIR
+set -euo pipefail
+train=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+common=(--resize 32 --limit-train 384 --limit-test 128 --batch-size 64 --seed 5)
+
+echo "== two epochs in one run"
+"$train" "${common[@]}" --epochs 2 --out "$work/whole" > "$work/whole.log"
+cat "$work/whole.log"
+grep -Eq '^epoch 1/2: loss [0-9.]+, train acc [0-9.]+, test acc [0-9.]+, [0-9.]+ examples/sec on cpu \([0-9]+ threads\)$' "$work/whole.log" || fail "no epoch 1 line"
+grep -Eq '^epoch 2/2: loss [0-9.]+, train acc [0-9.]+, test acc [0-9.]+, ' "$work/whole.log" || fail "no epoch 2 line"
+grep -Eq '^loss [0-9.]+, train acc [0-9.]+, test acc [0-9.]+$' "$work/whole.log" || fail "no final d2l line"
+grep -Eq '^[0-9.]+ examples/sec on cpu \([0-9]+ threads\)$' "$work/whole.log" || fail "no final examples/sec line"
+grep -Eq '^epoch 1/2: 6/6 batches, [0-9.]+ examples/sec, loss [0-9.]+, ETA 0:00$' "$work/whole.log" || fail "no progress line"
+
+svg="$work/whole/curves.svg"
+head -c 4 "$svg" | grep -q '<svg' || fail "curves.svg is not SVG"
+for label in "train loss" "train acc" "test acc" "epoch"; do grep -q "$label" "$svg" || fail "curves.svg lacks '$label'"; done
+[ "$(grep -c '<polyline' "$svg")" -eq 3 ] || fail "curves.svg should have 3 curves"
+csv="$work/whole/metrics.csv"
+[ "$(head -1 "$csv")" = "epoch,train_loss,train_acc,test_acc" ] || fail "metrics.csv header"
+[ "$(grep -c ",$" "$csv")" -eq 12 ] || fail "metrics.csv should have a train point per batch (6 batches: d2l plots every 6 // 5 = 1)"
+[ "$(grep -Ec '^[12],,,[0-9.]+$' "$csv")" -eq 2 ] || fail "metrics.csv should have one test point per epoch"
+[ -s "$work/whole/checkpoint.safetensors" ] && [ -s "$work/whole/model.safetensors" ] || fail "missing weights"
+grep -aq '"epoch":"2"' "$work/whole/checkpoint.safetensors" || fail "checkpoint does not record epoch 2"
+
+echo "== one epoch, then resume for the second"
+"$train" "${common[@]}" --epochs 1 --out "$work/resumed" > /dev/null
+cp "$work/resumed/checkpoint.safetensors" "$work/epoch1.safetensors"
+"$train" "${common[@]}" --epochs 2 --out "$work/resumed" --resume "$work/epoch1.safetensors" > "$work/resumed.log"
+grep -q "resumed from .* after epoch 1" "$work/resumed.log" || fail "no resume line"
+cmp "$work/whole/model.safetensors" "$work/resumed/model.safetensors" || fail "resumed weights differ from an uninterrupted run"
+cmp "$work/whole/metrics.csv" "$work/resumed/metrics.csv" || fail "resumed metrics differ"
+
+echo "== bad input"
+expect_error() { # expected-text command...
+  local expected=$1; shift
+  if "$@" > "$work/error.log" 2>&1; then fail "succeeded: $*"; fi
+  grep -q -- "$expected" "$work/error.log" || { cat "$work/error.log"; fail "expected '$expected' from: $*"; }
+}
+expect_error "Directory does not exist" "$train" "${common[@]}" --data "$work/no-such-dir"
+mkdir -p "$work/empty"
+expect_error "$work/empty/train-images-idx3-ubyte.gz: cannot open for reading" "$train" "${common[@]}" --data "$work/empty"
+expect_error "--resize: 100 not in" "$train" --resize 100
+expect_error "--lr" "$train" --lr -1
+expect_error "--threads" "$train" --threads 0
+head -c 1000 "$work/epoch1.safetensors" > "$work/truncated.safetensors"
+expect_error "truncated.safetensors: truncated or not a safetensors file" "$train" "${common[@]}" --out "$work/t" --resume "$work/truncated.safetensors"
+expect_error "is a checkpoint for --resize 32 --ratio 4, not --resize 64 --ratio 4" \
+  "$train" --resize 64 --limit-train 64 --limit-test 64 --out "$work/t" --resume "$work/epoch1.safetensors"
+expect_error "is a checkpoint for --resize 32 --ratio 4, not --resize 32 --ratio 1" \
+  "$train" --resize 32 --ratio 1 --limit-train 64 --limit-test 64 --out "$work/t" --resume "$work/epoch1.safetensors"
+
+echo "== a diverging run stops and keeps the last good checkpoint"
+cp "$work/epoch1.safetensors" "$work/diverge-start.safetensors"
+mkdir -p "$work/diverge" && cp "$work/epoch1.safetensors" "$work/diverge/checkpoint.safetensors"
+status=0
+"$train" "${common[@]}" --epochs 3 --lr 1e12 --out "$work/diverge" --resume "$work/diverge-start.safetensors" \
+  > "$work/diverge.log" 2>&1 || status=$?
+cat "$work/diverge.log"
+[ "$status" -eq 3 ] || fail "a diverging run should exit 3, not $status"
+grep -q "the loss became" "$work/diverge.log" || fail "no divergence message"
+cmp "$work/epoch1.safetensors" "$work/diverge/checkpoint.safetensors" || fail "the last good checkpoint was overwritten"
+
+echo "1 passed, 0 failed"
