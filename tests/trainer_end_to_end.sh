@@ -2,10 +2,12 @@
 # End to end: vgg_train on a few hundred real Fashion-MNIST images at the smallest preset. Checks
 # the printed lines, the SVG, the CSV and the checkpoint; that a run resumed from a checkpoint
 # ends with exactly the weights of an uninterrupted one; and that bad input gives a clear error.
-# Usage: trainer_end_to_end.sh VGG_TRAIN WORK_DIR
+# Then classifies with vgg_predict from the weights it wrote.
+# Usage: trainer_end_to_end.sh VGG_TRAIN VGG_PREDICT WORK_DIR
 set -euo pipefail
 train=$1
-work=$2
+predict=$2
+work=$3
 rm -rf "$work" && mkdir -p "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 common=(--resize 32 --limit-train 384 --limit-test 128 --batch-size 64 --seed 5)
@@ -67,5 +69,20 @@ cat "$work/diverge.log"
 [ "$status" -eq 3 ] || fail "a diverging run should exit 3, not $status"
 grep -q "the loss became" "$work/diverge.log" || fail "no divergence message"
 cmp "$work/epoch1.safetensors" "$work/diverge/checkpoint.safetensors" || fail "the last good checkpoint was overwritten"
+
+echo "== vgg_predict with the weights vgg_train wrote"
+data=/usr/share/datasets/fashion-mnist
+"$predict" --weights "$work/whole/model.safetensors" --resize 32 --idx "$data/t10k-images-idx3-ubyte.gz" --count 200 \
+  > "$work/predict.log"
+grep -Eq '^accuracy 0\.[0-9]{4} \([0-9]+ of 200\)$' "$work/predict.log" || fail "no accuracy line: $(cat "$work/predict.log")"
+# The first test image as a PGM file, straight from the IDX bytes.
+gzip -dc "$data/t10k-images-idx3-ubyte.gz" > "$work/t10k-images"
+{ printf 'P5\n28 28\n255\n'; head -c 800 "$work/t10k-images" | tail -c 784; } > "$work/first.pgm"
+"$predict" --weights "$work/whole/checkpoint.safetensors" --resize 32 --top 2 "$work/first.pgm" > "$work/predict.log"
+grep -Eq "^$work/first.pgm: [a-z -]+ [01]\.[0-9]{3}, [a-z -]+ [01]\.[0-9]{3}$" "$work/predict.log" || fail "no top-2 line: $(cat "$work/predict.log")"
+echo "not an image" > "$work/text.png"
+expect_error "text.png: cannot read as an image" "$predict" --weights "$work/whole/model.safetensors" --resize 32 "$work/text.png"
+expect_error "model.safetensors: was trained with --resize 32, not 64" "$predict" --weights "$work/whole/model.safetensors" --resize 64 "$work/first.pgm"
+expect_error "give image files or --idx" "$predict" --weights "$work/whole/model.safetensors" --resize 32
 
 echo "1 passed, 0 failed"

@@ -36,6 +36,8 @@ public:
     using input_shape = InputShape;
     using output_shape = typename Conv3x3<In, Out>::template output_shape<InputShape>;
     static constexpr std::size_t parameter_count = Out * In * 9 + Out;
+    /// Multiply-adds times two, per sample; backward costs twice this (input and weight gradients).
+    static constexpr std::size_t forward_flops = 2 * Out * In * 9 * image_dims<InputShape>::height * image_dims<InputShape>::width;
     static constexpr kernels::conv3x3_dims dims{In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width};
 
     void initialize(weight_init init, rng& random)

@@ -33,6 +33,7 @@ public:
     using input_shape = InputShape;
     using output_shape = shape<Out>;
     static constexpr std::size_t parameter_count = Out * In + Out;
+    static constexpr std::size_t forward_flops = 2 * Out * In; ///< per sample
 
     void initialize(weight_init init, rng& random)
     {

@@ -35,6 +35,15 @@ auto operator>>(layer_chain<Shape, Layers...>, spec_tag<Spec>)
 template <class Input, class... Specs>
 using bind_layers = decltype((layer_chain<Input>{} >> ... >> spec_tag<Specs>{}));
 
+/// The default for Sequential's per-layer hook: just run the layer.
+struct run_directly {
+    template <class Run>
+    void operator()(std::size_t, Run&& run) const
+    {
+        run();
+    }
+};
+
 template <class Input, class LayerList>
 class sequential_impl;
 
@@ -52,20 +61,24 @@ public:
     static constexpr std::size_t parameter_count = (Layers::parameter_count + ...);
 
     /// Runs every layer in order and keeps each output for backward. `x` must stay alive and
-    /// unchanged until backward.
-    const tensor<output_shape>& forward(const tensor<input_shape>& x, const run_context& context = {})
+    /// unchanged until backward. `around_layer(index, run)` is called for each layer and must
+    /// call run() once: a place to time or trace layers.
+    template <class AroundLayer = run_directly>
+    const tensor<output_shape>& forward(const tensor<input_shape>& x, const run_context& context = {},
+                                        AroundLayer around_layer = {})
     {
         input_ = &x;
-        forward_each(context, std::make_index_sequence<count>{});
+        forward_each(context, around_layer, std::make_index_sequence<count>{});
         return std::get<count - 1>(outputs_);
     }
 
     /// Backpropagates `dy` (the gradient of the loss with respect to the last forward's output)
     /// and overwrites every parameter gradient. With dx null the first layer skips its input
     /// gradient, which nothing needs when it is the network's input.
-    void backward(const tensor<output_shape>& dy, tensor<input_shape>* dx = nullptr)
+    template <class AroundLayer = run_directly>
+    void backward(const tensor<output_shape>& dy, tensor<input_shape>* dx = nullptr, AroundLayer around_layer = {})
     {
-        backward_each(dy, dx, std::make_index_sequence<count>{});
+        backward_each(dy, dx, around_layer, std::make_index_sequence<count>{});
     }
 
     /// Draws every conv and linear weight and bias, layer by layer, from `random`.
@@ -104,10 +117,10 @@ private:
             return std::get<I - 1>(outputs_);
     }
 
-    template <std::size_t... I>
-    void forward_each(const run_context& context, std::index_sequence<I...>)
+    template <class AroundLayer, std::size_t... I>
+    void forward_each(const run_context& context, AroundLayer& around_layer, std::index_sequence<I...>)
     {
-        (std::get<I>(layers_).forward(input_of<I>(), std::get<I>(outputs_), context.at(I)), ...);
+        (around_layer(I, [&] { std::get<I>(layers_).forward(input_of<I>(), std::get<I>(outputs_), context.at(I)); }), ...);
     }
 
     template <std::size_t I>
@@ -128,10 +141,11 @@ private:
         std::get<I>(layers_).backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in);
     }
 
-    template <std::size_t... I>
-    void backward_each(const tensor<output_shape>& dy, tensor<input_shape>* dx, std::index_sequence<I...>)
+    template <class AroundLayer, std::size_t... I>
+    void backward_each(const tensor<output_shape>& dy, tensor<input_shape>* dx, AroundLayer& around_layer,
+                       std::index_sequence<I...>)
     {
-        (backward_one<count - 1 - I>(dy, dx), ...);
+        (around_layer(count - 1 - I, [&] { backward_one<count - 1 - I>(dy, dx); }), ...);
     }
 
     template <class Layer>

@@ -60,6 +60,7 @@ public:
     using output_shape = typename VGGBlock<NumConvs, In, Out>::template output_shape<InputShape>;
     static constexpr std::size_t parameter_count =
         first_conv::parameter_count + (conv_count - 1) * later_conv::parameter_count;
+    static constexpr std::size_t forward_flops = first_conv::forward_flops + (conv_count - 1) * later_conv::forward_flops;
 
     void initialize(weight_init init, rng& random)
     {

@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""The seed's network in PyTorch (Debian's python3-torch), timed the way vgg_bench times vgg:
+warm-up repetitions, then the median of --reps training steps (forward, cross-entropy,
+backward, SGD update) and of --reps eval-mode forward passes on the same batch.
+
+    /usr/bin/python3 bench/pytorch_reference.py --resize 224 --batch 128 --threads 2 [--json]
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+# The seed's code, unchanged (spatial generalises its 7 to other input sizes).
+def vgg_block(num_convs, in_channels, out_channels):
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+        in_channels = out_channels
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def vgg(conv_arch, spatial=7):
+    conv_blks = []
+    in_channels = 1
+    for (num_convs, out_channels) in conv_arch:
+        conv_blks.append(vgg_block(num_convs, in_channels, out_channels))
+        in_channels = out_channels
+    return nn.Sequential(
+        *conv_blks, nn.Flatten(),
+        nn.Linear(out_channels * spatial * spatial, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 10))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resize", type=int, default=224, choices=[224, 64, 32])
+    parser.add_argument("--ratio", type=int, default=4, choices=[4, 1])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+
+    conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+    net = vgg([(n, c // args.ratio) for n, c in conv_arch], spatial=args.resize // 32)
+    for m in net.modules():  # d2l's train_ch6 initialisation
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
+    loss = nn.CrossEntropyLoss()
+    x = torch.rand(args.batch, 1, args.resize, args.resize)
+    y = torch.randint(0, 10, (args.batch,))
+
+    train, infer = [], []
+    for rep in range(args.warmup + args.reps):
+        net.train()
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        l = loss(net(x), y)
+        l.backward()
+        optimizer.step()
+        train_s = time.perf_counter() - start
+        net.eval()
+        with torch.no_grad():
+            start = time.perf_counter()
+            net(x)
+            infer_s = time.perf_counter() - start
+        if rep >= args.warmup:
+            train.append(train_s)
+            infer.append(infer_s)
+    result = {
+        "library": f"pytorch {torch.__version__}",
+        "resize": args.resize, "ratio": args.ratio, "batch": args.batch, "threads": torch.get_num_threads(),
+        "reps": args.reps,
+        "train_step_s": statistics.median(train),
+        "train_img_per_s": args.batch / statistics.median(train),
+        "infer_img_per_s": args.batch / statistics.median(infer),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"pytorch {torch.__version__}, VGG-11 / {args.ratio} at {args.resize}x{args.resize}, batch {args.batch}, "
+              f"{result['threads']} threads: train {result['train_img_per_s']:.1f} img/s, "
+              f"inference {result['infer_img_per_s']:.1f} img/s, peak RSS {result['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

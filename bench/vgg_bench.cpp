@@ -1,0 +1,219 @@
+// vgg_bench: times the seed's network (or another preset) for training and inference, per layer,
+// against the machine's GEMM ceiling measured in the same run. See bench/compare.sh for the
+// side-by-side run against PyTorch.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <vgg/vgg.hpp>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point start)
+{
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+double median(std::vector<double> values)
+{
+    std::sort(values.begin(), values.end());
+    const std::size_t n = values.size();
+    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+double peak_rss_mb()
+{
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_maxrss) / 1024.0;
+}
+
+/// GFLOPS of the machine for conv-sized products the way vgg runs them: every thread runs its
+/// own single-threaded Eigen GEMM at once (the best of a few tries).
+double gemm_ceiling_gflops()
+{
+    constexpr std::size_t m = 128, n = 3136, k = 1152;
+    const int threads = vgg::detail::max_threads();
+    std::vector<vgg::aligned_vector<float>> a(threads), b(threads), c(threads);
+    double best = 0;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        double elapsed = 0;
+        vgg::detail::parallel_ranges(threads, [&](std::size_t t, std::size_t, vgg::detail::range) {
+            a[t].assign(m * k, 0.5f);
+            b[t].assign(k * n, 0.25f);
+            c[t].assign(m * n, 0.f);
+            auto A = vgg::kernels::view(a[t].data(), m, k);
+            auto B = vgg::kernels::view(b[t].data(), k, n);
+            auto C = vgg::kernels::view(c[t].data(), m, n);
+#pragma omp barrier
+            const auto start = clock_type::now();
+            for (int r = 0; r < 4; ++r)
+                C.noalias() += A * B;
+#pragma omp barrier
+            if (t == 0)
+                elapsed = seconds_since(start);
+        });
+        best = std::max(best, 4.0 * 2.0 * m * n * k * threads / elapsed / 1e9);
+    }
+    return best;
+}
+
+struct options {
+    std::size_t resize = 224, ratio = 4, batch = 128, reps = 5, warmup = 1;
+    int threads = vgg::detail::max_threads();
+    bool json = false;
+};
+
+template <class Net>
+int run(const options& opt)
+{
+    using input_t = vgg::tensor<typename Net::input_shape>;
+    auto net = std::make_unique<Net>();
+    vgg::rng random(1);
+    net->initialize(vgg::weight_init::xavier_uniform, random);
+    vgg::sgd optimiser(0.05f);
+    input_t x(opt.batch);
+    for (auto& v : x.values())
+        v = random.uniform();
+    std::vector<int> labels(opt.batch);
+    for (auto& l : labels)
+        l = static_cast<int>(random.below(10));
+    vgg::tensor<typename Net::output_shape> grad;
+
+    constexpr auto rows = vgg::summary<Net>();
+    constexpr std::size_t layers = Net::layer_count;
+    std::array<std::size_t, layers> flops{};
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((flops[I] = [] {
+             using layer_t = std::remove_cvref_t<decltype(std::declval<Net&>().template layer<I>())>;
+             if constexpr (requires { layer_t::forward_flops; })
+                 return layer_t::forward_flops;
+             else
+                 return std::size_t{0};
+         }()),
+         ...);
+    }(std::make_index_sequence<layers>{});
+    std::size_t step_flops = 0;
+    for (std::size_t i = 0; i < layers; ++i)
+        step_flops += flops[i] * (i == 0 ? 2 : 3); // the first layer computes no input gradient
+
+    std::vector<std::array<double, layers>> forward_ms, backward_ms;
+    std::vector<double> train_seconds, infer_seconds;
+    for (std::size_t rep = 0; rep < opt.warmup + opt.reps; ++rep) {
+        std::array<double, layers> fwd{}, bwd{};
+        auto timed = [](std::array<double, layers>& into) {
+            return [&into](std::size_t index, auto&& layer) {
+                const auto start = clock_type::now();
+                layer();
+                into[index] = seconds_since(start) * 1e3;
+            };
+        };
+        const auto start = clock_type::now();
+        const auto& logits = net->forward(x, {vgg::mode::train, rep}, timed(fwd));
+        vgg::softmax_cross_entropy(logits, labels, grad);
+        net->backward(grad, nullptr, timed(bwd));
+        optimiser.step(*net);
+        const double train = seconds_since(start);
+        const auto infer_start = clock_type::now();
+        net->forward(x, {vgg::mode::eval, 0});
+        const double infer = seconds_since(infer_start);
+        if (rep >= opt.warmup) {
+            train_seconds.push_back(train);
+            infer_seconds.push_back(infer);
+            forward_ms.push_back(fwd);
+            backward_ms.push_back(bwd);
+        }
+    }
+    const double ceiling = gemm_ceiling_gflops();
+    const double train_s = median(train_seconds), infer_s = median(infer_seconds);
+    const double train_gflops = double(step_flops) * double(opt.batch) / train_s / 1e9;
+    nlohmann::ordered_json result = {
+        {"library", "vgg"},
+        {"resize", opt.resize},
+        {"ratio", opt.ratio},
+        {"batch", opt.batch},
+        {"threads", opt.threads},
+        {"reps", opt.reps},
+        {"train_step_s", train_s},
+        {"train_img_per_s", double(opt.batch) / train_s},
+        {"infer_img_per_s", double(opt.batch) / infer_s},
+        {"train_gflops", train_gflops},
+        {"gemm_ceiling_gflops", ceiling},
+        {"fraction_of_ceiling", train_gflops / ceiling},
+        {"peak_rss_mb", peak_rss_mb()},
+    };
+    auto& per_layer = result["layers"] = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < layers; ++i) {
+        std::vector<double> f, b;
+        for (std::size_t r = 0; r < forward_ms.size(); ++r) {
+            f.push_back(forward_ms[r][i]);
+            b.push_back(backward_ms[r][i]);
+        }
+        const double fm = median(f), bm = median(b);
+        const double work = double(flops[i]) * double(opt.batch);
+        per_layer.push_back({{"index", i},
+                             {"name", std::string(rows[i].name)},
+                             {"forward_ms", fm},
+                             {"backward_ms", bm},
+                             {"forward_gflops", work / fm / 1e6},
+                             {"backward_gflops", work * (i == 0 ? 1 : 2) / bm / 1e6}});
+    }
+    if (opt.json) {
+        std::cout << result.dump() << '\n';
+        return 0;
+    }
+    std::printf("vgg, VGG-11 / %zu at %zux%zu, batch %zu, %d threads (median of %zu)\n", opt.ratio, opt.resize,
+                opt.resize, opt.batch, opt.threads, opt.reps);
+    std::printf("%-4s %-10s %12s %10s %12s %10s\n", "", "layer", "forward ms", "GFLOPS", "backward ms", "GFLOPS");
+    for (const auto& l : per_layer) {
+        const std::size_t index = l["index"];
+        const std::string name = l["name"];
+        const double values[4] = {l["forward_ms"], l["forward_gflops"], l["backward_ms"], l["backward_gflops"]};
+        std::printf("%-4zu %-10s %12.1f %10.1f %12.1f %10.1f\n", index, name.c_str(), values[0], values[1], values[2], values[3]);
+    }
+    std::printf("training step: %.3f s, %.1f img/s, %.1f GFLOPS = %.0f%% of the %.1f GFLOPS GEMM ceiling\n", train_s,
+                double(opt.batch) / train_s, train_gflops, 100 * train_gflops / ceiling, ceiling);
+    std::printf("inference:     %.3f s, %.1f img/s\n", infer_s, double(opt.batch) / infer_s);
+    std::printf("peak RSS:      %.0f MB\n", peak_rss_mb());
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    options opt;
+    CLI::App app{"Times training and inference of the seed's VGG-11 (or another preset)."};
+    app.add_option("--resize", opt.resize, "Input resolution")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
+    app.add_option("--ratio", opt.ratio, "Channel divisor")->check(CLI::IsMember({4, 1}))->capture_default_str();
+    app.add_option("--batch", opt.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+    app.add_option("--threads", opt.threads, "OpenMP threads")->check(CLI::Range(1, 1024))->capture_default_str();
+    app.add_option("--reps", opt.reps, "Timed repetitions (the median is reported)")->check(CLI::Range(1, 1000))->capture_default_str();
+    app.add_option("--warmup", opt.warmup, "Untimed repetitions first")->check(CLI::Range(0, 100))->capture_default_str();
+    app.add_flag("--json", opt.json, "Print one JSON object");
+    CLI11_PARSE(app, argc, argv);
+#ifdef _OPENMP
+    omp_set_num_threads(opt.threads);
+#endif
+    using arch4 = vgg::small_conv_arch<vgg::vgg11_arch, 4>;
+    using arch1 = vgg::vgg11_arch;
+    switch (opt.resize * 10 + opt.ratio) {
+    case 2244: return run<vgg::VGG<vgg::shape<1, 224, 224>, arch4, 10>>(opt);
+    case 2241: return run<vgg::VGG<vgg::shape<1, 224, 224>, arch1, 10>>(opt);
+    case 644: return run<vgg::VGG<vgg::shape<1, 64, 64>, arch4, 10>>(opt);
+    case 641: return run<vgg::VGG<vgg::shape<1, 64, 64>, arch1, 10>>(opt);
+    case 324: return run<vgg::VGG<vgg::shape<1, 32, 32>, arch4, 10>>(opt);
+    case 321: return run<vgg::VGG<vgg::shape<1, 32, 32>, arch1, 10>>(opt);
+    }
+    return 2;
+}

@@ -1,0 +1,156 @@
+// vgg_predict: classifies images (PNG, JPEG, PGM, ...) or samples of an IDX file with weights
+// saved by vgg_train or converted from PyTorch.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <numeric>
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_FAILURE_USERMSG
+#include <stb/stb_image.h>
+
+#include <CLI/CLI.hpp>
+
+#include <vgg/data/fashion_mnist.hpp>
+#include <vgg/io/safetensors.hpp>
+#include <vgg/train/checkpoint.hpp>
+#include <vgg/vgg.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct options {
+    fs::path weights;
+    std::size_t resize = 224, ratio = 4, top = 3, count = 0, batch = 64;
+    std::vector<fs::path> images;
+    fs::path idx, labels;
+};
+
+/// Reads any image stb_image can decode, converted to 8-bit grey, and brings it to 28x28 the
+/// way Fashion-MNIST images are (an image already 28x28 is used as it is).
+std::vector<std::uint8_t> read_grey_28x28(const fs::path& path)
+{
+    int width = 0, height = 0, channels = 0;
+    std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &width, &height, &channels, 1), stbi_image_free);
+    if (!pixels)
+        throw vgg::io::file_error(path, std::string("cannot read as an image: ") + stbi_failure_reason());
+    std::vector<std::uint8_t> out(28 * 28), scratch;
+    vgg::data::bilinear_resizer(std::size_t(height), std::size_t(width), 28, 28).resize(pixels.get(), out.data(), scratch);
+    return out;
+}
+
+template <std::size_t Resize, std::size_t Ratio>
+int predict(const options& opt, const vgg::io::safetensors_content& weights)
+{
+    using net_t = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
+    auto net = std::make_unique<net_t>();
+    vgg::io::load_weights(*net, weights, opt.weights, vgg::optimizer_prefix); // a checkpoint works too
+    const vgg::data::bilinear_resizer resizer(28, 28, Resize, Resize);
+
+    vgg::data::image_set set;
+    set.rows = set.cols = 28;
+    std::vector<std::string> names;
+    if (!opt.idx.empty()) {
+        const fs::path labels = !opt.labels.empty() ? opt.labels : [&] {
+            std::string name = opt.idx.filename().string();
+            const auto at = name.find("images-idx3");
+            if (at == std::string::npos)
+                throw vgg::io::file_error(opt.idx, "cannot guess the labels file beside it; pass --labels");
+            return opt.idx.parent_path() / name.replace(at, 11, "labels-idx1");
+        }();
+        set = vgg::data::read_image_set(opt.idx, labels);
+        if (set.rows != 28 || set.cols != 28)
+            throw vgg::io::file_error(opt.idx, "images are " + std::to_string(set.rows) + "x" + std::to_string(set.cols) + ", not 28x28");
+        if (opt.count && opt.count < set.size()) {
+            set.labels.resize(opt.count);
+            set.pixels.resize(opt.count * 784);
+        }
+    } else {
+        for (const auto& path : opt.images) {
+            const auto pixels = read_grey_28x28(path);
+            set.pixels.insert(set.pixels.end(), pixels.begin(), pixels.end());
+            set.labels.push_back(0);
+            names.push_back(path.string());
+        }
+    }
+
+    vgg::tensor<vgg::shape<1, Resize, Resize>> images;
+    std::vector<int> labels;
+    std::vector<std::size_t> order(set.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::size_t correct = 0;
+    for (std::size_t begin = 0; begin < set.size(); begin += opt.batch) {
+        const std::size_t count = std::min(opt.batch, set.size() - begin);
+        vgg::data::fill_batch(set, std::span(order).subspan(begin, count), resizer, images, labels);
+        const auto& logits = net->forward(images, {vgg::mode::eval, 0});
+        for (std::size_t n = 0; n < count; ++n) {
+            const float* z = logits.sample(n);
+            const float top = *std::max_element(z, z + 10);
+            std::array<double, 10> p{};
+            double sum = 0;
+            for (std::size_t k = 0; k < 10; ++k)
+                sum += p[k] = std::exp(double(z[k] - top));
+            std::array<std::size_t, 10> rank{};
+            std::iota(rank.begin(), rank.end(), 0);
+            std::stable_sort(rank.begin(), rank.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
+            if (opt.idx.empty()) {
+                std::cout << names[begin + n] << ':';
+                for (std::size_t k = 0; k < std::min<std::size_t>(opt.top, 10); ++k)
+                    std::printf(" %s %.3f%s", std::string(vgg::data::fashion_mnist_classes[rank[k]]).c_str(), p[rank[k]] / sum,
+                                k + 1 < opt.top ? "," : "");
+                std::cout << '\n';
+            }
+            correct += int(rank[0]) == labels[n];
+        }
+    }
+    if (!opt.idx.empty())
+        std::printf("accuracy %.4f (%zu of %zu)\n", double(correct) / double(set.size()), correct, set.size());
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    options opt;
+    CLI::App app{"Classifies Fashion-MNIST-like images with a VGG-11 saved as safetensors."};
+    app.add_option("--weights", opt.weights, "Weights (model.safetensors or a checkpoint)")->required()->check(CLI::ExistingFile);
+    app.add_option("--resize", opt.resize, "Input resolution the weights were trained at")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
+    app.add_option("--ratio", opt.ratio, "Channel divisor the weights were trained with")->check(CLI::IsMember({4, 1}))->capture_default_str();
+    app.add_option("--top", opt.top, "Classes to print per image")->check(CLI::Range(1, 10))->capture_default_str();
+    auto* idx = app.add_option("--idx", opt.idx, "Classify the images of this IDX file and print the accuracy")->check(CLI::ExistingFile);
+    app.add_option("--labels", opt.labels, "Labels for --idx (default: the labels file beside it)")->needs(idx)->check(CLI::ExistingFile);
+    app.add_option("--count", opt.count, "Use only the first N images of --idx")->needs(idx);
+    app.add_option("--batch", opt.batch, "Images per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
+    auto* images = app.add_option("images", opt.images, "Image files")->check(CLI::ExistingFile);
+    idx->excludes(images);
+    CLI11_PARSE(app, argc, argv);
+    if (opt.idx.empty() && opt.images.empty()) {
+        std::cerr << "error: give image files or --idx FILE\n";
+        return 2;
+    }
+    try {
+        // A file that carries its preset (vgg_train writes it) must match the flags.
+        const auto weights = vgg::io::read_safetensors(opt.weights);
+        const auto& metadata = weights.metadata;
+        for (const auto& [key, value] : {std::pair{"resize", opt.resize}, {"ratio", opt.ratio}})
+            if (metadata.count(key) && metadata.at(key) != std::to_string(value))
+                throw vgg::io::file_error(opt.weights, std::string("was trained with --") + key + " " + metadata.at(key) +
+                                                           ", not " + std::to_string(value));
+        switch (opt.resize * 10 + opt.ratio) {
+        case 2244: return predict<224, 4>(opt, weights);
+        case 2241: return predict<224, 1>(opt, weights);
+        case 644: return predict<64, 4>(opt, weights);
+        case 641: return predict<64, 1>(opt, weights);
+        case 324: return predict<32, 4>(opt, weights);
+        case 321: return predict<32, 1>(opt, weights);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << '\n';
+        return 1;
+    }
+    return 2;
+}
