@@ -1,5 +1,7 @@
 #pragma once
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "vgg/core/tensor.hpp"
@@ -7,6 +9,7 @@
 #include "vgg/kernels/elementwise.hpp"
 #include "vgg/kernels/gemm.hpp"
 #include "vgg/kernels/im2col.hpp"
+#include "vgg/kernels/maxpool.hpp"
 
 namespace vgg::kernels {
 
@@ -15,42 +18,78 @@ struct conv3x3_dims {
     std::size_t in_channels, out_channels, height, width;
     std::size_t pixels() const { return height * width; }
     std::size_t patch() const { return in_channels * 9; }
+    std::size_t in_size() const { return in_channels * pixels(); }
+    std::size_t out_size() const { return out_channels * pixels(); }
 };
 
-/// y = W * im2col(x) + b for a batch, optionally followed by ReLU. Weights are
-/// [out][in][3][3] as in PyTorch. Images are split over threads, one column buffer per thread
-/// (a whole batch of columns would be hundreds of MB).
-inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
-                            const float* bias, float* y, bool fuse_relu)
+/// W * im2col(x_n) + b for every image n of a batch. Images are split over threads, each with
+/// its own column buffer (a whole batch of columns would be hundreds of MB) and its own
+/// scratch image of out_size floats. `output(n, scratch)` says where image n's result goes;
+/// `finish(n, result)` runs right after, while the result is still in cache.
+template <class Output, class Finish>
+void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
+                            const float* bias, Output&& output, Finish&& finish)
 {
-    const std::size_t in_size = d.in_channels * d.pixels(), out_size = d.out_channels * d.pixels();
     const auto w = view(weight, d.out_channels, d.patch());
     const Eigen::Map<const Eigen::VectorXf> b(bias, static_cast<Eigen::Index>(d.out_channels));
     detail::parallel_ranges(batch, [&](std::size_t, std::size_t, detail::range images) {
-        aligned_vector<float> columns(d.patch() * d.pixels());
+        aligned_vector<float> columns(d.patch() * d.pixels()), scratch;
         for (std::size_t n = images.begin; n < images.end; ++n) {
-            im2col_3x3(x + n * in_size, d.in_channels, d.height, d.width, columns.data());
-            auto out = view(y + n * out_size, d.out_channels, d.pixels());
+            im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
+            float* result = output(n, scratch);
+            auto out = view(result, d.out_channels, d.pixels());
             // Start from the bias and accumulate, which saves Eigen's zeroing pass.
             out.colwise() = b;
             out.noalias() += w * view(columns.data(), d.patch(), d.pixels());
-            if (fuse_relu)
-                relu_inplace(out.data(), out_size);
+            finish(n, result);
         }
     });
 }
 
-/// Gradients of a batch: dweight and dbias are overwritten with the sums over the batch;
-/// dx (if not null) is overwritten with the input gradient. Each thread sums its images into
-/// its own accumulators, reduced in thread order so a given thread count is reproducible.
-inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* dy,
-                             const float* weight, float* dweight, float* dbias, float* dx)
+/// y = conv(x), optionally followed by ReLU in the same pass.
+inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
+                            const float* bias, float* y, bool fuse_relu)
 {
-    const std::size_t in_size = d.in_channels * d.pixels(), out_size = d.out_channels * d.pixels();
+    conv3x3_forward_images(
+        d, batch, x, weight, bias, [&](std::size_t n, aligned_vector<float>&) { return y + n * d.out_size(); },
+        [&](std::size_t, float* result) {
+            if (fuse_relu)
+                relu_inplace(result, d.out_size());
+        });
+}
+
+/// pooled = maxpool2x2(relu(conv(x))) with the pool's arg-max, computed per image so the
+/// full-resolution output is never stored. ReLU and max commute, so the pool runs first and
+/// ReLU touches only a quarter of the values.
+inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
+                                      const float* bias, float* pooled, std::uint8_t* argmax)
+{
+    const std::size_t pooled_size = d.out_size() / 4;
+    conv3x3_forward_images(
+        d, batch, x, weight, bias,
+        [&](std::size_t, aligned_vector<float>& scratch) {
+            scratch.resize(d.out_size());
+            return scratch.data();
+        },
+        [&](std::size_t n, float* result) {
+            maxpool2x2_planes(0, d.out_channels, d.height, d.width, result, pooled + n * pooled_size,
+                              argmax + n * pooled_size);
+            relu_inplace(pooled + n * pooled_size, pooled_size);
+        });
+}
+
+/// Gradients of a batch. `gradient(n, scratch)` gives image n's output gradient (out_size
+/// floats), possibly built in the per-thread scratch. dweight and dbias are overwritten with
+/// the sums over the batch; dx (if not null) with the input gradient. Each thread sums its
+/// images into its own accumulators, reduced in thread order, so a given thread count is
+/// reproducible.
+template <class Gradient>
+void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
+                             float* dweight, float* dbias, float* dx, Gradient&& gradient)
+{
     const std::size_t weight_size = d.out_channels * d.patch();
     const auto w = view(weight, d.out_channels, d.patch());
-    const int max_threads = detail::max_threads();
-    std::vector<aligned_vector<float>> partial(static_cast<std::size_t>(max_threads));
+    std::vector<aligned_vector<float>> partial(static_cast<std::size_t>(detail::max_threads()));
     std::size_t used_threads = 1;
     detail::parallel_ranges(batch, [&](std::size_t thread, std::size_t threads, detail::range images) {
         if (thread == 0)
@@ -59,10 +98,10 @@ inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const flo
         acc.assign(weight_size + d.out_channels, 0.f);
         auto dw = view(acc.data(), d.out_channels, d.patch());
         Eigen::Map<Eigen::VectorXf> db(acc.data() + weight_size, static_cast<Eigen::Index>(d.out_channels));
-        aligned_vector<float> columns(d.patch() * d.pixels());
+        aligned_vector<float> columns(d.patch() * d.pixels()), scratch;
         for (std::size_t n = images.begin; n < images.end; ++n) {
-            const auto g = view(dy + n * out_size, d.out_channels, d.pixels());
-            im2col_3x3(x + n * in_size, d.in_channels, d.height, d.width, columns.data());
+            const auto g = view(gradient(n, scratch), d.out_channels, d.pixels());
+            im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
             const auto cols = view(columns.data(), d.patch(), d.pixels());
             dw.noalias() += g * cols.transpose();
             db += g.rowwise().sum();
@@ -70,7 +109,7 @@ inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const flo
                 // The columns are no longer needed: reuse them for the column gradient.
                 auto dcols = view(columns.data(), d.patch(), d.pixels());
                 dcols.noalias() = w.transpose() * g;
-                col2im_3x3(columns.data(), d.in_channels, d.height, d.width, dx + n * in_size);
+                col2im_3x3(columns.data(), d.in_channels, d.height, d.width, dx + n * d.in_size());
             }
         }
     });
@@ -83,6 +122,42 @@ inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const flo
         for (std::size_t o = 0; o < d.out_channels; ++o)
             dbias[o] += acc[weight_size + o];
     }
+}
+
+/// Backward of conv(x) with output gradient dy; with relu_output not null, of relu(conv(x)),
+/// the ReLU mask applied per image on the way in.
+inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* dy,
+                             const float* weight, float* dweight, float* dbias, float* dx,
+                             const float* relu_output = nullptr)
+{
+    conv3x3_backward_images(d, batch, x, weight, dweight, dbias, dx,
+                            [&](std::size_t n, aligned_vector<float>& scratch) -> const float* {
+                                const float* g = dy + n * d.out_size();
+                                if (!relu_output)
+                                    return g;
+                                scratch.assign(g, g + d.out_size());
+                                relu_backward_inplace(scratch.data(), relu_output + n * d.out_size(), d.out_size());
+                                return scratch.data();
+                            });
+}
+
+/// Backward of conv3x3_relu_pool_forward: each pooled gradient goes to its window's arg-max
+/// when the pooled value passed the ReLU, built per image in scratch.
+inline void conv3x3_relu_pool_backward(const conv3x3_dims& d, std::size_t batch, const float* x,
+                                       const float* dpooled, const float* pooled, const std::uint8_t* argmax,
+                                       const float* weight, float* dweight, float* dbias, float* dx)
+{
+    const std::size_t pooled_size = d.out_size() / 4;
+    conv3x3_backward_images(d, batch, x, weight, dweight, dbias, dx,
+                            [&](std::size_t n, aligned_vector<float>& scratch) -> const float* {
+                                scratch.resize(d.out_size() + pooled_size);
+                                float* masked = scratch.data() + d.out_size();
+                                std::copy(dpooled + n * pooled_size, dpooled + (n + 1) * pooled_size, masked);
+                                relu_backward_inplace(masked, pooled + n * pooled_size, pooled_size);
+                                maxpool2x2_planes_backward(0, d.out_channels, d.height, d.width, masked,
+                                                           argmax + n * pooled_size, scratch.data());
+                                return scratch.data();
+                            });
 }
 
 } // namespace vgg::kernels

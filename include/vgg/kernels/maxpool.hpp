@@ -6,54 +6,68 @@
 
 namespace vgg::kernels {
 
-/// 2x2, stride-2 max-pool over `planes` planes of height x width (both even). For every output
-/// it records which of the four inputs won (0 top-left, 1 top-right, 2 bottom-left,
+/// 2x2, stride-2 max-pool of planes [first, last) of height x width (both even). For every
+/// output it records which of the four inputs won (0 top-left, 1 top-right, 2 bottom-left,
 /// 3 bottom-right) in one byte; on ties the first in that order wins, so the gradient's route
 /// is deterministic.
+inline void maxpool2x2_planes(std::size_t first, std::size_t last, std::size_t height, std::size_t width,
+                              const float* x, float* y, std::uint8_t* argmax)
+{
+    const std::size_t out_h = height / 2, out_w = width / 2;
+    for (std::size_t p = first; p < last; ++p)
+        for (std::size_t i = 0; i < out_h; ++i) {
+            const float* top = x + (p * height + 2 * i) * width;
+            const float* bottom = top + width;
+            float* out = y + (p * out_h + i) * out_w;
+            std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
+            for (std::size_t j = 0; j < out_w; ++j) {
+                const float candidates[4] = {top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]};
+                std::uint8_t best = 0;
+                for (std::uint8_t k = 1; k < 4; ++k)
+                    if (candidates[k] > candidates[best])
+                        best = k;
+                out[j] = candidates[best];
+                arg[j] = best;
+            }
+        }
+}
+
+/// Routes each output gradient of planes [first, last) to the input that won the forward max;
+/// the other three inputs of the window get zero. Every input is written exactly once.
+inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std::size_t height, std::size_t width,
+                                       const float* dy, const std::uint8_t* argmax, float* dx)
+{
+    const std::size_t out_h = height / 2, out_w = width / 2;
+    for (std::size_t p = first; p < last; ++p)
+        for (std::size_t i = 0; i < out_h; ++i) {
+            float* top = dx + (p * height + 2 * i) * width;
+            float* bottom = top + width;
+            const float* g = dy + (p * out_h + i) * out_w;
+            const std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
+            for (std::size_t j = 0; j < out_w; ++j) {
+                top[2 * j] = arg[j] == 0 ? g[j] : 0.f;
+                top[2 * j + 1] = arg[j] == 1 ? g[j] : 0.f;
+                bottom[2 * j] = arg[j] == 2 ? g[j] : 0.f;
+                bottom[2 * j + 1] = arg[j] == 3 ? g[j] : 0.f;
+            }
+        }
+}
+
+/// maxpool2x2_planes over all `planes`, split across threads.
 inline void maxpool2x2_forward(std::size_t planes, std::size_t height, std::size_t width, const float* x, float* y,
                                std::uint8_t* argmax)
 {
-    const std::size_t out_h = height / 2, out_w = width / 2;
     detail::parallel_ranges(planes, [&](std::size_t, std::size_t, detail::range part) {
-        for (std::size_t p = part.begin; p < part.end; ++p)
-            for (std::size_t i = 0; i < out_h; ++i) {
-                const float* top = x + (p * height + 2 * i) * width;
-                const float* bottom = top + width;
-                float* out = y + (p * out_h + i) * out_w;
-                std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
-                for (std::size_t j = 0; j < out_w; ++j) {
-                    const float candidates[4] = {top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]};
-                    std::uint8_t best = 0;
-                    for (std::uint8_t k = 1; k < 4; ++k)
-                        if (candidates[k] > candidates[best])
-                            best = k;
-                    out[j] = candidates[best];
-                    arg[j] = best;
-                }
-            }
+        maxpool2x2_planes(part.begin, part.end, height, width, x, y, argmax);
     });
 }
 
-/// Routes each output gradient to the input that won the forward max; the other three inputs
-/// of the window get zero. Every input is written exactly once.
+/// maxpool2x2_planes_backward over all `planes`, split across threads.
 inline void maxpool2x2_backward(std::size_t planes, std::size_t height, std::size_t width, const float* dy,
                                 const std::uint8_t* argmax, float* dx)
 {
-    const std::size_t out_h = height / 2, out_w = width / 2;
     detail::parallel_ranges(planes, [&](std::size_t, std::size_t, detail::range part) {
-        for (std::size_t p = part.begin; p < part.end; ++p)
-            for (std::size_t i = 0; i < out_h; ++i) {
-                float* top = dx + (p * height + 2 * i) * width;
-                float* bottom = top + width;
-                const float* g = dy + (p * out_h + i) * out_w;
-                const std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
-                for (std::size_t j = 0; j < out_w; ++j) {
-                    top[2 * j] = arg[j] == 0 ? g[j] : 0.f;
-                    top[2 * j + 1] = arg[j] == 1 ? g[j] : 0.f;
-                    bottom[2 * j] = arg[j] == 2 ? g[j] : 0.f;
-                    bottom[2 * j + 1] = arg[j] == 3 ? g[j] : 0.f;
-                }
-            }
+        maxpool2x2_planes_backward(part.begin, part.end, height, width, dy, argmax, dx);
     });
 }
 

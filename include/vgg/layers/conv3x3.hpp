@@ -1,7 +1,9 @@
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vgg/core/parameter.hpp"
 #include "vgg/core/rules.hpp"
@@ -60,6 +62,41 @@ public:
             dx->resize(x.batch());
         kernels::conv3x3_backward(dims, x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
                                   bias.grad.data(), dx ? dx->data() : nullptr);
+    }
+
+    /// Backward of relu(conv(x)) given its output: the ReLU mask is applied on the way in.
+    void backward_through_relu(const tensor<input_shape>& x, const tensor<output_shape>& relu_output,
+                               const tensor<output_shape>& dy, tensor<input_shape>* dx)
+    {
+        if (dx)
+            dx->resize(x.batch());
+        kernels::conv3x3_backward(dims, x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
+                                  bias.grad.data(), dx ? dx->data() : nullptr, relu_output.data());
+    }
+
+    /// pooled = maxpool2x2(relu(conv(x))) with the pool's arg-max; the full-resolution
+    /// convolution output is never stored.
+    template <class PooledShape>
+    void forward_relu_pool(const tensor<input_shape>& x, tensor<PooledShape>& pooled, std::vector<std::uint8_t>& argmax)
+    {
+        static_assert(PooledShape::size * 4 == output_shape::size, "forward_relu_pool writes a 2x2-pooled output.");
+        pooled.resize(x.batch());
+        argmax.resize(pooled.size());
+        kernels::conv3x3_relu_pool_forward(dims, x.batch(), x.data(), weight.value.data(), bias.value.data(),
+                                           pooled.data(), argmax.data());
+    }
+
+    /// Backward of forward_relu_pool.
+    template <class PooledShape>
+    void backward_relu_pool(const tensor<input_shape>& x, const tensor<PooledShape>& pooled,
+                            const std::vector<std::uint8_t>& argmax, const tensor<PooledShape>& dpooled,
+                            tensor<input_shape>* dx)
+    {
+        if (dx)
+            dx->resize(x.batch());
+        kernels::conv3x3_relu_pool_backward(dims, x.batch(), x.data(), dpooled.data(), pooled.data(), argmax.data(),
+                                            weight.value.data(), weight.grad.data(), bias.grad.data(),
+                                            dx ? dx->data() : nullptr);
     }
 
     template <class Visitor>

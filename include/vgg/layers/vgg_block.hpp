@@ -8,8 +8,6 @@
 #include <vector>
 
 #include "vgg/core/rules.hpp"
-#include "vgg/kernels/elementwise.hpp"
-#include "vgg/kernels/maxpool.hpp"
 #include "vgg/layers/conv3x3.hpp"
 
 namespace vgg {
@@ -69,32 +67,35 @@ public:
             conv.initialize(init, random);
     }
 
-    /// Convolutions with ReLU fused into their output pass; each post-ReLU activation is kept,
-    /// since it is both the next convolution's input and the ReLU's backward mask.
+    /// Convolutions with ReLU fused into their output pass. The post-ReLU activations of all
+    /// but the last convolution are kept: each is the next convolution's input and its own
+    /// ReLU mask. The last convolution is pooled image by image as it is computed, so its
+    /// full-resolution output is never stored: the pooled values and a one-byte arg-max suffice.
     void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context)
     {
-        first.forward(x, activations_[0], context, true);
-        for (std::size_t j = 1; j < conv_count; ++j)
-            later[j - 1].forward(activations_[j - 1], activations_[j], context, true);
-        y.resize(x.batch());
-        argmax_.resize(y.size());
-        kernels::maxpool2x2_forward(x.batch() * conv_shape::dims[0], height, width, activations_.back().data(), y.data(),
-                                    argmax_.data());
+        if constexpr (conv_count == 1) {
+            first.forward_relu_pool(x, y, argmax_);
+        } else {
+            first.forward(x, activations_[0], context, true);
+            for (std::size_t j = 1; j + 1 < conv_count; ++j)
+                later[j - 1].forward(activations_[j - 1], activations_[j], context, true);
+            later.back().forward_relu_pool(activations_.back(), y, argmax_);
+        }
     }
 
-    void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
+    void backward(const tensor<input_shape>& x, const tensor<output_shape>& y, const tensor<output_shape>& dy,
                   tensor<input_shape>* dx)
     {
-        const std::size_t batch = dy.batch();
-        grad_.resize(batch);
-        kernels::maxpool2x2_backward(batch * conv_shape::dims[0], height, width, dy.data(), argmax_.data(), grad_.data());
-        for (std::size_t j = conv_count; j-- > 1;) {
-            kernels::relu_backward_inplace(grad_.data(), activations_[j].data(), grad_.size());
-            later[j - 1].backward(activations_[j - 1], activations_[j], grad_, &spare_grad_);
-            std::swap(grad_, spare_grad_);
+        if constexpr (conv_count == 1) {
+            first.backward_relu_pool(x, y, argmax_, dy, dx);
+        } else {
+            later.back().backward_relu_pool(activations_.back(), y, argmax_, dy, &grad_);
+            for (std::size_t j = conv_count - 1; j-- > 1;) {
+                later[j - 1].backward_through_relu(activations_[j - 1], activations_[j], grad_, &spare_grad_);
+                std::swap(grad_, spare_grad_);
+            }
+            first.backward_through_relu(x, activations_[0], grad_, dx);
         }
-        kernels::relu_backward_inplace(grad_.data(), activations_[0].data(), grad_.size());
-        first.backward(x, activations_[0], grad_, dx);
     }
 
     /// Names as in the seed's nn.Sequential block: convolutions sit at 0, 2, 4, ...
@@ -110,7 +111,7 @@ public:
     std::array<later_conv, conv_count - 1> later;
 
 private:
-    std::array<tensor<conv_shape>, conv_count> activations_;
+    std::array<tensor<conv_shape>, conv_count - 1> activations_;
     tensor<conv_shape> grad_, spare_grad_;
     std::vector<std::uint8_t> argmax_;
 };
