@@ -6,6 +6,7 @@
 
 #include "vgg/core/tensor.hpp"
 #include "vgg/detail/parallel.hpp"
+#include "vgg/kernels/conv3x3_direct.hpp"
 #include "vgg/kernels/elementwise.hpp"
 #include "vgg/kernels/gemm.hpp"
 #include "vgg/kernels/im2col.hpp"
@@ -22,9 +23,9 @@ struct conv3x3_dims {
     std::size_t out_size() const { return out_channels * pixels(); }
 };
 
-/// W * im2col(x_n) + b for every image n of a batch. Images are split over threads, each with
-/// its own column buffer (a whole batch of columns would be hundreds of MB) and its own
-/// scratch image of out_size floats. `output(n, scratch)` says where image n's result goes;
+/// W * im2col(x_n) + b for every image n of a batch (directly, without im2col, for one input
+/// channel). Images are split over threads, each with its own column buffer (a whole batch of
+/// columns would be hundreds of MB) and its own scratch image of out_size floats. `output(n, scratch)` says where image n's result goes;
 /// `finish(n, result)` runs right after, while the result is still in cache.
 template <class Output, class Finish>
 void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
@@ -33,10 +34,17 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
     const auto w = view(weight, d.out_channels, d.patch());
     const Eigen::Map<const Eigen::VectorXf> b(bias, static_cast<Eigen::Index>(d.out_channels));
     detail::parallel_ranges(batch, [&](std::size_t, std::size_t, detail::range images) {
-        aligned_vector<float> columns(d.patch() * d.pixels()), scratch;
+        // One input channel needs a padded copy of the image instead of columns.
+        aligned_vector<float> columns(std::max(d.patch() * d.pixels(), (d.height + 2) * (d.width + 2))), scratch;
         for (std::size_t n = images.begin; n < images.end; ++n) {
-            im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
             float* result = output(n, scratch);
+            if (d.in_channels == 1) {
+                conv3x3_single_channel(x + n * d.in_size(), d.height, d.width, weight, bias, d.out_channels,
+                                       columns.data(), result);
+                finish(n, result);
+                continue;
+            }
+            im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
             auto out = view(result, d.out_channels, d.pixels());
             // Start from the bias and accumulate, which saves Eigen's zeroing pass.
             out.colwise() = b;

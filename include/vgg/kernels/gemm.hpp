@@ -3,6 +3,8 @@
 
 #include <Eigen/Core>
 
+#include "vgg/detail/blas.hpp"
+
 namespace vgg::kernels {
 
 /// Row-major matrix views over tensor memory; every GEMM in the library goes through Eigen.

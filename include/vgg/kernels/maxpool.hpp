@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -20,14 +21,15 @@ inline void maxpool2x2_planes(std::size_t first, std::size_t last, std::size_t h
             const float* bottom = top + width;
             float* out = y + (p * out_h + i) * out_w;
             std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
+            // Arithmetic instead of branches, so the loop vectorises: on real activations the
+            // winner is random, and mispredicted branches would cost more than the pool itself.
+            // std::max(p, q) returns p unless q is strictly larger: the first maximum wins.
             for (std::size_t j = 0; j < out_w; ++j) {
-                const float candidates[4] = {top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]};
-                std::uint8_t best = 0;
-                for (std::uint8_t k = 1; k < 4; ++k)
-                    if (candidates[k] > candidates[best])
-                        best = k;
-                out[j] = candidates[best];
-                arg[j] = best;
+                const float a = top[2 * j], b = top[2 * j + 1], c = bottom[2 * j], d = bottom[2 * j + 1];
+                const float top_max = std::max(a, b), bottom_max = std::max(c, d);
+                out[j] = std::max(top_max, bottom_max);
+                const int right_top = b > a, right_bottom = d > c, bottom_wins = bottom_max > top_max;
+                arg[j] = static_cast<std::uint8_t>(bottom_wins * (2 + right_bottom) + (1 - bottom_wins) * right_top);
             }
         }
 }
