@@ -103,7 +103,7 @@ inline std::string svg_line_plot(const std::vector<plot_series>& series, const s
                (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") + " points=\"" + points + "\"/>\n";
     }
     // Legend in the upper right, where the falling loss and rising accuracies rarely are.
-    const double legend_x = width - right - 120, legend_y = height - bottom - 12 - 18 * double(series.size());
+    const double legend_x = width - right - 120, legend_y = top + 12;
     svg += "<rect x=\"" + number(legend_x - 6) + "\" y=\"" + number(legend_y - 6) + "\" width=\"124\" height=\"" +
            number(18 * double(series.size()) + 6) + "\" fill=\"white\" stroke=\"#c0c0c0\"/>\n";
     for (std::size_t i = 0; i < series.size(); ++i) {

@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+"""Moves weights between vgg and the seed's PyTorch code (Debian's python3-torch), through
+safetensors files written and read with plain json + struct.
+
+  Load vgg's weights into PyTorch and measure test accuracy there:
+    /usr/bin/python3 tools/pytorch_interop.py evaluate out/model.safetensors --resize 32 --ratio 4 [--count 1000]
+  Save a PyTorch state_dict (torch.save(net.state_dict(), "net.pt")) for vgg_predict:
+    /usr/bin/python3 tools/pytorch_interop.py export net.pt net.safetensors --resize 224 --ratio 4
+"""
+import argparse
+import gzip
+import json
+import struct
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision import transforms
+from PIL import Image
+
+
+# The seed's code (spatial generalises its 7 to other input sizes).
+def vgg_block(num_convs, in_channels, out_channels):
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+        in_channels = out_channels
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def vgg(conv_arch, spatial=7):
+    conv_blks = []
+    in_channels = 1
+    for (num_convs, out_channels) in conv_arch:
+        conv_blks.append(vgg_block(num_convs, in_channels, out_channels))
+        in_channels = out_channels
+    return nn.Sequential(
+        *conv_blks, nn.Flatten(),
+        nn.Linear(out_channels * spatial * spatial, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 10))
+
+
+def seed_network(resize, ratio):
+    conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+    return vgg([(n, c // ratio) for n, c in conv_arch], spatial=resize // 32)
+
+
+def read_safetensors(path):
+    data = open(path, "rb").read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    header.pop("__metadata__", None)
+    body = data[8 + length:]
+    out = {}
+    for name, entry in header.items():
+        assert entry["dtype"] == "F32", f"{name}: only F32 here"
+        begin, end = entry["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(body[begin:end], dtype="<f4").copy()).reshape(entry["shape"])
+    return out
+
+
+def write_safetensors(path, tensors, metadata):
+    header, offset, blobs = {"__metadata__": metadata}, 0, []
+    for name, t in tensors.items():
+        blob = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def evaluate(args):
+    net = seed_network(args.resize, args.ratio)
+    state = read_safetensors(args.weights)
+    state = {k: v for k, v in state.items() if not k.startswith("optimizer.")}
+    net.load_state_dict(state)
+    net.eval()
+    images = np.frombuffer(gzip.open(f"{args.data}/t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    labels = np.frombuffer(gzip.open(f"{args.data}/t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+    count = args.count or len(labels)
+    pipeline = transforms.Compose([transforms.Resize(args.resize), transforms.ToTensor()])  # as d2l
+    correct = 0
+    with torch.no_grad():
+        for begin in range(0, count, 256):
+            batch = torch.stack([pipeline(Image.fromarray(i, mode="L")) for i in images[begin:min(begin + 256, count)]])
+            correct += (net(batch).argmax(1).numpy() == labels[begin:begin + len(batch)]).sum()
+    print(f"accuracy {correct / count:.4f} ({correct} of {count})")
+
+
+def export(args):
+    net = seed_network(args.resize, args.ratio)
+    net.load_state_dict(torch.load(args.state_dict, map_location="cpu"))
+    write_safetensors(args.output, net.state_dict(), {"resize": str(args.resize), "ratio": str(args.ratio)})
+    print(f"wrote {args.output}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("evaluate")
+    e.add_argument("weights")
+    e.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    e.add_argument("--count", type=int, default=0)
+    x = sub.add_parser("export")
+    x.add_argument("state_dict")
+    x.add_argument("output")
+    for p in (e, x):
+        p.add_argument("--resize", type=int, default=224, choices=[224, 64, 32])
+        p.add_argument("--ratio", type=int, default=4, choices=[4, 1])
+    args = parser.parse_args()
+    evaluate(args) if args.command == "evaluate" else export(args)
+
+
+if __name__ == "__main__":
+    main()
