@@ -11,32 +11,14 @@ import resource
 import statistics
 import time
 
+import pathlib
+import sys
+
 import torch
 from torch import nn
 
-
-# The seed's code, unchanged (spatial generalises its 7 to other input sizes).
-def vgg_block(num_convs, in_channels, out_channels):
-    layers = []
-    for _ in range(num_convs):
-        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
-        layers.append(nn.ReLU())
-        in_channels = out_channels
-    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-    return nn.Sequential(*layers)
-
-
-def vgg(conv_arch, spatial=7):
-    conv_blks = []
-    in_channels = 1
-    for (num_convs, out_channels) in conv_arch:
-        conv_blks.append(vgg_block(num_convs, in_channels, out_channels))
-        in_channels = out_channels
-    return nn.Sequential(
-        *conv_blks, nn.Flatten(),
-        nn.Linear(out_channels * spatial * spatial, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 10))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
+from seed_model import seed_network  # noqa: E402  (the seed's own vgg_block and vgg)
 
 
 def main():
@@ -52,8 +34,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
 
-    conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
-    net = vgg([(n, c // args.ratio) for n, c in conv_arch], spatial=args.resize // 32)
+    net = seed_network(args.resize, args.ratio)
     for m in net.modules():  # d2l's train_ch6 initialisation
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)

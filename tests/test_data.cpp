@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cstdio>
 #include <functional>
 #include <unistd.h>
@@ -13,23 +15,14 @@
 #include <vgg/data/resize.hpp>
 
 using namespace vgg;
+using vgg::testing::error_of;
+using vgg::testing::scratch_file;
+using vgg::testing::write_bytes;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path fixtures = VGG_TEST_DATA_DIR;
-
-fs::path scratch_file(const std::string& name)
-{
-    const auto dir = fs::temp_directory_path() / ("vgg_test_data_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    return dir / name;
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes)
-{
-    std::ofstream(path, std::ios::binary) << bytes;
-}
 
 std::string idx_header(std::uint32_t magic, std::initializer_list<std::uint32_t> dims)
 {
@@ -42,16 +35,6 @@ std::string idx_header(std::uint32_t magic, std::initializer_list<std::uint32_t>
     for (auto d : dims)
         put(d);
     return bytes;
-}
-
-std::string error_of(const std::function<void()>& action)
-{
-    try {
-        action();
-    } catch (const io::file_error& e) {
-        return e.what();
-    }
-    return "no error";
 }
 
 } // namespace

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,26 +13,20 @@
 #include <vgg/vgg.hpp>
 
 using namespace vgg;
+using vgg::testing::error_of;
+using vgg::testing::scratch_file;
+using vgg::testing::write_bytes;
 namespace fs = std::filesystem;
 
 namespace {
 
 using tiny_net = Sequential<shape<1, 4, 4>, VGGBlock<1, 1, 2>, Flatten, Linear<8, 3>>;
 
-fs::path scratch_file(const std::string& name)
-{
-    const auto dir = fs::temp_directory_path() / ("vgg_test_safetensors_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    return dir / name;
-}
-
 std::string file_bytes(const fs::path& path)
 {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
-
-void write_bytes(const fs::path& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
 // A safetensors file from a header written by hand and `data_bytes` bytes of data.
 std::string handmade(const std::string& header, std::size_t data_bytes)
@@ -39,16 +35,6 @@ std::string handmade(const std::string& header, std::size_t data_bytes)
     const std::uint64_t length = header.size();
     std::memcpy(bytes.data(), &length, 8);
     return bytes + header + std::string(data_bytes, '\0');
-}
-
-std::string error_of(const std::function<void()>& action)
-{
-    try {
-        action();
-    } catch (const io::file_error& e) {
-        return e.what();
-    }
-    return "no error";
 }
 
 std::vector<float> all_values(tiny_net& net)

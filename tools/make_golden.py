@@ -4,8 +4,8 @@ tests/data/pytorch_golden.json. Needs Debian's python3-torch; run with Debian's 
 
     /usr/bin/python3 tools/make_golden.py
 
-It builds the seed's network with the seed's own code (vgg_block and vgg below are the d2l
-chapter's, unchanged) at a small preset: 1x32x32 input, conv_arch divided by 4. Instead of
+It builds the seed's network with the seed's own code (tools/seed_model.py holds the d2l
+chapter's vgg_block and vgg, unchanged) at a small preset: 1x32x32 input, conv_arch divided by 4. Instead of
 storing 17M weights, every weight and input is a pure function of its index (SplitMix64, which
 vgg::mix64 also implements), so the C++ test rebuilds them exactly. The model runs in float64;
 the fixture keeps the logits, the loss, and for every parameter the L2 norm of its gradient and
@@ -18,6 +18,8 @@ import pathlib
 
 import torch
 from torch import nn
+
+from seed_model import CONV_ARCH as conv_arch, vgg
 
 MASK = (1 << 64) - 1
 
@@ -42,31 +44,6 @@ def patterned(key, count, bound):
     return torch.tensor([bound * (2 * unit(mix2(key, i)) - 1) for i in range(count)], dtype=torch.float64)
 
 
-# The seed's code, verbatim.
-def vgg_block(num_convs, in_channels, out_channels):
-    layers = []
-    for _ in range(num_convs):
-        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
-        layers.append(nn.ReLU())
-        in_channels = out_channels
-    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-    return nn.Sequential(*layers)
-
-
-def vgg(conv_arch, spatial=7):
-    conv_blks = []
-    in_channels = 1
-    for (num_convs, out_channels) in conv_arch:
-        conv_blks.append(vgg_block(num_convs, in_channels, out_channels))
-        in_channels = out_channels
-    return nn.Sequential(
-        *conv_blks, nn.Flatten(),
-        nn.Linear(out_channels * spatial * spatial, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 10))
-
-
-conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "pytorch_golden.json"
 BATCH, SIZE, RATIO, LR, SAMPLES = 4, 32, 4, 0.05, 48
 

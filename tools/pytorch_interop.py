@@ -14,38 +14,10 @@ import struct
 
 import numpy as np
 import torch
-from torch import nn
 from torchvision import transforms
 from PIL import Image
 
-
-# The seed's code (spatial generalises its 7 to other input sizes).
-def vgg_block(num_convs, in_channels, out_channels):
-    layers = []
-    for _ in range(num_convs):
-        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
-        layers.append(nn.ReLU())
-        in_channels = out_channels
-    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-    return nn.Sequential(*layers)
-
-
-def vgg(conv_arch, spatial=7):
-    conv_blks = []
-    in_channels = 1
-    for (num_convs, out_channels) in conv_arch:
-        conv_blks.append(vgg_block(num_convs, in_channels, out_channels))
-        in_channels = out_channels
-    return nn.Sequential(
-        *conv_blks, nn.Flatten(),
-        nn.Linear(out_channels * spatial * spatial, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 10))
-
-
-def seed_network(resize, ratio):
-    conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
-    return vgg([(n, c // ratio) for n, c in conv_arch], spatial=resize // 32)
+from seed_model import seed_network
 
 
 def read_safetensors(path):

@@ -1,0 +1,34 @@
+"""The seed's PyTorch model (d2l, "Networks Using Blocks (VGG)"): vgg_block and vgg as the
+chapter writes them, with `spatial` generalising its out_channels*7*7 to other input sizes.
+Shared by tools/ and bench/ scripts."""
+from torch import nn
+
+CONV_ARCH = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+
+
+def vgg_block(num_convs, in_channels, out_channels):
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+        in_channels = out_channels
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def vgg(conv_arch, spatial=7):
+    conv_blks = []
+    in_channels = 1
+    for (num_convs, out_channels) in conv_arch:
+        conv_blks.append(vgg_block(num_convs, in_channels, out_channels))
+        in_channels = out_channels
+    return nn.Sequential(
+        *conv_blks, nn.Flatten(),
+        nn.Linear(out_channels * spatial * spatial, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 10))
+
+
+def seed_network(resize=224, ratio=4):
+    """The seed's small_conv_arch network (ratio 4) or the full one (ratio 1) for resize x resize."""
+    return vgg([(n, c // ratio) for n, c in CONV_ARCH], spatial=resize // 32)
