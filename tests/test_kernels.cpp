@@ -180,3 +180,36 @@ TEST_CASE("dropout keeps about 1 - p of the elements, scaled, and is the identit
     dropout.forward(x, y, {mode::eval, 3});
     CHECK(std::all_of(y.values().begin(), y.values().end(), [](float v) { return v == 1.f; }));
 }
+
+TEST_CASE_TEMPLATE("a block's fused convolution + ReLU + max-pool equals the separate layers", Case,
+                   conv_case<1, 16, 12, 10>, conv_case<8, 4, 6, 6>)
+{
+    constexpr std::size_t in = Case::in, out = Case::out, h = Case::height, w = Case::width;
+    typename VGGBlock<1, in, out>::template layer<shape<in, h, w>> block;
+    typename Conv3x3<in, out>::template layer<shape<in, h, w>> conv;
+    relu_layer<shape<out, h, w>> relu;
+    MaxPool2x2::layer<shape<out, h, w>> pool;
+    rng random(11);
+    block.initialize(weight_init::xavier_uniform, random);
+    conv.weight.value = block.first.weight.value;
+    conv.bias.value = block.first.bias.value;
+    tensor<shape<in, h, w>> x(3), dx_fused, dx_separate;
+    fill_uniform(x.values(), random);
+    tensor<shape<out, h / 2, w / 2>> y_fused, y_separate, dy(3);
+    tensor<shape<out, h, w>> conv_out, relu_out, d_relu_out, d_conv_out;
+    fill_uniform(dy.values(), random);
+
+    block.forward(x, y_fused, {});
+    conv.forward(x, conv_out, {});
+    relu.forward(conv_out, relu_out, {});
+    pool.forward(relu_out, y_separate, {});
+    CHECK(max_abs_difference(y_fused.values(), y_separate.values()) < 1e-5f);
+
+    block.backward(x, y_fused, dy, &dx_fused);
+    pool.backward(relu_out, y_separate, dy, &d_relu_out);
+    relu.backward(conv_out, relu_out, d_relu_out, &d_conv_out);
+    conv.backward(x, conv_out, d_conv_out, &dx_separate);
+    CHECK(max_abs_difference(dx_fused.values(), dx_separate.values()) < 1e-5f);
+    CHECK(max_abs_difference(block.first.weight.grad, conv.weight.grad) < 1e-4f);
+    CHECK(max_abs_difference(block.first.bias.grad, conv.bias.grad) < 1e-4f);
+}
