@@ -184,8 +184,15 @@ int train(const options& opt)
             if (field(key) != value)
                 std::cerr << "warning: the checkpoint was made with " << key << " " << field(key) << ", this run uses "
                           << value << ": the result will differ from an uninterrupted run\n";
-        first_epoch = std::stoul(field("epoch"));
-        train_seconds = std::stod(field("train_seconds"));
+        auto number = [&](const std::string& key) {
+            try {
+                return std::stod(field(key));
+            } catch (const std::logic_error&) {
+                throw vgg::io::file_error(opt.resume, "checkpoint metadata \"" + key + "\" is not a number");
+            }
+        };
+        first_epoch = static_cast<std::size_t>(number("epoch"));
+        train_seconds = number("train_seconds");
         history = history_from_json(field("history"), opt.resume);
         std::cout << "resumed from " << opt.resume.string() << " after epoch " << first_epoch << "\n";
     }
