@@ -9,7 +9,9 @@
 
 #include <unistd.h>
 
+#include "gradient_check.hpp"
 #include <vgg/io/safetensors.hpp>
+#include <vgg/train/checkpoint.hpp>
 #include <vgg/vgg.hpp>
 
 using namespace vgg;
@@ -148,4 +150,24 @@ TEST_CASE("saving replaces a file atomically and never leaves a temporary behind
     io::save_weights(net, dir / "w.safetensors");
     CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 1);
     CHECK(error_of([&] { io::save_weights(net, dir / "no-such-dir" / "w.safetensors"); }).find("cannot create temporary file") != std::string::npos);
+}
+
+TEST_CASE("a checkpoint keeps the momentum buffers and the step count")
+{
+    tiny_net net, restored;
+    rng random(4);
+    net.initialize(weight_init::xavier_uniform, random);
+    sgd optimiser(0.1f, 0.9f), restored_optimiser(0.1f, 0.9f);
+    net.visit_parameters([&](const parameter_view& p) { vgg::testing::fill_uniform(p.grad, random); });
+    optimiser.step(net);
+    optimiser.step(net);
+    const auto path = scratch_file("checkpoint.safetensors");
+    save_checkpoint(net, optimiser, path, {{"epoch", "2"}});
+    const auto metadata = load_checkpoint(restored, restored_optimiser, path);
+    CHECK(metadata.at("epoch") == "2");
+    CHECK(restored_optimiser.steps() == 2);
+    REQUIRE(restored_optimiser.velocity().size() == optimiser.velocity().size());
+    for (std::size_t i = 0; i < optimiser.velocity().size(); ++i)
+        CHECK(restored_optimiser.velocity()[i] == optimiser.velocity()[i]);
+    CHECK(all_values(restored) == all_values(net));
 }
