@@ -7,16 +7,14 @@
 #include <memory>
 #include <numeric>
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_FAILURE_USERMSG
-#include <stb/stb_image.h>
-
 #include <CLI/CLI.hpp>
 
 #include <vgg/data/fashion_mnist.hpp>
 #include <vgg/io/safetensors.hpp>
 #include <vgg/train/checkpoint.hpp>
 #include <vgg/vgg.hpp>
+
+#include "image_input.hpp"
 
 namespace fs = std::filesystem;
 
@@ -28,19 +26,6 @@ struct options {
     std::vector<fs::path> images;
     fs::path idx, labels;
 };
-
-/// Reads any image stb_image can decode, converted to 8-bit grey, and brings it to 28x28 the
-/// way Fashion-MNIST images are (an image already 28x28 is used as it is).
-std::vector<std::uint8_t> read_grey_28x28(const fs::path& path)
-{
-    int width = 0, height = 0, channels = 0;
-    std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &width, &height, &channels, 1), stbi_image_free);
-    if (!pixels)
-        throw vgg::io::file_error(path, std::string("cannot read as an image: ") + stbi_failure_reason());
-    std::vector<std::uint8_t> out(28 * 28), scratch;
-    vgg::data::bilinear_resizer(std::size_t(height), std::size_t(width), 28, 28).resize(pixels.get(), out.data(), scratch);
-    return out;
-}
 
 template <std::size_t Resize, std::size_t Ratio>
 int predict(const options& opt, const vgg::io::safetensors_content& weights)
@@ -70,7 +55,7 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
         }
     } else {
         for (const auto& path : opt.images) {
-            const auto pixels = read_grey_28x28(path);
+            const auto pixels = vgg_predict::read_grey_28x28(path);
             set.pixels.insert(set.pixels.end(), pixels.begin(), pixels.end());
             set.labels.push_back(0);
             names.push_back(path.string());

@@ -23,6 +23,8 @@
 #include <vgg/train/progress.hpp>
 #include <vgg/vgg.hpp>
 
+#include "training_checkpoint.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -45,34 +47,7 @@ struct options {
     std::size_t limit_test = 0;
 };
 
-// One point of d2l's Animator: train loss and accuracy several times an epoch, test accuracy
-// at the end of each (NaN where a value is not measured at that point).
-struct metric_point {
-    double epoch, train_loss, train_acc, test_acc;
-};
-
-nlohmann::json to_json(const std::vector<metric_point>& history)
-{
-    auto out = nlohmann::json::array();
-    for (const auto& p : history)
-        out.push_back({p.epoch, p.train_loss, p.train_acc, std::isnan(p.test_acc) ? nlohmann::json() : nlohmann::json(p.test_acc)});
-    return out;
-}
-
-std::vector<metric_point> history_from_json(const std::string& text, const fs::path& source)
-{
-    const auto json = nlohmann::json::parse(text, nullptr, false);
-    if (json.is_discarded() || !json.is_array())
-        throw vgg::io::file_error(source, "its history metadata is not a JSON array");
-    std::vector<metric_point> history;
-    auto value = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
-    for (const auto& p : json) {
-        if (!p.is_array() || p.size() != 4)
-            throw vgg::io::file_error(source, "its history metadata has a malformed point");
-        history.push_back({value(p[0]), value(p[1]), value(p[2]), value(p[3])});
-    }
-    return history;
-}
+using vgg_train::metric_point;
 
 std::string csv_text(const std::vector<metric_point>& history)
 {
@@ -164,36 +139,17 @@ int train(const options& opt)
     std::size_t first_epoch = 0;
     double train_seconds = 0;
     if (!opt.resume.empty()) {
-        const auto checkpoint = vgg::io::read_safetensors(opt.resume);
-        const auto& metadata = checkpoint.metadata;
-        auto field = [&](const std::string& key) {
-            const auto found = metadata.find(key);
-            if (found == metadata.end())
-                throw vgg::io::file_error(opt.resume, "checkpoint has no \"" + key + "\" metadata");
-            return found->second;
-        };
-        if (field("resize") != std::to_string(Resize) || field("ratio") != std::to_string(Ratio))
-            throw vgg::io::file_error(opt.resume, "is a checkpoint for --resize " + field("resize") + " --ratio " +
-                                                      field("ratio") + ", not --resize " + std::to_string(Resize) +
-                                                      " --ratio " + std::to_string(Ratio));
-        vgg::load_checkpoint(*net, optimiser, checkpoint, opt.resume);
+        auto state = vgg_train::load_run(*net, optimiser, vgg::io::read_safetensors(opt.resume), opt.resume, Resize, Ratio);
         for (const auto& [key, value] : {std::pair{"seed", std::to_string(opt.seed)},
                                          {"batch_size", std::to_string(opt.batch_size)},
                                          {"train_examples", std::to_string(train_set.size())},
                                          {"threads", std::to_string(opt.threads)}})
-            if (field(key) != value)
-                std::cerr << "warning: the checkpoint was made with " << key << " " << field(key) << ", this run uses "
-                          << value << ": the result will differ from an uninterrupted run\n";
-        auto number = [&](const std::string& key) {
-            try {
-                return std::stod(field(key));
-            } catch (const std::logic_error&) {
-                throw vgg::io::file_error(opt.resume, "checkpoint metadata \"" + key + "\" is not a number");
-            }
-        };
-        first_epoch = static_cast<std::size_t>(number("epoch"));
-        train_seconds = number("train_seconds");
-        history = history_from_json(field("history"), opt.resume);
+            if (state.metadata[key] != value)
+                std::cerr << "warning: the checkpoint was made with " << key << " " << state.metadata[key]
+                          << ", this run uses " << value << ": the result will differ from an uninterrupted run\n";
+        first_epoch = state.epoch;
+        train_seconds = state.train_seconds;
+        history = std::move(state.history);
         std::cout << "resumed from " << opt.resume.string() << " after epoch " << first_epoch << "\n";
     }
 
@@ -211,6 +167,15 @@ int train(const options& opt)
         last_train_acc = std::isnan(p.train_acc) ? last_train_acc : p.train_acc;
         last_test_acc = std::isnan(p.test_acc) ? last_test_acc : p.test_acc;
     }
+
+    // The NaN/Inf guard: stop, say where, and leave the last good checkpoint as it is.
+    auto diverged = [&](const std::string& what, std::size_t epoch, std::size_t batch) {
+        std::cerr << "error: " << what << " at epoch " << epoch + 1 << ", batch " << batch + 1 << "; stopping.";
+        if (fs::exists(checkpoint_path))
+            std::cerr << " The last good checkpoint, " << checkpoint_path.string() << ", is untouched.";
+        std::cerr << " Try a smaller --lr.\n";
+        return 3;
+    };
 
     for (std::size_t epoch = first_epoch; epoch < opt.epochs; ++epoch) {
         // The epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
@@ -230,12 +195,7 @@ int train(const options& opt)
             const auto result = vgg::softmax_cross_entropy(net->forward(images, {vgg::mode::train, vgg::mix64(opt.seed ^ 0xd209, step)}), labels, grad);
             if (!std::isfinite(result.loss)) {
                 progress.finish();
-                std::cerr << "error: the loss became " << result.loss << " at epoch " << epoch + 1 << ", batch " << b + 1
-                          << "; stopping. ";
-                if (fs::exists(checkpoint_path))
-                    std::cerr << "The last good checkpoint, " << checkpoint_path.string() << ", is untouched.";
-                std::cerr << " Try a smaller --lr.\n";
-                return 3;
+                return diverged("the loss became " + std::to_string(result.loss), epoch, b);
             }
             net->backward(grad);
             optimiser.step(*net);
@@ -261,8 +221,10 @@ int train(const options& opt)
         std::fflush(stdout);
         vgg::io::write_file_atomically(opt.out / "metrics.csv", csv_text(history));
         vgg::io::write_file_atomically(plot_path, plot_svg(history, opt.epochs));
+        if (const auto bad = vgg::first_non_finite_parameter(*net); !bad.empty())
+            return diverged("parameter \"" + bad + "\" became NaN or infinite", epoch, batches - 1);
         vgg::save_checkpoint(*net, optimiser, checkpoint_path,
-                             {{"format", "vgg-checkpoint-1"},
+                             {{"format", vgg_train::checkpoint_format},
                               {"epoch", std::to_string(epoch + 1)},
                               {"seed", std::to_string(opt.seed)},
                               {"resize", std::to_string(Resize)},
@@ -271,7 +233,7 @@ int train(const options& opt)
                               {"train_examples", std::to_string(train_set.size())},
                               {"threads", std::to_string(opt.threads)},
                               {"train_seconds", std::to_string(train_seconds)},
-                              {"history", to_json(history).dump()}});
+                              {"history", vgg_train::to_json(history).dump()}});
     }
 
     // d2l's closing lines.

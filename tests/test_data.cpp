@@ -94,6 +94,44 @@ TEST_CASE("bad IDX files give an error that names the file and the problem")
     CHECK(error_of([&] { data::read_idx(path, 1); }).find("truncated: ended after 2 of the 4 bytes of the magic number") != std::string::npos);
 }
 
+namespace {
+std::string gzip_bytes(const std::string& bytes)
+{
+    uLongf size = compressBound(static_cast<uLong>(bytes.size())) + 32;
+    std::string out(size, '\0');
+    z_stream stream{};
+    deflateInit2(&stream, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+    stream.avail_in = static_cast<uInt>(bytes.size());
+    stream.next_out = reinterpret_cast<Bytef*>(out.data());
+    stream.avail_out = static_cast<uInt>(size);
+    deflate(&stream, Z_FINISH);
+    out.resize(stream.total_out);
+    deflateEnd(&stream);
+    return out;
+}
+} // namespace
+
+TEST_CASE("gzip IDX data: concatenated members are one file; corrupt, truncated or trailed data is an error")
+{
+    const std::string bytes = idx_header(0x0801, {6}) + std::string("\x01\x02\x03\x04\x05\x06", 6);
+    const auto path = scratch_file("gz-idx1.gz");
+    write_bytes(path, gzip_bytes(bytes.substr(0, 7)) + gzip_bytes(bytes.substr(7)));
+    CHECK(data::read_idx(path, 1).values == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
+
+    const std::string whole = gzip_bytes(bytes);
+    write_bytes(path, whole.substr(0, whole.size() - 12));
+    CHECK(error_of([&] { data::read_idx(path, 1); }) == path.string() + ": truncated gzip data");
+    std::string corrupt = whole;
+    corrupt[12] = static_cast<char>(corrupt[12] ^ 0x55);
+    corrupt[13] = static_cast<char>(corrupt[13] ^ 0x55);
+    write_bytes(path, corrupt);
+    CHECK(error_of([&] { data::read_idx(path, 1); }).find(path.string() + ": corrupt gzip data (") == 0);
+    write_bytes(path, whole + "junk");
+    CHECK(error_of([&] { data::read_idx(path, 1); }) ==
+          path.string() + ": has bytes after its gzip data that are not another gzip member");
+}
+
 TEST_CASE("images and labels must agree")
 {
     const auto images = scratch_file("images-idx3"), labels = scratch_file("labels-idx1");

@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -136,6 +137,12 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
     io::write_safetensors(path, tensors);
     CHECK(error_of([&] { io::load_weights(net, path); }) ==
           p + "tensor \"0.0.weight\" has shape [1, 2, 3, 3], but this network needs [2, 1, 3, 3]");
+    tensors[0].shape = {2, 1, 3, 3};
+    std::vector<float> with_nan(tensors[2].values.begin(), tensors[2].values.end());
+    with_nan[5] = std::numeric_limits<float>::quiet_NaN();
+    tensors[2].values = with_nan;
+    io::write_safetensors(path, tensors);
+    CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"2.weight\" holds nan at index 5: weights must be finite");
     CHECK(all_values(net) == before);
 }
 
@@ -170,4 +177,24 @@ TEST_CASE("a checkpoint keeps the momentum buffers and the step count")
     for (std::size_t i = 0; i < optimiser.velocity().size(); ++i)
         CHECK(restored_optimiser.velocity()[i] == optimiser.velocity()[i]);
     CHECK(all_values(restored) == all_values(net));
+}
+
+TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkpoint")
+{
+    tiny_net net;
+    rng random(5);
+    net.initialize(weight_init::xavier_uniform, random);
+    sgd optimiser(0.1f);
+    const auto path = scratch_file("good-checkpoint.safetensors");
+    save_checkpoint(net, optimiser, path, {{"epoch", "1"}});
+    const auto good = file_bytes(path);
+    CHECK(first_non_finite_parameter(net).empty());
+    net.visit_parameters([](const parameter_view& p) {
+        if (p.name == "2.bias")
+            p.value[1] = std::numeric_limits<float>::infinity();
+    });
+    CHECK(first_non_finite_parameter(net) == "2.bias");
+    CHECK(error_of([&] { save_checkpoint(net, optimiser, path, {{"epoch", "2"}}); }) ==
+          path.string() + ": not written: parameter \"2.bias\" holds a NaN or an infinity");
+    CHECK(file_bytes(path) == good);
 }

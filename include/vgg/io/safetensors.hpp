@@ -16,6 +16,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -85,17 +86,12 @@ inline std::uint64_t header_count(const std::filesystem::path& path, const nlohm
 
 } // namespace detail
 
-/// Reads and checks a whole safetensors file. Every length and offset in the header is checked
-/// against the file before any data is touched; tensors must tile the data section exactly, as
-/// the format requires. F32, F16 and BF16 are accepted and converted to float.
-inline safetensors_content read_safetensors(const std::filesystem::path& path)
+/// Decodes and checks the bytes of a whole safetensors file; errors name `path`. Every length
+/// and offset in the header is checked against the bytes before any data is touched; tensors must
+/// tile the data section exactly, as the format requires. F32, F16 and BF16 are accepted and
+/// converted to float.
+inline safetensors_content decode_safetensors(std::string_view bytes, const std::filesystem::path& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw file_error(path, "cannot open for reading");
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad())
-        throw file_error(path, "read error");
     if (bytes.size() < 8)
         throw file_error(path, "not a safetensors file: " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
     std::uint64_t header_length;
@@ -185,6 +181,18 @@ inline safetensors_content read_safetensors(const std::filesystem::path& path)
     return content;
 }
 
+/// Reads and checks a whole safetensors file (see decode_safetensors).
+inline safetensors_content read_safetensors(const std::filesystem::path& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw file_error(path, "cannot open for reading");
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        throw file_error(path, "read error");
+    return decode_safetensors(bytes, path);
+}
+
 /// Writes tensors as F32 in the given order, atomically (see write_file_atomically).
 inline void write_safetensors(const std::filesystem::path& path, const std::vector<tensor_to_write>& tensors,
                               const std::map<std::string, std::string>& metadata = {})
@@ -235,7 +243,7 @@ void save_weights(Net& net, const std::filesystem::path& path, const std::map<st
 }
 
 /// Copies the network's parameters from `content`. Every parameter must be present with its
-/// exact shape; any other tensor is an error unless its name starts with `extra_prefix` (a
+/// exact shape and finite values; any other tensor is an error unless its name starts with `extra_prefix` (a
 /// checkpoint keeps optimiser state that way). All checks pass before the first value is
 /// copied, so a failed load leaves the network as it was.
 template <class Net>
@@ -257,6 +265,11 @@ void load_weights(Net& net, const safetensors_content& content, const std::files
         if (found->second.shape != p.shape)
             throw file_error(source, "tensor \"" + p.name + "\" has shape " + shape_text(found->second.shape) +
                                          ", but this network needs " + shape_text(p.shape));
+        const auto& values = found->second.values;
+        const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+        if (bad != values.end())
+            throw file_error(source, "tensor \"" + p.name + "\" holds " + std::to_string(*bad) + " at index " +
+                                         std::to_string(bad - values.begin()) + ": weights must be finite");
     });
     for (const auto& [name, tensor] : content.tensors)
         if (!expected.count(name) && (extra_prefix.empty() || name.rfind(extra_prefix, 0) != 0))
