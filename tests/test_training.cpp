@@ -34,8 +34,10 @@ struct training_run {
     std::vector<float> weights;
 };
 
-training_run train(std::uint64_t seed, std::size_t steps)
+training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::max_threads())
 {
+    const int threads_before = detail::max_threads();
+    omp_set_num_threads(threads);
     small_net net;
     rng random(seed);
     net.initialize(weight_init::xavier_uniform, random);
@@ -56,6 +58,7 @@ training_run train(std::uint64_t seed, std::size_t steps)
     make_batch(random, x, labels, 400);
     run.accuracy = float(softmax_cross_entropy(net.forward(x, {mode::eval, 0}), labels, grad).correct) / 400.f;
     net.visit_parameters([&](const parameter_view& p) { run.weights.insert(run.weights.end(), p.value.begin(), p.value.end()); });
+    omp_set_num_threads(threads_before);
     return run;
 }
 
@@ -73,6 +76,20 @@ TEST_CASE("a small VGG learns a synthetic task, and the same seed gives bit-iden
     const auto again = train(7, 150);
     REQUIRE(again.weights.size() == run.weights.size());
     CHECK(std::equal(run.weights.begin(), run.weights.end(), again.weights.begin()));
+}
+
+TEST_CASE("the same seed and thread count give bit-identical weights; another thread count only rounds differently")
+{
+    const auto one = train(11, 20, 1), two = train(11, 20, 2);
+    CHECK(train(11, 20, 1).weights == one.weights);
+    CHECK(train(11, 20, 2).weights == two.weights);
+    // Threads split the weight-gradient sums over images differently, so the float rounding differs.
+    REQUIRE(one.weights.size() == two.weights.size());
+    double largest_difference = 0;
+    for (std::size_t i = 0; i < one.weights.size(); ++i)
+        largest_difference = std::max(largest_difference, double(std::abs(one.weights[i] - two.weights[i])));
+    MESSAGE("largest weight difference between 1 and 2 threads after 20 steps: " << largest_difference);
+    CHECK(largest_difference < 1e-3);
 }
 
 TEST_CASE("SGD follows torch.optim.SGD with momentum and weight decay")
