@@ -17,9 +17,12 @@ enum class mode { train, eval };
 struct run_context {
     vgg::mode mode = vgg::mode::eval;
     std::uint64_t stream = 0;
+    /// Where this batch starts inside the global batch when several processes share one (data
+    /// parallelism): sample n draws as sample first_sample + n would in one process.
+    std::size_t first_sample = 0;
 
     /// The context handed to the layer at `position` inside a container.
-    run_context at(std::size_t position) const { return {mode, mix64(stream, position)}; }
+    run_context at(std::size_t position) const { return {mode, mix64(stream, position), first_sample}; }
 };
 
 /// A view of one learnable tensor: its PyTorch-style name, its shape, its values and the

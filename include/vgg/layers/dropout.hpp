@@ -41,6 +41,7 @@ public:
         y.resize(x.batch());
         training_ = context.mode == mode::train && Percent > 0;
         key_ = context.stream;
+        first_element_ = context.first_sample * input_shape::size;
         apply(x.data(), y.data(), x.size());
     }
 
@@ -64,12 +65,13 @@ private:
         const float scale = 1.f / (1.f - probability);
         detail::parallel_ranges(n, [&](std::size_t, std::size_t, detail::range part) {
             for (std::size_t i = part.begin; i < part.end; ++i)
-                out[i] = kernels::dropout_keeps(key_, i, probability) ? in[i] * scale : 0.f;
+                out[i] = kernels::dropout_keeps(key_, first_element_ + i, probability) ? in[i] * scale : 0.f;
         });
     }
 
     bool training_ = false;
     std::uint64_t key_ = 0;
+    std::size_t first_element_ = 0;
 };
 
 } // namespace vgg
