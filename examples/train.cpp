@@ -2,6 +2,7 @@
 // small VGG-11 (channels divided by 4): Xavier-uniform init, SGD with lr 0.05, batch 128,
 // 10 epochs, cross-entropy; test accuracy after every epoch; curves, CSV and checkpoints.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <sstream>
 
 #include <unistd.h>
@@ -24,6 +26,10 @@
 #include <vgg/vgg.hpp>
 
 #include "training_checkpoint.hpp"
+
+#ifdef VGG_WITH_MPI
+#include <vgg/distributed/mpi.hpp>
+#endif
 
 namespace fs = std::filesystem;
 
@@ -48,6 +54,26 @@ struct options {
 };
 
 using vgg_train::metric_point;
+
+/// The processes training together: one, or the ranks of an MPI job. Only rank 0 prints and
+/// writes files.
+struct team {
+    int rank = 0, size = 1;
+    bool leader() const { return rank == 0; }
+    /// This process's share of `count` consecutive examples.
+    vgg::detail::range share(std::size_t count) const
+    {
+        return vgg::detail::partition(count, std::size_t(size), std::size_t(rank));
+    }
+    /// Sums `values` over the processes.
+    void sum([[maybe_unused]] std::span<double> values) const
+    {
+#ifdef VGG_WITH_MPI
+        if (size > 1)
+            vgg::distributed::sum_over_ranks(values);
+#endif
+    }
+};
 
 std::string csv_text(const std::vector<metric_point>& history)
 {
@@ -86,34 +112,39 @@ std::string plot_svg(const std::vector<metric_point>& history, std::size_t epoch
     return vgg::io::svg_line_plot(series, "epoch", 1, double(epochs));
 }
 
+/// Accuracy on the test set; each process of the team tests its own share of it.
 template <class Net, class Images>
 double test_accuracy(Net& net, const vgg::data::image_set& test, const vgg::data::bilinear_resizer& resizer,
-                     std::size_t batch_size, bool terminal)
+                     std::size_t batch_size, const team& group, std::ostream& out, bool terminal)
 {
     Images images;
     std::vector<int> labels;
     vgg::tensor<typename Net::output_shape> grad;
-    std::vector<std::size_t> order(test.size());
-    std::iota(order.begin(), order.end(), 0);
-    const std::size_t batches = (test.size() + batch_size - 1) / batch_size;
-    vgg::progress_reporter progress(std::cout, terminal, "  test", batches);
-    std::size_t correct = 0;
+    const auto mine = group.share(test.size());
+    std::vector<std::size_t> order(mine.size());
+    std::iota(order.begin(), order.end(), mine.begin);
+    const std::size_t batches = (order.size() + batch_size - 1) / batch_size;
+    vgg::progress_reporter progress(out, terminal, "  test", batches);
+    double correct = 0;
     for (std::size_t b = 0; b < batches; ++b) {
-        const std::size_t begin = b * batch_size, count = std::min(batch_size, test.size() - begin);
+        const std::size_t begin = b * batch_size, count = std::min(batch_size, order.size() - begin);
         vgg::data::fill_batch(test, std::span(order).subspan(begin, count), resizer, images, labels);
-        correct += vgg::softmax_cross_entropy(net.forward(images, {vgg::mode::eval, 0}), labels, grad).correct;
+        correct += double(vgg::softmax_cross_entropy(net.forward(images, {vgg::mode::eval, 0}), labels, grad).correct);
         progress.update(b + 1, begin + count, NAN);
     }
     progress.finish();
-    return double(correct) / double(test.size());
+    group.sum(std::span(&correct, 1));
+    return correct / double(test.size());
 }
 
 template <std::size_t Resize, std::size_t Ratio>
-int train(const options& opt)
+int train(const options& opt, const team& group)
 {
     using net_t = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
     using images_t = vgg::tensor<vgg::shape<1, Resize, Resize>>;
-    const bool terminal = ::isatty(::fileno(stdout));
+    std::ostream quiet(nullptr); // what the other ranks print to
+    std::ostream& out = group.leader() ? std::cout : quiet;
+    const bool terminal = group.leader() && ::isatty(::fileno(stdout));
 
     auto train_set = vgg::data::read_fashion_mnist(opt.data, "train");
     auto test_set = vgg::data::read_fashion_mnist(opt.data, "t10k");
@@ -125,14 +156,38 @@ int train(const options& opt)
     };
     limit(train_set, opt.limit_train);
     limit(test_set, opt.limit_test);
+    // Every rank needs a share of every batch; all ranks reach the same verdict, so all stop.
+    const std::size_t last_batch = train_set.size() % opt.batch_size ? train_set.size() % opt.batch_size : opt.batch_size;
+    std::string unshardable;
+    if (opt.batch_size % std::size_t(group.size) != 0)
+        unshardable = "--batch-size " + std::to_string(opt.batch_size) + " does not divide evenly over " +
+                      std::to_string(group.size) + " MPI ranks";
+    else if (last_batch < std::size_t(group.size))
+        unshardable = "the last batch of an epoch holds " + std::to_string(last_batch) + " examples, fewer than the " +
+                      std::to_string(group.size) + " MPI ranks: a rank would get no data (change --limit-train)";
+    else if (test_set.size() < std::size_t(group.size))
+        unshardable = "the test set holds " + std::to_string(test_set.size()) + " examples, fewer than the " +
+                      std::to_string(group.size) + " MPI ranks: a rank would get no data (change --limit-test)";
+    if (!unshardable.empty()) {
+        if (group.leader())
+            std::cerr << "error: " << unshardable << '\n';
+        return 2;
+    }
     const vgg::data::bilinear_resizer resizer(28, 28, Resize, Resize);
 
     auto net = std::make_unique<net_t>();
     vgg::rng init_random(opt.seed);
     net->initialize(vgg::weight_init::xavier_uniform, init_random);
+#ifdef VGG_WITH_MPI
+    if (group.size > 1)
+        vgg::distributed::broadcast_parameters(*net);
+    vgg::distributed::gradient_allreduce<net_t> gradient_sum(*net);
+    double allreduce_seconds = 0;
+#endif
     vgg::sgd optimiser(opt.lr, opt.momentum, opt.weight_decay);
 
-    fs::create_directories(opt.out);
+    if (group.leader())
+        fs::create_directories(opt.out);
     const fs::path checkpoint_path = opt.out / "checkpoint.safetensors";
     const fs::path plot_path = opt.plot.empty() ? opt.out / "curves.svg" : opt.plot;
     std::vector<metric_point> history;
@@ -143,18 +198,26 @@ int train(const options& opt)
         for (const auto& [key, value] : {std::pair{"seed", std::to_string(opt.seed)},
                                          {"batch_size", std::to_string(opt.batch_size)},
                                          {"train_examples", std::to_string(train_set.size())},
-                                         {"threads", std::to_string(opt.threads)}})
-            if (state.metadata[key] != value)
-                std::cerr << "warning: the checkpoint was made with " << key << " " << state.metadata[key]
-                          << ", this run uses " << value << ": the result will differ from an uninterrupted run\n";
+                                         {"threads", std::to_string(opt.threads)},
+                                         {"ranks", std::to_string(group.size)}})
+        {
+            const auto found = state.metadata.find(key);
+            // Checkpoints from before MPI support were all made by one process.
+            const std::string made_with = found != state.metadata.end() ? found->second : key == std::string("ranks") ? "1" : "?";
+            if (made_with != value && group.leader())
+                std::cerr << "warning: the checkpoint was made with " << key << " " << made_with << ", this run uses "
+                          << value << ": the result will differ from an uninterrupted run\n";
+        }
         first_epoch = state.epoch;
         train_seconds = state.train_seconds;
         history = std::move(state.history);
-        std::cout << "resumed from " << opt.resume.string() << " after epoch " << first_epoch << "\n";
+        out << "resumed from " << opt.resume.string() << " after epoch " << first_epoch << "\n";
     }
 
-    std::cout << "training VGG-11 (channels / " << Ratio << ") on " << train_set.size() << " Fashion-MNIST images at "
-              << Resize << "x" << Resize << ", testing on " << test_set.size() << "; " << opt.threads << " threads\n";
+    const std::string workers = std::to_string(opt.threads) + " threads" +
+                                (group.size > 1 ? " x " + std::to_string(group.size) + " MPI ranks" : "");
+    out << "training VGG-11 (channels / " << Ratio << ") on " << train_set.size() << " Fashion-MNIST images at "
+              << Resize << "x" << Resize << ", testing on " << test_set.size() << "; " << workers << "\n";
     const std::size_t batches = (train_set.size() + opt.batch_size - 1) / opt.batch_size;
     const std::size_t plot_every = std::max<std::size_t>(batches / 5, 1);
     images_t images;
@@ -170,6 +233,8 @@ int train(const options& opt)
 
     // The NaN/Inf guard: stop, say where, and leave the last good checkpoint as it is.
     auto diverged = [&](const std::string& what, std::size_t epoch, std::size_t batch) {
+        if (!group.leader())
+            return 3;
         std::cerr << "error: " << what << " at epoch " << epoch + 1 << ", batch " << batch + 1 << "; stopping.";
         if (fs::exists(checkpoint_path))
             std::cerr << " The last good checkpoint, " << checkpoint_path.string() << ", is untouched.";
@@ -184,23 +249,34 @@ int train(const options& opt)
         for (std::size_t i = order.size(); i > 1; --i)
             std::swap(order[i - 1], order[shuffle.below(i)]);
 
-        vgg::progress_reporter progress(std::cout, terminal, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(opt.epochs), batches);
+        vgg::progress_reporter progress(out, terminal, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(opt.epochs), batches);
         const auto start = std::chrono::steady_clock::now();
         double loss_sum = 0;
         std::size_t correct = 0, seen = 0;
         for (std::size_t b = 0; b < batches; ++b) {
             const std::size_t begin = b * opt.batch_size, count = std::min(opt.batch_size, order.size() - begin);
-            vgg::data::fill_batch(train_set, std::span(order).subspan(begin, count), resizer, images, labels);
+            const auto mine = group.share(count); // this process's part of the batch
+            vgg::data::fill_batch(train_set, std::span(order).subspan(begin + mine.begin, mine.size()), resizer, images, labels);
             const std::uint64_t step = epoch * batches + b;
-            const auto result = vgg::softmax_cross_entropy(net->forward(images, {vgg::mode::train, vgg::mix64(opt.seed ^ 0xd209, step)}), labels, grad);
-            if (!std::isfinite(result.loss)) {
+            const vgg::run_context context{vgg::mode::train, vgg::mix64(opt.seed ^ 0xd209, step), mine.begin};
+            const auto result = vgg::softmax_cross_entropy(net->forward(images, context), labels, grad);
+            std::array<double, 2> totals{double(result.loss) * double(mine.size()), double(result.correct)};
+            group.sum(totals);
+            if (!std::isfinite(totals[0])) {
                 progress.finish();
-                return diverged("the loss became " + std::to_string(result.loss), epoch, b);
+                return diverged("the loss became " + std::to_string(totals[0] / double(count)), epoch, b);
             }
+#ifdef VGG_WITH_MPI
+            if (group.size > 1) {
+                net->backward(grad, nullptr, gradient_sum.begin(float(mine.size()) / float(count)));
+                gradient_sum.finish();
+                allreduce_seconds += gradient_sum.blocked_seconds();
+            } else
+#endif
             net->backward(grad);
             optimiser.step(*net);
-            loss_sum += double(result.loss) * double(count);
-            correct += result.correct;
+            loss_sum += totals[0];
+            correct += static_cast<std::size_t>(totals[1]);
             seen += count;
             progress.update(b + 1, seen, loss_sum / double(seen));
             if ((b + 1) % plot_every == 0 || b + 1 == batches) {
@@ -212,17 +288,25 @@ int train(const options& opt)
         progress.finish();
         const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         train_seconds += epoch_seconds;
-        last_test_acc = test_accuracy<net_t, images_t>(*net, test_set, resizer, opt.batch_size, terminal);
+        last_test_acc = test_accuracy<net_t, images_t>(*net, test_set, resizer, opt.batch_size, group, out, terminal);
         history.push_back({double(epoch + 1), NAN, NAN, last_test_acc});
 
-        std::printf("epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%d threads)\n",
+        if (const auto bad = vgg::first_non_finite_parameter(*net); !bad.empty())
+            return diverged("parameter \"" + bad + "\" became NaN or infinite", epoch, batches - 1);
+        if (!group.leader())
+            continue;
+        std::printf("epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%s)\n",
                     epoch + 1, opt.epochs, last_loss, last_train_acc, last_test_acc, double(seen) / epoch_seconds,
-                    opt.threads);
+                    workers.c_str());
+#ifdef VGG_WITH_MPI
+        if (group.size > 1)
+            std::printf("allreduce: %.1f ms per step on average, %zu buckets, %.1f MB of gradients per rank per step\n",
+                        1e3 * allreduce_seconds / double((epoch + 1 - first_epoch) * batches), gradient_sum.buckets(),
+                        double(gradient_sum.gradient_bytes()) / 1e6);
+#endif
         std::fflush(stdout);
         vgg::io::write_file_atomically(opt.out / "metrics.csv", csv_text(history));
         vgg::io::write_file_atomically(plot_path, plot_svg(history, opt.epochs));
-        if (const auto bad = vgg::first_non_finite_parameter(*net); !bad.empty())
-            return diverged("parameter \"" + bad + "\" became NaN or infinite", epoch, batches - 1);
         vgg::save_checkpoint(*net, optimiser, checkpoint_path,
                              {{"format", vgg_train::checkpoint_format},
                               {"epoch", std::to_string(epoch + 1)},
@@ -232,14 +316,17 @@ int train(const options& opt)
                               {"batch_size", std::to_string(opt.batch_size)},
                               {"train_examples", std::to_string(train_set.size())},
                               {"threads", std::to_string(opt.threads)},
+                              {"ranks", std::to_string(group.size)},
                               {"train_seconds", std::to_string(train_seconds)},
                               {"history", vgg_train::to_json(history).dump()}});
     }
 
+    if (!group.leader())
+        return 0;
     // d2l's closing lines.
     std::printf("loss %.3f, train acc %.3f, test acc %.3f\n", last_loss, last_train_acc, last_test_acc);
-    std::printf("%.1f examples/sec on cpu (%d threads)\n",
-                double(train_set.size()) * double(opt.epochs) / std::max(train_seconds, 1e-9), opt.threads);
+    std::printf("%.1f examples/sec on cpu (%s)\n",
+                double(train_set.size()) * double(opt.epochs) / std::max(train_seconds, 1e-9), workers.c_str());
     vgg::io::save_weights(*net, opt.out / "model.safetensors",
                           {{"resize", std::to_string(Resize)}, {"ratio", std::to_string(Ratio)}});
     std::cout << "wrote " << (opt.out / "model.safetensors").string() << ", " << checkpoint_path.string() << ", "
@@ -251,6 +338,12 @@ int train(const options& opt)
 
 int main(int argc, char** argv)
 {
+#ifdef VGG_WITH_MPI
+    const vgg::distributed::mpi_environment mpi(argc, argv);
+    const team group{mpi.rank(), mpi.size()};
+#else
+    const team group;
+#endif
     options opt;
     CLI::App app{"Trains the d2l VGG-11 (channels divided by --ratio) on Fashion-MNIST, as d2l's train_ch6 does."};
     app.add_option("--data", opt.data, "Folder with the Fashion-MNIST IDX files")->check(CLI::ExistingDirectory)->capture_default_str();
@@ -277,15 +370,19 @@ int main(int argc, char** argv)
 #endif
     try {
         switch (opt.resize * 10 + opt.ratio) {
-        case 2244: return train<224, 4>(opt);
-        case 2241: return train<224, 1>(opt);
-        case 644: return train<64, 4>(opt);
-        case 641: return train<64, 1>(opt);
-        case 324: return train<32, 4>(opt);
-        case 321: return train<32, 1>(opt);
+        case 2244: return train<224, 4>(opt, group);
+        case 2241: return train<224, 1>(opt, group);
+        case 644: return train<64, 4>(opt, group);
+        case 641: return train<64, 1>(opt, group);
+        case 324: return train<32, 4>(opt, group);
+        case 321: return train<32, 1>(opt, group);
         }
     } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << '\n';
+        std::cerr << "error: " << (group.size > 1 ? "rank " + std::to_string(group.rank) + ": " : "") << e.what() << '\n';
+#ifdef VGG_WITH_MPI
+        if (group.size > 1)
+            MPI_Abort(MPI_COMM_WORLD, 1); // the other ranks would otherwise wait for this one forever
+#endif
         return 1;
     }
     std::cerr << "error: no preset for --resize " << opt.resize << " --ratio " << opt.ratio << '\n';
