@@ -71,6 +71,8 @@ inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t>
     int width = 0, height = 0, channels = 0;
     if (!stbi_info_from_memory(data, length, &width, &height, &channels))
         throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
+    if (width <= 0 || height <= 0)
+        throw vgg::io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) + ": it has no pixels");
     if (width > max_image_side || height > max_image_side || (long long)width * height > max_image_pixels)
         throw vgg::io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) +
                                               ", larger than the " + std::to_string(max_image_side) + " pixels a side (" +

@@ -59,6 +59,12 @@ TEST_CASE("bilinear resize equals torchvision's Resize + ToTensor byte for byte"
     }
 }
 
+TEST_CASE("a resizer refuses an image side of 0 pixels (the fuzzer found a PGM with no rows)")
+{
+    CHECK_THROWS_AS(data::bilinear_resizer(0, 7, 28, 28), std::invalid_argument);
+    CHECK_THROWS_AS(data::bilinear_resizer(28, 28, 28, 0), std::invalid_argument);
+}
+
 TEST_CASE("IDX files are read plain and gzip-compressed")
 {
     const std::string bytes = idx_header(0x0803, {2, 2, 3}) + std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c", 12);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 namespace vgg::data {
@@ -14,7 +15,8 @@ class bilinear_resizer {
 public:
     bilinear_resizer(std::size_t in_height, std::size_t in_width, std::size_t out_height, std::size_t out_width)
         : in_height_(in_height), in_width_(in_width), out_height_(out_height), out_width_(out_width),
-          horizontal_(taps_for(in_width, out_width)), vertical_(taps_for(in_height, out_height))
+          horizontal_(taps_for(checked(in_width), checked(out_width))),
+          vertical_(taps_for(checked(in_height), checked(out_height)))
     {
     }
 
@@ -49,6 +51,13 @@ public:
 
 private:
     static constexpr int precision_bits = 32 - 8 - 2;
+
+    static std::size_t checked(std::size_t size)
+    {
+        if (size == 0)
+            throw std::invalid_argument("bilinear_resizer: an image side of 0 pixels cannot be resized");
+        return size;
+    }
 
     // For each output index: the first input index and the fixed-point weights of its inputs.
     struct taps {
