@@ -57,6 +57,33 @@ inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> bytes)
     return true;
 }
 
+/// False for a binary PGM/PPM whose header holds a number of more than 9 digits, which
+/// overflows stb_image 2.27's int parsing (fixed in 2.28; found by our fuzzer). The header is
+/// read the way stb reads it: whitespace and # comments between the width, height and maximum.
+inline bool pnm_header_numbers_fit(std::span<const std::uint8_t> bytes)
+{
+    if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6'))
+        return true; // not a format stb reads as PNM
+    auto space = [](std::uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+    std::size_t at = 2;
+    for (int number = 0; number < 3; ++number) {
+        for (;;) {
+            while (at < bytes.size() && space(bytes[at]))
+                ++at;
+            if (at >= bytes.size() || bytes[at] != '#')
+                break;
+            while (at < bytes.size() && bytes[at] != '\n' && bytes[at] != '\r')
+                ++at;
+        }
+        const std::size_t first_digit = at;
+        while (at < bytes.size() && bytes[at] >= '0' && bytes[at] <= '9')
+            ++at;
+        if (at - first_digit > 9)
+            return false;
+    }
+    return true;
+}
+
 } // namespace detail
 
 /// Decodes `bytes` (PNG, JPEG, BMP, GIF, PGM, ...) to 28x28 grey pixels; errors name `source`.
@@ -68,6 +95,8 @@ inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t>
     const int length = static_cast<int>(bytes.size());
     if (!detail::jpeg_huffman_tables_fit(bytes))
         throw vgg::io::file_error(source, "cannot read as an image: corrupt JPEG (a Huffman table that does not fit)");
+    if (!detail::pnm_header_numbers_fit(bytes))
+        throw vgg::io::file_error(source, "cannot read as an image: corrupt PGM/PPM header (a number of more than 9 digits)");
     int width = 0, height = 0, channels = 0;
     if (!stbi_info_from_memory(data, length, &width, &height, &channels))
         throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());

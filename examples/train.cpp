@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include <vgg/data/fashion_mnist.hpp>
 #include <vgg/io/safetensors.hpp>
