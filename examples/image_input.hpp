@@ -57,15 +57,17 @@ inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> bytes)
     return true;
 }
 
-/// False for a binary PGM/PPM whose header holds a number of more than 9 digits, which
-/// overflows stb_image 2.27's int parsing (fixed in 2.28; found by our fuzzer). The header is
-/// read the way stb reads it: whitespace and # comments between the width, height and maximum.
-inline bool pnm_header_numbers_fit(std::span<const std::uint8_t> bytes)
+/// What in a binary PGM/PPM header stb_image 2.27 (Debian 12's) decodes unsafely, or "": a
+/// number of more than 9 digits overflows its int parsing, and a 16-bit PPM converted to grey
+/// is read past its buffer (both fixed in stb 2.28; both found by our fuzzer). The header is read
+/// as stb reads it: whitespace and # comments between the width, height and maximum value.
+inline std::string pnm_header_problem(std::span<const std::uint8_t> bytes)
 {
     if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6'))
-        return true; // not a format stb reads as PNM
+        return ""; // not a format stb reads as PNM
     auto space = [](std::uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
     std::size_t at = 2;
+    long long value = 0; // of the last number read: after the loop, the maximum sample value
     for (int number = 0; number < 3; ++number) {
         for (;;) {
             while (at < bytes.size() && space(bytes[at]))
@@ -76,12 +78,14 @@ inline bool pnm_header_numbers_fit(std::span<const std::uint8_t> bytes)
                 ++at;
         }
         const std::size_t first_digit = at;
-        while (at < bytes.size() && bytes[at] >= '0' && bytes[at] <= '9')
-            ++at;
+        for (value = 0; at < bytes.size() && bytes[at] >= '0' && bytes[at] <= '9'; ++at)
+            value = at - first_digit < 10 ? value * 10 + (bytes[at] - '0') : value;
         if (at - first_digit > 9)
-            return false;
+            return "a header number of more than 9 digits";
     }
-    return true;
+    if (bytes[1] == '6' && value > 255)
+        return "16-bit colour samples, which this build's stb_image cannot convert to grey";
+    return "";
 }
 
 } // namespace detail
@@ -95,8 +99,8 @@ inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t>
     const int length = static_cast<int>(bytes.size());
     if (!detail::jpeg_huffman_tables_fit(bytes))
         throw vgg::io::file_error(source, "cannot read as an image: corrupt JPEG (a Huffman table that does not fit)");
-    if (!detail::pnm_header_numbers_fit(bytes))
-        throw vgg::io::file_error(source, "cannot read as an image: corrupt PGM/PPM header (a number of more than 9 digits)");
+    if (const auto problem = detail::pnm_header_problem(bytes); !problem.empty())
+        throw vgg::io::file_error(source, "cannot read as an image: PGM/PPM with " + problem);
     int width = 0, height = 0, channels = 0;
     if (!stbi_info_from_memory(data, length, &width, &height, &channels))
         throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
