@@ -1,7 +1,9 @@
 #pragma once
-// vgg_predict's image path: any image stb_image decodes, made 8-bit grey and brought to 28x28
-// as Fashion-MNIST images are. Shared by vgg_predict and the image fuzz target. stb_image is
-// compiled here with static linkage: include this header in one translation unit per program.
+// vgg_predict's image path: JPEG through libjpeg-turbo, every other format stb_image decodes
+// (PNG, BMP, GIF, PGM/PPM, TGA, ...) through stb_image, made 8-bit grey and brought to 28x28 as
+// Fashion-MNIST images are. Shared by vgg_predict and the image fuzz target (link turbojpeg).
+// stb_image is compiled here with static linkage: include this header in one translation unit
+// per program.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -15,7 +17,11 @@
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_FAILURE_USERMSG
+// stb_image 2.27 (Debian 12's) reads and writes out of bounds on malformed JPEGs (its issues
+// #1289 and #1291; our fuzzer found two such ways in): JPEG goes to libjpeg-turbo instead.
+#define STBI_NO_JPEG
 #include <stb/stb_image.h>
+#include <turbojpeg.h>
 
 #include <vgg/data/resize.hpp>
 #include <vgg/io/error.hpp>
@@ -27,35 +33,6 @@ inline constexpr int max_image_side = 16384;
 inline constexpr long long max_image_pixels = 64ll << 20;
 
 namespace detail {
-
-/// False for a JPEG with a Huffman table (DHT segment) of more than 256 codes, which makes
-/// stb_image 2.27, the version Debian 12 ships, write past its tables (stb issue #1289, fixed in
-/// 2.28; our fuzzer found it too). Every FF C4 marker is checked, read the way stb reads a DHT
-/// segment, wherever it sits: a rare valid file may be refused, a bad one never reaches stb.
-inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> bytes)
-{
-    auto byte = [&](std::size_t i) -> std::size_t { return i < bytes.size() ? bytes[i] : 0; }; // stb reads 0 past the end
-    std::size_t start = 0;
-    while (byte(start) == 0xff) // stb skips fill bytes before any marker, SOI included
-        ++start;
-    if (start == 0 || byte(start) != 0xd8)
-        return true; // not a JPEG
-    for (std::size_t at = start; at + 1 < bytes.size(); ++at) {
-        if (bytes[at] != 0xff || bytes[at + 1] != 0xc4)
-            continue;
-        long remaining = long(byte(at + 2) << 8 | byte(at + 3)) - 2;
-        for (std::size_t table = at + 4; remaining > 0 && table < bytes.size();) {
-            std::size_t codes = 0;
-            for (std::size_t i = 1; i <= 16; ++i)
-                codes += byte(table + i);
-            if (codes > 256)
-                return false;
-            remaining -= long(17 + codes);
-            table += 17 + codes;
-        }
-    }
-    return true;
-}
 
 /// What in a binary PGM/PPM header stb_image 2.27 (Debian 12's) decodes unsafely, or "": a
 /// number of more than 9 digits overflows its int parsing, and a 16-bit PPM converted to grey
@@ -88,34 +65,66 @@ inline std::string pnm_header_problem(std::span<const std::uint8_t> bytes)
     return "";
 }
 
-} // namespace detail
-
-/// Decodes `bytes` (PNG, JPEG, BMP, GIF, PGM, ...) to 28x28 grey pixels; errors name `source`.
-inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t> bytes, const std::filesystem::path& source)
+inline void check_image_size(int width, int height, const std::filesystem::path& source)
 {
-    if (bytes.size() > std::size_t(INT32_MAX))
-        throw vgg::io::file_error(source, "too large to be an image");
-    const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
-    const int length = static_cast<int>(bytes.size());
-    if (!detail::jpeg_huffman_tables_fit(bytes))
-        throw vgg::io::file_error(source, "cannot read as an image: corrupt JPEG (a Huffman table that does not fit)");
-    if (const auto problem = detail::pnm_header_problem(bytes); !problem.empty())
-        throw vgg::io::file_error(source, "cannot read as an image: PGM/PPM with " + problem);
-    int width = 0, height = 0, channels = 0;
-    if (!stbi_info_from_memory(data, length, &width, &height, &channels))
-        throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
     if (width <= 0 || height <= 0)
         throw vgg::io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) + ": it has no pixels");
     if (width > max_image_side || height > max_image_side || (long long)width * height > max_image_pixels)
         throw vgg::io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) +
                                               ", larger than the " + std::to_string(max_image_side) + " pixels a side (" +
                                               std::to_string(max_image_pixels >> 20) + " M pixels) vgg_predict accepts");
-    std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_memory(data, length, &width, &height, &channels, 1),
-                                                     stbi_image_free);
-    if (!pixels)
-        throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
+}
+
+/// A JPEG decoded to grey by libjpeg-turbo; a damaged file (even one libjpeg could half-read
+/// with a warning) is an error.
+inline std::vector<std::uint8_t> decode_jpeg_grey(std::span<const std::uint8_t> bytes, const std::filesystem::path& source,
+                                                  int& width, int& height)
+{
+    const std::unique_ptr<void, int (*)(tjhandle)> decoder(tjInitDecompress(), tjDestroy);
+    if (!decoder)
+        throw vgg::io::file_error(source, "cannot start libjpeg-turbo");
+    auto fail = [&] { return vgg::io::file_error(source, std::string("cannot read as a JPEG image: ") + tjGetErrorStr2(decoder.get())); };
+    int subsampling = 0, colourspace = 0;
+    if (tjDecompressHeader3(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), &width, &height,
+                            &subsampling, &colourspace) != 0)
+        throw fail();
+    check_image_size(width, height, source);
+    std::vector<std::uint8_t> grey(std::size_t(width) * std::size_t(height));
+    if (tjDecompress2(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), grey.data(), width, 0, height,
+                      TJPF_GRAY, TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
+        throw fail();
+    return grey;
+}
+
+} // namespace detail
+
+/// Decodes `bytes` (JPEG, PNG, BMP, GIF, PGM, ...) to 28x28 grey pixels; errors name `source`.
+inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t> bytes, const std::filesystem::path& source)
+{
+    if (bytes.size() > std::size_t(INT32_MAX))
+        throw vgg::io::file_error(source, "too large to be an image");
+    int width = 0, height = 0, channels = 0;
+    std::vector<std::uint8_t> decoded;
+    const std::uint8_t* pixels = nullptr;
+    std::unique_ptr<stbi_uc, void (*)(void*)> stb_pixels(nullptr, stbi_image_free);
+    if (bytes.size() >= 2 && bytes[0] == 0xff && bytes[1] == 0xd8) { // the JPEG start-of-image marker
+        decoded = detail::decode_jpeg_grey(bytes, source, width, height);
+        pixels = decoded.data();
+    } else {
+        const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+        const int length = static_cast<int>(bytes.size());
+        if (const auto problem = detail::pnm_header_problem(bytes); !problem.empty())
+            throw vgg::io::file_error(source, "cannot read as an image: PGM/PPM with " + problem);
+        if (!stbi_info_from_memory(data, length, &width, &height, &channels))
+            throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
+        detail::check_image_size(width, height, source);
+        stb_pixels.reset(stbi_load_from_memory(data, length, &width, &height, &channels, 1));
+        if (!stb_pixels)
+            throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
+        pixels = stb_pixels.get();
+    }
     std::vector<std::uint8_t> out(28 * 28), scratch;
-    vgg::data::bilinear_resizer(std::size_t(height), std::size_t(width), 28, 28).resize(pixels.get(), out.data(), scratch);
+    vgg::data::bilinear_resizer(std::size_t(height), std::size_t(width), 28, 28).resize(pixels, out.data(), scratch);
     return out;
 }
 
