@@ -65,6 +65,26 @@ inline std::string pnm_header_problem(std::span<const std::uint8_t> bytes)
     return "";
 }
 
+/// False for a PNG with a chunk longer than the bytes that follow it: stb_image 2.27 grows its
+/// buffer to a chunk's declared length before reading it, so 80 bytes could make it allocate
+/// 2 GB (found by our fuzzer). The chunks are walked as stb walks them: length, type, data, CRC.
+inline bool png_chunks_fit(std::span<const std::uint8_t> bytes)
+{
+    static constexpr std::uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (bytes.size() < 8 || !std::equal(signature, signature + 8, bytes.begin()))
+        return true; // not a PNG
+    for (std::size_t at = 8; at + 8 <= bytes.size();) {
+        const std::size_t length = std::size_t(bytes[at]) << 24 | std::size_t(bytes[at + 1]) << 16 |
+                                   std::size_t(bytes[at + 2]) << 8 | bytes[at + 3];
+        if (length > bytes.size() - at - 8)
+            return false;
+        if (std::equal(bytes.begin() + long(at) + 4, bytes.begin() + long(at) + 8, "IEND"))
+            break;
+        at += 12 + length;
+    }
+    return true;
+}
+
 inline void check_image_size(int width, int height, const std::filesystem::path& source)
 {
     if (width <= 0 || height <= 0)
@@ -115,6 +135,8 @@ inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t>
         const int length = static_cast<int>(bytes.size());
         if (const auto problem = detail::pnm_header_problem(bytes); !problem.empty())
             throw vgg::io::file_error(source, "cannot read as an image: PGM/PPM with " + problem);
+        if (!detail::png_chunks_fit(bytes))
+            throw vgg::io::file_error(source, "cannot read as an image: truncated or corrupt PNG (a chunk longer than the file)");
         if (!stbi_info_from_memory(data, length, &width, &height, &channels))
             throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
         detail::check_image_size(width, height, source);
