@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,6 +23,7 @@
 
 #include <vgg/data/resize.hpp>
 #include <vgg/io/error.hpp>
+#include <vgg/io/read_file.hpp>
 
 namespace vgg_predict {
 
@@ -153,11 +152,7 @@ inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t>
 /// Reads an image file and decodes it as above.
 inline std::vector<std::uint8_t> read_grey_28x28(const std::filesystem::path& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw vgg::io::file_error(path, "cannot open for reading");
-    const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return decode_grey_28x28(bytes, path);
+    return decode_grey_28x28(vgg::io::read_file_bytes(path), path);
 }
 
 } // namespace vgg_predict

@@ -6,8 +6,6 @@
 #include <cstdio>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +13,7 @@
 #include <zlib.h>
 
 #include "vgg/io/error.hpp"
+#include "vgg/io/read_file.hpp"
 
 namespace vgg::data {
 
@@ -123,13 +122,7 @@ inline idx_array decode_idx(std::span<const std::uint8_t> bytes, std::size_t ran
 /// Reads an IDX file of unsigned bytes with `rank` dimensions (see decode_idx).
 inline idx_array read_idx(const std::filesystem::path& path, std::size_t rank)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw io::file_error(path, "cannot open for reading");
-    const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad())
-        throw io::file_error(path, "read error");
-    return decode_idx(bytes, rank, path);
+    return decode_idx(io::read_file_bytes(path), rank, path);
 }
 
 } // namespace vgg::data

@@ -9,8 +9,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <map>
 #include <set>
@@ -24,6 +22,7 @@
 #include "vgg/core/layer.hpp"
 #include "vgg/io/atomic_file.hpp"
 #include "vgg/io/error.hpp"
+#include "vgg/io/read_file.hpp"
 
 namespace vgg::io {
 
@@ -184,13 +183,8 @@ inline safetensors_content decode_safetensors(std::string_view bytes, const std:
 /// Reads and checks a whole safetensors file (see decode_safetensors).
 inline safetensors_content read_safetensors(const std::filesystem::path& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw file_error(path, "cannot open for reading");
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad())
-        throw file_error(path, "read error");
-    return decode_safetensors(bytes, path);
+    const auto bytes = read_file_bytes(path);
+    return decode_safetensors({reinterpret_cast<const char*>(bytes.data()), bytes.size()}, path);
 }
 
 /// Writes tensors as F32 in the given order, atomically (see write_file_atomically).
