@@ -19,6 +19,13 @@ TEST_CASE("Conv3x3 gradients match central differences")
         auto report = check_layer(conv, 3);
         CHECK_MESSAGE(report.ok, report.message);
     }
+    SUBCASE("16 channels and even sides: the Winograd path")
+    {
+        static_assert(kernels::use_winograd({16, 17, 4, 6}));
+        Conv3x3<16, 17>::layer<shape<16, 4, 6>> conv;
+        auto report = check_layer(conv, 2);
+        CHECK_MESSAGE(report.ok, report.message);
+    }
 }
 
 TEST_CASE("ReLU gradients match central differences")
@@ -69,6 +76,12 @@ TEST_CASE("VGGBlock gradients match central differences")
     SUBCASE("three convolutions")
     {
         VGGBlock<3, 1, 2>::layer<shape<1, 4, 6>> block;
+        auto report = check_layer(block, 2);
+        CHECK_MESSAGE(report.ok, report.message);
+    }
+    SUBCASE("two convolutions on the Winograd path")
+    {
+        VGGBlock<2, 16, 16>::layer<shape<16, 4, 4>> block;
         auto report = check_layer(block, 2);
         CHECK_MESSAGE(report.ok, report.message);
     }

@@ -52,6 +52,50 @@ TEST_CASE_TEMPLATE("im2col + GEMM convolution equals the direct definition", Cas
     }
 }
 
+TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct definition")
+{
+    // Sizes cover one tile, SIMD tails of the flat tile index, several chunks, and channel
+    // counts that are not multiples of the GEMM's 8-row block.
+    struct sizes {
+        std::size_t in, out, height, width;
+    };
+    for (const auto [in, out, height, width] : {sizes{1, 1, 2, 2}, sizes{3, 5, 4, 40}, sizes{17, 9, 28, 28},
+                                               sizes{16, 24, 6, 300}, sizes{20, 16, 112, 8}}) {
+        CAPTURE(in);
+        CAPTURE(out);
+        CAPTURE(height);
+        CAPTURE(width);
+        rng random(in * 1000 + width);
+        std::vector<float> x(in * height * width), weight(out * in * 9), bias(out), dy(out * height * width);
+        for (auto* values : {&x, &weight, &bias, &dy})
+            fill_uniform(*values, random);
+        // The adjoint's kernels written out: channels swapped, each window turned by 180 degrees.
+        std::vector<float> adjoint_weight(weight.size()), no_bias(in, 0.f);
+        for (std::size_t k = 0; k < out; ++k)
+            for (std::size_t c = 0; c < in; ++c)
+                for (std::size_t i = 0; i < 9; ++i)
+                    adjoint_weight[(c * out + k) * 9 + i] = weight[(k * in + c) * 9 + 8 - i];
+
+        auto run = [&](std::size_t from, std::size_t to, const float* input, bool adjoint, const float* b) {
+            aligned_vector<float> u(16 * from * to);
+            kernels::winograd_transform_kernels(weight.data(), out, in, adjoint, u.data());
+            std::vector<float> result(to * height * width);
+            kernels::winograd_workspace scratch;
+            kernels::winograd_conv3x3_image(from, to, height, width, input, u.data(), b, scratch,
+                                            [&](std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
+                                                kernels::store_tile_row(o, width, &result[(k * height + 2 * ty) * width], false);
+                                            });
+            return result;
+        };
+        std::vector<float> reference(out * height * width), adjoint_reference(in * height * width);
+        kernels::conv3x3_reference(1, in, out, height, width, x.data(), weight.data(), bias.data(), reference.data());
+        kernels::conv3x3_reference(1, out, in, height, width, dy.data(), adjoint_weight.data(), no_bias.data(),
+                                   adjoint_reference.data());
+        CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data()), reference) < 1e-4f);
+        CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr), adjoint_reference) < 1e-4f);
+    }
+}
+
 TEST_CASE("convolution backward is the adjoint of forward")
 {
     // <dy, conv(x) - b> = <conv^T(dy), x> for the input gradient, and likewise for weights.

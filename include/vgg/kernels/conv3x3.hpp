@@ -11,6 +11,7 @@
 #include "vgg/kernels/gemm.hpp"
 #include "vgg/kernels/im2col.hpp"
 #include "vgg/kernels/maxpool.hpp"
+#include "vgg/kernels/winograd.hpp"
 
 namespace vgg::kernels {
 
@@ -22,6 +23,42 @@ struct conv3x3_dims {
     std::size_t in_size() const { return in_channels * pixels(); }
     std::size_t out_size() const { return out_channels * pixels(); }
 };
+
+/// Whether a convolution runs by Winograd F(2x2, 3x3) rather than im2col + GEMM. With fewer
+/// than 16 channels on either side the transforms cost more than the multiplies they save.
+constexpr bool use_winograd(const conv3x3_dims& d)
+{
+    return winograd_applies(d.height, d.width) && std::min(d.in_channels, d.out_channels) >= 16;
+}
+
+/// Writes one tile row of Winograd outputs into rows 2 ty and 2 ty + 1 of a plane
+/// (`plane_row` points at row 2 ty), optionally through ReLU.
+inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, float* plane_row, bool relu)
+{
+    for (std::size_t i = 0; i < 2; ++i)
+        for (std::size_t x = 0; x < width; ++x) {
+            const float v = outputs(i, x % 2, x / 2);
+            plane_row[i * width + x] = relu ? std::max(v, 0.f) : v;
+        }
+}
+
+/// Winograd convolution of every image of a batch, images split over threads;
+/// epilogue(n, channel, tile_row, outputs) receives image n's results.
+template <class Epilogue>
+void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
+                             const float* bias, Epilogue&& epilogue)
+{
+    aligned_vector<float> u(16 * d.in_channels * d.out_channels);
+    winograd_transform_kernels(weight, d.out_channels, d.in_channels, false, u.data());
+    detail::parallel_ranges(batch, [&](std::size_t, std::size_t, detail::range images) {
+        winograd_workspace scratch;
+        for (std::size_t n = images.begin; n < images.end; ++n)
+            winograd_conv3x3_image(d.in_channels, d.out_channels, d.height, d.width, x + n * d.in_size(), u.data(),
+                                   bias, scratch, [&](std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
+                                       epilogue(n, k, ty, outputs);
+                                   });
+    });
+}
 
 /// W * im2col(x_n) + b for every image n of a batch (directly, without im2col, for one input
 /// channel). Images are split over threads, each with its own column buffer (a whole batch of
@@ -58,6 +95,13 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
 inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                             const float* bias, float* y, bool fuse_relu)
 {
+    if (use_winograd(d))
+        return winograd_forward_images(d, batch, x, weight, bias,
+                                       [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
+                                           store_tile_row(outputs, d.width,
+                                                          y + n * d.out_size() + (k * d.height + 2 * ty) * d.width,
+                                                          fuse_relu);
+                                       });
     conv3x3_forward_images(
         d, batch, x, weight, bias, [&](std::size_t n, aligned_vector<float>&) { return y + n * d.out_size(); },
         [&](std::size_t, float* result) {
@@ -73,6 +117,19 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
                                       const float* bias, float* pooled, std::uint8_t* argmax)
 {
     const std::size_t pooled_size = d.out_size() / 4;
+    if (use_winograd(d)) {
+        // A Winograd tile is exactly one pooling window: pool straight from the tile outputs.
+        const std::size_t tiles_x = d.width / 2;
+        return winograd_forward_images(
+            d, batch, x, weight, bias, [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
+                const std::size_t at = n * pooled_size + (k * d.height / 2 + ty) * tiles_x;
+                for (std::size_t tx = 0; tx < tiles_x; ++tx) {
+                    const float best = max_of_window(outputs(0, 0, tx), outputs(0, 1, tx), outputs(1, 0, tx),
+                                                     outputs(1, 1, tx), argmax[at + tx]);
+                    pooled[at + tx] = std::max(best, 0.f);
+                }
+            });
+    }
     conv3x3_forward_images(
         d, batch, x, weight, bias,
         [&](std::size_t, aligned_vector<float>& scratch) {
@@ -97,6 +154,10 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
 {
     const std::size_t weight_size = d.out_channels * d.patch();
     const auto w = view(weight, d.out_channels, d.patch());
+    const bool winograd = dx && use_winograd(d);
+    aligned_vector<float> u(winograd ? 16 * d.in_channels * d.out_channels : 0);
+    if (winograd)
+        winograd_transform_kernels(weight, d.out_channels, d.in_channels, true, u.data());
     std::vector<aligned_vector<float>> partial(static_cast<std::size_t>(detail::max_threads()));
     std::size_t used_threads = 1;
     detail::parallel_ranges(batch, [&](std::size_t thread, std::size_t threads, detail::range images) {
@@ -107,13 +168,22 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
         auto dw = view(acc.data(), d.out_channels, d.patch());
         Eigen::Map<Eigen::VectorXf> db(acc.data() + weight_size, static_cast<Eigen::Index>(d.out_channels));
         aligned_vector<float> columns(d.patch() * d.pixels()), scratch;
+        winograd_workspace winograd_scratch;
         for (std::size_t n = images.begin; n < images.end; ++n) {
-            const auto g = view(gradient(n, scratch), d.out_channels, d.pixels());
+            const float* gradient_n = gradient(n, scratch);
+            const auto g = view(gradient_n, d.out_channels, d.pixels());
             im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
             const auto cols = view(columns.data(), d.patch(), d.pixels());
             dw.noalias() += g * cols.transpose();
             db += g.rowwise().sum();
-            if (dx) {
+            if (winograd) {
+                float* dx_n = dx + n * d.in_size();
+                winograd_conv3x3_image(d.out_channels, d.in_channels, d.height, d.width, gradient_n, u.data(), nullptr,
+                                       winograd_scratch, [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
+                                           store_tile_row(outputs, d.width, dx_n + (c * d.height + 2 * ty) * d.width,
+                                                          false);
+                                       });
+            } else if (dx) {
                 // The columns are no longer needed: reuse them for the column gradient.
                 auto dcols = view(columns.data(), d.patch(), d.pixels());
                 dcols.noalias() = w.transpose() * g;

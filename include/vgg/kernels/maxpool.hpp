@@ -7,6 +7,18 @@
 
 namespace vgg::kernels {
 
+/// The maximum of a 2x2 window (a b over c d) and which input won, `winner` 0..3 in that order;
+/// on ties the first wins. Arithmetic instead of branches, so loops over it vectorise: on real
+/// activations the winner is random, and mispredicted branches would cost more than the pool.
+inline float max_of_window(float a, float b, float c, float d, std::uint8_t& winner)
+{
+    // std::max(p, q) returns p unless q is strictly larger: the first maximum wins.
+    const float top_max = std::max(a, b), bottom_max = std::max(c, d);
+    const int right_top = b > a, right_bottom = d > c, bottom_wins = bottom_max > top_max;
+    winner = static_cast<std::uint8_t>(bottom_wins * (2 + right_bottom) + (1 - bottom_wins) * right_top);
+    return std::max(top_max, bottom_max);
+}
+
 /// 2x2, stride-2 max-pool of planes [first, last) of height x width (both even). For every
 /// output it records which of the four inputs won (0 top-left, 1 top-right, 2 bottom-left,
 /// 3 bottom-right) in one byte; on ties the first in that order wins, so the gradient's route
@@ -21,16 +33,8 @@ inline void maxpool2x2_planes(std::size_t first, std::size_t last, std::size_t h
             const float* bottom = top + width;
             float* out = y + (p * out_h + i) * out_w;
             std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
-            // Arithmetic instead of branches, so the loop vectorises: on real activations the
-            // winner is random, and mispredicted branches would cost more than the pool itself.
-            // std::max(p, q) returns p unless q is strictly larger: the first maximum wins.
-            for (std::size_t j = 0; j < out_w; ++j) {
-                const float a = top[2 * j], b = top[2 * j + 1], c = bottom[2 * j], d = bottom[2 * j + 1];
-                const float top_max = std::max(a, b), bottom_max = std::max(c, d);
-                out[j] = std::max(top_max, bottom_max);
-                const int right_top = b > a, right_bottom = d > c, bottom_wins = bottom_max > top_max;
-                arg[j] = static_cast<std::uint8_t>(bottom_wins * (2 + right_bottom) + (1 - bottom_wins) * right_top);
-            }
+            for (std::size_t j = 0; j < out_w; ++j)
+                out[j] = max_of_window(top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1], arg[j]);
         }
 }
 
