@@ -93,6 +93,28 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
                                    adjoint_reference.data());
         CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data()), reference) < 1e-4f);
         CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr), adjoint_reference) < 1e-4f);
+
+        // Weight gradient: dW[k][c][ky][kx] = sum over pixels of dy[k][y][x] x[c][y + ky - 1][x + kx - 1].
+        aligned_vector<float> sums(kernels::winograd_weight_sums_size(in, out), 0.f);
+        std::vector<float> dweight(weight.size(), 0.f);
+        kernels::winograd_workspace scratch;
+        kernels::winograd_accumulate_weight_gradient(in, out, height, width, x.data(), dy.data(), scratch, sums.data());
+        kernels::winograd_weight_gradient(sums.data(), in, out, dweight.data());
+        double worst = 0;
+        for (std::size_t k = 0; k < out; ++k)
+            for (std::size_t c = 0; c < in; ++c)
+                for (std::size_t i = 0; i < 9; ++i) {
+                    double sum = 0;
+                    for (std::size_t y = 0; y < height; ++y)
+                        for (std::size_t x_ = 0; x_ < width; ++x_) {
+                            const std::size_t sy = y + i / 3, sx = x_ + i % 3; // source + 1
+                            if (sy >= 1 && sy <= height && sx >= 1 && sx <= width)
+                                sum += double(dy[(k * height + y) * width + x_]) * x[(c * height + sy - 1) * width + sx - 1];
+                        }
+                    const double scale = 1 + std::abs(sum);
+                    worst = std::max(worst, std::abs(dweight[(k * in + c) * 9 + i] - sum) / scale);
+                }
+        CHECK(worst < 1e-4);
     }
 }
 

@@ -154,9 +154,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
 {
     const std::size_t weight_size = d.out_channels * d.patch();
     const auto w = view(weight, d.out_channels, d.patch());
-    const bool winograd = dx && use_winograd(d);
-    aligned_vector<float> u(winograd ? 16 * d.in_channels * d.out_channels : 0);
-    if (winograd)
+    const bool winograd = use_winograd(d);
+    aligned_vector<float> u(winograd && dx ? 16 * d.in_channels * d.out_channels : 0);
+    if (!u.empty())
         winograd_transform_kernels(weight, d.out_channels, d.in_channels, true, u.data());
     std::vector<aligned_vector<float>> partial(static_cast<std::size_t>(detail::max_threads()));
     std::size_t used_threads = 1;
@@ -165,25 +165,37 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             used_threads = threads;
         auto& acc = partial[thread];
         acc.assign(weight_size + d.out_channels, 0.f);
-        auto dw = view(acc.data(), d.out_channels, d.patch());
         Eigen::Map<Eigen::VectorXf> db(acc.data() + weight_size, static_cast<Eigen::Index>(d.out_channels));
-        aligned_vector<float> columns(d.patch() * d.pixels()), scratch;
-        winograd_workspace winograd_scratch;
+        aligned_vector<float> scratch;
+        if (winograd) {
+            aligned_vector<float> sums(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
+            winograd_workspace workspace;
+            for (std::size_t n = images.begin; n < images.end; ++n) {
+                const float* g = gradient(n, scratch);
+                db += view(g, d.out_channels, d.pixels()).rowwise().sum();
+                winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width,
+                                                    x + n * d.in_size(), g, workspace, sums.data());
+                if (!dx)
+                    continue;
+                float* dx_n = dx + n * d.in_size();
+                winograd_conv3x3_image(d.out_channels, d.in_channels, d.height, d.width, g, u.data(), nullptr, workspace,
+                                       [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
+                                           store_tile_row(outputs, d.width, dx_n + (c * d.height + 2 * ty) * d.width,
+                                                          false);
+                                       });
+            }
+            winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
+            return;
+        }
+        auto dw = view(acc.data(), d.out_channels, d.patch());
+        aligned_vector<float> columns(d.patch() * d.pixels());
         for (std::size_t n = images.begin; n < images.end; ++n) {
-            const float* gradient_n = gradient(n, scratch);
-            const auto g = view(gradient_n, d.out_channels, d.pixels());
+            const auto g = view(gradient(n, scratch), d.out_channels, d.pixels());
             im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
             const auto cols = view(columns.data(), d.patch(), d.pixels());
             dw.noalias() += g * cols.transpose();
             db += g.rowwise().sum();
-            if (winograd) {
-                float* dx_n = dx + n * d.in_size();
-                winograd_conv3x3_image(d.out_channels, d.in_channels, d.height, d.width, gradient_n, u.data(), nullptr,
-                                       winograd_scratch, [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
-                                           store_tile_row(outputs, d.width, dx_n + (c * d.height + 2 * ty) * d.width,
-                                                          false);
-                                       });
-            } else if (dx) {
+            if (dx) {
                 // The columns are no longer needed: reuse them for the column gradient.
                 auto dcols = view(columns.data(), d.patch(), d.pixels());
                 dcols.noalias() = w.transpose() * g;

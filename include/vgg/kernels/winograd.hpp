@@ -44,62 +44,107 @@ void winograd_output_1d(const T m[4], T y[2])
     y[1] = m[1] - m[2] - m[3];
 }
 
-// c (Rows x Vectors batches) = a^T * b over `depth`, where a is stored depth-major (a[p * lda + r])
-// so the Rows values broadcast at each step share one cache line.
+// Gradient tiles: a = A g, A = [1 0; 1 1; 1 -1; 0 -1] (the adjoint of the output transform).
+template <class T>
+void winograd_gradient_1d(const T g[2], T a[4])
+{
+    a[0] = g[0];
+    a[1] = g[0] + g[1];
+    a[2] = g[0] - g[1];
+    a[3] = -g[1];
+}
+// Weight gradient: w = G^T s (the adjoint of the kernel transform).
+template <class T>
+void winograd_weight_gradient_1d(const T s[4], T w[3])
+{
+    w[0] = s[0] + (s[1] + s[2]) * 0.5f;
+    w[1] = (s[1] - s[2]) * 0.5f;
+    w[2] = (s[1] + s[2]) * 0.5f + s[3];
+}
+
+// Grows a scratch buffer; new elements are zero, which the Winograd passes rely on: padded
+// tiles flow through the products, and channels-last copies keep zero borders.
+inline float* reserve(aligned_vector<float>& buffer, std::size_t size)
+{
+    if (buffer.size() < size)
+        buffer.resize(size, 0.f);
+    return buffer.data();
+}
+
+// count rounded up to whole SIMD batches.
+inline std::size_t whole_batches(std::size_t count)
+{
+    constexpr std::size_t lanes = xsimd::batch<float>::size;
+    return (count + lanes - 1) / lanes * lanes;
+}
+
+// Operands of c (rows x columns) (+)= a^T b, with a stored depth x rows (a[p * lda + r], so the
+// rows broadcast at each step share a cache line) and b depth x columns. Columns are a multiple
+// of the SIMD width; rows of b and c are aligned.
+struct gemm_operands {
+    const float* a;
+    std::size_t lda;
+    const float* b;
+    std::size_t ldb;
+    float* c;
+    std::size_t ldc;
+    bool accumulate;
+};
+
 template <std::size_t Rows, std::size_t Vectors>
-void gemm_block(std::size_t depth, const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c,
-                std::size_t ldc)
+void gemm_block(std::size_t depth, const gemm_operands& m)
 {
     using float_batch = xsimd::batch<float>;
     constexpr std::size_t lanes = float_batch::size;
     float_batch sum[Rows][Vectors];
     for (std::size_t r = 0; r < Rows; ++r)
         for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v] = float_batch(0.f);
+            sum[r][v] = m.accumulate ? float_batch::load_aligned(m.c + r * m.ldc + v * lanes) : float_batch(0.f);
     for (std::size_t p = 0; p < depth; ++p) {
         float_batch row[Vectors];
         for (std::size_t v = 0; v < Vectors; ++v)
-            row[v] = float_batch::load_aligned(b + p * ldb + v * lanes);
+            row[v] = float_batch::load_aligned(m.b + p * m.ldb + v * lanes);
         for (std::size_t r = 0; r < Rows; ++r) {
-            const float_batch weight(a[p * lda + r]);
+            const float_batch weight(m.a[p * m.lda + r]);
             for (std::size_t v = 0; v < Vectors; ++v)
                 sum[r][v] = xsimd::fma(weight, row[v], sum[r][v]);
         }
     }
     for (std::size_t r = 0; r < Rows; ++r)
         for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v].store_aligned(c + r * ldc + v * lanes);
+            sum[r][v].store_aligned(m.c + r * m.ldc + v * lanes);
 }
 
 template <std::size_t Rows>
-void gemm_rows(std::size_t depth, std::size_t columns, const float* a, std::size_t lda, const float* b,
-               std::size_t ldb, float* c, std::size_t ldc)
+void gemm_rows(std::size_t depth, std::size_t columns, const gemm_operands& m)
 {
     constexpr std::size_t lanes = xsimd::batch<float>::size, vectors = 3;
+    auto at = [&](std::size_t j) { return gemm_operands{m.a, m.lda, m.b + j, m.ldb, m.c + j, m.ldc, m.accumulate}; };
     std::size_t j = 0;
     for (; j + vectors * lanes <= columns; j += vectors * lanes)
-        gemm_block<Rows, vectors>(depth, a, lda, b + j, ldb, c + j, ldc);
+        gemm_block<Rows, vectors>(depth, at(j));
     if (columns - j == 2 * lanes)
-        gemm_block<Rows, 2>(depth, a, lda, b + j, ldb, c + j, ldc);
+        gemm_block<Rows, 2>(depth, at(j));
     else if (columns - j == lanes)
-        gemm_block<Rows, 1>(depth, a, lda, b + j, ldb, c + j, ldc);
+        gemm_block<Rows, 1>(depth, at(j));
 }
 
-// c (rows x columns) = a^T (rows x depth) * b (depth x columns) with a stored depth x rows. Columns
-// are a multiple of the SIMD width and rows of b and c are aligned. The 8 x 3-batch register
-// block keeps 24 accumulators in AVX-512's 32 registers. Column panels are the outer loop so a
-// panel of b (depth x 48 floats) stays in L1 while every row block passes over it.
-inline void winograd_gemm(std::size_t rows, std::size_t depth, std::size_t columns, const float* a, const float* b,
-                          float* c)
+// The products of both Winograd passes. The 8 x 3-batch register block keeps 24 accumulators
+// in AVX-512's 32 registers. Column panels are the outer loop, so a panel of b (depth x 48
+// floats) stays in L1 while every row block passes over it.
+inline void winograd_gemm(std::size_t rows, std::size_t depth, std::size_t columns, const gemm_operands& m)
 {
     constexpr std::size_t lanes = xsimd::batch<float>::size, row_block = 8, panel = 3 * lanes;
     for (std::size_t j = 0; j < columns; j += panel) {
         const std::size_t width = std::min(panel, columns - j);
+        auto at = [&](std::size_t r) {
+            return gemm_operands{m.a + r, m.lda, m.b + j, m.ldb, m.c + r * m.ldc + j, m.ldc, m.accumulate};
+        };
         std::size_t r = 0;
         for (; r + row_block <= rows; r += row_block)
-            gemm_rows<row_block>(depth, width, a + r, rows, b + j, columns, c + r * columns + j, columns);
+            gemm_rows<row_block>(depth, width, at(r));
         for (; r < rows; ++r)
-            gemm_rows<1>(depth, width, a + r, rows, b + j, columns, c + r * columns + j, columns);
+            gemm_rows<1>(depth, width, at(r));
     }
 }
 
@@ -135,10 +180,12 @@ inline void winograd_transform_kernels(const float* weight, std::size_t out_chan
         }
 }
 
-/// Scratch of one thread for winograd_conv3x3_image; grows on first use and is then reused.
+/// Scratch of one thread for the Winograd passes; grows on first use and is then reused. It
+/// serves one layer's geometry: the channels-last copies rely on borders zeroed at first use.
 struct winograd_workspace {
-    aligned_vector<float> windows, tiles, products, outputs;
+    aligned_vector<float> windows, tiles, products, outputs, image_last, gradient_last;
 };
+
 
 /// Whether winograd_conv3x3_image handles a convolution: it needs whole 2x2 output tiles.
 constexpr bool winograd_applies(std::size_t height, std::size_t width) { return height % 2 == 0 && width % 2 == 0; }
@@ -164,13 +211,8 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
     constexpr std::size_t lanes = float_batch::size;
     const std::size_t tiles_x = width / 2, tiles_y = height / 2;
     const std::size_t chunk_rows = std::clamp<std::size_t>(128 / tiles_x, 1, tiles_y);
-    const std::size_t stride = (chunk_rows * tiles_x + lanes - 1) / lanes * lanes; // tiles per chunk, padded
-    // Padded tiles must hold finite values: they flow through the products, then are dropped.
-    auto reserve = [](aligned_vector<float>& buffer, std::size_t size) {
-        if (buffer.size() < size)
-            buffer.resize(size, 0.f);
-        return buffer.data();
-    };
+    const std::size_t stride = detail::whole_batches(chunk_rows * tiles_x); // tiles per chunk, padded
+    using detail::reserve;
     float* windows = reserve(scratch.windows, 16 * stride);
     float* tiles = reserve(scratch.tiles, 16 * in_channels * stride);
     float* products = reserve(scratch.products, 16 * out_channels * stride);
@@ -222,8 +264,9 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
         }
 
         for (std::size_t xi = 0; xi < 16; ++xi)
-            detail::winograd_gemm(out_channels, in_channels, stride, u + xi * in_channels * out_channels,
-                                  tiles + xi * in_channels * stride, products + xi * out_channels * stride);
+            detail::winograd_gemm(out_channels, in_channels, stride,
+                                  {u + xi * in_channels * out_channels, out_channels, tiles + xi * in_channels * stride,
+                                   stride, products + xi * out_channels * stride, stride, false});
 
         for (std::size_t k = 0; k < out_channels; ++k) {
             const float* product = products + k * stride;
@@ -246,6 +289,115 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
                 epilogue(k, ty, tile_row_outputs{outputs + (ty - ty0) * tiles_x, stride});
         }
     }
+}
+
+/// Size of the sums winograd_accumulate_weight_gradient keeps: 16 x out x in channels, the
+/// input channels padded to whole SIMD batches.
+inline std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_t out_channels)
+{
+    return 16 * out_channels * detail::whole_batches(in_channels);
+}
+
+/// Adds one image's weight gradient, still in transformed space, to sums[xi][k][c] (aligned, see
+/// winograd_weight_sums_size): F(3x3, 2x2), the adjoint of the forward pass, gives
+///     dW[k][c] = G^T (sum over tiles t of (A g_t[k] A^T) * (B^T d_t[c] B)) G
+/// with g_t the 2x2 tile of the output gradient and d_t the 4x4 input window, so per xi the
+/// sum is a product whose depth is the tile count. The transforms run over channels in SIMD
+/// batches, which needs image and gradient copied channels-last first (the image with its
+/// zero border, so windows need no bounds checks).
+inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
+                                                std::size_t width, const float* image, const float* gradient,
+                                                winograd_workspace& scratch, float* sums)
+{
+    constexpr std::size_t lanes = float_batch::size, chunk = 64;
+    const std::size_t in_padded = detail::whole_batches(in_channels), out_padded = detail::whole_batches(out_channels);
+    const std::size_t tiles_x = width / 2, tile_count = height * width / 4, row = (width + 2) * in_padded;
+    float* image_last = detail::reserve(scratch.image_last, (height + 2) * row);
+    float* gradient_last = detail::reserve(scratch.gradient_last, height * width * out_padded);
+    float* tiles = detail::reserve(scratch.tiles, 16 * chunk * in_padded);
+    float* gradients = detail::reserve(scratch.products, 16 * chunk * out_padded);
+
+    // Channels-last copies; the borders and padded channels are zero from first use on, as only
+    // the interior real channels are ever written.
+    for (std::size_t y = 0; y < height; ++y)
+        for (std::size_t c = 0; c < in_channels; ++c) {
+            const float* source = image + (c * height + y) * width;
+            float* target = image_last + (y + 1) * row + in_padded + c;
+            for (std::size_t x = 0; x < width; ++x)
+                target[x * in_padded] = source[x];
+        }
+    for (std::size_t y = 0; y < height; ++y)
+        for (std::size_t k = 0; k < out_channels; ++k) {
+            const float* source = gradient + (k * height + y) * width;
+            float* target = gradient_last + y * width * out_padded + k;
+            for (std::size_t x = 0; x < width; ++x)
+                target[x * out_padded] = source[x];
+        }
+
+    for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
+        const std::size_t t1 = std::min(t0 + chunk, tile_count);
+        for (std::size_t t = t0; t < t1; ++t) {
+            const std::size_t ty = t / tiles_x, tx = t % tiles_x;
+            const float* window = image_last + 2 * ty * row + 2 * tx * in_padded;
+            for (std::size_t c = 0; c < in_padded; c += lanes) {
+                float_batch d[4][4], rows[4][4], column[4], v[4];
+                for (std::size_t r = 0; r < 4; ++r) {
+                    for (std::size_t j = 0; j < 4; ++j)
+                        d[r][j] = float_batch::load_aligned(window + r * row + j * in_padded + c);
+                    detail::winograd_input_1d(d[r], rows[r]);
+                }
+                for (std::size_t j = 0; j < 4; ++j) {
+                    for (std::size_t r = 0; r < 4; ++r)
+                        column[r] = rows[r][j];
+                    detail::winograd_input_1d(column, v);
+                    for (std::size_t i = 0; i < 4; ++i)
+                        v[i].store_aligned(tiles + ((4 * i + j) * chunk + t - t0) * in_padded + c);
+                }
+            }
+            const float* tile = gradient_last + (2 * ty * width + 2 * tx) * out_padded;
+            for (std::size_t k = 0; k < out_padded; k += lanes) {
+                float_batch g[2][2], rows[2][4], column[2], e[4];
+                for (std::size_t i = 0; i < 2; ++i) {
+                    for (std::size_t j = 0; j < 2; ++j)
+                        g[i][j] = float_batch::load_aligned(tile + (i * width + j) * out_padded + k);
+                    detail::winograd_gradient_1d(g[i], rows[i]);
+                }
+                for (std::size_t j = 0; j < 4; ++j) {
+                    column[0] = rows[0][j];
+                    column[1] = rows[1][j];
+                    detail::winograd_gradient_1d(column, e);
+                    for (std::size_t i = 0; i < 4; ++i)
+                        e[i].store_aligned(gradients + ((4 * i + j) * chunk + t - t0) * out_padded + k);
+                }
+            }
+        }
+        for (std::size_t xi = 0; xi < 16; ++xi)
+            detail::winograd_gemm(out_channels, t1 - t0, in_padded,
+                                  {gradients + xi * chunk * out_padded, out_padded, tiles + xi * chunk * in_padded,
+                                   in_padded, sums + xi * out_channels * in_padded, in_padded, true});
+    }
+}
+
+/// dweight[k][c][3][3] += G^T s G, s the 4x4 sums[.][k][c] of winograd_accumulate_weight_gradient.
+inline void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::size_t out_channels,
+                                     float* dweight)
+{
+    const std::size_t in_padded = detail::whole_batches(in_channels);
+    for (std::size_t k = 0; k < out_channels; ++k)
+        for (std::size_t c = 0; c < in_channels; ++c) {
+            float s[4][4], rows[4][3], column[4], w[3];
+            for (std::size_t xi = 0; xi < 16; ++xi)
+                s[xi / 4][xi % 4] = sums[(xi * out_channels + k) * in_padded + c];
+            for (std::size_t i = 0; i < 4; ++i)
+                detail::winograd_weight_gradient_1d(s[i], rows[i]);
+            for (std::size_t x = 0; x < 3; ++x) {
+                for (std::size_t i = 0; i < 4; ++i)
+                    column[i] = rows[i][x];
+                detail::winograd_weight_gradient_1d(column, w);
+                for (std::size_t y = 0; y < 3; ++y)
+                    dweight[(k * in_channels + c) * 9 + 3 * y + x] += w[y];
+            }
+        }
 }
 
 } // namespace vgg::kernels
