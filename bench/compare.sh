@@ -48,7 +48,7 @@ print("|---|---|---|---|")
 for key, label in [("train_img_per_s", "training img/s"), ("infer_img_per_s", "inference img/s"), ("peak_rss_mb", "peak RSS MB")]:
     a, b = med(ours, key), med(torch, key)
     print(f"| {label} | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
-print(f"| training GFLOPS (share of vgg's measured GEMM ceiling, {med(ours, 'gemm_ceiling_gflops'):.0f} GFLOPS) | "
+print(f"| training GFLOPS, direct-convolution count (share of vgg's measured GEMM ceiling, {med(ours, 'gemm_ceiling_gflops'):.0f} GFLOPS) | "
       f"{med(ours, 'train_gflops'):.1f} ({100 * med(ours, 'fraction_of_ceiling'):.0f}%) | | |")
 if single:
     print(f"| vgg 2 threads / 1 thread (training) | {med(ours, 'train_img_per_s') / med(single, 'train_img_per_s'):.2f}x | | |")

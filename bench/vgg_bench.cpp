@@ -183,6 +183,7 @@ int run(const options& opt)
     }
     std::printf("training step: %.3f s, %.1f img/s, %.1f GFLOPS = %.0f%% of the %.1f GFLOPS GEMM ceiling\n", train_s,
                 double(opt.batch) / train_s, train_gflops, 100 * train_gflops / ceiling, ceiling);
+    std::printf("(GFLOPS count a direct convolution's multiply-adds; Winograd layers do fewer, so can pass the ceiling)\n");
     std::printf("inference:     %.3f s, %.1f img/s\n", infer_s, double(opt.batch) / infer_s);
     std::printf("peak RSS:      %.0f MB\n", peak_rss_mb());
     return 0;

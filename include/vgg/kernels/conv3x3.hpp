@@ -60,10 +60,11 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
     });
 }
 
-/// W * im2col(x_n) + b for every image n of a batch (directly, without im2col, for one input
-/// channel). Images are split over threads, each with its own column buffer (a whole batch of
-/// columns would be hundreds of MB) and its own scratch image of out_size floats. `output(n, scratch)` says where image n's result goes;
-/// `finish(n, result)` runs right after, while the result is still in cache.
+/// The forward pass where Winograd does not apply: W * im2col(x_n) + b for every image n of a
+/// batch (directly, without im2col, for one input channel). Images are split over threads, each
+/// with its own column buffer (a whole batch of columns would be hundreds of MB) and scratch.
+/// `output(n, scratch)` says where image n's result goes; `finish(n, result)` runs right after,
+/// while the result is still in cache.
 template <class Output, class Finish>
 void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                             const float* bias, Output&& output, Finish&& finish)

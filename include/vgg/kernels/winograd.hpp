@@ -17,7 +17,7 @@
 // keep the rounding error close to that of the direct sum.
 namespace vgg::detail {
 
-// The three 1-D transforms; each runs on floats and, unchanged, on SIMD batches of tiles.
+// The 1-D transforms; each runs on floats and, unchanged, on SIMD batches of tiles.
 // Kernel: u = G g, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 template <class T>
 void winograd_kernel_1d(const T g[3], T u[4])
@@ -61,6 +61,28 @@ void winograd_weight_gradient_1d(const T s[4], T w[3])
     w[1] = (s[1] - s[2]) * 0.5f;
     w[2] = (s[1] + s[2]) * 0.5f + s[3];
 }
+
+// y = F x F^T for a square tile x, F the 1-D transform `f` (In values to Out): f runs along
+// every row, then along every column of the result.
+template <std::size_t In, std::size_t Out, class T, class Transform>
+void transform_2d(const T (&x)[In][In], T (&y)[Out][Out], Transform f)
+{
+    T rows[In][Out], column[In], result[Out];
+    for (std::size_t r = 0; r < In; ++r)
+        f(x[r], rows[r]);
+    for (std::size_t j = 0; j < Out; ++j) {
+        for (std::size_t r = 0; r < In; ++r)
+            column[r] = rows[r][j];
+        f(column, result);
+        for (std::size_t i = 0; i < Out; ++i)
+            y[i][j] = result[i];
+    }
+}
+constexpr auto kernel_transform = [](const auto* in, auto* out) { winograd_kernel_1d(in, out); };
+constexpr auto input_transform = [](const auto* in, auto* out) { winograd_input_1d(in, out); };
+constexpr auto output_transform = [](const auto* in, auto* out) { winograd_output_1d(in, out); };
+constexpr auto gradient_transform = [](const auto* in, auto* out) { winograd_gradient_1d(in, out); };
+constexpr auto weight_gradient_transform = [](const auto* in, auto* out) { winograd_weight_gradient_1d(in, out); };
 
 // Grows a scratch buffer; new elements are zero, which the Winograd passes rely on: padded
 // tiles flow through the products, and channels-last copies keep zero borders.
@@ -163,18 +185,10 @@ inline void winograd_transform_kernels(const float* weight, std::size_t out_chan
     for (std::size_t o = 0; o < to; ++o)
         for (std::size_t i = 0; i < from; ++i) {
             const float* w = adjoint ? weight + (i * in_channels + o) * 9 : weight + (o * in_channels + i) * 9;
-            float g[3][3], rows[4][3], u4[4][4];
+            float g[3][3], u4[4][4];
             for (std::size_t k = 0; k < 9; ++k)
                 g[k / 3][k % 3] = adjoint ? w[8 - k] : w[k];
-            for (std::size_t x = 0; x < 3; ++x) {
-                const float column[3] = {g[0][x], g[1][x], g[2][x]};
-                float transformed[4];
-                detail::winograd_kernel_1d(column, transformed);
-                for (std::size_t y = 0; y < 4; ++y)
-                    rows[y][x] = transformed[y];
-            }
-            for (std::size_t y = 0; y < 4; ++y)
-                detail::winograd_kernel_1d(rows[y], u4[y]);
+            detail::transform_2d(g, u4, detail::kernel_transform);
             for (std::size_t xi = 0; xi < 16; ++xi)
                 u[(xi * from + i) * to + o] = u4[xi / 4][xi % 4];
         }
@@ -185,7 +199,6 @@ inline void winograd_transform_kernels(const float* weight, std::size_t out_chan
 struct winograd_workspace {
     aligned_vector<float> windows, tiles, products, outputs, image_last, gradient_last;
 };
-
 
 /// Whether winograd_conv3x3_image handles a convolution: it needs whole 2x2 output tiles.
 constexpr bool winograd_applies(std::size_t height, std::size_t width) { return height % 2 == 0 && width % 2 == 0; }
@@ -247,19 +260,12 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
                 }
             float* transformed = tiles + c * stride;
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
-                float_batch d[4][4], rows[4][4], column[4], v[4];
-                for (std::size_t r = 0; r < 4; ++r) {
-                    for (std::size_t j = 0; j < 4; ++j)
-                        d[r][j] = float_batch::load_aligned(windows + (4 * r + j) * stride + t);
-                    detail::winograd_input_1d(d[r], rows[r]);
-                }
-                for (std::size_t j = 0; j < 4; ++j) {
-                    for (std::size_t r = 0; r < 4; ++r)
-                        column[r] = rows[r][j];
-                    detail::winograd_input_1d(column, v);
-                    for (std::size_t i = 0; i < 4; ++i)
-                        v[i].store_aligned(transformed + (4 * i + j) * in_channels * stride + t);
-                }
+                float_batch d[4][4], v[4][4];
+                for (std::size_t xi = 0; xi < 16; ++xi)
+                    d[xi / 4][xi % 4] = float_batch::load_aligned(windows + xi * stride + t);
+                detail::transform_2d(d, v, detail::input_transform);
+                for (std::size_t xi = 0; xi < 16; ++xi)
+                    v[xi / 4][xi % 4].store_aligned(transformed + xi * in_channels * stride + t);
             }
         }
 
@@ -272,18 +278,12 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
             const float* product = products + k * stride;
             const float_batch b(bias ? bias[k] : 0.f);
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
-                float_batch m[4][4], rows[4][2], column[4], y[2];
+                float_batch m[4][4], y[2][2];
                 for (std::size_t xi = 0; xi < 16; ++xi)
                     m[xi / 4][xi % 4] = float_batch::load_aligned(product + xi * out_channels * stride + t);
-                for (std::size_t r = 0; r < 4; ++r)
-                    detail::winograd_output_1d(m[r], rows[r]);
-                for (std::size_t j = 0; j < 2; ++j) {
-                    for (std::size_t r = 0; r < 4; ++r)
-                        column[r] = rows[r][j];
-                    detail::winograd_output_1d(column, y);
-                    for (std::size_t i = 0; i < 2; ++i)
-                        (y[i] + b).store_aligned(outputs + (2 * i + j) * stride + t);
-                }
+                detail::transform_2d(m, y, detail::output_transform);
+                for (std::size_t p = 0; p < 4; ++p)
+                    (y[p / 2][p % 2] + b).store_aligned(outputs + p * stride + t);
             }
             for (std::size_t ty = ty0; ty < ty1; ++ty)
                 epilogue(k, ty, tile_row_outputs{outputs + (ty - ty0) * tiles_x, stride});
@@ -340,35 +340,21 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
             const std::size_t ty = t / tiles_x, tx = t % tiles_x;
             const float* window = image_last + 2 * ty * row + 2 * tx * in_padded;
             for (std::size_t c = 0; c < in_padded; c += lanes) {
-                float_batch d[4][4], rows[4][4], column[4], v[4];
-                for (std::size_t r = 0; r < 4; ++r) {
-                    for (std::size_t j = 0; j < 4; ++j)
-                        d[r][j] = float_batch::load_aligned(window + r * row + j * in_padded + c);
-                    detail::winograd_input_1d(d[r], rows[r]);
-                }
-                for (std::size_t j = 0; j < 4; ++j) {
-                    for (std::size_t r = 0; r < 4; ++r)
-                        column[r] = rows[r][j];
-                    detail::winograd_input_1d(column, v);
-                    for (std::size_t i = 0; i < 4; ++i)
-                        v[i].store_aligned(tiles + ((4 * i + j) * chunk + t - t0) * in_padded + c);
-                }
+                float_batch d[4][4], v[4][4];
+                for (std::size_t xi = 0; xi < 16; ++xi)
+                    d[xi / 4][xi % 4] = float_batch::load_aligned(window + (xi / 4) * row + (xi % 4) * in_padded + c);
+                detail::transform_2d(d, v, detail::input_transform);
+                for (std::size_t xi = 0; xi < 16; ++xi)
+                    v[xi / 4][xi % 4].store_aligned(tiles + (xi * chunk + t - t0) * in_padded + c);
             }
             const float* tile = gradient_last + (2 * ty * width + 2 * tx) * out_padded;
             for (std::size_t k = 0; k < out_padded; k += lanes) {
-                float_batch g[2][2], rows[2][4], column[2], e[4];
-                for (std::size_t i = 0; i < 2; ++i) {
-                    for (std::size_t j = 0; j < 2; ++j)
-                        g[i][j] = float_batch::load_aligned(tile + (i * width + j) * out_padded + k);
-                    detail::winograd_gradient_1d(g[i], rows[i]);
-                }
-                for (std::size_t j = 0; j < 4; ++j) {
-                    column[0] = rows[0][j];
-                    column[1] = rows[1][j];
-                    detail::winograd_gradient_1d(column, e);
-                    for (std::size_t i = 0; i < 4; ++i)
-                        e[i].store_aligned(gradients + ((4 * i + j) * chunk + t - t0) * out_padded + k);
-                }
+                float_batch g[2][2], e[4][4];
+                for (std::size_t p = 0; p < 4; ++p)
+                    g[p / 2][p % 2] = float_batch::load_aligned(tile + ((p / 2) * width + p % 2) * out_padded + k);
+                detail::transform_2d(g, e, detail::gradient_transform);
+                for (std::size_t xi = 0; xi < 16; ++xi)
+                    e[xi / 4][xi % 4].store_aligned(gradients + (xi * chunk + t - t0) * out_padded + k);
             }
         }
         for (std::size_t xi = 0; xi < 16; ++xi)
@@ -385,18 +371,12 @@ inline void winograd_weight_gradient(const float* sums, std::size_t in_channels,
     const std::size_t in_padded = detail::whole_batches(in_channels);
     for (std::size_t k = 0; k < out_channels; ++k)
         for (std::size_t c = 0; c < in_channels; ++c) {
-            float s[4][4], rows[4][3], column[4], w[3];
+            float s[4][4], w[3][3];
             for (std::size_t xi = 0; xi < 16; ++xi)
                 s[xi / 4][xi % 4] = sums[(xi * out_channels + k) * in_padded + c];
-            for (std::size_t i = 0; i < 4; ++i)
-                detail::winograd_weight_gradient_1d(s[i], rows[i]);
-            for (std::size_t x = 0; x < 3; ++x) {
-                for (std::size_t i = 0; i < 4; ++i)
-                    column[i] = rows[i][x];
-                detail::winograd_weight_gradient_1d(column, w);
-                for (std::size_t y = 0; y < 3; ++y)
-                    dweight[(k * in_channels + c) * 9 + 3 * y + x] += w[y];
-            }
+            detail::transform_2d(s, w, detail::weight_gradient_transform);
+            for (std::size_t i = 0; i < 9; ++i)
+                dweight[(k * in_channels + c) * 9 + i] += w[i / 3][i % 3];
         }
 }
 
