@@ -270,7 +270,7 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
         }
 
         for (std::size_t xi = 0; xi < 16; ++xi)
-            detail::winograd_gemm(out_channels, in_channels, stride,
+            detail::winograd_gemm(out_channels, in_channels, detail::whole_batches(chunk_end),
                                   {u + xi * in_channels * out_channels, out_channels, tiles + xi * in_channels * stride,
                                    stride, products + xi * out_channels * stride, stride, false});
 
