@@ -59,6 +59,8 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
     struct sizes {
         std::size_t in, out, height, width;
     };
+    // One workspace for every size, as a thread's would be: nothing may depend on its last use.
+    kernels::winograd_workspace scratch;
     for (const auto [in, out, height, width] : {sizes{1, 1, 2, 2}, sizes{3, 5, 4, 40}, sizes{17, 9, 28, 28},
                                                sizes{16, 24, 6, 300}, sizes{20, 16, 112, 8}}) {
         CAPTURE(in);
@@ -80,7 +82,6 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
             aligned_vector<float> u(16 * from * to);
             kernels::winograd_transform_kernels(weight.data(), out, in, adjoint, u.data());
             std::vector<float> result(to * height * width);
-            kernels::winograd_workspace scratch;
             kernels::winograd_conv3x3_image(from, to, height, width, input, u.data(), b, scratch,
                                             [&](std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
                                                 kernels::store_tile_row(o, width, &result[(k * height + 2 * ty) * width], false);
@@ -97,7 +98,6 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
         // Weight gradient: dW[k][c][ky][kx] = sum over pixels of dy[k][y][x] x[c][y + ky - 1][x + kx - 1].
         aligned_vector<float> sums(kernels::winograd_weight_sums_size(in, out), 0.f);
         std::vector<float> dweight(weight.size(), 0.f);
-        kernels::winograd_workspace scratch;
         kernels::winograd_accumulate_weight_gradient(in, out, height, width, x.data(), dy.data(), scratch, sums.data());
         kernels::winograd_weight_gradient(sums.data(), in, out, dweight.data());
         double worst = 0;

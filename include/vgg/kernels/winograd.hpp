@@ -84,8 +84,8 @@ constexpr auto output_transform = [](const auto* in, auto* out) { winograd_outpu
 constexpr auto gradient_transform = [](const auto* in, auto* out) { winograd_gradient_1d(in, out); };
 constexpr auto weight_gradient_transform = [](const auto* in, auto* out) { winograd_weight_gradient_1d(in, out); };
 
-// Grows a scratch buffer; new elements are zero, which the Winograd passes rely on: padded
-// tiles flow through the products, and channels-last copies keep zero borders.
+// Grows a scratch buffer. New elements are zero, so padding that flows through the products but
+// is never read (padded tiles and channels) always holds finite values.
 inline float* reserve(aligned_vector<float>& buffer, std::size_t size)
 {
     if (buffer.size() < size)
@@ -98,6 +98,19 @@ inline std::size_t whole_batches(std::size_t count)
 {
     constexpr std::size_t lanes = xsimd::batch<float>::size;
     return (count + lanes - 1) / lanes * lanes;
+}
+
+// Copies `channels` planes of height x width to channels-last order: pixel (y, x) of plane c
+// goes to target[y * row + x * pixel + c].
+inline void copy_channels_last(const float* planes, std::size_t channels, std::size_t height, std::size_t width,
+                               std::size_t pixel, std::size_t row, float* target)
+{
+    for (std::size_t y = 0; y < height; ++y)
+        for (std::size_t c = 0; c < channels; ++c) {
+            const float* source = planes + (c * height + y) * width;
+            for (std::size_t x = 0; x < width; ++x)
+                target[y * row + x * pixel + c] = source[x];
+        }
 }
 
 // Operands of c (rows x columns) (+)= a^T b, with a stored depth x rows (a[p * lda + r], so the
@@ -194,8 +207,7 @@ inline void winograd_transform_kernels(const float* weight, std::size_t out_chan
         }
 }
 
-/// Scratch of one thread for the Winograd passes; grows on first use and is then reused. It
-/// serves one layer's geometry: the channels-last copies rely on borders zeroed at first use.
+/// Scratch of one thread for the Winograd passes; grows on first use and is then reused.
 struct winograd_workspace {
     aligned_vector<float> windows, tiles, products, outputs, image_last, gradient_last;
 };
@@ -317,22 +329,16 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
     float* tiles = detail::reserve(scratch.tiles, 16 * chunk * in_padded);
     float* gradients = detail::reserve(scratch.products, 16 * chunk * out_padded);
 
-    // Channels-last copies; the borders and padded channels are zero from first use on, as only
-    // the interior real channels are ever written.
-    for (std::size_t y = 0; y < height; ++y)
-        for (std::size_t c = 0; c < in_channels; ++c) {
-            const float* source = image + (c * height + y) * width;
-            float* target = image_last + (y + 1) * row + in_padded + c;
-            for (std::size_t x = 0; x < width; ++x)
-                target[x * in_padded] = source[x];
-        }
-    for (std::size_t y = 0; y < height; ++y)
-        for (std::size_t k = 0; k < out_channels; ++k) {
-            const float* source = gradient + (k * height + y) * width;
-            float* target = gradient_last + y * width * out_padded + k;
-            for (std::size_t x = 0; x < width; ++x)
-                target[x * out_padded] = source[x];
-        }
+    // The image's zero border is written every time, so a workspace may serve any geometry. Padded
+    // channels only feed sums that are never read; reserve() keeps them finite.
+    std::fill(image_last, image_last + row, 0.f);
+    std::fill(image_last + (height + 1) * row, image_last + (height + 2) * row, 0.f);
+    for (std::size_t y = 1; y <= height; ++y) {
+        std::fill(image_last + y * row, image_last + y * row + in_padded, 0.f);
+        std::fill(image_last + y * row + (width + 1) * in_padded, image_last + (y + 1) * row, 0.f);
+    }
+    detail::copy_channels_last(image, in_channels, height, width, in_padded, row, image_last + row + in_padded);
+    detail::copy_channels_last(gradient, out_channels, height, width, out_padded, width * out_padded, gradient_last);
 
     for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
         const std::size_t t1 = std::min(t0 + chunk, tile_count);
