@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libxsimd-dev doctest-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
-          libstb-dev libopenblas-dev dataset-fashion-mnist
+          libstb-dev dataset-fashion-mnist
           clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin
           libturbojpeg0-dev)
 missing=()

@@ -78,22 +78,29 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
                 for (std::size_t i = 0; i < 9; ++i)
                     adjoint_weight[(c * out + k) * 9 + i] = weight[(k * in + c) * 9 + 8 - i];
 
-        auto run = [&](std::size_t from, std::size_t to, const float* input, bool adjoint, const float* b) {
+        // The image in `pieces` ranges of tile rows, as threads share a small batch (some may be empty).
+        auto run = [&](std::size_t from, std::size_t to, const float* input, bool adjoint, const float* b,
+                       std::size_t pieces) {
             aligned_vector<float> u(16 * from * to);
             kernels::winograd_transform_kernels(weight.data(), out, in, adjoint, u.data());
             std::vector<float> result(to * height * width);
-            kernels::winograd_conv3x3_image(from, to, height, width, input, u.data(), b, scratch,
-                                            [&](std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
-                                                kernels::store_tile_row(o, width, &result[(k * height + 2 * ty) * width], false);
-                                            });
+            for (std::size_t piece = 0; piece < pieces; ++piece)
+                kernels::winograd_conv3x3_image(
+                    from, to, height, width, input, u.data(), b, scratch, detail::partition(height / 2, pieces, piece),
+                    [&](std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
+                        kernels::store_tile_row(o, width, &result[(k * height + 2 * ty) * width], false);
+                    });
             return result;
         };
         std::vector<float> reference(out * height * width), adjoint_reference(in * height * width);
         kernels::conv3x3_reference(1, in, out, height, width, x.data(), weight.data(), bias.data(), reference.data());
         kernels::conv3x3_reference(1, out, in, height, width, dy.data(), adjoint_weight.data(), no_bias.data(),
                                    adjoint_reference.data());
-        CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data()), reference) < 1e-4f);
-        CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr), adjoint_reference) < 1e-4f);
+        for (std::size_t pieces : {1, 3}) {
+            CAPTURE(pieces);
+            CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data(), pieces), reference) < 1e-4f);
+            CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr, pieces), adjoint_reference) < 1e-4f);
+        }
 
         // Weight gradient: dW[k][c][ky][kx] = sum over pixels of dy[k][y][x] x[c][y + ky - 1][x + kx - 1].
         aligned_vector<float> sums(kernels::winograd_weight_sums_size(in, out), 0.f);
@@ -115,6 +122,40 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
                     worst = std::max(worst, std::abs(dweight[(k * in + c) * 9 + i] - sum) / scale);
                 }
         CHECK(worst < 1e-4);
+    }
+}
+
+TEST_CASE("the direct one-channel weight gradient equals the definition")
+{
+    // Widths below, at and past one SIMD strip; channel counts odd and even (pairs and a single).
+    struct sizes {
+        std::size_t out, height, width;
+    };
+    for (const auto [out, height, width] : {sizes{1, 1, 1}, sizes{3, 5, 16}, sizes{16, 7, 37}, sizes{5, 3, 70}}) {
+        CAPTURE(out);
+        CAPTURE(height);
+        CAPTURE(width);
+        rng random(out * 100 + width);
+        std::vector<float> x(height * width), dy(out * height * width), dweight(out * 9);
+        for (auto* values : {&x, &dy, &dweight})
+            fill_uniform(*values, random);
+        const auto before = dweight;
+        std::vector<float> padded((height + 2) * (width + 2));
+        kernels::conv3x3_single_channel_weight_gradient(x.data(), height, width, dy.data(), out, padded.data(),
+                                                        dweight.data());
+        double worst = 0;
+        for (std::size_t k = 0; k < out; ++k)
+            for (std::size_t i = 0; i < 9; ++i) {
+                double sum = before[k * 9 + i]; // the kernel adds to what is there
+                for (std::size_t y = 0; y < height; ++y)
+                    for (std::size_t x_ = 0; x_ < width; ++x_) {
+                        const std::size_t sy = y + i / 3, sx = x_ + i % 3; // source + 1
+                        if (sy >= 1 && sy <= height && sx >= 1 && sx <= width)
+                            sum += double(dy[(k * height + y) * width + x_]) * x[(sy - 1) * width + sx - 1];
+                    }
+                worst = std::max(worst, std::abs(dweight[k * 9 + i] - sum) / (1 + std::abs(sum)));
+            }
+        CHECK(worst < 1e-5);
     }
 }
 
@@ -189,40 +230,45 @@ TEST_CASE("SIMD ReLU kernels agree with scalar code on every tail length")
     }
 }
 
-TEST_CASE("linear forward and backward equal plain loops")
+TEST_CASE("linear forward and backward equal plain loops, by dot products and by GEMM")
 {
-    constexpr std::size_t batch = 3, in = 11, out = 7;
-    Linear<in, out>::layer<shape<in>> linear;
-    rng random(4);
-    linear.initialize(weight_init::xavier_uniform, random);
-    tensor<shape<in>> x(batch), dx;
-    tensor<shape<out>> y, dy(batch);
-    fill_uniform(x.values(), random);
-    fill_uniform(dy.values(), random);
-    linear.forward(x, y, {});
-    linear.backward(x, y, dy, &dx);
-    const float* w = linear.weight.value.data();
-    for (std::size_t n = 0; n < batch; ++n)
-        for (std::size_t o = 0; o < out; ++o) {
-            double sum = linear.bias.value[o];
-            for (std::size_t i = 0; i < in; ++i)
-                sum += double(x(n, i)) * w[o * in + i];
-            CHECK(y(n, o) == doctest::Approx(sum).epsilon(1e-5));
-        }
-    for (std::size_t o = 0; o < out; ++o)
-        for (std::size_t i = 0; i < in; ++i) {
-            double sum = 0;
-            for (std::size_t n = 0; n < batch; ++n)
-                sum += double(dy(n, o)) * x(n, i);
-            CHECK(linear.weight.grad[o * in + i] == doctest::Approx(sum).epsilon(1e-5));
-        }
-    for (std::size_t n = 0; n < batch; ++n)
-        for (std::size_t i = 0; i < in; ++i) {
-            double sum = 0;
-            for (std::size_t o = 0; o < out; ++o)
-                sum += double(dy(n, o)) * w[o * in + i];
-            CHECK(dx(n, i) == doctest::Approx(sum).epsilon(1e-5));
-        }
+    // Batches up to kernels::linear_dot_product_batch take the dot-product path, larger ones gemm().
+    constexpr std::size_t in = 75, out = 53;
+    for (std::size_t batch : {std::size_t{1}, kernels::linear_dot_product_batch, kernels::linear_dot_product_batch + 1,
+                              std::size_t{13}}) {
+        CAPTURE(batch);
+        Linear<in, out>::layer<shape<in>> linear;
+        rng random(4 + batch);
+        linear.initialize(weight_init::xavier_uniform, random);
+        tensor<shape<in>> x(batch), dx;
+        tensor<shape<out>> y, dy(batch);
+        fill_uniform(x.values(), random);
+        fill_uniform(dy.values(), random);
+        linear.forward(x, y, {});
+        linear.backward(x, y, dy, &dx);
+        const float* w = linear.weight.value.data();
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t o = 0; o < out; ++o) {
+                double sum = linear.bias.value[o];
+                for (std::size_t i = 0; i < in; ++i)
+                    sum += double(x(n, i)) * w[o * in + i];
+                CHECK(y(n, o) == doctest::Approx(sum).epsilon(1e-5));
+            }
+        for (std::size_t o = 0; o < out; ++o)
+            for (std::size_t i = 0; i < in; ++i) {
+                double sum = 0;
+                for (std::size_t n = 0; n < batch; ++n)
+                    sum += double(dy(n, o)) * x(n, i);
+                CHECK(linear.weight.grad[o * in + i] == doctest::Approx(sum).epsilon(1e-5));
+            }
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t i = 0; i < in; ++i) {
+                double sum = 0;
+                for (std::size_t o = 0; o < out; ++o)
+                    sum += double(dy(n, o)) * w[o * in + i];
+                CHECK(dx(n, i) == doctest::Approx(sum).epsilon(1e-5));
+            }
+    }
 }
 
 TEST_CASE("dropout keeps about 1 - p of the elements, scaled, and is the identity in evaluation")

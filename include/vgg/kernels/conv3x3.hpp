@@ -42,52 +42,68 @@ inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, f
         }
 }
 
-/// Winograd convolution of every image of a batch, images split over threads;
-/// epilogue(n, channel, tile_row, outputs) receives image n's results.
+/// Pieces each image of a forward pass is cut into so that every thread has work: 1 when there
+/// are at least as many images as threads (threads take whole images), otherwise enough pieces
+/// (tile rows or output channels) for all threads, so batch-1 inference uses every core.
+inline std::size_t pieces_per_image(std::size_t batch)
+{
+    const auto threads = static_cast<std::size_t>(vgg::detail::max_threads());
+    return batch >= threads ? 1 : (threads + batch - 1) / batch;
+}
+
+/// Winograd convolution of every image of a batch, split over threads by images or, for small
+/// batches, by tile rows; epilogue(n, channel, tile_row, outputs) receives image n's results.
 template <class Epilogue>
 void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                              const float* bias, Epilogue&& epilogue)
 {
     aligned_vector<float> u(16 * d.in_channels * d.out_channels);
     winograd_transform_kernels(weight, d.out_channels, d.in_channels, false, u.data());
-    detail::parallel_ranges(batch, [&](std::size_t, std::size_t, detail::range images) {
+    const std::size_t pieces = pieces_per_image(batch);
+    vgg::detail::parallel_ranges(batch * pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
         winograd_workspace scratch;
-        for (std::size_t n = images.begin; n < images.end; ++n)
+        for (std::size_t item = work.begin; item < work.end; ++item) {
+            const std::size_t n = item / pieces;
             winograd_conv3x3_image(d.in_channels, d.out_channels, d.height, d.width, x + n * d.in_size(), u.data(),
-                                   bias, scratch, [&](std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
+                                   bias, scratch, vgg::detail::partition(d.height / 2, pieces, item % pieces),
+                                   [&](std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
                                        epilogue(n, k, ty, outputs);
                                    });
+        }
     });
 }
 
 /// The forward pass where Winograd does not apply: W * im2col(x_n) + b for every image n of a
-/// batch (directly, without im2col, for one input channel). Images are split over threads, each
-/// with its own column buffer (a whole batch of columns would be hundreds of MB) and scratch.
-/// `output(n, scratch)` says where image n's result goes; `finish(n, result)` runs right after,
-/// while the result is still in cache.
+/// batch (directly, without im2col, for one input channel). Threads take whole images, each
+/// with its own column buffer (a whole batch of columns would be hundreds of MB) and scratch,
+/// or, for small batches, groups of output channels. `output(n, scratch)` says where image n's
+/// result goes; `finish(n, result, channels)` runs right after a group of channels is written,
+/// while it is still in cache.
 template <class Output, class Finish>
 void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                             const float* bias, Output&& output, Finish&& finish)
 {
-    const auto w = view(weight, d.out_channels, d.patch());
-    const Eigen::Map<const Eigen::VectorXf> b(bias, static_cast<Eigen::Index>(d.out_channels));
-    detail::parallel_ranges(batch, [&](std::size_t, std::size_t, detail::range images) {
+    const std::size_t pieces = pieces_per_image(batch);
+    vgg::detail::parallel_ranges(batch * pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
         // One input channel needs a padded copy of the image instead of columns.
         aligned_vector<float> columns(std::max(d.patch() * d.pixels(), (d.height + 2) * (d.width + 2))), scratch;
-        for (std::size_t n = images.begin; n < images.end; ++n) {
+        for (std::size_t item = work.begin; item < work.end; ++item) {
+            const std::size_t n = item / pieces;
+            const auto channels = vgg::detail::partition(d.out_channels, pieces, item % pieces);
             float* result = output(n, scratch);
+            float* first = result + channels.begin * d.pixels();
             if (d.in_channels == 1) {
-                conv3x3_single_channel(x + n * d.in_size(), d.height, d.width, weight, bias, d.out_channels,
-                                       columns.data(), result);
-                finish(n, result);
-                continue;
+                conv3x3_single_channel(x + n * d.in_size(), d.height, d.width, weight + channels.begin * 9,
+                                       bias + channels.begin, channels.size(), columns.data(), first);
+            } else {
+                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
+                // Start from the bias and accumulate, which saves a zeroing pass.
+                for (std::size_t o = 0; o < channels.size(); ++o)
+                    std::fill(first + o * d.pixels(), first + (o + 1) * d.pixels(), bias[channels.begin + o]);
+                gemm(channels.size(), d.pixels(), d.patch(), row_major(weight + channels.begin * d.patch(), d.patch()),
+                     row_major(columns.data(), d.pixels()), first, d.pixels(), gemm_update::accumulate);
             }
-            im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
-            auto out = view(result, d.out_channels, d.pixels());
-            // Start from the bias and accumulate, which saves Eigen's zeroing pass.
-            out.colwise() = b;
-            out.noalias() += w * view(columns.data(), d.patch(), d.pixels());
-            finish(n, result);
+            finish(n, result, channels);
         }
     });
 }
@@ -105,9 +121,9 @@ inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const floa
                                        });
     conv3x3_forward_images(
         d, batch, x, weight, bias, [&](std::size_t n, aligned_vector<float>&) { return y + n * d.out_size(); },
-        [&](std::size_t, float* result) {
+        [&](std::size_t, float* result, vgg::detail::range channels) {
             if (fuse_relu)
-                relu_inplace(result, d.out_size());
+                relu_inplace(result + channels.begin * d.pixels(), channels.size() * d.pixels());
         });
 }
 
@@ -137,10 +153,11 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
             scratch.resize(d.out_size());
             return scratch.data();
         },
-        [&](std::size_t n, float* result) {
-            maxpool2x2_planes(0, d.out_channels, d.height, d.width, result, pooled + n * pooled_size,
+        [&](std::size_t n, float* result, vgg::detail::range channels) {
+            maxpool2x2_planes(channels.begin, channels.end, d.height, d.width, result, pooled + n * pooled_size,
                               argmax + n * pooled_size);
-            relu_inplace(pooled + n * pooled_size, pooled_size);
+            const std::size_t plane = d.pixels() / 4;
+            relu_inplace(pooled + n * pooled_size + channels.begin * plane, channels.size() * plane);
         });
 }
 
@@ -154,14 +171,13 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                              float* dweight, float* dbias, float* dx, Gradient&& gradient)
 {
     const std::size_t weight_size = d.out_channels * d.patch();
-    const auto w = view(weight, d.out_channels, d.patch());
     const bool winograd = use_winograd(d);
     aligned_vector<float> u(winograd && dx ? 16 * d.in_channels * d.out_channels : 0);
     if (!u.empty())
         winograd_transform_kernels(weight, d.out_channels, d.in_channels, true, u.data());
-    std::vector<aligned_vector<float>> partial(static_cast<std::size_t>(detail::max_threads()));
+    std::vector<aligned_vector<float>> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
     std::size_t used_threads = 1;
-    detail::parallel_ranges(batch, [&](std::size_t thread, std::size_t threads, detail::range images) {
+    vgg::detail::parallel_ranges(batch, [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
         if (thread == 0)
             used_threads = threads;
         auto& acc = partial[thread];
@@ -180,7 +196,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     continue;
                 float* dx_n = dx + n * d.in_size();
                 winograd_conv3x3_image(d.out_channels, d.in_channels, d.height, d.width, g, u.data(), nullptr, workspace,
-                                       [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
+                                       {0, d.height / 2}, [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
                                            store_tile_row(outputs, d.width, dx_n + (c * d.height + 2 * ty) * d.width,
                                                           false);
                                        });
@@ -188,18 +204,23 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
             return;
         }
-        auto dw = view(acc.data(), d.out_channels, d.patch());
-        aligned_vector<float> columns(d.patch() * d.pixels());
+        // One input channel needs a padded copy of the image instead of columns (unless dx is wanted).
+        aligned_vector<float> columns(std::max(d.patch() * d.pixels(), (d.height + 2) * (d.width + 2)));
         for (std::size_t n = images.begin; n < images.end; ++n) {
-            const auto g = view(gradient(n, scratch), d.out_channels, d.pixels());
-            im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
-            const auto cols = view(columns.data(), d.patch(), d.pixels());
-            dw.noalias() += g * cols.transpose();
-            db += g.rowwise().sum();
+            const float* g = gradient(n, scratch);
+            if (d.in_channels == 1) {
+                conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels,
+                                                       columns.data(), acc.data());
+            } else {
+                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
+                gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
+                     row_major(columns.data(), d.pixels()).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
+            }
+            db += view(g, d.out_channels, d.pixels()).rowwise().sum();
             if (dx) {
-                // The columns are no longer needed: reuse them for the column gradient.
-                auto dcols = view(columns.data(), d.patch(), d.pixels());
-                dcols.noalias() = w.transpose() * g;
+                // The columns are no longer needed: reuse them for the column gradient w^T g.
+                gemm(d.patch(), d.pixels(), d.out_channels, row_major(weight, d.patch()).transposed(),
+                     row_major(g, d.pixels()), columns.data(), d.pixels(), gemm_update::overwrite);
                 col2im_3x3(columns.data(), d.in_channels, d.height, d.width, dx + n * d.in_size());
             }
         }

@@ -5,10 +5,9 @@
 #include <xsimd/xsimd.hpp>
 
 #include "vgg/core/rng.hpp"
+#include "vgg/kernels/simd.hpp"
 
 namespace vgg::kernels {
-
-using float_batch = xsimd::batch<float>;
 
 /// x = max(x, 0).
 inline void relu_inplace(float* x, std::size_t n)

@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <cstddef>
 
 #include "vgg/detail/parallel.hpp"
@@ -6,22 +7,54 @@
 
 namespace vgg::kernels {
 
+/// Batches up to this size multiply by dot products along the weight rows instead of gemm():
+/// they cannot fill a register tile, and the weights are read once, in memory order.
+inline constexpr std::size_t linear_dot_product_batch = 4;
+
+namespace detail {
+
+/// y[b][j] += x[b] . weight[j] for every sample b and feature j of `features`.
+inline void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
+                                vgg::detail::range features, float* y)
+{
+    constexpr std::size_t lanes = float_batch::size, chains = 4; // independent sums hide the FMA latency
+    for (std::size_t j = features.begin; j < features.end; ++j) {
+        const float* w = weight + j * in;
+        for (std::size_t b = 0; b < batch; ++b) {
+            const float* sample = x + b * in;
+            float_batch sums[chains] = {float_batch(0.f), float_batch(0.f), float_batch(0.f), float_batch(0.f)};
+            std::size_t p = 0;
+            for (; p + chains * lanes <= in; p += chains * lanes)
+                for (std::size_t c = 0; c < chains; ++c)
+                    sums[c] = fused_multiply_add(float_batch::load_unaligned(w + p + c * lanes),
+                                                 float_batch::load_unaligned(sample + p + c * lanes), sums[c]);
+            for (; p + lanes <= in; p += lanes)
+                sums[0] = fused_multiply_add(float_batch::load_unaligned(w + p), float_batch::load_unaligned(sample + p),
+                                             sums[0]);
+            float total = xsimd::hadd((sums[0] + sums[1]) + (sums[2] + sums[3]));
+            for (; p < in; ++p)
+                total += w[p] * sample[p];
+            y[b * out + j] += total;
+        }
+    }
+}
+
+} // namespace detail
+
 /// Y[batch, out] = X[batch, in] * W[out, in]^T + b. Threads split the output features, so each
 /// reads a disjoint slice of the (large) weight matrix once.
 inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
                            const float* bias, float* y)
 {
-    const auto X = view(x, batch, in);
-    const auto W = view(weight, out, in);
-    auto Y = view(y, batch, out);
-    const Eigen::Map<const Eigen::RowVectorXf> b(bias, static_cast<Eigen::Index>(out));
-    detail::parallel_ranges(out, [&](std::size_t, std::size_t, detail::range features) {
+    vgg::detail::parallel_ranges(out, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
-        const auto begin = static_cast<Eigen::Index>(features.begin), count = static_cast<Eigen::Index>(features.size());
-        auto slice = Y.middleCols(begin, count);
-        slice.rowwise() = b.segment(begin, count);
-        slice.noalias() += X * W.middleRows(begin, count).transpose();
+        for (std::size_t b = 0; b < batch; ++b)
+            std::copy(bias + features.begin, bias + features.end, y + b * out + features.begin);
+        if (batch <= linear_dot_product_batch)
+            return detail::linear_dot_products(batch, in, out, x, weight, features, y);
+        gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin * in, in).transposed(),
+             y + features.begin, out, gemm_update::accumulate);
     });
 }
 
@@ -29,26 +62,23 @@ inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, c
 inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* dy,
                             const float* weight, float* dweight, float* dbias, float* dx)
 {
-    const auto X = view(x, batch, in);
     const auto G = view(dy, batch, out);
-    const auto W = view(weight, out, in);
-    auto dW = view(dweight, out, in);
     Eigen::Map<Eigen::RowVectorXf> db(dbias, static_cast<Eigen::Index>(out));
-    detail::parallel_ranges(out, [&](std::size_t, std::size_t, detail::range features) {
+    vgg::detail::parallel_ranges(out, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
+        gemm(features.size(), in, batch, row_major(dy + features.begin, out).transposed(), row_major(x, in),
+             dweight + features.begin * in, in, gemm_update::overwrite);
         const auto begin = static_cast<Eigen::Index>(features.begin), count = static_cast<Eigen::Index>(features.size());
-        dW.middleRows(begin, count).noalias() = G.middleCols(begin, count).transpose() * X;
         db.segment(begin, count) = G.middleCols(begin, count).colwise().sum();
     });
     if (!dx)
         return;
-    auto dX = view(dx, batch, in);
-    detail::parallel_ranges(in, [&](std::size_t, std::size_t, detail::range inputs) {
+    vgg::detail::parallel_ranges(in, [&](std::size_t, std::size_t, vgg::detail::range inputs) {
         if (inputs.size() == 0)
             return;
-        const auto begin = static_cast<Eigen::Index>(inputs.begin), count = static_cast<Eigen::Index>(inputs.size());
-        dX.middleCols(begin, count).noalias() = G * W.middleCols(begin, count);
+        gemm(batch, inputs.size(), out, row_major(dy, out), row_major(weight + inputs.begin, in), dx + inputs.begin, in,
+             gemm_update::overwrite);
     });
 }
 

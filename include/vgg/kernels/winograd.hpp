@@ -2,87 +2,23 @@
 #include <algorithm>
 #include <cstddef>
 
-#include <xsimd/xsimd.hpp>
-
 #include "vgg/core/tensor.hpp"
-#include "vgg/kernels/elementwise.hpp"
+#include "vgg/detail/parallel.hpp"
+#include "vgg/kernels/gemm_microkernel.hpp"
+#include "vgg/kernels/winograd_transforms.hpp"
 
-// Winograd F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
-// 2016): each 2x2 output tile of a 3x3 convolution comes from a 4x4 input tile through 16
-// multiplies per channel pair instead of 36. In transformed space the convolution becomes 16
-// independent matrix products, one per element xi of the 4x4 tile:
-//     M[xi] (out x tiles) = U[xi] (out x in) * V[xi] (in x tiles),
-// with U the transformed kernels, V the transformed input tiles; the output transform folds M
-// back into 2x2 tiles. Transforms use the points 0, 1, -1, whose coefficients (0, +-1, 1/2)
-// keep the rounding error close to that of the direct sum.
-namespace vgg::detail {
+// The drivers of Winograd F(2x2, 3x3) (transforms in winograd_transforms.hpp): per image, the
+// input tiles are transformed, multiplied by the transformed kernels (16 products, one per
+// element of the 4x4 tile, through the shared GEMM micro-kernel) and transformed back.
+namespace vgg::kernels {
 
-// The 1-D transforms; each runs on floats and, unchanged, on SIMD batches of tiles.
-// Kernel: u = G g, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
-template <class T>
-void winograd_kernel_1d(const T g[3], T u[4])
-{
-    u[0] = g[0];
-    u[1] = (g[0] + g[1] + g[2]) * 0.5f;
-    u[2] = (g[0] - g[1] + g[2]) * 0.5f;
-    u[3] = g[2];
-}
-// Input: v = B^T d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-template <class T>
-void winograd_input_1d(const T d[4], T v[4])
-{
-    v[0] = d[0] - d[2];
-    v[1] = d[1] + d[2];
-    v[2] = d[2] - d[1];
-    v[3] = d[1] - d[3];
-}
-// Output: y = A^T m, A^T = [1 1 1 0; 0 1 -1 -1].
-template <class T>
-void winograd_output_1d(const T m[4], T y[2])
-{
-    y[0] = m[0] + m[1] + m[2];
-    y[1] = m[1] - m[2] - m[3];
-}
+/// Tiles per chunk of the forward pass: the chunk's transformed tiles (16 x channels x tiles)
+/// and products stay in L2.
+inline constexpr std::size_t winograd_forward_chunk_tiles = 128;
+/// Tiles per chunk of the weight gradient: the product depth per call.
+inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
 
-// Gradient tiles: a = A g, A = [1 0; 1 1; 1 -1; 0 -1] (the adjoint of the output transform).
-template <class T>
-void winograd_gradient_1d(const T g[2], T a[4])
-{
-    a[0] = g[0];
-    a[1] = g[0] + g[1];
-    a[2] = g[0] - g[1];
-    a[3] = -g[1];
-}
-// Weight gradient: w = G^T s (the adjoint of the kernel transform).
-template <class T>
-void winograd_weight_gradient_1d(const T s[4], T w[3])
-{
-    w[0] = s[0] + (s[1] + s[2]) * 0.5f;
-    w[1] = (s[1] - s[2]) * 0.5f;
-    w[2] = (s[1] + s[2]) * 0.5f + s[3];
-}
-
-// y = F x F^T for a square tile x, F the 1-D transform `f` (In values to Out): f runs along
-// every row, then along every column of the result.
-template <std::size_t In, std::size_t Out, class T, class Transform>
-void transform_2d(const T (&x)[In][In], T (&y)[Out][Out], Transform f)
-{
-    T rows[In][Out], column[In], result[Out];
-    for (std::size_t r = 0; r < In; ++r)
-        f(x[r], rows[r]);
-    for (std::size_t j = 0; j < Out; ++j) {
-        for (std::size_t r = 0; r < In; ++r)
-            column[r] = rows[r][j];
-        f(column, result);
-        for (std::size_t i = 0; i < Out; ++i)
-            y[i][j] = result[i];
-    }
-}
-constexpr auto kernel_transform = [](const auto* in, auto* out) { winograd_kernel_1d(in, out); };
-constexpr auto input_transform = [](const auto* in, auto* out) { winograd_input_1d(in, out); };
-constexpr auto output_transform = [](const auto* in, auto* out) { winograd_output_1d(in, out); };
-constexpr auto gradient_transform = [](const auto* in, auto* out) { winograd_gradient_1d(in, out); };
-constexpr auto weight_gradient_transform = [](const auto* in, auto* out) { winograd_weight_gradient_1d(in, out); };
+namespace detail {
 
 // Grows a scratch buffer. New elements are zero, so padding that flows through the products but
 // is never read (padded tiles and channels) always holds finite values.
@@ -91,13 +27,6 @@ inline float* reserve(aligned_vector<float>& buffer, std::size_t size)
     if (buffer.size() < size)
         buffer.resize(size, 0.f);
     return buffer.data();
-}
-
-// count rounded up to whole SIMD batches.
-inline std::size_t whole_batches(std::size_t count)
-{
-    constexpr std::size_t lanes = xsimd::batch<float>::size;
-    return (count + lanes - 1) / lanes * lanes;
 }
 
 // Copies `channels` planes of height x width to channels-last order: pixel (y, x) of plane c
@@ -113,79 +42,8 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
         }
 }
 
-// Operands of c (rows x columns) (+)= a^T b, with a stored depth x rows (a[p * lda + r], so the
-// rows broadcast at each step share a cache line) and b depth x columns. Columns are a multiple
-// of the SIMD width; rows of b and c are aligned.
-struct gemm_operands {
-    const float* a;
-    std::size_t lda;
-    const float* b;
-    std::size_t ldb;
-    float* c;
-    std::size_t ldc;
-    bool accumulate;
-};
+} // namespace detail
 
-template <std::size_t Rows, std::size_t Vectors>
-void gemm_block(std::size_t depth, const gemm_operands& m)
-{
-    using float_batch = xsimd::batch<float>;
-    constexpr std::size_t lanes = float_batch::size;
-    float_batch sum[Rows][Vectors];
-    for (std::size_t r = 0; r < Rows; ++r)
-        for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v] = m.accumulate ? float_batch::load_aligned(m.c + r * m.ldc + v * lanes) : float_batch(0.f);
-    for (std::size_t p = 0; p < depth; ++p) {
-        float_batch row[Vectors];
-        for (std::size_t v = 0; v < Vectors; ++v)
-            row[v] = float_batch::load_aligned(m.b + p * m.ldb + v * lanes);
-        for (std::size_t r = 0; r < Rows; ++r) {
-            const float_batch weight(m.a[p * m.lda + r]);
-            for (std::size_t v = 0; v < Vectors; ++v)
-                sum[r][v] = xsimd::fma(weight, row[v], sum[r][v]);
-        }
-    }
-    for (std::size_t r = 0; r < Rows; ++r)
-        for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v].store_aligned(m.c + r * m.ldc + v * lanes);
-}
-
-template <std::size_t Rows>
-void gemm_rows(std::size_t depth, std::size_t columns, const gemm_operands& m)
-{
-    constexpr std::size_t lanes = xsimd::batch<float>::size, vectors = 3;
-    auto at = [&](std::size_t j) { return gemm_operands{m.a, m.lda, m.b + j, m.ldb, m.c + j, m.ldc, m.accumulate}; };
-    std::size_t j = 0;
-    for (; j + vectors * lanes <= columns; j += vectors * lanes)
-        gemm_block<Rows, vectors>(depth, at(j));
-    if (columns - j == 2 * lanes)
-        gemm_block<Rows, 2>(depth, at(j));
-    else if (columns - j == lanes)
-        gemm_block<Rows, 1>(depth, at(j));
-}
-
-// The products of both Winograd passes. The 8 x 3-batch register block keeps 24 accumulators
-// in AVX-512's 32 registers. Column panels are the outer loop, so a panel of b (depth x 48
-// floats) stays in L1 while every row block passes over it.
-inline void winograd_gemm(std::size_t rows, std::size_t depth, std::size_t columns, const gemm_operands& m)
-{
-    constexpr std::size_t lanes = xsimd::batch<float>::size, row_block = 8, panel = 3 * lanes;
-    for (std::size_t j = 0; j < columns; j += panel) {
-        const std::size_t width = std::min(panel, columns - j);
-        auto at = [&](std::size_t r) {
-            return gemm_operands{m.a + r, m.lda, m.b + j, m.ldb, m.c + r * m.ldc + j, m.ldc, m.accumulate};
-        };
-        std::size_t r = 0;
-        for (; r + row_block <= rows; r += row_block)
-            gemm_rows<row_block>(depth, width, at(r));
-        for (; r < rows; ++r)
-            gemm_rows<1>(depth, width, at(r));
-    }
-}
-
-} // namespace vgg::detail
-
-namespace vgg::kernels {
 
 /// Transforms 3x3 kernels weight[out][in][3][3] into the 16 matrices the Winograd products
 /// read, stored u[xi][in][out]. With `adjoint`, transforms the kernels of the convolution that
@@ -207,7 +65,7 @@ inline void winograd_transform_kernels(const float* weight, std::size_t out_chan
         }
 }
 
-/// Scratch of one thread for the Winograd passes; grows on first use and is then reused.
+/// Scratch of one thread for the Winograd passes; each buffer grows to its largest request.
 struct winograd_workspace {
     aligned_vector<float> windows, tiles, products, outputs, image_last, gradient_last;
 };
@@ -222,29 +80,30 @@ struct tile_row_outputs {
     float operator()(std::size_t i, std::size_t j, std::size_t tx) const { return data[(2 * i + j) * stride + tx]; }
 };
 
-/// One image's 3x3, stride-1, pad-1 convolution by F(2x2, 3x3): image is in_channels planes of
-/// height x width (both even), u the winograd_transform_kernels of the weights, bias may be
-/// null. Tile rows are processed in chunks of about 128 tiles so that transformed tiles and
+/// One image's 3x3, stride-1, pad-1 convolution by F(2x2, 3x3), for the output rows of the
+/// tile rows [tile_rows.begin, tile_rows.end) (all are height / 2): image is in_channels
+/// planes of height x width (both even), u the winograd_transform_kernels of the weights,
+/// bias may be null. Tile rows are processed in chunks of about winograd_forward_chunk_tiles tiles so that transformed tiles and
 /// products stay in L2; within a chunk tiles are numbered row after row, and every transform
 /// runs over that flat index in whole SIMD batches (a row of 14 tiles would be all tail).
 /// Results leave through epilogue(channel, tile_row, tile_row_outputs).
 template <class Epilogue>
 void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, std::size_t height, std::size_t width,
                             const float* image, const float* u, const float* bias, winograd_workspace& scratch,
-                            Epilogue&& epilogue)
+                            vgg::detail::range tile_rows, Epilogue&& epilogue)
 {
     constexpr std::size_t lanes = float_batch::size;
     const std::size_t tiles_x = width / 2, tiles_y = height / 2;
-    const std::size_t chunk_rows = std::clamp<std::size_t>(128 / tiles_x, 1, tiles_y);
-    const std::size_t stride = detail::whole_batches(chunk_rows * tiles_x); // tiles per chunk, padded
+    const std::size_t chunk_rows = std::clamp<std::size_t>(winograd_forward_chunk_tiles / tiles_x, 1, tiles_y);
+    const std::size_t stride = whole_batches(chunk_rows * tiles_x); // tiles per chunk, padded
     using detail::reserve;
     float* windows = reserve(scratch.windows, 16 * stride);
     float* tiles = reserve(scratch.tiles, 16 * in_channels * stride);
     float* products = reserve(scratch.products, 16 * out_channels * stride);
     float* outputs = reserve(scratch.outputs, 4 * stride);
 
-    for (std::size_t ty0 = 0; ty0 < tiles_y; ty0 += chunk_rows) {
-        const std::size_t ty1 = std::min(ty0 + chunk_rows, tiles_y);
+    for (std::size_t ty0 = tile_rows.begin; ty0 < tile_rows.end; ty0 += chunk_rows) {
+        const std::size_t ty1 = std::min(ty0 + chunk_rows, tile_rows.end);
         const std::size_t chunk_end = (ty1 - ty0) * tiles_x;
         for (std::size_t c = 0; c < in_channels; ++c) {
             // windows[4 r + j][t]: the input pixel at (r, j) of tile t's 4x4 window, which starts
@@ -282,9 +141,9 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
         }
 
         for (std::size_t xi = 0; xi < 16; ++xi)
-            detail::winograd_gemm(out_channels, in_channels, detail::whole_batches(chunk_end),
-                                  {u + xi * in_channels * out_channels, out_channels, tiles + xi * in_channels * stride,
-                                   stride, products + xi * out_channels * stride, stride, false});
+            gemm_unpacked(out_channels, in_channels, whole_batches(chunk_end),
+                          {u + xi * in_channels * out_channels, out_channels, tiles + xi * in_channels * stride, stride,
+                           products + xi * out_channels * stride, stride, false});
 
         for (std::size_t k = 0; k < out_channels; ++k) {
             const float* product = products + k * stride;
@@ -307,7 +166,7 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
 /// input channels padded to whole SIMD batches.
 inline std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_t out_channels)
 {
-    return 16 * out_channels * detail::whole_batches(in_channels);
+    return 16 * out_channels * whole_batches(in_channels);
 }
 
 /// Adds one image's weight gradient, still in transformed space, to sums[xi][k][c] (aligned, see
@@ -321,8 +180,8 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
                                                 std::size_t width, const float* image, const float* gradient,
                                                 winograd_workspace& scratch, float* sums)
 {
-    constexpr std::size_t lanes = float_batch::size, chunk = 64;
-    const std::size_t in_padded = detail::whole_batches(in_channels), out_padded = detail::whole_batches(out_channels);
+    constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles;
+    const std::size_t in_padded = whole_batches(in_channels), out_padded = whole_batches(out_channels);
     const std::size_t tiles_x = width / 2, tile_count = height * width / 4, row = (width + 2) * in_padded;
     float* image_last = detail::reserve(scratch.image_last, (height + 2) * row);
     float* gradient_last = detail::reserve(scratch.gradient_last, height * width * out_padded);
@@ -364,9 +223,9 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
             }
         }
         for (std::size_t xi = 0; xi < 16; ++xi)
-            detail::winograd_gemm(out_channels, t1 - t0, in_padded,
-                                  {gradients + xi * chunk * out_padded, out_padded, tiles + xi * chunk * in_padded,
-                                   in_padded, sums + xi * out_channels * in_padded, in_padded, true});
+            gemm_unpacked(out_channels, t1 - t0, in_padded,
+                          {gradients + xi * chunk * out_padded, out_padded, tiles + xi * chunk * in_padded, in_padded,
+                           sums + xi * out_channels * in_padded, in_padded, true});
     }
 }
 
@@ -374,7 +233,7 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
 inline void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::size_t out_channels,
                                      float* dweight)
 {
-    const std::size_t in_padded = detail::whole_batches(in_channels);
+    const std::size_t in_padded = whole_batches(in_channels);
     for (std::size_t k = 0; k < out_channels; ++k)
         for (std::size_t c = 0; c < in_channels; ++c) {
             float s[4][4], w[3][3];

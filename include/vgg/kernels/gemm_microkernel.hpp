@@ -1,0 +1,95 @@
+#pragma once
+#include <algorithm>
+#include <cstddef>
+
+#include "vgg/kernels/simd.hpp"
+
+namespace vgg::kernels {
+
+/// Register blocking of every matrix product: a tile of micro_rows rows x micro_vectors SIMD
+/// batches of the result stays in registers while the depth runs. Each step broadcasts one
+/// value per row and loads micro_vectors batches of the right operand, so it needs
+/// micro_rows * micro_vectors accumulators + micro_vectors + 1 registers:
+/// - AVX-512 (32 registers): 8 x 3 = 24 accumulators, 11 loads per 24 FMAs;
+/// - AVX2 and SSE2 (16 registers): 6 x 2 = 12 accumulators (the shape BLIS uses on Haswell).
+inline constexpr std::size_t micro_rows = has_32_vector_registers ? 8 : 6;
+inline constexpr std::size_t micro_vectors = has_32_vector_registers ? 3 : 2;
+/// Columns of one register tile.
+inline constexpr std::size_t micro_columns = micro_vectors * float_batch::size;
+
+/// Operands of c (rows x columns) (+)= a^T b: a stored depth x rows (a[p * a_step + r], so the
+/// values broadcast at one step share a cache line), b depth x columns (rows aligned), c
+/// row-major with leading dimension ldc (any alignment).
+struct gemm_operands {
+    const float* a;
+    std::size_t a_step;
+    const float* b;
+    std::size_t b_step;
+    float* c;
+    std::size_t ldc;
+    bool accumulate;
+
+    gemm_operands at(std::size_t row, std::size_t column) const
+    {
+        return {a + row, a_step, b + column, b_step, c + row * ldc + column, ldc, accumulate};
+    }
+};
+
+namespace detail {
+
+/// The micro-kernel: one Rows x Vectors-batch tile of c over the whole depth.
+template <std::size_t Rows, std::size_t Vectors>
+void gemm_tile(std::size_t depth, const gemm_operands& m)
+{
+    constexpr std::size_t lanes = float_batch::size;
+    float_batch sum[Rows][Vectors];
+    for (std::size_t r = 0; r < Rows; ++r)
+        for (std::size_t v = 0; v < Vectors; ++v)
+            sum[r][v] = m.accumulate ? float_batch::load_unaligned(m.c + r * m.ldc + v * lanes) : float_batch(0.f);
+    for (std::size_t p = 0; p < depth; ++p) {
+        float_batch row[Vectors];
+        for (std::size_t v = 0; v < Vectors; ++v)
+            row[v] = float_batch::load_aligned(m.b + p * m.b_step + v * lanes);
+        for (std::size_t r = 0; r < Rows; ++r) {
+            const float_batch broadcast(m.a[p * m.a_step + r]);
+            for (std::size_t v = 0; v < Vectors; ++v)
+                sum[r][v] = fused_multiply_add(broadcast, row[v], sum[r][v]);
+        }
+    }
+    for (std::size_t r = 0; r < Rows; ++r)
+        for (std::size_t v = 0; v < Vectors; ++v)
+            sum[r][v].store_unaligned(m.c + r * m.ldc + v * lanes);
+}
+
+/// Rows rows of c, columns a multiple of the SIMD width: whole register tiles, then one
+/// narrower tile for the rest.
+template <std::size_t Rows, std::size_t Vectors = micro_vectors>
+void gemm_row_block(std::size_t depth, std::size_t columns, const gemm_operands& m)
+{
+    constexpr std::size_t width = Vectors * float_batch::size;
+    std::size_t j = 0;
+    for (; j + width <= columns; j += width)
+        gemm_tile<Rows, Vectors>(depth, m.at(0, j));
+    if constexpr (Vectors > 1)
+        if (j < columns)
+            gemm_row_block<Rows, Vectors - 1>(depth, columns - j, m.at(0, j));
+}
+
+} // namespace detail
+
+/// c (rows x columns) (+)= a^T b for operands already laid out for the micro-kernel (see
+/// gemm_operands); columns must be a multiple of the SIMD width. Column panels are the outer
+/// loop, so a panel of b (depth x micro_columns) stays in L1 while every row block passes over it.
+inline void gemm_unpacked(std::size_t rows, std::size_t depth, std::size_t columns, const gemm_operands& m)
+{
+    for (std::size_t j = 0; j < columns; j += micro_columns) {
+        const std::size_t width = std::min(micro_columns, columns - j);
+        std::size_t r = 0;
+        for (; r + micro_rows <= rows; r += micro_rows)
+            detail::gemm_row_block<micro_rows>(depth, width, m.at(r, j));
+        for (; r < rows; ++r)
+            detail::gemm_row_block<1>(depth, width, m.at(r, j));
+    }
+}
+
+} // namespace vgg::kernels

@@ -1,0 +1,34 @@
+#pragma once
+#include <cstddef>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+namespace vgg::kernels {
+
+/// One vector register of floats, for the instruction set the including program is compiled for
+/// (AVX-512: 16 lanes, AVX2: 8, SSE2: 4).
+using float_batch = xsimd::batch<float>;
+
+/// a * b + c with one rounding. xsimd 8's fma has no AVX-512 overload: its generic fallback is a
+/// multiply and an add, fused only when the compiler contracts them, so AVX-512 calls the
+/// intrinsic itself.
+inline float_batch fused_multiply_add(const float_batch& a, const float_batch& b, const float_batch& c)
+{
+#if defined(__AVX512F__)
+    return _mm512_fmadd_ps(a, b, c);
+#else
+    return xsimd::fma(a, b, c);
+#endif
+}
+
+/// Whether the instruction set has 32 vector registers (AVX-512) rather than 16 (AVX2, SSE2).
+inline constexpr bool has_32_vector_registers = std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>;
+
+/// count rounded up to whole SIMD batches.
+constexpr std::size_t whole_batches(std::size_t count)
+{
+    return (count + float_batch::size - 1) / float_batch::size * float_batch::size;
+}
+
+} // namespace vgg::kernels
