@@ -16,6 +16,20 @@ inline constexpr std::size_t tensor_alignment = 64;
 template <class T>
 using aligned_vector = std::vector<T, xsimd::aligned_allocator<T, tensor_alignment>>;
 
+namespace detail {
+
+/// Grows a scratch buffer to at least `size` floats and returns them. It never shrinks, so a
+/// buffer reused for many sizes allocates only for the largest. New elements are zero, so padding
+/// that flows through computations but is never read always holds finite values.
+inline float* reserve(aligned_vector<float>& buffer, std::size_t size)
+{
+    if (buffer.size() < size)
+        buffer.resize(size, 0.f);
+    return buffer.data();
+}
+
+} // namespace detail
+
 /// A batch of samples of compile-time shape `Shape`, stored contiguously (NCHW for images).
 /// The batch size is a runtime value; resizing keeps the allocation when it shrinks.
 template <class Shape>

@@ -22,13 +22,25 @@ struct conv3x3_dims {
     std::size_t patch() const { return in_channels * 9; }
     std::size_t in_size() const { return in_channels * pixels(); }
     std::size_t out_size() const { return out_channels * pixels(); }
+    /// Floats of one image's im2col columns, or of its padded copy when it has one channel.
+    std::size_t columns_size() const { return std::max(patch() * pixels(), (height + 2) * (width + 2)); }
 };
+
+/// Transformed Winograd kernels up to this size stay in L2 (half of Zen 4's 1 MiB per core).
+inline constexpr std::size_t winograd_cached_kernel_bytes = 1 << 20;
+/// Images from this size on give Winograd chunks long enough to stream larger kernels.
+inline constexpr std::size_t winograd_streaming_min_pixels = 56 * 56;
 
 /// Whether a convolution runs by Winograd F(2x2, 3x3) rather than im2col + GEMM. With fewer
 /// than 16 channels on either side the transforms cost more than the multiplies they save.
+/// The transformed kernels (16 x in x out floats) are read again for every chunk of tiles;
+/// when they do not fit in L2 and the image is small (VGG-16's 28x28 and 14x14 blocks, 8-16 MB
+/// of kernels for 49-196 tiles), those reads cost more than the multiplies saved.
 constexpr bool use_winograd(const conv3x3_dims& d)
 {
-    return winograd_applies(d.height, d.width) && std::min(d.in_channels, d.out_channels) >= 16;
+    const bool kernels_cached = 16 * d.in_channels * d.out_channels * sizeof(float) <= winograd_cached_kernel_bytes;
+    return winograd_applies(d.height, d.width) && std::min(d.in_channels, d.out_channels) >= 16 &&
+           (kernels_cached || d.pixels() >= winograd_streaming_min_pixels);
 }
 
 /// Writes one tile row of Winograd outputs into rows 2 ty and 2 ty + 1 of a plane
@@ -51,21 +63,33 @@ inline std::size_t pieces_per_image(std::size_t batch)
     return batch >= threads ? 1 : (threads + batch - 1) / batch;
 }
 
+/// Buffers of one thread that outlive a call, so that layers do not allocate and fault in their
+/// workspaces on every batch; each grows to its largest request (over all layers).
+struct thread_buffers {
+    winograd_workspace winograd;
+    aligned_vector<float> kernels, columns, image, accumulators, sums;
+};
+inline thread_buffers& this_thread_buffers()
+{
+    thread_local thread_buffers buffers;
+    return buffers;
+}
+
 /// Winograd convolution of every image of a batch, split over threads by images or, for small
 /// batches, by tile rows; epilogue(n, channel, tile_row, outputs) receives image n's results.
 template <class Epilogue>
 void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                              const float* bias, Epilogue&& epilogue)
 {
-    aligned_vector<float> u(16 * d.in_channels * d.out_channels);
-    winograd_transform_kernels(weight, d.out_channels, d.in_channels, false, u.data());
+    float* u = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
+    winograd_transform_kernels(weight, d.out_channels, d.in_channels, false, u);
     const std::size_t pieces = pieces_per_image(batch);
     vgg::detail::parallel_ranges(batch * pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
-        winograd_workspace scratch;
+        winograd_workspace& scratch = this_thread_buffers().winograd;
         for (std::size_t item = work.begin; item < work.end; ++item) {
             const std::size_t n = item / pieces;
-            winograd_conv3x3_image(d.in_channels, d.out_channels, d.height, d.width, x + n * d.in_size(), u.data(),
-                                   bias, scratch, vgg::detail::partition(d.height / 2, pieces, item % pieces),
+            winograd_conv3x3_image(d.in_channels, d.out_channels, d.height, d.width, x + n * d.in_size(), u, bias,
+                                   scratch, vgg::detail::partition(d.height / 2, pieces, item % pieces),
                                    [&](std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
                                        epilogue(n, k, ty, outputs);
                                    });
@@ -76,7 +100,7 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
 /// The forward pass where Winograd does not apply: W * im2col(x_n) + b for every image n of a
 /// batch (directly, without im2col, for one input channel). Threads take whole images, each
 /// with its own column buffer (a whole batch of columns would be hundreds of MB) and scratch,
-/// or, for small batches, groups of output channels. `output(n, scratch)` says where image n's
+/// or, for small batches, groups of output channels. `output(n, image_buffer)` says where image n's
 /// result goes; `finish(n, result, channels)` runs right after a group of channels is written,
 /// while it is still in cache.
 template <class Output, class Finish>
@@ -85,23 +109,23 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
 {
     const std::size_t pieces = pieces_per_image(batch);
     vgg::detail::parallel_ranges(batch * pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
-        // One input channel needs a padded copy of the image instead of columns.
-        aligned_vector<float> columns(std::max(d.patch() * d.pixels(), (d.height + 2) * (d.width + 2))), scratch;
+        thread_buffers& buffers = this_thread_buffers();
+        float* columns = vgg::detail::reserve(buffers.columns, d.columns_size());
         for (std::size_t item = work.begin; item < work.end; ++item) {
             const std::size_t n = item / pieces;
             const auto channels = vgg::detail::partition(d.out_channels, pieces, item % pieces);
-            float* result = output(n, scratch);
+            float* result = output(n, buffers.image);
             float* first = result + channels.begin * d.pixels();
             if (d.in_channels == 1) {
                 conv3x3_single_channel(x + n * d.in_size(), d.height, d.width, weight + channels.begin * 9,
-                                       bias + channels.begin, channels.size(), columns.data(), first);
+                                       bias + channels.begin, channels.size(), columns, first);
             } else {
-                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
+                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
                 // Start from the bias and accumulate, which saves a zeroing pass.
                 for (std::size_t o = 0; o < channels.size(); ++o)
                     std::fill(first + o * d.pixels(), first + (o + 1) * d.pixels(), bias[channels.begin + o]);
                 gemm(channels.size(), d.pixels(), d.patch(), row_major(weight + channels.begin * d.patch(), d.patch()),
-                     row_major(columns.data(), d.pixels()), first, d.pixels(), gemm_update::accumulate);
+                     row_major(columns, d.pixels()), first, d.pixels(), gemm_update::accumulate);
             }
             finish(n, result, channels);
         }
@@ -149,9 +173,9 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
     }
     conv3x3_forward_images(
         d, batch, x, weight, bias,
-        [&](std::size_t, aligned_vector<float>& scratch) {
-            scratch.resize(d.out_size());
-            return scratch.data();
+        [&](std::size_t, aligned_vector<float>& image_buffer) {
+            image_buffer.resize(d.out_size());
+            return image_buffer.data();
         },
         [&](std::size_t n, float* result, vgg::detail::range channels) {
             maxpool2x2_planes(channels.begin, channels.end, d.height, d.width, result, pooled + n * pooled_size,
@@ -161,8 +185,8 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
         });
 }
 
-/// Gradients of a batch. `gradient(n, scratch)` gives image n's output gradient (out_size
-/// floats), possibly built in the per-thread scratch. dweight and dbias are overwritten with
+/// Gradients of a batch. `gradient(n, image_buffer)` gives image n's output gradient (out_size
+/// floats), possibly built in the thread's image buffer. dweight and dbias are overwritten with
 /// the sums over the batch; dx (if not null) with the input gradient. Each thread sums its
 /// images into its own accumulators, reduced in thread order, so a given thread count is
 /// reproducible.
@@ -172,30 +196,35 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
 {
     const std::size_t weight_size = d.out_channels * d.patch();
     const bool winograd = use_winograd(d);
-    aligned_vector<float> u(winograd && dx ? 16 * d.in_channels * d.out_channels : 0);
-    if (!u.empty())
-        winograd_transform_kernels(weight, d.out_channels, d.in_channels, true, u.data());
-    std::vector<aligned_vector<float>> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
+    const float* u = nullptr;
+    if (winograd && dx) {
+        float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
+        winograd_transform_kernels(weight, d.out_channels, d.in_channels, true, adjoint);
+        u = adjoint;
+    }
+    std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
     std::size_t used_threads = 1;
     vgg::detail::parallel_ranges(batch, [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
         if (thread == 0)
             used_threads = threads;
-        auto& acc = partial[thread];
+        thread_buffers& buffers = this_thread_buffers();
+        auto& acc = buffers.accumulators;
         acc.assign(weight_size + d.out_channels, 0.f);
+        partial[thread] = acc.data();
         Eigen::Map<Eigen::VectorXf> db(acc.data() + weight_size, static_cast<Eigen::Index>(d.out_channels));
-        aligned_vector<float> scratch;
         if (winograd) {
-            aligned_vector<float> sums(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
-            winograd_workspace workspace;
+            auto& sums = buffers.sums;
+            sums.assign(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
+            winograd_workspace& workspace = buffers.winograd;
             for (std::size_t n = images.begin; n < images.end; ++n) {
-                const float* g = gradient(n, scratch);
+                const float* g = gradient(n, buffers.image);
                 db += view(g, d.out_channels, d.pixels()).rowwise().sum();
                 winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width,
                                                     x + n * d.in_size(), g, workspace, sums.data());
                 if (!dx)
                     continue;
                 float* dx_n = dx + n * d.in_size();
-                winograd_conv3x3_image(d.out_channels, d.in_channels, d.height, d.width, g, u.data(), nullptr, workspace,
+                winograd_conv3x3_image(d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr, workspace,
                                        {0, d.height / 2}, [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
                                            store_tile_row(outputs, d.width, dx_n + (c * d.height + 2 * ty) * d.width,
                                                           false);
@@ -204,31 +233,30 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
             return;
         }
-        // One input channel needs a padded copy of the image instead of columns (unless dx is wanted).
-        aligned_vector<float> columns(std::max(d.patch() * d.pixels(), (d.height + 2) * (d.width + 2)));
+        float* columns = vgg::detail::reserve(buffers.columns, d.columns_size());
         for (std::size_t n = images.begin; n < images.end; ++n) {
-            const float* g = gradient(n, scratch);
+            const float* g = gradient(n, buffers.image);
             if (d.in_channels == 1) {
-                conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels,
-                                                       columns.data(), acc.data());
+                conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels, columns,
+                                                       acc.data());
             } else {
-                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns.data());
+                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
                 gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
-                     row_major(columns.data(), d.pixels()).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
+                     row_major(columns, d.pixels()).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
             }
             db += view(g, d.out_channels, d.pixels()).rowwise().sum();
             if (dx) {
                 // The columns are no longer needed: reuse them for the column gradient w^T g.
                 gemm(d.patch(), d.pixels(), d.out_channels, row_major(weight, d.patch()).transposed(),
-                     row_major(g, d.pixels()), columns.data(), d.pixels(), gemm_update::overwrite);
-                col2im_3x3(columns.data(), d.in_channels, d.height, d.width, dx + n * d.in_size());
+                     row_major(g, d.pixels()), columns, d.pixels(), gemm_update::overwrite);
+                col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
             }
         }
     });
     std::fill(dweight, dweight + weight_size, 0.f);
     std::fill(dbias, dbias + d.out_channels, 0.f);
     for (std::size_t t = 0; t < used_threads; ++t) {
-        const float* acc = partial[t].data();
+        const float* acc = partial[t];
         for (std::size_t i = 0; i < weight_size; ++i)
             dweight[i] += acc[i];
         for (std::size_t o = 0; o < d.out_channels; ++o)
@@ -243,32 +271,32 @@ inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const flo
                              const float* relu_output = nullptr)
 {
     conv3x3_backward_images(d, batch, x, weight, dweight, dbias, dx,
-                            [&](std::size_t n, aligned_vector<float>& scratch) -> const float* {
+                            [&](std::size_t n, aligned_vector<float>& image_buffer) -> const float* {
                                 const float* g = dy + n * d.out_size();
                                 if (!relu_output)
                                     return g;
-                                scratch.assign(g, g + d.out_size());
-                                relu_backward_inplace(scratch.data(), relu_output + n * d.out_size(), d.out_size());
-                                return scratch.data();
+                                image_buffer.assign(g, g + d.out_size());
+                                relu_backward_inplace(image_buffer.data(), relu_output + n * d.out_size(), d.out_size());
+                                return image_buffer.data();
                             });
 }
 
 /// Backward of conv3x3_relu_pool_forward: each pooled gradient goes to its window's arg-max
-/// when the pooled value passed the ReLU, built per image in scratch.
+/// when the pooled value passed the ReLU, built per image in the thread's image buffer.
 inline void conv3x3_relu_pool_backward(const conv3x3_dims& d, std::size_t batch, const float* x,
                                        const float* dpooled, const float* pooled, const std::uint8_t* argmax,
                                        const float* weight, float* dweight, float* dbias, float* dx)
 {
     const std::size_t pooled_size = d.out_size() / 4;
     conv3x3_backward_images(d, batch, x, weight, dweight, dbias, dx,
-                            [&](std::size_t n, aligned_vector<float>& scratch) -> const float* {
-                                scratch.resize(d.out_size() + pooled_size);
-                                float* masked = scratch.data() + d.out_size();
+                            [&](std::size_t n, aligned_vector<float>& image_buffer) -> const float* {
+                                image_buffer.resize(d.out_size() + pooled_size);
+                                float* masked = image_buffer.data() + d.out_size();
                                 std::copy(dpooled + n * pooled_size, dpooled + (n + 1) * pooled_size, masked);
                                 relu_backward_inplace(masked, pooled + n * pooled_size, pooled_size);
                                 maxpool2x2_planes_backward(0, d.out_channels, d.height, d.width, masked,
-                                                           argmax + n * pooled_size, scratch.data());
-                                return scratch.data();
+                                                           argmax + n * pooled_size, image_buffer.data());
+                                return image_buffer.data();
                             });
 }
 

@@ -55,9 +55,7 @@ namespace detail {
 inline float* packing_buffer(std::size_t which, std::size_t size)
 {
     thread_local aligned_vector<float> buffers[2];
-    if (buffers[which].size() < size)
-        buffers[which].resize(size);
-    return buffers[which].data();
+    return vgg::detail::reserve(buffers[which], size);
 }
 
 /// Packs rows x depth of a into panels of micro_rows rows, each stored depth x micro_rows

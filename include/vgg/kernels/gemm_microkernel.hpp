@@ -42,10 +42,12 @@ template <std::size_t Rows, std::size_t Vectors>
 void gemm_tile(std::size_t depth, const gemm_operands& m)
 {
     constexpr std::size_t lanes = float_batch::size;
+    // The sums start from zero and c is added at the end: loading c first would keep all the
+    // accumulators live across a branch, which the compiler spills to the stack.
     float_batch sum[Rows][Vectors];
     for (std::size_t r = 0; r < Rows; ++r)
         for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v] = m.accumulate ? float_batch::load_unaligned(m.c + r * m.ldc + v * lanes) : float_batch(0.f);
+            sum[r][v] = float_batch(0.f);
     for (std::size_t p = 0; p < depth; ++p) {
         float_batch row[Vectors];
         for (std::size_t v = 0; v < Vectors; ++v)
@@ -57,8 +59,10 @@ void gemm_tile(std::size_t depth, const gemm_operands& m)
         }
     }
     for (std::size_t r = 0; r < Rows; ++r)
-        for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v].store_unaligned(m.c + r * m.ldc + v * lanes);
+        for (std::size_t v = 0; v < Vectors; ++v) {
+            float* c = m.c + r * m.ldc + v * lanes;
+            (m.accumulate ? sum[r][v] + float_batch::load_unaligned(c) : sum[r][v]).store_unaligned(c);
+        }
 }
 
 /// Rows rows of c, columns a multiple of the SIMD width: whole register tiles, then one

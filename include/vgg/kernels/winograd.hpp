@@ -20,15 +20,6 @@ inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
 
 namespace detail {
 
-// Grows a scratch buffer. New elements are zero, so padding that flows through the products but
-// is never read (padded tiles and channels) always holds finite values.
-inline float* reserve(aligned_vector<float>& buffer, std::size_t size)
-{
-    if (buffer.size() < size)
-        buffer.resize(size, 0.f);
-    return buffer.data();
-}
-
 // Copies `channels` planes of height x width to channels-last order: pixel (y, x) of plane c
 // goes to target[y * row + x * pixel + c].
 inline void copy_channels_last(const float* planes, std::size_t channels, std::size_t height, std::size_t width,
@@ -96,7 +87,7 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
     const std::size_t tiles_x = width / 2, tiles_y = height / 2;
     const std::size_t chunk_rows = std::clamp<std::size_t>(winograd_forward_chunk_tiles / tiles_x, 1, tiles_y);
     const std::size_t stride = whole_batches(chunk_rows * tiles_x); // tiles per chunk, padded
-    using detail::reserve;
+    using vgg::detail::reserve;
     float* windows = reserve(scratch.windows, 16 * stride);
     float* tiles = reserve(scratch.tiles, 16 * in_channels * stride);
     float* products = reserve(scratch.products, 16 * out_channels * stride);
@@ -183,10 +174,10 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
     constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles;
     const std::size_t in_padded = whole_batches(in_channels), out_padded = whole_batches(out_channels);
     const std::size_t tiles_x = width / 2, tile_count = height * width / 4, row = (width + 2) * in_padded;
-    float* image_last = detail::reserve(scratch.image_last, (height + 2) * row);
-    float* gradient_last = detail::reserve(scratch.gradient_last, height * width * out_padded);
-    float* tiles = detail::reserve(scratch.tiles, 16 * chunk * in_padded);
-    float* gradients = detail::reserve(scratch.products, 16 * chunk * out_padded);
+    float* image_last = vgg::detail::reserve(scratch.image_last, (height + 2) * row);
+    float* gradient_last = vgg::detail::reserve(scratch.gradient_last, height * width * out_padded);
+    float* tiles = vgg::detail::reserve(scratch.tiles, 16 * chunk * in_padded);
+    float* gradients = vgg::detail::reserve(scratch.products, 16 * chunk * out_padded);
 
     // The image's zero border is written every time, so a workspace may serve any geometry. Padded
     // channels only feed sums that are never read; reserve() keeps them finite.
