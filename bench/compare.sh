@@ -1,56 +1,74 @@
 #!/usr/bin/env bash
-# Side by side: vgg_bench and PyTorch (bench/pytorch_reference.py) on the same preset, batch
+# Side by side: vgg_bench and PyTorch (bench/pytorch_reference.py) on the same networks, batches
 # and thread count, alternating ROUNDS times so both see the same machine, then a table with
 # the medians and the ratios.
-# Usage: bench/compare.sh [--resize 224] [--ratio 4] [--batch 128] [--threads 2] [--reps 3] [--rounds 2]
+# Usage: bench/compare.sh [--cases LIST] [--threads 2] [--reps 3] [--rounds 2]
+#   LIST: comma-separated MODEL:RESIZE:BATCH cases. The default covers the seed's network at 224
+#   (batch 128 and 1) and 64 (batch 128), and torchvision's VGG-16 at 3x224x224 (batch 8 and 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-resize=224 ratio=4 batch=128 threads=2 reps=3 rounds=2
+cases=seed:224:128,seed:224:1,seed:64:128,vgg16:224:8,vgg16:224:1 threads=2 reps=3 rounds=2
 while [ $# -gt 0 ]; do
   case $1 in
-    --resize) resize=$2 ;; --ratio) ratio=$2 ;; --batch) batch=$2 ;; --threads) threads=$2 ;;
-    --reps) reps=$2 ;; --rounds) rounds=$2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
+    --cases) cases=$2 ;; --threads) threads=$2 ;; --reps) reps=$2 ;; --rounds) rounds=$2 ;;
+    *) echo "unknown option $1 (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
   shift 2
 done
 bench=${VGG_BENCH:-build/bench/vgg_bench}
 [ -x "$bench" ] || { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build --target vgg_bench -j"$(nproc)" >/dev/null; }
-/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 1; }
+/usr/bin/python3 -c "import torch, torchvision" 2>/dev/null ||
+  { echo "needs Debian's python3-torch and python3-torchvision (apt-get install python3-torchvision)" >&2; exit 1; }
 
-args=(--resize "$resize" --ratio "$ratio" --batch "$batch" --threads "$threads" --reps "$reps" --json)
 results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+IFS=, read -r -a case_list <<< "$cases"
 for round in $(seq "$rounds"); do
-  echo "round $round/$rounds: vgg" >&2
-  "$bench" "${args[@]}" >> "$results"
-  echo "round $round/$rounds: pytorch" >&2
-  /usr/bin/python3 bench/pytorch_reference.py "${args[@]}" >> "$results"
+  for case in "${case_list[@]}"; do
+    IFS=: read -r model resize batch <<< "$case"
+    args=(--model "$model" --resize "$resize" --batch "$batch" --threads "$threads" --reps "$reps" --json)
+    echo "round $round/$rounds, $case: vgg" >&2
+    "$bench" "${args[@]}" >> "$results"
+    echo "round $round/$rounds, $case: pytorch" >&2
+    /usr/bin/python3 bench/pytorch_reference.py "${args[@]}" >> "$results"
+  done
 done
-echo "vgg 1 thread (for the scaling figure)" >&2
-"$bench" --resize "$resize" --ratio "$ratio" --batch "$batch" --threads 1 --reps "$reps" --json | sed 's/"library":"vgg"/"library":"vgg-1thread"/' >> "$results"
+IFS=: read -r model resize batch <<< "${case_list[0]}"
+echo "${case_list[0]}: vgg on 1 thread (for the scaling figure)" >&2
+"$bench" --model "$model" --resize "$resize" --batch "$batch" --threads 1 --reps "$reps" --json |
+  sed 's/"library":"vgg"/"library":"vgg-1thread"/' >> "$results"
 
 /usr/bin/python3 - "$results" <<'PY'
-import json, statistics, sys, platform
+import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-def pick(prefix):
-    return [r for r in rows if r["library"].startswith(prefix)]
 def med(rs, key):
     return statistics.median(r[key] for r in rs)
-ours, torch, single = pick("vgg"), pick("pytorch"), pick("vgg-1thread")
-ours = [r for r in ours if r["library"] == "vgg"]
+def case(r):
+    return (r["model"], r["resize"], r["batch"])
+cases = list(dict.fromkeys(case(r) for r in rows))
+ours = [r for r in rows if r["library"] == "vgg"]
 first = ours[0]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-print(f"VGG-11 / {first['ratio']} at {first['resize']}x{first['resize']}, batch {first['batch']}, {first['threads']} threads, "
-      f"{cpu}; medians over {len(ours)} alternating rounds")
+torch_version = next(r["library"] for r in rows if r["library"].startswith("pytorch"))
+print(f"{first['cpu']}, {first['threads']} threads, {first['gemm']}; "
+      f"medians over {len(ours) // len(cases)} alternating rounds against {torch_version}")
 print()
-print("| | vgg | PyTorch " + torch[0]["library"].split()[1] + " | ratio |")
-print("|---|---|---|---|")
-for key, label in [("train_img_per_s", "training img/s"), ("infer_img_per_s", "inference img/s"), ("peak_rss_mb", "peak RSS MB")]:
-    a, b = med(ours, key), med(torch, key)
-    print(f"| {label} | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
-print(f"| training GFLOPS, direct-convolution count (share of vgg's measured GEMM ceiling, {med(ours, 'gemm_ceiling_gflops'):.0f} GFLOPS) | "
-      f"{med(ours, 'train_gflops'):.1f} ({100 * med(ours, 'fraction_of_ceiling'):.0f}%) | | |")
+print("| network, batch | vgg train img/s | PyTorch | ratio | vgg infer img/s | PyTorch | ratio | vgg train GFLOPS | peak RSS MB vgg / PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|")
+for c in cases:
+    v = [r for r in ours if case(r) == c]
+    t = [r for r in rows if r["library"].startswith("pytorch") and case(r) == c]
+    if not v or not t:
+        continue
+    name = "VGG-16, 3x224x224" if c[0] == "vgg16" else f"seed's VGG-11/4, {c[1]}x{c[1]}"
+    vt, tt, vi, ti = med(v, "train_img_per_s"), med(t, "train_img_per_s"), med(v, "infer_img_per_s"), med(t, "infer_img_per_s")
+    print(f"| {name}, {c[2]} | {vt:.1f} | {tt:.1f} | {vt / tt:.2f}x | {vi:.1f} | {ti:.1f} | {vi / ti:.2f}x | "
+          f"{med(v, 'train_gflops'):.0f} | {med(v, 'peak_rss_mb'):.0f} / {med(t, 'peak_rss_mb'):.0f} |")
+single = [r for r in rows if r["library"] == "vgg-1thread"]
 if single:
-    print(f"| vgg 2 threads / 1 thread (training) | {med(ours, 'train_img_per_s') / med(single, 'train_img_per_s'):.2f}x | | |")
+    c = case(single[0])
+    two = [r for r in ours if case(r) == c]
+    print(f"\nvgg 2 threads / 1 thread, training, {c[0]} {c[1]} batch {c[2]}: "
+          f"{med(two, 'train_img_per_s') / med(single, 'train_img_per_s'):.2f}x")
+print(f"vgg's GEMM ceiling in the same runs: {med(ours, 'gemm_ceiling_gflops'):.0f} GFLOPS "
+      "(GFLOPS above count a direct convolution's multiply-adds; Winograd does fewer)")
 PY
-rm -f "$results"

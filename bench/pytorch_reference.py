@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""The seed's network in PyTorch (Debian's python3-torch), timed the way vgg_bench times vgg:
+"""The seed's network (or torchvision's VGG-16) in PyTorch (Debian's python3-torch), timed the way vgg_bench times vgg:
 warm-up repetitions, then the median of --reps training steps (forward, cross-entropy,
 backward, SGD update) and of --reps eval-mode forward passes on the same batch.
 
     /usr/bin/python3 bench/pytorch_reference.py --resize 224 --batch 128 --threads 2 [--json]
+    /usr/bin/python3 bench/pytorch_reference.py --model vgg16 --batch 8 --threads 2 [--json]
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ from seed_model import seed_network  # noqa: E402  (the seed's own vgg_block and
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="seed", choices=["seed", "vgg16"])
     parser.add_argument("--resize", type=int, default=224, choices=[224, 64, 32])
     parser.add_argument("--ratio", type=int, default=4, choices=[4, 1])
     parser.add_argument("--batch", type=int, default=128)
@@ -34,14 +36,18 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
 
-    net = seed_network(args.resize, args.ratio)
-    for m in net.modules():  # d2l's train_ch6 initialisation
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.xavier_uniform_(m.weight)
+    if args.model == "vgg16":
+        import torchvision  # Debian's python3-torchvision
+        net, channels, size, classes = torchvision.models.vgg16(weights=None), 3, 224, 1000
+    else:
+        net, channels, size, classes = seed_network(args.resize, args.ratio), 1, args.resize, 10
+        for m in net.modules():  # d2l's train_ch6 initialisation
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_uniform_(m.weight)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
     loss = nn.CrossEntropyLoss()
-    x = torch.rand(args.batch, 1, args.resize, args.resize)
-    y = torch.randint(0, 10, (args.batch,))
+    x = torch.rand(args.batch, channels, size, size)
+    y = torch.randint(0, classes, (args.batch,))
 
     train, infer = [], []
     for rep in range(args.warmup + args.reps):
@@ -62,6 +68,7 @@ def main():
             infer.append(infer_s)
     result = {
         "library": f"pytorch {torch.__version__}",
+        "model": args.model,
         "resize": args.resize, "ratio": args.ratio, "batch": args.batch, "threads": torch.get_num_threads(),
         "reps": args.reps,
         "train_step_s": statistics.median(train),

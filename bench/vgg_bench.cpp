@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <sys/resource.h>
@@ -38,8 +40,25 @@ double peak_rss_mb()
     return double(usage.ru_maxrss) / 1024.0;
 }
 
-/// GFLOPS of the machine for conv-sized products the way vgg runs them: every thread runs its
-/// own single-threaded Eigen GEMM at once (the best of a few tries).
+/// The CPU's model name, as /proc/cpuinfo gives it.
+std::string cpu_model()
+{
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);)
+        if (line.rfind("model name", 0) == 0)
+            return line.substr(line.find(':') + 2);
+    return "unknown CPU";
+}
+
+/// Which product code ran: vgg's own GEMM, its register tile and the instruction set.
+std::string gemm_description()
+{
+    return "vgg gemm, " + std::to_string(vgg::kernels::micro_rows) + "x" + std::to_string(vgg::kernels::micro_columns) +
+           " register tile, " + xsimd::default_arch::name();
+}
+
+/// GFLOPS of vgg's GEMM for conv-sized products the way vgg runs them: every thread runs its
+/// own single-threaded product at once (the best of a few tries).
 double gemm_ceiling_gflops()
 {
     constexpr std::size_t m = 128, n = 3136, k = 1152;
@@ -52,13 +71,11 @@ double gemm_ceiling_gflops()
             a[t].assign(m * k, 0.5f);
             b[t].assign(k * n, 0.25f);
             c[t].assign(m * n, 0.f);
-            auto A = vgg::kernels::view(a[t].data(), m, k);
-            auto B = vgg::kernels::view(b[t].data(), k, n);
-            auto C = vgg::kernels::view(c[t].data(), m, n);
 #pragma omp barrier
             const auto start = clock_type::now();
             for (int r = 0; r < 4; ++r)
-                C.noalias() += A * B;
+                vgg::kernels::gemm(m, n, k, vgg::kernels::row_major(a[t].data(), k), vgg::kernels::row_major(b[t].data(), n),
+                                   c[t].data(), n, vgg::kernels::gemm_update::accumulate);
 #pragma omp barrier
             if (t == 0)
                 elapsed = seconds_since(start);
@@ -69,6 +86,7 @@ double gemm_ceiling_gflops()
 }
 
 struct options {
+    std::string model = "seed";
     std::size_t resize = 224, ratio = 4, batch = 128, reps = 5, warmup = 1;
     int threads = vgg::detail::max_threads();
     bool json = false;
@@ -87,7 +105,7 @@ int run(const options& opt)
         v = random.uniform();
     std::vector<int> labels(opt.batch);
     for (auto& l : labels)
-        l = static_cast<int>(random.below(10));
+        l = static_cast<int>(random.below(Net::output_shape::size));
     vgg::tensor<typename Net::output_shape> grad;
 
     constexpr auto rows = vgg::summary<Net>();
@@ -139,6 +157,7 @@ int run(const options& opt)
     const double train_gflops = double(step_flops) * double(opt.batch) / train_s / 1e9;
     nlohmann::ordered_json result = {
         {"library", "vgg"},
+        {"model", opt.model},
         {"resize", opt.resize},
         {"ratio", opt.ratio},
         {"batch", opt.batch},
@@ -151,6 +170,8 @@ int run(const options& opt)
         {"gemm_ceiling_gflops", ceiling},
         {"fraction_of_ceiling", train_gflops / ceiling},
         {"peak_rss_mb", peak_rss_mb()},
+        {"cpu", cpu_model()},
+        {"gemm", gemm_description()},
     };
     auto& per_layer = result["layers"] = nlohmann::ordered_json::array();
     for (std::size_t i = 0; i < layers; ++i) {
@@ -172,8 +193,13 @@ int run(const options& opt)
         std::cout << result.dump() << '\n';
         return 0;
     }
-    std::printf("vgg, VGG-11 / %zu at %zux%zu, batch %zu, %d threads (median of %zu)\n", opt.ratio, opt.resize,
-                opt.resize, opt.batch, opt.threads, opt.reps);
+    if (opt.model == "vgg16")
+        std::printf("vgg, torchvision's VGG-16 at 3x224x224, batch %zu, %d threads (median of %zu)\n", opt.batch,
+                    opt.threads, opt.reps);
+    else
+        std::printf("vgg, VGG-11 / %zu at %zux%zu, batch %zu, %d threads (median of %zu)\n", opt.ratio, opt.resize,
+                    opt.resize, opt.batch, opt.threads, opt.reps);
+    std::printf("%s; %s\n", cpu_model().c_str(), gemm_description().c_str());
     std::printf("%-4s %-10s %12s %10s %12s %10s\n", "", "layer", "forward ms", "GFLOPS", "backward ms", "GFLOPS");
     for (const auto& l : per_layer) {
         const std::size_t index = l["index"];
@@ -194,7 +220,10 @@ int run(const options& opt)
 int main(int argc, char** argv)
 {
     options opt;
-    CLI::App app{"Times training and inference of the seed's VGG-11 (or another preset)."};
+    CLI::App app{"Times training and inference of the seed's VGG-11 (or another preset), or of torchvision's VGG-16."};
+    app.add_option("--model", opt.model, "seed: the seed's VGG-11 (see --resize, --ratio); vgg16: torchvision's VGG-16 at 3x224x224")
+        ->check(CLI::IsMember({"seed", "vgg16"}))
+        ->capture_default_str();
     app.add_option("--resize", opt.resize, "Input resolution")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
     app.add_option("--ratio", opt.ratio, "Channel divisor")->check(CLI::IsMember({4, 1}))->capture_default_str();
     app.add_option("--batch", opt.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
@@ -206,6 +235,8 @@ int main(int argc, char** argv)
 #ifdef _OPENMP
     omp_set_num_threads(opt.threads);
 #endif
+    if (opt.model == "vgg16")
+        return run<vgg::vgg16<vgg::shape<3, 224, 224>>>(opt);
     using arch4 = vgg::small_conv_arch<vgg::vgg11_arch, 4>;
     using arch1 = vgg::vgg11_arch;
     switch (opt.resize * 10 + opt.ratio) {
