@@ -125,7 +125,7 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
           p + "4 bytes after the last tensor belong to no tensor");
 
     // Well-formed files that do not fit the network.
-    auto tensors = io::parameter_tensors(good);
+    auto tensors = io::finite_parameter_tensors(good, path);
     io::write_safetensors(path, {tensors.begin(), tensors.end() - 1});
     CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"2.bias\" [3] is missing (is this a checkpoint of another architecture?)");
     const std::vector<float> extra_values(5);
@@ -179,7 +179,7 @@ TEST_CASE("a checkpoint keeps the momentum buffers and the step count")
     CHECK(all_values(restored) == all_values(net));
 }
 
-TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkpoint")
+TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkpoint or as weights")
 {
     tiny_net net;
     rng random(5);
@@ -195,6 +195,9 @@ TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkp
     });
     CHECK(first_non_finite_parameter(net) == "2.bias");
     CHECK(error_of([&] { save_checkpoint(net, optimiser, path, {{"epoch", "2"}}); }) ==
+          path.string() + ": not written: parameter \"2.bias\" holds a NaN or an infinity");
+    CHECK(file_bytes(path) == good);
+    CHECK(error_of([&] { io::save_weights(net, path); }) ==
           path.string() + ": not written: parameter \"2.bias\" holds a NaN or an infinity");
     CHECK(file_bytes(path) == good);
 }

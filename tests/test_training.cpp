@@ -129,3 +129,34 @@ TEST_CASE("Xavier-uniform initialisation stays within its bound and fills it")
     for (float b : conv.bias.value)
         CHECK(std::abs(b) <= bias_bound);
 }
+
+TEST_CASE("misusing a network is a clear error, not a crash or a NaN")
+{
+    using tiny = Sequential<shape<1, 4, 4>, Conv3x3<1, 2>, ReLU, Flatten, Linear<32, 3>>;
+    auto message_of = [](auto&& action) -> std::string {
+        try {
+            action();
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "no error";
+    };
+    tiny net;
+    rng random(3);
+    net.initialize(weight_init::xavier_uniform, random);
+    tensor<shape<3>> gradient(2);
+    CHECK(message_of([&] { net.backward(gradient); }) ==
+          "Sequential::backward called before forward: it needs the activations of a forward pass");
+
+    tensor<shape<1, 4, 4>> x(4), empty(0);
+    vgg::testing::fill_uniform(x.values(), random);
+    net.forward(x);
+    CHECK(message_of([&] { net.backward(gradient); }) ==
+          "Sequential::backward: the gradient has a batch of 2, but the last forward pass had 4 samples");
+    CHECK(message_of([&] { net.forward(empty); }) == "Sequential::forward: the input batch is empty (0 samples)");
+
+    const tensor<shape<3>> no_logits(0);
+    tensor<shape<3>> no_gradient;
+    CHECK(message_of([&] { softmax_cross_entropy(no_logits, std::vector<int>{}, no_gradient); }) ==
+          "softmax_cross_entropy: the batch is empty (0 samples)");
+}

@@ -220,20 +220,37 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
     write_file_atomically(path, bytes);
 }
 
-/// The network's parameters as tensors to write, under their PyTorch state_dict names.
+/// The name of the first parameter holding a NaN or an infinity, or "" when all are finite.
 template <class Net>
-std::vector<tensor_to_write> parameter_tensors(Net& net)
+std::string first_non_finite_parameter(Net& net)
 {
+    std::string found;
+    net.visit_parameters([&](const parameter_view& p) {
+        if (found.empty() && !std::all_of(p.value.begin(), p.value.end(), [](float v) { return std::isfinite(v); }))
+            found = p.name;
+    });
+    return found;
+}
+
+/// The network's parameters as tensors to write to `path`, under their PyTorch state_dict
+/// names. A NaN or infinite parameter is an error: no file is written (a diverged network
+/// must not replace good weights).
+template <class Net>
+std::vector<tensor_to_write> finite_parameter_tensors(Net& net, const std::filesystem::path& path)
+{
+    if (const auto bad = first_non_finite_parameter(net); !bad.empty())
+        throw file_error(path, "not written: parameter \"" + bad + "\" holds a NaN or an infinity");
     std::vector<tensor_to_write> tensors;
     net.visit_parameters([&](const parameter_view& p) { tensors.push_back({p.name, p.shape, p.value}); });
     return tensors;
 }
 
-/// Saves a network's parameters, named as the seed's PyTorch state_dict() names them.
+/// Saves a network's parameters, named as the seed's PyTorch state_dict() names them. A
+/// network with a NaN or infinite parameter is refused and the file left as it was.
 template <class Net>
 void save_weights(Net& net, const std::filesystem::path& path, const std::map<std::string, std::string>& metadata = {})
 {
-    write_safetensors(path, parameter_tensors(net), metadata);
+    write_safetensors(path, finite_parameter_tensors(net, path), metadata);
 }
 
 /// Copies the network's parameters from `content`. Every parameter must be present with its

@@ -1,6 +1,7 @@
 #pragma once
 #include <array>
 #include <cstddef>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -62,11 +63,14 @@ public:
 
     /// Runs every layer in order and keeps each output for backward. `x` must stay alive and
     /// unchanged until backward. `around_layer(index, run)` is called for each layer and must
-    /// call run() once: a place to time or trace layers.
+    /// call run() once: a place to time or trace layers. An empty batch is an error
+    /// (std::invalid_argument).
     template <class AroundLayer = run_directly>
     const tensor<output_shape>& forward(const tensor<input_shape>& x, const run_context& context = {},
                                         AroundLayer around_layer = {})
     {
+        if (x.batch() == 0)
+            throw std::invalid_argument("Sequential::forward: the input batch is empty (0 samples)");
         input_ = &x;
         forward_each(context, around_layer, std::make_index_sequence<count>{});
         return std::get<count - 1>(outputs_);
@@ -74,10 +78,18 @@ public:
 
     /// Backpropagates `dy` (the gradient of the loss with respect to the last forward's output)
     /// and overwrites every parameter gradient. With dx null the first layer skips its input
-    /// gradient, which nothing needs when it is the network's input.
+    /// gradient, which nothing needs when it is the network's input. Calling it before any
+    /// forward (std::logic_error) or with a batch other than the last forward's
+    /// (std::invalid_argument) is an error.
     template <class AroundLayer = run_directly>
     void backward(const tensor<output_shape>& dy, tensor<input_shape>* dx = nullptr, AroundLayer around_layer = {})
     {
+        if (!input_)
+            throw std::logic_error("Sequential::backward called before forward: it needs the activations of a forward pass");
+        if (dy.batch() != input_->batch())
+            throw std::invalid_argument("Sequential::backward: the gradient has a batch of " + std::to_string(dy.batch()) +
+                                        ", but the last forward pass had " + std::to_string(input_->batch()) +
+                                        " samples");
         backward_each(dy, dx, around_layer, std::make_index_sequence<count>{});
     }
 

@@ -14,17 +14,7 @@ namespace vgg {
 /// Prefix of the optimiser's tensors inside a checkpoint, beside the network's own.
 inline const std::string optimizer_prefix = "optimizer.momentum_buffer.";
 
-/// The name of the first parameter holding a NaN or an infinity, or "" when all are finite.
-template <class Net>
-std::string first_non_finite_parameter(Net& net)
-{
-    std::string found;
-    net.visit_parameters([&](const parameter_view& p) {
-        if (found.empty() && !std::all_of(p.value.begin(), p.value.end(), [](float v) { return std::isfinite(v); }))
-            found = p.name;
-    });
-    return found;
-}
+using io::first_non_finite_parameter;
 
 /// Saves the network, the optimiser's momentum buffers (as "optimizer.momentum_buffer.<name>")
 /// and `metadata` (epoch, seed, ...) in one safetensors file, written atomically: a crash leaves
@@ -34,9 +24,7 @@ template <class Net>
 void save_checkpoint(Net& net, sgd& optimiser, const std::filesystem::path& path,
                      std::map<std::string, std::string> metadata)
 {
-    if (const auto bad = first_non_finite_parameter(net); !bad.empty())
-        throw io::file_error(path, "not written: parameter \"" + bad + "\" holds a NaN or an infinity");
-    auto tensors = io::parameter_tensors(net);
+    auto tensors = io::finite_parameter_tensors(net, path);
     const std::size_t parameters = tensors.size();
     for (std::size_t i = 0; i < optimiser.velocity().size() && i < parameters; ++i)
         tensors.push_back({optimizer_prefix + tensors[i].name, tensors[i].shape, optimiser.velocity()[i]});

@@ -23,6 +23,8 @@ loss_result softmax_cross_entropy(const tensor<shape<Classes>>& logits, std::spa
                                   tensor<shape<Classes>>& grad)
 {
     const std::size_t batch = logits.batch();
+    if (batch == 0)
+        throw std::invalid_argument("softmax_cross_entropy: the batch is empty (0 samples)");
     if (labels.size() != batch)
         throw std::invalid_argument("softmax_cross_entropy: " + std::to_string(labels.size()) + " labels for a batch of " +
                                     std::to_string(batch));
