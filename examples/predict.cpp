@@ -14,6 +14,7 @@
 #include <vgg/train/checkpoint.hpp>
 #include <vgg/vgg.hpp>
 
+#include "cli_checks.hpp"
 #include "image_input.hpp"
 
 namespace fs = std::filesystem;
@@ -42,8 +43,10 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
         const fs::path labels = !opt.labels.empty() ? opt.labels : [&] {
             std::string name = opt.idx.filename().string();
             const auto at = name.find("images-idx3");
-            if (at == std::string::npos)
+            if (at == std::string::npos) {
+                vgg::data::read_idx(opt.idx, 3); // a file that is not IDX images says so first
                 throw vgg::io::file_error(opt.idx, "cannot guess the labels file beside it; pass --labels");
+            }
             return opt.idx.parent_path() / name.replace(at, 11, "labels-idx1");
         }();
         set = vgg::data::read_image_set(opt.idx, labels);
@@ -54,11 +57,16 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
             set.pixels.resize(opt.count * 784);
         }
     } else {
+        // A file that cannot be read gets an error line; the others are still classified.
         for (const auto& path : opt.images) {
-            const auto pixels = vgg_predict::read_grey_28x28(path);
-            set.pixels.insert(set.pixels.end(), pixels.begin(), pixels.end());
-            set.labels.push_back(0);
-            names.push_back(path.string());
+            try {
+                const auto pixels = vgg_predict::read_grey_28x28(path);
+                set.pixels.insert(set.pixels.end(), pixels.begin(), pixels.end());
+                set.labels.push_back(0);
+                names.push_back(path.string());
+            } catch (const vgg::io::file_error& e) {
+                std::cerr << "error: " << e.what() << '\n';
+            }
         }
     }
 
@@ -93,7 +101,7 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
     }
     if (!opt.idx.empty())
         std::printf("accuracy %.4f (%zu of %zu)\n", double(correct) / double(set.size()), correct, set.size());
-    return 0;
+    return names.size() == opt.images.size() ? 0 : 1;
 }
 
 } // namespace
@@ -105,14 +113,17 @@ int main(int argc, char** argv)
     app.add_option("--weights", opt.weights, "Weights (model.safetensors or a checkpoint)")->required()->check(CLI::ExistingFile);
     app.add_option("--resize", opt.resize, "Input resolution the weights were trained at")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
     app.add_option("--ratio", opt.ratio, "Channel divisor the weights were trained with")->check(CLI::IsMember({4, 1}))->capture_default_str();
-    app.add_option("--top", opt.top, "Classes to print per image")->check(CLI::Range(1, 10))->capture_default_str();
+    app.add_option("--top", opt.top, "Classes to print per image")->check(vgg_cli::number_in<std::size_t>(1, 10))->capture_default_str();
     auto* idx = app.add_option("--idx", opt.idx, "Classify the images of this IDX file and print the accuracy")->check(CLI::ExistingFile);
     app.add_option("--labels", opt.labels, "Labels for --idx (default: the labels file beside it)")->needs(idx)->check(CLI::ExistingFile);
-    app.add_option("--count", opt.count, "Use only the first N images of --idx")->needs(idx);
-    app.add_option("--batch", opt.batch, "Images per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
+    app.add_option("--count", opt.count, "Use only the first N images of --idx (0: all)")
+        ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30))
+        ->needs(idx);
+    app.add_option("--batch", opt.batch, "Images per forward pass")->check(vgg_cli::number_in<std::size_t>(1, 4096))->capture_default_str();
     auto* images = app.add_option("images", opt.images, "Image files")->check(CLI::ExistingFile);
     idx->excludes(images);
-    CLI11_PARSE(app, argc, argv);
+    if (const auto code = vgg_cli::parse(app, argc, argv))
+        return *code;
     if (opt.idx.empty() && opt.images.empty()) {
         std::cerr << "error: give image files or --idx FILE\n";
         return 2;

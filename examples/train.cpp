@@ -24,6 +24,7 @@
 #include <vgg/train/progress.hpp>
 #include <vgg/vgg.hpp>
 
+#include "cli_checks.hpp"
 #include "training_checkpoint.hpp"
 
 #ifdef VGG_WITH_MPI
@@ -189,6 +190,12 @@ int train(const options& opt, const team& group)
         fs::create_directories(opt.out);
     const fs::path checkpoint_path = opt.out / "checkpoint.safetensors";
     const fs::path plot_path = opt.plot.empty() ? opt.out / "curves.svg" : opt.plot;
+    // Checked now rather than when the first epoch's curves are written.
+    if (const fs::path folder = opt.plot.parent_path(); !opt.plot.empty() && !folder.empty() && !fs::is_directory(folder)) {
+        if (group.leader())
+            std::cerr << "error: --plot " << opt.plot.string() << ": the folder " << folder.string() << " does not exist\n";
+        return vgg_cli::usage;
+    }
     std::vector<metric_point> history;
     std::size_t first_epoch = 0;
     double train_seconds = 0;
@@ -348,21 +355,24 @@ int main(int argc, char** argv)
     app.add_option("--data", opt.data, "Folder with the Fashion-MNIST IDX files")->check(CLI::ExistingDirectory)->capture_default_str();
     app.add_option("--out", opt.out, "Folder for metrics.csv, curves.svg, checkpoint.safetensors and model.safetensors")->capture_default_str();
     app.add_option("--plot", opt.plot, "Where to write the SVG curves (default OUT/curves.svg)");
-    app.add_option("--epochs", opt.epochs, "Epochs to train")->check(CLI::Range(1, 100000))->capture_default_str();
-    app.add_option("--lr", opt.lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--momentum", opt.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
-    app.add_option("--weight-decay", opt.weight_decay, "SGD weight decay")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-    app.add_option("--batch-size", opt.batch_size, "Examples per batch")->check(CLI::Range(1, 65536))->capture_default_str();
+    app.add_option("--epochs", opt.epochs, "Epochs to train")->check(vgg_cli::number_in<std::size_t>(1, 100000))->capture_default_str();
+    app.add_option("--lr", opt.lr, "SGD learning rate")->check(vgg_cli::above_zero())->capture_default_str();
+    app.add_option("--momentum", opt.momentum, "SGD momentum")->check(vgg_cli::number_in(0.0, 0.999))->capture_default_str();
+    app.add_option("--weight-decay", opt.weight_decay, "SGD weight decay")->check(vgg_cli::number_in(0.0, 1.0))->capture_default_str();
+    app.add_option("--batch-size", opt.batch_size, "Examples per batch")->check(vgg_cli::number_in<std::size_t>(1, 65536))->capture_default_str();
     app.add_option("--seed", opt.seed, "Seed of initialisation, shuffling and dropout")->capture_default_str();
-    app.add_option("--threads", opt.threads, "OpenMP threads")->check(CLI::Range(1, 1024))->capture_default_str();
+    app.add_option("--threads", opt.threads, "OpenMP threads")->check(vgg_cli::number_in(1, 1024))->capture_default_str();
     app.add_option("--resize", opt.resize, "Input resolution (the seed's is 224; 64 and 32 are quick)")
         ->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
     app.add_option("--ratio", opt.ratio, "Divide the VGG-11 channels by this (the seed's is 4; 1 is full width)")
         ->check(CLI::IsMember({4, 1}))->capture_default_str();
-    app.add_option("--limit-train", opt.limit_train, "Use only the first N training examples (0: all)");
-    app.add_option("--limit-test", opt.limit_test, "Use only the first N test examples (0: all)");
+    app.add_option("--limit-train", opt.limit_train, "Use only the first N training examples (0: all)")
+        ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30));
+    app.add_option("--limit-test", opt.limit_test, "Use only the first N test examples (0: all)")
+        ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30));
     app.add_option("--resume", opt.resume, "Continue from this checkpoint")->check(CLI::ExistingFile);
-    CLI11_PARSE(app, argc, argv);
+    if (const auto code = vgg_cli::parse(app, argc, argv))
+        return *code;
 
 #ifdef _OPENMP
     omp_set_num_threads(opt.threads);

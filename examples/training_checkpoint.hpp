@@ -71,6 +71,10 @@ run_state load_run(Net& net, vgg::sgd& optimiser, const vgg::io::safetensors_con
             throw vgg::io::file_error(path, "checkpoint has no \"" + key + "\" metadata");
         return found->second;
     };
+    if (!state.metadata.count("format"))
+        throw vgg::io::file_error(path, "holds weights only (a model file such as model.safetensors), not a training "
+                                        "checkpoint: --resume needs OUT/checkpoint.safetensors; to classify with these "
+                                        "weights, pass them to vgg_predict --weights");
     if (field("format") != checkpoint_format)
         throw vgg::io::file_error(path, "is not a vgg_train checkpoint (format \"" + field("format") + "\", expected \"" +
                                             checkpoint_format + "\")");

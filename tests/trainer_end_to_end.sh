@@ -50,8 +50,17 @@ expect_error "Directory does not exist" "$train" "${common[@]}" --data "$work/no
 mkdir -p "$work/empty"
 expect_error "$work/empty/train-images-idx3-ubyte.gz: cannot open for reading" "$train" "${common[@]}" --data "$work/empty"
 expect_error "--resize: 100 not in" "$train" --resize 100
-expect_error "--lr" "$train" --lr -1
-expect_error "--threads" "$train" --threads 0
+expect_error "--lr: must be above 0, not -1" "$train" --lr -1
+expect_error "--lr: must be above 0, not 0" "$train" --lr 0
+expect_error "--epochs: 'abc' is not a whole number" "$train" --epochs abc
+expect_error "--threads: must be from 1 to 1024, not 0" "$train" --threads 0
+status=0
+"$train" --epochs abc > /dev/null 2>&1 || status=$?
+[ "$status" -eq 2 ] || fail "an argument mistake should exit 2, not $status"
+expect_error "error: --plot $work/no-such-folder/curves.svg: the folder $work/no-such-folder does not exist" \
+  "$train" "${common[@]}" --out "$work/t" --plot "$work/no-such-folder/curves.svg"
+expect_error "model.safetensors: holds weights only (a model file such as model.safetensors), not a training checkpoint" \
+  "$train" "${common[@]}" --out "$work/t" --resume "$work/whole/model.safetensors"
 head -c 1000 "$work/epoch1.safetensors" > "$work/truncated.safetensors"
 expect_error "truncated.safetensors: truncated or not a safetensors file" "$train" "${common[@]}" --out "$work/t" --resume "$work/truncated.safetensors"
 expect_error "is a checkpoint for --resize 32 --ratio 4, not --resize 64 --ratio 4" \
@@ -89,5 +98,14 @@ echo "not an image" > "$work/text.png"
 expect_error "text.png: cannot read as an image" "$predict" --weights "$work/whole/model.safetensors" --resize 32 "$work/text.png"
 expect_error "model.safetensors: was trained with --resize 32, not 64" "$predict" --weights "$work/whole/model.safetensors" --resize 64 "$work/first.pgm"
 expect_error "give image files or --idx" "$predict" --weights "$work/whole/model.safetensors" --resize 32
+expect_error "t10k-labels-idx1-ubyte.gz: wrong magic number 0x00000801, expected 0x00000803" \
+  "$predict" --weights "$work/whole/model.safetensors" --resize 32 --idx "$data/t10k-labels-idx1-ubyte.gz"
+# One unreadable image among good ones: an error line for it, the others classified, exit 1.
+status=0
+"$predict" --weights "$work/whole/model.safetensors" --resize 32 --top 1 "$work/first.pgm" "$work/text.png" "$jpeg" \
+  > "$work/predict.log" 2> "$work/predict.err" || status=$?
+[ "$status" -eq 1 ] || fail "a run with one bad image should exit 1, not $status"
+[ "$(grep -c ': [a-z -]* [01]\.[0-9]\{3\}$' "$work/predict.log")" -eq 2 ] || fail "the two good images were not classified: $(cat "$work/predict.log")"
+grep -q "text.png: cannot read as an image" "$work/predict.err" || fail "no error line for the bad image"
 
 echo "1 passed, 0 failed"
