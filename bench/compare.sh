@@ -17,8 +17,7 @@ while [ $# -gt 0 ]; do
 done
 bench=${VGG_BENCH:-build/bench/vgg_bench}
 [ -x "$bench" ] || { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build --target vgg_bench -j"$(nproc)" >/dev/null; }
-/usr/bin/python3 -c "import torch, torchvision" 2>/dev/null ||
-  { echo "needs Debian's python3-torch and python3-torchvision (apt-get install python3-torchvision)" >&2; exit 1; }
+bash scripts/install-deps.sh reference # Debian's python3-torch and python3-torchvision
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

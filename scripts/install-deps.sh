@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages vgg needs to build, test and train, skipping those already
-# present. Needs root (or sudo) only when something is missing.
+# present; with the argument "reference", also PyTorch and torchvision for bench/compare.sh and
+# tools/. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libxsimd-dev doctest-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
           libstb-dev dataset-fashion-mnist
           clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin
           libturbojpeg0-dev)
+[ "${1:-}" = reference ] && packages+=(python3-torchvision)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
