@@ -8,8 +8,10 @@
 namespace vgg::kernels {
 
 /// Batches up to this size multiply by dot products along the weight rows instead of gemm():
-/// they cannot fill a register tile, and the weights are read once, in memory order.
-inline constexpr std::size_t linear_dot_product_batch = 4;
+/// the weights are read once, in memory order, where gemm() would first pack them for a product
+/// of at most one register tile's rows (VGG-16's first Linear at batch 8 on the Xeon: 37 ms
+/// instead of 58-73).
+inline constexpr std::size_t linear_dot_product_batch = 8;
 
 namespace detail {
 
