@@ -1,6 +1,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,15 @@ namespace vgg {
 
 /// A learnable tensor and its gradient, with the shape PyTorch gives it.
 struct parameter {
-    explicit parameter(std::vector<std::size_t> dims) : shape(std::move(dims))
+    explicit parameter(std::initializer_list<std::size_t> dims)
     {
+        // Element by element: GCC 12 reports copying the braced list into the vector in one go
+        // as "may be used uninitialized" in every program with a 512-channel layer.
         std::size_t size = 1;
-        for (auto d : shape)
+        for (auto d : dims) {
+            shape.push_back(d);
             size *= d;
+        }
         value.assign(size, 0.f);
         grad.assign(size, 0.f);
     }

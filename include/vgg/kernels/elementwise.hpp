@@ -15,8 +15,12 @@ inline void relu_inplace(float* x, std::size_t n)
     constexpr std::size_t lanes = float_batch::size;
     const std::size_t vector_end = n - n % lanes;
     const float_batch zero(0.f);
-    for (std::size_t i = 0; i < vector_end; i += lanes)
-        xsimd::max(float_batch::load_unaligned(x + i), zero).store_unaligned(x + i);
+    // A compare and select, not xsimd::max: GCC 12 warns that _mm512_max_ps's operand "may be
+    // used uninitialized" in every program that inlines it. Both give 0 for NaN and -0.
+    for (std::size_t i = 0; i < vector_end; i += lanes) {
+        const auto v = float_batch::load_unaligned(x + i);
+        xsimd::select(v > zero, v, zero).store_unaligned(x + i);
+    }
     for (std::size_t i = vector_end; i < n; ++i)
         x[i] = x[i] > 0.f ? x[i] : 0.f;
 }

@@ -1,0 +1,18 @@
+# The library each optional component of vgg needs, found the same way in the build tree and by
+# an installed package's config (where a failed find_dependency marks the component not found).
+macro(vgg_find_component_dependency component)
+  if("${component}" STREQUAL "io")
+    set(_vgg_dependency nlohmann_json 3)
+  elseif("${component}" STREQUAL "data")
+    set(_vgg_dependency ZLIB)
+  elseif("${component}" STREQUAL "distributed")
+    set(_vgg_dependency MPI COMPONENTS CXX)
+  else()
+    message(FATAL_ERROR "vgg has no component \"${component}\" (it has io, data and distributed)")
+  endif()
+  if(COMMAND find_dependency AND NOT "${ARGN}" STREQUAL "QUIET")
+    find_dependency(${_vgg_dependency})
+  else()
+    find_package(${_vgg_dependency} ${ARGN})
+  endif()
+endmacro()
