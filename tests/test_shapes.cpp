@@ -14,6 +14,10 @@ static_assert(!rules::in_channels_match_v<3, 1>);
 static_assert(rules::channels_positive_v<1> && !rules::channels_positive_v<0>);
 static_assert(rules::block_has_convs_v<1> && !rules::block_has_convs_v<0>);
 static_assert(rules::poolable_v<224, 224> && !rules::poolable_v<7, 8> && !rules::poolable_v<8, 25> && !rules::poolable_v<0, 2>);
+static_assert(rules::network_input_v<shape<1, 28, 28>> && rules::network_input_v<shape<10>> && !rules::network_input_v<shape<28, 28>> &&
+              !rules::network_input_v<shape<1, 1, 28, 28>>);
+static_assert(layer_spec_for<Conv3x3<1, 2>, shape<1, 8, 8>> && layer_spec_for<ReLU, shape<4>> &&
+              !layer_spec_for<conv3x3_layer<1, 2, shape<1, 8, 8>>, shape<1, 8, 8>> && !layer_spec_for<int, shape<4>>);
 static_assert(rules::image_input_v<shape<1, 28, 28>> && !rules::image_input_v<shape<784>>);
 static_assert(rules::flat_input_v<shape<784>> && !rules::flat_input_v<shape<1, 28, 28>>);
 static_assert(rules::in_features_match_v<6272, 6272> && !rules::in_features_match_v<25088, 6272>);

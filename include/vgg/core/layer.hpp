@@ -34,6 +34,16 @@ struct parameter_view {
     std::span<float> grad;
 };
 
+/// A layer spec is what networks are written with (Conv3x3<1, 16>, ReLU, MaxPool2x2, Flatten,
+/// Linear<512, 10>, Dropout<50>, VGGBlock<2, 16, 32>): for the shape that reaches it, it names
+/// its output shape and the layer bound to that shape (conv3x3_layer<1, 16, shape<...>>), which
+/// Sequential builds.
+template <class Spec, class InputShape>
+concept layer_spec_for = requires {
+    typename Spec::template output_shape<InputShape>;
+    typename Spec::template layer<InputShape>;
+};
+
 /// How conv and linear weights are initialised; biases always follow PyTorch's default,
 /// uniform in +-1/sqrt(fan_in).
 enum class weight_init {

@@ -49,6 +49,10 @@ inline constexpr bool dropout_percent_valid_v = Percent < 100;
 template <std::size_t Channels, std::size_t Ratio>
 inline constexpr bool ratio_keeps_channels_v = Ratio > 0 && Channels / Ratio > 0;
 
+/// A network's input is an image, shape<Channels, Height, Width>, or a vector, shape<Features>.
+template <class Shape>
+inline constexpr bool network_input_v = is_image_shape_v<Shape> || is_flat_shape_v<Shape>;
+
 /// A network needs at least one output class.
 template <std::size_t Classes>
 inline constexpr bool classes_positive_v = Classes > 0;

@@ -27,7 +27,7 @@ struct Conv3x3 {
 template <std::size_t In, std::size_t Out, class InputShape>
 class conv3x3_layer {
     static_assert(rules::image_input_v<InputShape>,
-                  "Conv3x3 needs an image input (channels, height, width), so it cannot follow Flatten or Linear.");
+                  "Conv3x3 needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
     static_assert(rules::channels_positive_v<In>, "Conv3x3<In, Out> needs at least one input channel.");
     static_assert(rules::channels_positive_v<Out>, "Conv3x3<In, Out> needs at least one output channel.");
     static_assert(rules::in_channels_match_v<In, image_dims<InputShape>::channels>,

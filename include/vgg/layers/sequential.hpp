@@ -5,10 +5,12 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "vgg/core/layer.hpp"
 #include "vgg/core/rng.hpp"
+#include "vgg/core/rules.hpp"
 #include "vgg/core/tensor.hpp"
 
 namespace vgg {
@@ -30,11 +32,43 @@ template <class Spec>
 struct spec_tag {};
 
 template <class Shape, class... Layers, class Spec>
+    requires layer_spec_for<Spec, Shape>
 auto operator>>(layer_chain<Shape, Layers...>, spec_tag<Spec>)
     -> layer_chain<typename Spec::template output_shape<Shape>, Layers..., typename Spec::template layer<Shape>>;
 
+// Something that is not a layer spec gets one sentence (when the fold goes on from it, or at
+// its end) and is left out, so that the layers after it raise no errors of their own.
+template <class Spec, class Shape, class... Layers>
+struct not_a_layer_spec : layer_chain<Shape, Layers...> {
+    static_assert(layer_spec_for<Spec, Shape>,
+                  "Sequential<Input, Specs...>: each of Specs must be a layer spec such as Conv3x3<1, 16>, ReLU, "
+                  "MaxPool2x2, Flatten, Linear<512, 10> or VGGBlock<2, 16, 32>, not a bound layer or another type.");
+};
+template <class Shape, class... Layers, class Spec>
+    requires(!layer_spec_for<Spec, Shape>)
+auto operator>>(layer_chain<Shape, Layers...>, spec_tag<Spec>) -> not_a_layer_spec<Spec, Shape, Layers...>;
+
+// The fold starts from the network's input, checked once. An image given without its channel
+// count, shape<Height, Width>, goes on as shape<1, Height, Width> so that no layer reports it
+// again; any other rank as shape<1, 1, 1>.
+template <class Input>
+struct unchecked_input {
+    using type = shape<1, 1, 1>;
+};
+template <std::size_t Height, std::size_t Width>
+struct unchecked_input<shape<Height, Width>> {
+    using type = shape<1, Height, Width>;
+};
+template <class Input>
+struct network_input : layer_chain<std::conditional_t<rules::network_input_v<Input>, Input,
+                                                      typename unchecked_input<Input>::type>> {
+    static_assert(rules::network_input_v<Input>,
+                  "Sequential<Input, Specs...>: Input must be shape<Channels, Height, Width> for images or "
+                  "shape<Features> for vectors; a one-channel image is shape<1, Height, Width>.");
+};
+
 template <class Input, class... Specs>
-using bind_layers = decltype((layer_chain<Input>{} >> ... >> spec_tag<Specs>{}));
+using bind_layers = decltype((network_input<Input>{} >> ... >> spec_tag<Specs>{}));
 
 /// The default for Sequential's per-layer hook: just run the layer.
 struct run_directly {

@@ -31,7 +31,7 @@ template <std::size_t NumConvs, std::size_t In, std::size_t Out, class InputShap
 class vgg_block_layer {
     static_assert(rules::block_has_convs_v<NumConvs>, "VGGBlock<NumConvs, In, Out> needs at least one convolution.");
     static_assert(rules::image_input_v<InputShape>,
-                  "VGGBlock needs an image input (channels, height, width), so it cannot follow Flatten or Linear.");
+                  "VGGBlock needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
     static_assert(rules::channels_positive_v<In>, "VGGBlock<NumConvs, In, Out> needs at least one input channel.");
     static_assert(rules::channels_positive_v<Out>, "VGGBlock<NumConvs, In, Out> needs at least one output channel.");
     static_assert(rules::in_channels_match_v<In, image_dims<InputShape>::channels>,
