@@ -82,7 +82,7 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
         auto run = [&](std::size_t from, std::size_t to, const float* input, bool adjoint, const float* b,
                        std::size_t pieces) {
             aligned_vector<float> u(16 * from * to);
-            kernels::winograd_transform_kernels(weight.data(), out, in, adjoint, u.data());
+            kernels::winograd_transform_kernels(weight.data(), out, in, adjoint, {0, to}, u.data());
             std::vector<float> result(to * height * width);
             for (std::size_t piece = 0; piece < pieces; ++piece)
                 kernels::winograd_conv3x3_image(

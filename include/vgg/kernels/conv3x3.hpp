@@ -75,6 +75,16 @@ inline thread_buffers& this_thread_buffers()
     return buffers;
 }
 
+/// winograd_transform_kernels split over threads by target channels: with a small batch it
+/// would otherwise be a serial share of the pass (16,384 kernel pairs for 128 -> 128 channels).
+inline void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* weight, bool adjoint, float* u)
+{
+    vgg::detail::parallel_ranges(adjoint ? d.in_channels : d.out_channels,
+                                 [&](std::size_t, std::size_t, vgg::detail::range targets) {
+                                     winograd_transform_kernels(weight, d.out_channels, d.in_channels, adjoint, targets, u);
+                                 });
+}
+
 /// Winograd convolution of every image of a batch, split over threads by images or, for small
 /// batches, by tile rows; epilogue(n, channel, tile_row, outputs) receives image n's results.
 template <class Epilogue>
@@ -82,7 +92,7 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
                              const float* bias, Epilogue&& epilogue)
 {
     float* u = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
-    winograd_transform_kernels(weight, d.out_channels, d.in_channels, false, u);
+    winograd_transform_kernels_in_parallel(d, weight, false, u);
     const std::size_t pieces = pieces_per_image(batch);
     vgg::detail::parallel_ranges(batch * pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
         winograd_workspace& scratch = this_thread_buffers().winograd;
@@ -199,7 +209,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     const float* u = nullptr;
     if (winograd && dx) {
         float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
-        winograd_transform_kernels(weight, d.out_channels, d.in_channels, true, adjoint);
+        winograd_transform_kernels_in_parallel(d, weight, true, adjoint);
         u = adjoint;
     }
     std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));

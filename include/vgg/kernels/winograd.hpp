@@ -37,14 +37,15 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
 
 
 /// Transforms 3x3 kernels weight[out][in][3][3] into the 16 matrices the Winograd products
-/// read, stored u[xi][in][out]. With `adjoint`, transforms the kernels of the convolution that
+/// read, stored u[xi][in][out], for the target channels `targets` (all are out_channels, or
+/// in_channels with `adjoint`). With `adjoint`, transforms the kernels of the convolution that
 /// maps an output gradient to the input gradient instead: in and out swapped and each 3x3
 /// window turned by 180 degrees (a 3x3, pad-1 convolution's transpose is again one).
 inline void winograd_transform_kernels(const float* weight, std::size_t out_channels, std::size_t in_channels,
-                                       bool adjoint, float* u)
+                                       bool adjoint, vgg::detail::range targets, float* u)
 {
     const std::size_t to = adjoint ? in_channels : out_channels, from = adjoint ? out_channels : in_channels;
-    for (std::size_t o = 0; o < to; ++o)
+    for (std::size_t o = targets.begin; o < targets.end; ++o)
         for (std::size_t i = 0; i < from; ++i) {
             const float* w = adjoint ? weight + (i * in_channels + o) * 9 : weight + (o * in_channels + i) * 9;
             float g[3][3], u4[4][4];
