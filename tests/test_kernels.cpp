@@ -159,6 +159,19 @@ TEST_CASE("the direct one-channel weight gradient equals the definition")
     }
 }
 
+TEST_CASE("an empty batch passes through the convolution kernels without work")
+{
+    for (const kernels::conv3x3_dims d : {kernels::conv3x3_dims{1, 4, 6, 6}, kernels::conv3x3_dims{16, 16, 6, 6},
+                                          kernels::conv3x3_dims{3, 5, 5, 7}}) {
+        const std::vector<float> weight(d.out_channels * d.patch(), 0.5f), bias(d.out_channels, 0.f);
+        std::vector<float> dweight(weight.size(), 1.f), dbias(d.out_channels, 1.f);
+        float unused = 0.f;
+        kernels::conv3x3_forward(d, 0, &unused, weight.data(), bias.data(), &unused, true);
+        kernels::conv3x3_backward(d, 0, &unused, &unused, weight.data(), dweight.data(), dbias.data(), nullptr);
+        CHECK(std::all_of(dweight.begin(), dweight.end(), [](float v) { return v == 0.f; }));
+    }
+}
+
 TEST_CASE("convolution backward is the adjoint of forward")
 {
     // <dy, conv(x) - b> = <conv^T(dy), x> for the input gradient, and likewise for weights.

@@ -60,7 +60,7 @@ inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, f
 inline std::size_t pieces_per_image(std::size_t batch)
 {
     const auto threads = static_cast<std::size_t>(vgg::detail::max_threads());
-    return batch >= threads ? 1 : (threads + batch - 1) / batch;
+    return batch == 0 || batch >= threads ? 1 : (threads + batch - 1) / batch;
 }
 
 /// Buffers of one thread that outlive a call, so that layers do not allocate and fault in their
