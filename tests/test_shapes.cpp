@@ -18,6 +18,8 @@ static_assert(rules::network_input_v<shape<1, 28, 28>> && rules::network_input_v
               !rules::network_input_v<shape<1, 1, 28, 28>>);
 static_assert(layer_spec_for<Conv3x3<1, 2>, shape<1, 8, 8>> && layer_spec_for<ReLU, shape<4>> &&
               !layer_spec_for<conv3x3_layer<1, 2, shape<1, 8, 8>>, shape<1, 8, 8>> && !layer_spec_for<int, shape<4>>);
+static_assert(bound_layer<conv3x3_layer<1, 2, shape<1, 8, 8>>> && !bound_layer<Conv3x3<1, 2>> && !bound_layer<int>);
+static_assert(network<Sequential<shape<4>, Linear<4, 2>>> && network<seed_vgg11> && !network<Linear<4, 2>> && !network<int>);
 static_assert(rules::image_input_v<shape<1, 28, 28>> && !rules::image_input_v<shape<784>>);
 static_assert(rules::flat_input_v<shape<784>> && !rules::flat_input_v<shape<1, 28, 28>>);
 static_assert(rules::in_features_match_v<6272, 6272> && !rules::in_features_match_v<25088, 6272>);

@@ -1,11 +1,13 @@
 #pragma once
 #include <cstddef>
+#include <concepts>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "vgg/core/rng.hpp"
+#include "vgg/core/tensor.hpp"
 
 namespace vgg {
 
@@ -42,6 +44,29 @@ template <class Spec, class InputShape>
 concept layer_spec_for = requires {
     typename Spec::template output_shape<InputShape>;
     typename Spec::template layer<InputShape>;
+};
+
+/// A layer bound to the shape that reaches it, as a spec's layer<Shape> names it: what Sequential
+/// stores and runs. forward(x, y, context) writes y; backward(x, y, dy, dx) writes the parameter
+/// gradients, and dx when it is not null.
+template <class Layer>
+concept bound_layer = requires(Layer& layer, const tensor<typename Layer::input_shape>& x,
+                               tensor<typename Layer::output_shape>& y, const tensor<typename Layer::output_shape>& dy,
+                               tensor<typename Layer::input_shape>* dx, const run_context& context) {
+    { Layer::parameter_count } -> std::convertible_to<std::size_t>;
+    layer.forward(x, y, context);
+    layer.backward(x, y, dy, dx);
+};
+
+/// A network as the optimiser, the weight I/O and the MPI code take it (Sequential and VGG are
+/// networks): forward(x) returns the output, backward(dy) writes the parameter gradients, and
+/// visit_parameters(visitor) calls visitor(parameter_view) for every learnable tensor.
+template <class Net>
+concept network = requires(Net& net, const tensor<typename Net::input_shape>& x,
+                           const tensor<typename Net::output_shape>& dy) {
+    net.forward(x);
+    net.backward(dy);
+    net.visit_parameters([](const parameter_view&) {});
 };
 
 /// How conv and linear weights are initialised; biases always follow PyTorch's default,

@@ -53,6 +53,7 @@ inline detail::range shard_of(std::size_t count, int rank, int ranks)
 template <class Net>
 void broadcast_parameters(Net& net, MPI_Comm comm = MPI_COMM_WORLD)
 {
+    static_assert(network<Net>, "broadcast_parameters(net) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
     net.visit_parameters([&](const parameter_view& p) {
         MPI_Bcast(p.value.data(), static_cast<int>(p.value.size()), MPI_FLOAT, 0, comm);
     });
@@ -73,6 +74,9 @@ inline void sum_over_ranks(std::span<double> values, MPI_Comm comm = MPI_COMM_WO
 ///     sync.finish(); // every rank now holds the gradient of the whole batch
 template <class Net>
 class gradient_allreduce {
+    static_assert(network<Net>, "gradient_allreduce<Net> needs a network such as Sequential or VGG: forward(x), "
+                                "backward(dy) and visit_parameters(visitor).");
+
 public:
     /// Buckets of at least `bucket_bytes` (the last may be smaller).
     explicit gradient_allreduce(Net& net, std::size_t bucket_bytes = std::size_t(16) << 20, MPI_Comm comm = MPI_COMM_WORLD)

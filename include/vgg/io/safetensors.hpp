@@ -224,6 +224,7 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
 template <class Net>
 std::string first_non_finite_parameter(Net& net)
 {
+    static_assert(network<Net>, "first_non_finite_parameter(net) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
     std::string found;
     net.visit_parameters([&](const parameter_view& p) {
         if (found.empty() && !std::all_of(p.value.begin(), p.value.end(), [](float v) { return std::isfinite(v); }))
@@ -250,6 +251,7 @@ std::vector<tensor_to_write> finite_parameter_tensors(Net& net, const std::files
 template <class Net>
 void save_weights(Net& net, const std::filesystem::path& path, const std::map<std::string, std::string>& metadata = {})
 {
+    static_assert(network<Net>, "save_weights(net, path) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
     write_safetensors(path, finite_parameter_tensors(net, path), metadata);
 }
 
@@ -261,6 +263,7 @@ template <class Net>
 void load_weights(Net& net, const safetensors_content& content, const std::filesystem::path& source,
                   const std::string& extra_prefix = {})
 {
+    static_assert(network<Net>, "load_weights(net, ...) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
     auto shape_text = [](const std::vector<std::size_t>& shape) {
         std::string text = "[";
         for (std::size_t i = 0; i < shape.size(); ++i)

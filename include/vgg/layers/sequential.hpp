@@ -84,6 +84,9 @@ class sequential_impl;
 
 template <class Input, class... Layers>
 class sequential_impl<Input, type_list<Layers...>> {
+    static_assert((bound_layer<Layers> && ...),
+                  "Sequential: the layer each spec binds (Spec::layer<Shape>) must have input_shape, output_shape, "
+                  "parameter_count, forward(x, y, context) and backward(x, y, dy, dx).");
     static constexpr std::size_t count = sizeof...(Layers);
     using layer_tuple = std::tuple<Layers...>;
     template <std::size_t I>

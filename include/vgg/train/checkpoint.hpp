@@ -24,6 +24,7 @@ template <class Net>
 void save_checkpoint(Net& net, sgd& optimiser, const std::filesystem::path& path,
                      std::map<std::string, std::string> metadata)
 {
+    static_assert(network<Net>, "save_checkpoint(net, ...) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
     auto tensors = io::finite_parameter_tensors(net, path);
     const std::size_t parameters = tensors.size();
     for (std::size_t i = 0; i < optimiser.velocity().size() && i < parameters; ++i)
@@ -37,6 +38,7 @@ void save_checkpoint(Net& net, sgd& optimiser, const std::filesystem::path& path
 template <class Net>
 void load_checkpoint(Net& net, sgd& optimiser, const io::safetensors_content& content, const std::filesystem::path& path)
 {
+    static_assert(network<Net>, "load_checkpoint(net, ...) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
     const auto steps = content.metadata.find("optimizer_steps");
     if (steps == content.metadata.end())
         throw io::file_error(path, "is not a checkpoint: it has no optimizer_steps metadata");

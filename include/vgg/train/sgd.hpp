@@ -22,6 +22,8 @@ public:
     template <class Net>
     void step(Net& net)
     {
+        static_assert(network<Net>, "sgd::step(net) needs a network such as Sequential or VGG: forward(x), backward(dy) "
+                                    "and visit_parameters(visitor).");
         std::size_t index = 0;
         net.visit_parameters([&](const parameter_view& p) {
             if (momentum != 0.f) {
