@@ -190,10 +190,16 @@ int train(const options& opt, const team& group)
         fs::create_directories(opt.out);
     const fs::path checkpoint_path = opt.out / "checkpoint.safetensors";
     const fs::path plot_path = opt.plot.empty() ? opt.out / "curves.svg" : opt.plot;
-    // Checked now rather than when the first epoch's curves are written.
-    if (const fs::path folder = opt.plot.parent_path(); !opt.plot.empty() && !folder.empty() && !fs::is_directory(folder)) {
+    // Checked now rather than when the first epoch's curves are written, by rank 0 (which writes
+    // them); every rank learns the verdict, so that none waits for one that stopped.
+    const fs::path plot_folder = opt.plot.parent_path();
+    double plot_folder_missing[1] = {
+        group.leader() && !opt.plot.empty() && !plot_folder.empty() && !fs::is_directory(plot_folder) ? 1.0 : 0.0};
+    group.sum(plot_folder_missing);
+    if (plot_folder_missing[0] > 0) {
         if (group.leader())
-            std::cerr << "error: --plot " << opt.plot.string() << ": the folder " << folder.string() << " does not exist\n";
+            std::cerr << "error: --plot " << opt.plot.string() << ": the folder " << plot_folder.string()
+                      << " does not exist\n";
         return vgg_cli::usage;
     }
     std::vector<metric_point> history;
