@@ -67,7 +67,7 @@ double gemm_ceiling_gflops()
     double best = 0;
     for (int attempt = 0; attempt < 5; ++attempt) {
         double elapsed = 0;
-        vgg::detail::parallel_ranges(threads, [&](std::size_t t, std::size_t, vgg::detail::range) {
+        vgg::detail::parallel_ranges(threads, 4 * 2 * m * n * k, [&](std::size_t t, std::size_t, vgg::detail::range) {
             a[t].assign(m * k, 0.5f);
             b[t].assign(k * n, 0.25f);
             c[t].assign(m * n, 0.f);

@@ -84,7 +84,8 @@ void fill_batch(const image_set& set, std::span<const std::size_t> indices, cons
     labels.resize(indices.size());
     for (std::size_t n = 0; n < indices.size(); ++n)
         labels[n] = set.labels[indices[n]];
-    vgg::detail::parallel_ranges(indices.size(), [&](std::size_t, std::size_t, vgg::detail::range part) {
+    // About 16 operations an output pixel: two 2-tap passes and the conversion.
+    vgg::detail::parallel_ranges(indices.size(), 16 * Height * Width, [&](std::size_t, std::size_t, vgg::detail::range part) {
         std::vector<std::uint8_t> scratch, resized;
         for (std::size_t n = part.begin; n < part.end; ++n)
             resizer.resize_to_unit(set.image(indices[n]), images.sample(n), scratch, resized);

@@ -30,14 +30,20 @@ inline range partition(std::size_t count, std::size_t parts, std::size_t part)
     return {begin, begin + base + (part < extra ? 1 : 0)};
 }
 
+/// Work (arithmetic operations) below which a parallel region costs more than it saves: waking
+/// the other threads takes microseconds, and where the cores are shared with another process (two
+/// test programs, two trainers) a thread waiting at the region's end spins through its time slice.
+inline constexpr std::size_t parallel_min_operations = std::size_t{1} << 20;
+
 /// Runs body(thread, threads, range) on every thread of one parallel region, each thread owning
-/// a fixed contiguous share of `count` items. The split depends only on the thread count, so a
-/// given thread count always gives the same summation order: results are reproducible.
+/// a fixed contiguous share of `count` items of about `operations_per_item` operations each; work
+/// under parallel_min_operations runs on the calling thread alone. The split depends only on the
+/// thread count, so a given thread count always gives the same summation order.
 template <class Body>
-void parallel_ranges(std::size_t count, Body&& body)
+void parallel_ranges(std::size_t count, [[maybe_unused]] std::size_t operations_per_item, Body&& body)
 {
 #ifdef _OPENMP
-#pragma omp parallel
+#pragma omp parallel if (count > 1 && count * operations_per_item >= parallel_min_operations)
     {
         const auto threads = static_cast<std::size_t>(omp_get_num_threads());
         const auto thread = static_cast<std::size_t>(omp_get_thread_num());

@@ -22,6 +22,8 @@ struct conv3x3_dims {
     std::size_t patch() const { return in_channels * 9; }
     std::size_t in_size() const { return in_channels * pixels(); }
     std::size_t out_size() const { return out_channels * pixels(); }
+    /// Multiplies and adds of one image's forward pass (the backward pass takes about twice as many).
+    std::size_t forward_operations() const { return 2 * out_channels * patch() * pixels(); }
     /// Floats of one image's im2col columns, or of its padded copy when it has one channel.
     std::size_t columns_size() const { return std::max(patch() * pixels(), (height + 2) * (width + 2)); }
 };
@@ -77,9 +79,13 @@ inline thread_buffers& this_thread_buffers()
 
 /// winograd_transform_kernels split over threads by target channels: with a small batch it
 /// would otherwise be a serial share of the pass (16,384 kernel pairs for 128 -> 128 channels).
+/// Operations of one kernel's Winograd transform (G g G^T: 4x3x3 then 4x4x3 multiply-adds).
+inline constexpr std::size_t winograd_kernel_transform_operations = 2 * (36 + 48);
+
 inline void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* weight, bool adjoint, float* u)
 {
-    vgg::detail::parallel_ranges(adjoint ? d.in_channels : d.out_channels,
+    const std::size_t others = adjoint ? d.out_channels : d.in_channels;
+    vgg::detail::parallel_ranges(adjoint ? d.in_channels : d.out_channels, winograd_kernel_transform_operations * others,
                                  [&](std::size_t, std::size_t, vgg::detail::range targets) {
                                      winograd_transform_kernels(weight, d.out_channels, d.in_channels, adjoint, targets, u);
                                  });
@@ -94,7 +100,7 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
     float* u = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
     winograd_transform_kernels_in_parallel(d, weight, false, u);
     const std::size_t pieces = pieces_per_image(batch);
-    vgg::detail::parallel_ranges(batch * pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
+    vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
         winograd_workspace& scratch = this_thread_buffers().winograd;
         for (std::size_t item = work.begin; item < work.end; ++item) {
             const std::size_t n = item / pieces;
@@ -118,7 +124,7 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
                             const float* bias, Output&& output, Finish&& finish)
 {
     const std::size_t pieces = pieces_per_image(batch);
-    vgg::detail::parallel_ranges(batch * pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
+    vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
         thread_buffers& buffers = this_thread_buffers();
         float* columns = vgg::detail::reserve(buffers.columns, d.columns_size());
         for (std::size_t item = work.begin; item < work.end; ++item) {
@@ -214,7 +220,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     }
     std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
     std::size_t used_threads = 1;
-    vgg::detail::parallel_ranges(batch, [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
+    vgg::detail::parallel_ranges(batch, 3 * d.forward_operations(), [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
         if (thread == 0)
             used_threads = threads;
         thread_buffers& buffers = this_thread_buffers();

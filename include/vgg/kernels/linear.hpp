@@ -48,7 +48,7 @@ inline void linear_dot_products(std::size_t batch, std::size_t in, std::size_t o
 inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
                            const float* bias, float* y)
 {
-    vgg::detail::parallel_ranges(out, [&](std::size_t, std::size_t, vgg::detail::range features) {
+    vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
         for (std::size_t b = 0; b < batch; ++b)
@@ -66,7 +66,7 @@ inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, 
 {
     const auto G = view(dy, batch, out);
     Eigen::Map<Eigen::RowVectorXf> db(dbias, static_cast<Eigen::Index>(out));
-    vgg::detail::parallel_ranges(out, [&](std::size_t, std::size_t, vgg::detail::range features) {
+    vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
         gemm(features.size(), in, batch, row_major(dy + features.begin, out).transposed(), row_major(x, in),
@@ -76,7 +76,7 @@ inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, 
     });
     if (!dx)
         return;
-    vgg::detail::parallel_ranges(in, [&](std::size_t, std::size_t, vgg::detail::range inputs) {
+    vgg::detail::parallel_ranges(in, 2 * batch * out, [&](std::size_t, std::size_t, vgg::detail::range inputs) {
         if (inputs.size() == 0)
             return;
         gemm(batch, inputs.size(), out, row_major(dy, out), row_major(weight + inputs.begin, in), dx + inputs.begin, in,

@@ -63,7 +63,7 @@ inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std:
 inline void maxpool2x2_forward(std::size_t planes, std::size_t height, std::size_t width, const float* x, float* y,
                                std::uint8_t* argmax)
 {
-    vgg::detail::parallel_ranges(planes, [&](std::size_t, std::size_t, vgg::detail::range part) {
+    vgg::detail::parallel_ranges(planes, height * width, [&](std::size_t, std::size_t, vgg::detail::range part) {
         maxpool2x2_planes(part.begin, part.end, height, width, x, y, argmax);
     });
 }
@@ -72,7 +72,7 @@ inline void maxpool2x2_forward(std::size_t planes, std::size_t height, std::size
 inline void maxpool2x2_backward(std::size_t planes, std::size_t height, std::size_t width, const float* dy,
                                 const std::uint8_t* argmax, float* dx)
 {
-    vgg::detail::parallel_ranges(planes, [&](std::size_t, std::size_t, vgg::detail::range part) {
+    vgg::detail::parallel_ranges(planes, height * width, [&](std::size_t, std::size_t, vgg::detail::range part) {
         maxpool2x2_planes_backward(part.begin, part.end, height, width, dy, argmax, dx);
     });
 }

@@ -63,7 +63,8 @@ private:
             return;
         }
         const float scale = 1.f / (1.f - probability);
-        detail::parallel_ranges(n, [&](std::size_t, std::size_t, detail::range part) {
+        // About 16 operations an element: a 64-bit hash, a compare and a multiply.
+        detail::parallel_ranges(n, 16, [&](std::size_t, std::size_t, detail::range part) {
             for (std::size_t i = part.begin; i < part.end; ++i)
                 out[i] = kernels::dropout_keeps(key_, first_element_ + i, probability) ? in[i] * scale : 0.f;
         });
