@@ -17,6 +17,8 @@
 
 #include <vgg/vgg.hpp>
 
+#include "cli_checks.hpp"
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -51,8 +53,11 @@ std::string cpu_model()
 }
 
 /// Which product code ran: vgg's own GEMM, its register tile and the instruction set.
-std::string gemm_description()
+std::string gemm_description(vgg::precision compute)
 {
+    if (compute == vgg::precision::bf16)
+        return "vgg gemm_bf16 on " + std::string(to_string(vgg::kernels::best_bf16_kernel())) +
+               " (fp32 sums), no Winograd";
     return "vgg gemm, " + std::to_string(vgg::kernels::micro_rows) + "x" + std::to_string(vgg::kernels::micro_columns) +
            " register tile, " + xsimd::default_arch::name();
 }
@@ -89,6 +94,7 @@ struct options {
     std::string model = "seed";
     std::size_t resize = 224, ratio = 4, batch = 128, reps = 5, warmup = 1;
     int threads = vgg::detail::max_threads();
+    vgg::precision precision = vgg::precision::fp32;
     bool json = false;
 };
 
@@ -137,13 +143,13 @@ int run(const options& opt)
             };
         };
         const auto start = clock_type::now();
-        const auto& logits = net->forward(x, {vgg::mode::train, rep}, timed(fwd));
+        const auto& logits = net->forward(x, {vgg::mode::train, rep, 0, opt.precision}, timed(fwd));
         vgg::softmax_cross_entropy(logits, labels, grad);
         net->backward(grad, nullptr, timed(bwd));
         optimiser.step(*net);
         const double train = seconds_since(start);
         const auto infer_start = clock_type::now();
-        net->forward(x, {vgg::mode::eval, 0});
+        net->forward(x, {vgg::mode::eval, 0, 0, opt.precision});
         const double infer = seconds_since(infer_start);
         if (rep >= opt.warmup) {
             train_seconds.push_back(train);
@@ -171,7 +177,8 @@ int run(const options& opt)
         {"fraction_of_ceiling", train_gflops / ceiling},
         {"peak_rss_mb", peak_rss_mb()},
         {"cpu", cpu_model()},
-        {"gemm", gemm_description()},
+        {"precision", to_string(opt.precision)},
+        {"gemm", gemm_description(opt.precision)},
     };
     auto& per_layer = result["layers"] = nlohmann::ordered_json::array();
     for (std::size_t i = 0; i < layers; ++i) {
@@ -199,7 +206,7 @@ int run(const options& opt)
     else
         std::printf("vgg, VGG-11 / %zu at %zux%zu, batch %zu, %d threads (median of %zu)\n", opt.ratio, opt.resize,
                     opt.resize, opt.batch, opt.threads, opt.reps);
-    std::printf("%s; %s\n", cpu_model().c_str(), gemm_description().c_str());
+    std::printf("%s; %s\n", cpu_model().c_str(), gemm_description(opt.precision).c_str());
     std::printf("%-4s %-10s %12s %10s %12s %10s\n", "", "layer", "forward ms", "GFLOPS", "backward ms", "GFLOPS");
     for (const auto& l : per_layer) {
         const std::size_t index = l["index"];
@@ -226,12 +233,18 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--resize", opt.resize, "Input resolution")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
     app.add_option("--ratio", opt.ratio, "Channel divisor")->check(CLI::IsMember({4, 1}))->capture_default_str();
-    app.add_option("--batch", opt.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
-    app.add_option("--threads", opt.threads, "OpenMP threads")->check(CLI::Range(1, 1024))->capture_default_str();
-    app.add_option("--reps", opt.reps, "Timed repetitions (the median is reported)")->check(CLI::Range(1, 1000))->capture_default_str();
-    app.add_option("--warmup", opt.warmup, "Untimed repetitions first")->check(CLI::Range(0, 100))->capture_default_str();
+    app.add_option("--batch", opt.batch, "Batch size")->check(vgg_cli::number_in<std::size_t>(1, 4096))->capture_default_str();
+    app.add_option("--threads", opt.threads, "OpenMP threads")->check(vgg_cli::number_in(1, 1024))->capture_default_str();
+    app.add_option("--reps", opt.reps, "Timed repetitions (the median is reported)")
+        ->check(vgg_cli::number_in<std::size_t>(1, 1000))
+        ->capture_default_str();
+    app.add_option("--warmup", opt.warmup, "Untimed repetitions first")
+        ->check(vgg_cli::number_in<std::size_t>(0, 100))
+        ->capture_default_str();
+    vgg_cli::add_precision_option(app, opt.precision);
     app.add_flag("--json", opt.json, "Print one JSON object");
-    CLI11_PARSE(app, argc, argv);
+    if (const auto code = vgg_cli::parse(app, argc, argv))
+        return *code;
 #ifdef _OPENMP
     omp_set_num_threads(opt.threads);
 #endif
@@ -247,5 +260,5 @@ int main(int argc, char** argv)
     case 324: return run<vgg::VGG<vgg::shape<1, 32, 32>, arch4, 10>>(opt);
     case 321: return run<vgg::VGG<vgg::shape<1, 32, 32>, arch1, 10>>(opt);
     }
-    return 2;
+    return vgg_cli::usage;
 }

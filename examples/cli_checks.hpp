@@ -9,6 +9,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <vgg/core/precision.hpp>
+#include <vgg/kernels/cpu_features.hpp>
+
 namespace vgg_cli {
 
 /// Exit codes of vgg_train, vgg_predict and vgg_bench.
@@ -66,6 +69,27 @@ inline CLI::Validator above_zero()
             return value > 0 ? std::string() : "must be above 0, not " + text;
         },
         "above 0");
+}
+
+/// --precision fp32|bf16, refusing bf16 on a CPU that cannot run it (the message says what it lacks).
+inline CLI::Option* add_precision_option(CLI::App& app, vgg::precision& value)
+{
+    return app
+        .add_option_function<std::string>(
+            "--precision",
+            [&value](const std::string& name) { value = name == "bf16" ? vgg::precision::bf16 : vgg::precision::fp32; },
+            "Arithmetic of the convolutions and fully connected layers: fp32, or bf16 products with fp32 sums (on "
+            "CPUs with AMX or AVX512_BF16)")
+        ->check(CLI::IsMember({"fp32", "bf16"}))
+        ->check(CLI::Validator(
+            [](std::string& name) -> std::string {
+                if (name != "bf16" || vgg::kernels::bf16_supported())
+                    return {};
+                return "bf16 needs AMX or AVX512_BF16, and " +
+                       vgg::kernels::bf16_kernel_missing(vgg::kernels::bf16_kernel::avx512_bf16);
+            },
+            ""))
+        ->default_str("fp32");
 }
 
 /// Parses the command line. A mistake prints CLI11's message and gives exit_code::usage, --help

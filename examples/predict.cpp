@@ -26,6 +26,7 @@ struct options {
     std::size_t resize = 224, ratio = 4, top = 3, count = 0, batch = 64;
     std::vector<fs::path> images;
     fs::path idx, labels;
+    vgg::precision precision = vgg::precision::fp32;
 };
 
 template <std::size_t Resize, std::size_t Ratio>
@@ -78,7 +79,7 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
     for (std::size_t begin = 0; begin < set.size(); begin += opt.batch) {
         const std::size_t count = std::min(opt.batch, set.size() - begin);
         vgg::data::fill_batch(set, std::span(order).subspan(begin, count), resizer, images, labels);
-        const auto& logits = net->forward(images, {vgg::mode::eval, 0});
+        const auto& logits = net->forward(images, {vgg::mode::eval, 0, 0, opt.precision});
         for (std::size_t n = 0; n < count; ++n) {
             const float* z = logits.sample(n);
             const float top = *std::max_element(z, z + 10);
@@ -119,6 +120,7 @@ int main(int argc, char** argv)
     app.add_option("--count", opt.count, "Use only the first N images of --idx (0: all)")
         ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30))
         ->needs(idx);
+    vgg_cli::add_precision_option(app, opt.precision);
     app.add_option("--batch", opt.batch, "Images per forward pass")->check(vgg_cli::number_in<std::size_t>(1, 4096))->capture_default_str();
     auto* images = app.add_option("images", opt.images, "Image files")->check(CLI::ExistingFile);
     idx->excludes(images);

@@ -51,6 +51,7 @@ struct options {
     std::size_t ratio = 4;
     std::size_t limit_train = 0;
     std::size_t limit_test = 0;
+    vgg::precision precision = vgg::precision::fp32;
 };
 
 using vgg_train::metric_point;
@@ -115,7 +116,8 @@ std::string plot_svg(const std::vector<metric_point>& history, std::size_t epoch
 /// Accuracy on the test set; each process of the team tests its own share of it.
 template <class Net, class Images>
 double test_accuracy(Net& net, const vgg::data::image_set& test, const vgg::data::bilinear_resizer& resizer,
-                     std::size_t batch_size, const team& group, std::ostream& out, bool terminal)
+                     std::size_t batch_size, vgg::precision precision, const team& group, std::ostream& out,
+                     bool terminal)
 {
     Images images;
     std::vector<int> labels;
@@ -129,7 +131,7 @@ double test_accuracy(Net& net, const vgg::data::image_set& test, const vgg::data
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t begin = b * batch_size, count = std::min(batch_size, order.size() - begin);
         vgg::data::fill_batch(test, std::span(order).subspan(begin, count), resizer, images, labels);
-        correct += double(vgg::softmax_cross_entropy(net.forward(images, {vgg::mode::eval, 0}), labels, grad).correct);
+        correct += double(vgg::softmax_cross_entropy(net.forward(images, {vgg::mode::eval, 0, 0, precision}), labels, grad).correct);
         progress.update(b + 1, begin + count, NAN);
     }
     progress.finish();
@@ -211,11 +213,13 @@ int train(const options& opt, const team& group)
                                          {"batch_size", std::to_string(opt.batch_size)},
                                          {"train_examples", std::to_string(train_set.size())},
                                          {"threads", std::to_string(opt.threads)},
-                                         {"ranks", std::to_string(group.size)}})
+                                         {"ranks", std::to_string(group.size)},
+                                         {"precision", std::string(to_string(opt.precision))}})
         {
             const auto found = state.metadata.find(key);
-            // Checkpoints from before MPI support were all made by one process.
-            const std::string made_with = found != state.metadata.end() ? found->second : key == std::string("ranks") ? "1" : "?";
+            // Checkpoints from before MPI and bf16 support were made by one process in fp32.
+            const std::string older = key == std::string("ranks") ? "1" : key == std::string("precision") ? "fp32" : "?";
+            const std::string made_with = found != state.metadata.end() ? found->second : older;
             if (made_with != value && group.leader())
                 std::cerr << "warning: the checkpoint was made with " << key << " " << made_with << ", this run uses "
                           << value << ": the result will differ from an uninterrupted run\n";
@@ -227,7 +231,11 @@ int train(const options& opt, const team& group)
     }
 
     const std::string workers = std::to_string(opt.threads) + " threads" +
-                                (group.size > 1 ? " x " + std::to_string(group.size) + " MPI ranks" : "");
+                                (group.size > 1 ? " x " + std::to_string(group.size) + " MPI ranks" : "") + ", " +
+                                std::string(to_string(opt.precision)) +
+                                (opt.precision == vgg::precision::bf16
+                                     ? " on " + std::string(to_string(vgg::kernels::best_bf16_kernel()))
+                                     : "");
     out << "training VGG-11 (channels / " << Ratio << ") on " << train_set.size() << " Fashion-MNIST images at "
               << Resize << "x" << Resize << ", testing on " << test_set.size() << "; " << workers << "\n";
     const std::size_t batches = (train_set.size() + opt.batch_size - 1) / opt.batch_size;
@@ -270,7 +278,8 @@ int train(const options& opt, const team& group)
             const auto mine = group.share(count); // this process's part of the batch
             vgg::data::fill_batch(train_set, std::span(order).subspan(begin + mine.begin, mine.size()), resizer, images, labels);
             const std::uint64_t step = epoch * batches + b;
-            const vgg::run_context context{vgg::mode::train, vgg::mix64(opt.seed ^ 0xd209, step), mine.begin};
+            const vgg::run_context context{vgg::mode::train, vgg::mix64(opt.seed ^ 0xd209, step), mine.begin,
+                                           opt.precision};
             const auto result = vgg::softmax_cross_entropy(net->forward(images, context), labels, grad);
             std::array<double, 2> totals{double(result.loss) * double(mine.size()), double(result.correct)};
             group.sum(totals);
@@ -300,7 +309,8 @@ int train(const options& opt, const team& group)
         progress.finish();
         const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         train_seconds += epoch_seconds;
-        last_test_acc = test_accuracy<net_t, images_t>(*net, test_set, resizer, opt.batch_size, group, out, terminal);
+        last_test_acc = test_accuracy<net_t, images_t>(*net, test_set, resizer, opt.batch_size, opt.precision, group, out,
+                                                       terminal);
         history.push_back({double(epoch + 1), NAN, NAN, last_test_acc});
 
         if (const auto bad = vgg::first_non_finite_parameter(*net); !bad.empty())
@@ -328,6 +338,7 @@ int train(const options& opt, const team& group)
                               {"batch_size", std::to_string(opt.batch_size)},
                               {"train_examples", std::to_string(train_set.size())},
                               {"threads", std::to_string(opt.threads)},
+                              {"precision", std::string(to_string(opt.precision))},
                               {"ranks", std::to_string(group.size)},
                               {"train_seconds", std::to_string(train_seconds)},
                               {"history", vgg_train::to_json(history).dump()}});
@@ -376,6 +387,7 @@ int main(int argc, char** argv)
         ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30));
     app.add_option("--limit-test", opt.limit_test, "Use only the first N test examples (0: all)")
         ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30));
+    vgg_cli::add_precision_option(app, opt.precision);
     app.add_option("--resume", opt.resume, "Continue from this checkpoint")->check(CLI::ExistingFile);
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;

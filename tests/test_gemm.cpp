@@ -5,9 +5,13 @@
 
 #include <vgg/core/rng.hpp>
 #include <vgg/kernels/gemm.hpp>
+#include <vgg/kernels/im2col.hpp>
+
+#include "cpu_skip.hpp"
 
 using namespace vgg;
 using namespace vgg::kernels;
+using vgg::testing::skip_unless_runs;
 
 namespace {
 
@@ -20,35 +24,40 @@ std::vector<float> random_values(std::size_t count, rng& random)
 }
 
 /// Largest |c - (c0 + a b)| over the result, relative to the sum of |a b| terms (the scale
-/// of fp32 rounding), with the products summed in double.
+/// of fp32 rounding), with the products summed in double after `round` is applied to every
+/// operand value (the identity for fp32, rounding to bf16 for the bf16 kernels).
+template <class Round>
 double relative_error(std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b,
-                      const std::vector<float>& c0, const std::vector<float>& c, std::size_t ldc)
+                      const std::vector<float>& c0, const std::vector<float>& c, std::size_t ldc, Round round)
 {
     double worst = 0;
     for (std::size_t i = 0; i < rows; ++i)
         for (std::size_t j = 0; j < columns; ++j) {
             double sum = c0[i * ldc + j], scale = std::abs(sum);
             for (std::size_t p = 0; p < depth; ++p) {
-                sum += double(a(i, p)) * b(p, j);
-                scale += std::abs(double(a(i, p)) * b(p, j));
+                const double product = double(round(a(i, p))) * round(b(p, j));
+                sum += product;
+                scale += std::abs(product);
             }
             worst = std::max(worst, std::abs(c[i * ldc + j] - sum) / (scale + 1e-30));
         }
     return worst;
 }
 
-} // namespace
+struct gemm_sizes {
+    std::vector<std::size_t> rows, columns, depths;
+};
 
-TEST_CASE("packed gemm equals the definition for every edge of its blocking, both updates and all transposes")
+/// multiply(rows, columns, depth, a, b, c, ldc, update) against the definition for every
+/// combination of `sizes`, both updates and all four transposes; the padding of c between rows
+/// must stay untouched.
+template <class Multiply, class Round>
+void check_against_definition(const gemm_sizes& sizes, Multiply multiply, Round round)
 {
-    // Sizes around the register tile, the row, depth and column blocks, and 0 and 1.
-    const std::size_t row_sizes[] = {1, micro_rows - 1, micro_rows + 1, gemm_row_block + 3};
-    const std::size_t column_sizes[] = {1, micro_columns - 1, micro_columns, 2 * micro_columns + 5, gemm_column_block + 7};
-    const std::size_t depth_sizes[] = {0, 1, 9, gemm_depth_block, gemm_depth_block + 1};
     rng random(11);
-    for (std::size_t rows : row_sizes)
-        for (std::size_t columns : column_sizes)
-            for (std::size_t depth : depth_sizes)
+    for (std::size_t rows : sizes.rows)
+        for (std::size_t columns : sizes.columns)
+            for (std::size_t depth : sizes.depths)
                 for (int transposes = 0; transposes < 4; ++transposes)
                     for (auto update : {gemm_update::overwrite, gemm_update::accumulate}) {
                         CAPTURE(rows);
@@ -72,15 +81,69 @@ TEST_CASE("packed gemm equals the definition for every edge of its blocking, bot
                                 for (std::size_t j = 0; j < columns; ++j)
                                     expected_start[i * ldc + j] = 0.f;
                         const auto before = c;
-                        gemm(rows, columns, depth, a, b, c.data(), ldc, update);
-                        CHECK(relative_error(rows, columns, depth, a, b, expected_start, c, ldc) < 1e-5);
-                        // Padding between rows of c is never written.
+                        multiply(rows, columns, depth, a, b, c.data(), ldc, update);
+                        CHECK(relative_error(rows, columns, depth, a, b, expected_start, c, ldc, round) < 1e-5);
                         bool padding_kept = true;
                         for (std::size_t i = 0; i < rows; ++i)
                             for (std::size_t j = columns; j < ldc; ++j)
                                 padding_kept = padding_kept && c[i * ldc + j] == before[i * ldc + j];
                         CHECK(padding_kept);
                     }
+}
+
+/// The bf16 kernel `kernel` against the definition on bf16-rounded operands, at sizes around its
+/// 16-row and 16-column panels, its 32-deep depth steps and its depth and column blocks.
+void check_bf16_kernel(bf16_kernel kernel)
+{
+    skip_unless_runs(kernel);
+    const gemm_sizes sizes{{1, 15, 16, 17, 33, 2 * bf16_panel + dpbf16_rows + 1},
+                           {1, 16, 17, 3 * bf16_panel + 1, bf16_column_block + 17},
+                           {0, 1, 31, 33, bf16_depth_block + 5}};
+    check_against_definition(
+        sizes,
+        [&](std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b, float* c,
+            std::size_t ldc, gemm_update update) { gemm_bf16(kernel, rows, columns, depth, a, b, c, ldc, update); },
+        [](float v) { return round_to_bf16(v); });
+}
+
+} // namespace
+
+TEST_CASE("packed gemm equals the definition for every edge of its blocking, both updates and all transposes")
+{
+    // Sizes around the register tile, the row, depth and column blocks, and 0 and 1.
+    const gemm_sizes sizes{{1, micro_rows - 1, micro_rows + 1, gemm_row_block + 3},
+                           {1, micro_columns - 1, micro_columns, 2 * micro_columns + 5, gemm_column_block + 7},
+                           {0, 1, 9, gemm_depth_block, gemm_depth_block + 1}};
+    check_against_definition(
+        sizes,
+        [](std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b, float* c,
+           std::size_t ldc, gemm_update update) { gemm(rows, columns, depth, a, b, c, ldc, update); },
+        [](float v) { return v; });
+}
+
+TEST_CASE("bf16 rounding is to nearest even, keeps NaN and infinities and flushes subnormals to zero")
+{
+    CHECK(round_to_bf16(1.f) == 1.f);
+    // 1 + 2^-8 lies halfway between bf16's 1 and 1 + 2^-7: even wins (1); 1 + 3 * 2^-8 rounds up.
+    CHECK(round_to_bf16(1.f + 0x1p-8f) == 1.f);
+    CHECK(round_to_bf16(1.f + 3 * 0x1p-8f) == 1.f + 0x1p-6f);
+    CHECK(round_to_bf16(1.f + 0x1p-8f + 0x1p-20f) == 1.f + 0x1p-7f);
+    CHECK(round_to_bf16(-3.f) == -3.f);
+    CHECK(std::isnan(round_to_bf16(std::nanf(""))));
+    CHECK(round_to_bf16(INFINITY) == INFINITY);
+    CHECK(round_to_bf16(0x1p-130f) == 0.f);
+    CHECK(std::signbit(round_to_bf16(-0x1p-130f)));
+    CHECK(round_to_bf16(3.4e38f) == INFINITY); // past bf16's largest finite value
+}
+
+TEST_CASE("the AMX bf16 gemm equals the definition on bf16-rounded operands")
+{
+    check_bf16_kernel(bf16_kernel::amx);
+}
+
+TEST_CASE("the AVX512_BF16 gemm equals the definition on bf16-rounded operands")
+{
+    check_bf16_kernel(bf16_kernel::avx512_bf16);
 }
 
 TEST_CASE("the unpacked micro-kernel driver handles row tails and every column tail")
@@ -113,4 +176,55 @@ TEST_CASE("the unpacked micro-kernel driver handles row tails and every column t
                         }
                     CHECK(worst < 1e-5);
                 }
+}
+
+namespace {
+
+/// gemm_bf16 reading im2col_3x3 from the image (and its transpose) gives exactly what it gives on
+/// the stored column matrix: the same values are packed, whatever the image's edges and runs.
+void check_image_columns(bf16_kernel kernel)
+{
+    skip_unless_runs(kernel);
+    struct image_size {
+        std::size_t channels, height, width;
+    };
+    rng random(3);
+    for (const image_size s : {image_size{1, 5, 7}, image_size{2, 14, 14}, image_size{3, 3, 20}, image_size{2, 17, 16}}) {
+        CAPTURE(s.channels);
+        CAPTURE(s.height);
+        CAPTURE(s.width);
+        const std::size_t pixels = s.height * s.width, patch = s.channels * 9, rows = 5;
+        const auto image = random_values(s.channels * pixels, random);
+        std::vector<float> columns(patch * pixels);
+        im2col_3x3(image.data(), s.channels, s.height, s.width, columns.data());
+        const image_columns implicit{image.data(), s.channels, s.height, s.width};
+        // c = w * im2col(image): the forward pass.
+        const auto w = random_values(rows * patch, random);
+        std::vector<float> from_image(rows * pixels), from_columns(rows * pixels);
+        gemm_bf16(kernel, rows, pixels, patch, row_major(w.data(), patch), implicit, from_image.data(), pixels,
+                  gemm_update::overwrite);
+        gemm_bf16(kernel, rows, pixels, patch, row_major(w.data(), patch), row_major(columns.data(), pixels),
+                  from_columns.data(), pixels, gemm_update::overwrite);
+        CHECK(from_image == from_columns);
+        // c += g * im2col(image)^T: the weight gradient.
+        const auto g = random_values(rows * pixels, random);
+        std::vector<float> gradient_image(rows * patch, 1.f), gradient_columns(rows * patch, 1.f);
+        gemm_bf16(kernel, rows, patch, pixels, row_major(g.data(), pixels), implicit.transposed(), gradient_image.data(),
+                  patch, gemm_update::accumulate);
+        gemm_bf16(kernel, rows, patch, pixels, row_major(g.data(), pixels), row_major(columns.data(), pixels).transposed(),
+                  gradient_columns.data(), patch, gemm_update::accumulate);
+        CHECK(gradient_image == gradient_columns);
+    }
+}
+
+} // namespace
+
+TEST_CASE("the AMX bf16 gemm reads a convolution's columns from the image as im2col would store them")
+{
+    check_image_columns(bf16_kernel::amx);
+}
+
+TEST_CASE("the AVX512_BF16 gemm reads a convolution's columns from the image as im2col would store them")
+{
+    check_image_columns(bf16_kernel::avx512_bf16);
 }

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "cpu_skip.hpp"
 #include "gradient_check.hpp"
 
 using namespace vgg;
@@ -34,7 +35,8 @@ struct training_run {
     std::vector<float> weights;
 };
 
-training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::max_threads())
+training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::max_threads(),
+                   precision compute = precision::fp32)
 {
     const int threads_before = detail::max_threads();
     omp_set_num_threads(threads);
@@ -48,7 +50,7 @@ training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::
     training_run run;
     for (std::size_t step = 0; step < steps; ++step) {
         make_batch(random, x, labels, 32);
-        const auto result = softmax_cross_entropy(net.forward(x, {mode::train, mix64(seed, step)}), labels, grad);
+        const auto result = softmax_cross_entropy(net.forward(x, {mode::train, mix64(seed, step), 0, compute}), labels, grad);
         net.backward(grad);
         optimiser.step(net);
         if (step == 0)
@@ -56,7 +58,7 @@ training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::
         run.last_loss = result.loss;
     }
     make_batch(random, x, labels, 400);
-    run.accuracy = float(softmax_cross_entropy(net.forward(x, {mode::eval, 0}), labels, grad).correct) / 400.f;
+    run.accuracy = float(softmax_cross_entropy(net.forward(x, {mode::eval, 0, 0, compute}), labels, grad).correct) / 400.f;
     net.visit_parameters([&](const parameter_view& p) { run.weights.insert(run.weights.end(), p.value.begin(), p.value.end()); });
     omp_set_num_threads(threads_before);
     return run;
@@ -76,6 +78,18 @@ TEST_CASE("a small VGG learns a synthetic task, and the same seed gives bit-iden
     const auto again = train(7, 150);
     REQUIRE(again.weights.size() == run.weights.size());
     CHECK(std::equal(run.weights.begin(), run.weights.end(), again.weights.begin()));
+}
+
+TEST_CASE("a small VGG learns the synthetic task in bf16 precision as well, reproducibly")
+{
+    testing::skip_unless_bf16();
+    const auto run = train(7, 150, detail::max_threads(), precision::bf16);
+    CAPTURE(run.first_loss);
+    CAPTURE(run.last_loss);
+    CHECK(run.last_loss < 0.25f * run.first_loss);
+    CHECK(run.accuracy > 0.95f);
+    CHECK(train(7, 150, detail::max_threads(), precision::bf16).weights == run.weights);
+    CHECK(train(7, 150).weights != run.weights); // bf16 really ran
 }
 
 TEST_CASE("the same seed and thread count give bit-identical weights; another thread count only rounds differently")

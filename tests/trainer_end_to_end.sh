@@ -15,10 +15,10 @@ common=(--resize 32 --limit-train 384 --limit-test 128 --batch-size 64 --seed 5)
 echo "== two epochs in one run"
 "$train" "${common[@]}" --epochs 2 --out "$work/whole" > "$work/whole.log"
 cat "$work/whole.log"
-grep -Eq '^epoch 1/2: loss [0-9.]+, train acc [0-9.]+, test acc [0-9.]+, [0-9.]+ examples/sec on cpu \([0-9]+ threads\)$' "$work/whole.log" || fail "no epoch 1 line"
+grep -Eq '^epoch 1/2: loss [0-9.]+, train acc [0-9.]+, test acc [0-9.]+, [0-9.]+ examples/sec on cpu \([0-9]+ threads, fp32\)$' "$work/whole.log" || fail "no epoch 1 line"
 grep -Eq '^epoch 2/2: loss [0-9.]+, train acc [0-9.]+, test acc [0-9.]+, ' "$work/whole.log" || fail "no epoch 2 line"
 grep -Eq '^loss [0-9.]+, train acc [0-9.]+, test acc [0-9.]+$' "$work/whole.log" || fail "no final d2l line"
-grep -Eq '^[0-9.]+ examples/sec on cpu \([0-9]+ threads\)$' "$work/whole.log" || fail "no final examples/sec line"
+grep -Eq '^[0-9.]+ examples/sec on cpu \([0-9]+ threads, fp32\)$' "$work/whole.log" || fail "no final examples/sec line"
 grep -Eq '^epoch 1/2: 6/6 batches, [0-9.]+ examples/sec, loss [0-9.]+, ETA 0:00$' "$work/whole.log" || fail "no progress line"
 
 svg="$work/whole/curves.svg"
@@ -31,6 +31,20 @@ csv="$work/whole/metrics.csv"
 [ "$(grep -Ec '^[12],,,[0-9.]+$' "$csv")" -eq 2 ] || fail "metrics.csv should have one test point per epoch"
 [ -s "$work/whole/checkpoint.safetensors" ] && [ -s "$work/whole/model.safetensors" ] || fail "missing weights"
 grep -aq '"epoch":"2"' "$work/whole/checkpoint.safetensors" || fail "checkpoint does not record epoch 2"
+
+echo "== bf16 precision: trains where the CPU has AMX or AVX512_BF16, a clear refusal elsewhere"
+if "$train" "${common[@]}" --epochs 1 --precision bf16 --out "$work/bf16" > "$work/bf16.log" 2>&1; then
+  cat "$work/bf16.log"
+  grep -Eq '^epoch 1/1: loss [0-9.]+, .* \([0-9]+ threads, bf16 on (AMX|AVX512_BF16)\)$' "$work/bf16.log" || fail "no bf16 epoch line"
+  grep -aq '"precision":"bf16"' "$work/bf16/checkpoint.safetensors" || fail "checkpoint does not record bf16"
+else
+  status=$?
+  cat "$work/bf16.log"
+  [ "$status" -eq 2 ] || fail "--precision bf16 on a CPU without it should exit 2, not $status"
+  grep -q "bf16 needs AMX or AVX512_BF16, and this CPU or its operating system lacks AVX512_BF16" "$work/bf16.log" ||
+    fail "no clear message for bf16 on a CPU without it"
+  echo "SKIPPED the bf16 training run: this CPU lacks AVX512_BF16 (the refusal was checked instead)"
+fi
 
 echo "== one epoch, then resume for the second"
 "$train" "${common[@]}" --epochs 1 --out "$work/resumed" > /dev/null

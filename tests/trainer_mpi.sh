@@ -27,7 +27,7 @@ paste -d, "$work/one/metrics.csv" "$work/two/metrics.csv" | awk -F, 'NR > 1 {
 [ "$(grep -c '^loss ' "$work/two.log")" -eq 1 ] || fail "more than one rank printed the final line"
 grep -q '^allreduce: [0-9.]\+ ms per step on average, [0-9]\+ buckets, [0-9.]\+ MB of gradients per rank per step$' \
   "$work/two.log" || fail "no allreduce line"
-grep -q '(1 threads x 2 MPI ranks)' "$work/two.log" || fail "the ranks are not named"
+grep -q '(1 threads x 2 MPI ranks, fp32)' "$work/two.log" || fail "the ranks are not named"
 [ -s "$work/two/model.safetensors" ] && [ -s "$work/two/checkpoint.safetensors" ] || fail "rank 0 wrote no weights"
 grep -aq '"ranks":"2"' "$work/two/checkpoint.safetensors" || fail "the checkpoint does not record the ranks"
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "vgg/core/precision.hpp"
 #include "vgg/core/rng.hpp"
 #include "vgg/core/tensor.hpp"
 
@@ -22,9 +23,12 @@ struct run_context {
     /// Where this batch starts inside the global batch when several processes share one (data
     /// parallelism): sample n draws as sample first_sample + n would in one process.
     std::size_t first_sample = 0;
+    /// The arithmetic of the convolutions and fully connected layers (precision.hpp); a
+    /// backward pass runs in the precision of its forward pass.
+    vgg::precision precision = vgg::precision::fp32;
 
     /// The context handed to the layer at `position` inside a container.
-    run_context at(std::size_t position) const { return {mode, mix64(stream, position), first_sample}; }
+    run_context at(std::size_t position) const { return {mode, mix64(stream, position), first_sample, precision}; }
 };
 
 /// A view of one learnable tensor: its PyTorch-style name, its shape, its values and the

@@ -18,13 +18,14 @@ using aligned_vector = std::vector<T, xsimd::aligned_allocator<T, tensor_alignme
 
 namespace detail {
 
-/// Grows a scratch buffer to at least `size` floats and returns them. It never shrinks, so a
+/// Grows a scratch buffer to at least `size` elements and returns them. It never shrinks, so a
 /// buffer reused for many sizes allocates only for the largest. New elements are zero, so padding
 /// that flows through computations but is never read always holds finite values.
-inline float* reserve(aligned_vector<float>& buffer, std::size_t size)
+template <class T>
+T* reserve(aligned_vector<T>& buffer, std::size_t size)
 {
     if (buffer.size() < size)
-        buffer.resize(size, 0.f);
+        buffer.resize(size, T{});
     return buffer.data();
 }
 

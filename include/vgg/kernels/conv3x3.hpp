@@ -18,6 +18,9 @@ namespace vgg::kernels {
 /// Sizes of a 3x3, stride-1, pad-1 convolution.
 struct conv3x3_dims {
     std::size_t in_channels, out_channels, height, width;
+    /// The products' arithmetic: bf16 runs every product with more than one input channel as
+    /// im2col + gemm_bf16 (Winograd's transforms would round in bf16 what fp32 keeps exact).
+    vgg::precision compute = vgg::precision::fp32;
     std::size_t pixels() const { return height * width; }
     std::size_t patch() const { return in_channels * 9; }
     std::size_t in_size() const { return in_channels * pixels(); }
@@ -41,7 +44,8 @@ inline constexpr std::size_t winograd_streaming_min_pixels = 56 * 56;
 constexpr bool use_winograd(const conv3x3_dims& d)
 {
     const bool kernels_cached = 16 * d.in_channels * d.out_channels * sizeof(float) <= winograd_cached_kernel_bytes;
-    return winograd_applies(d.height, d.width) && std::min(d.in_channels, d.out_channels) >= 16 &&
+    return d.compute == precision::fp32 && winograd_applies(d.height, d.width) &&
+           std::min(d.in_channels, d.out_channels) >= 16 &&
            (kernels_cached || d.pixels() >= winograd_streaming_min_pixels);
 }
 
@@ -63,6 +67,12 @@ inline std::size_t pieces_per_image(std::size_t batch)
 {
     const auto threads = static_cast<std::size_t>(vgg::detail::max_threads());
     return batch == 0 || batch >= threads ? 1 : (threads + batch - 1) / batch;
+}
+
+/// im2col_3x3 of image n of x, read from the image as gemm_bf16 packs it.
+inline image_columns image_columns_of(const conv3x3_dims& d, const float* x, std::size_t n)
+{
+    return {x + n * d.in_size(), d.in_channels, d.height, d.width};
 }
 
 /// Buffers of one thread that outlive a call, so that layers do not allocate and fault in their
@@ -136,12 +146,18 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
                 conv3x3_single_channel(x + n * d.in_size(), d.height, d.width, weight + channels.begin * 9,
                                        bias + channels.begin, channels.size(), columns, first);
             } else {
-                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
                 // Start from the bias and accumulate, which saves a zeroing pass.
                 for (std::size_t o = 0; o < channels.size(); ++o)
                     std::fill(first + o * d.pixels(), first + (o + 1) * d.pixels(), bias[channels.begin + o]);
-                gemm(channels.size(), d.pixels(), d.patch(), row_major(weight + channels.begin * d.patch(), d.patch()),
-                     row_major(columns, d.pixels()), first, d.pixels(), gemm_update::accumulate);
+                const auto w = row_major(weight + channels.begin * d.patch(), d.patch());
+                if (d.compute == precision::bf16) {
+                    gemm_bf16(best_bf16_kernel(), channels.size(), d.pixels(), d.patch(), w, image_columns_of(d, x, n),
+                              first, d.pixels(), gemm_update::accumulate);
+                } else {
+                    im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
+                    gemm(channels.size(), d.pixels(), d.patch(), w, row_major(columns, d.pixels()), first, d.pixels(),
+                         gemm_update::accumulate);
+                }
             }
             finish(n, result, channels);
         }
@@ -152,6 +168,7 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
 inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                             const float* bias, float* y, bool fuse_relu)
 {
+    require_precision(d.compute);
     if (use_winograd(d))
         return winograd_forward_images(d, batch, x, weight, bias,
                                        [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
@@ -173,6 +190,7 @@ inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const floa
 inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                                       const float* bias, float* pooled, std::uint8_t* argmax)
 {
+    require_precision(d.compute);
     const std::size_t pooled_size = d.out_size() / 4;
     if (use_winograd(d)) {
         // A Winograd tile is exactly one pooling window: pool straight from the tile outputs.
@@ -210,6 +228,7 @@ template <class Gradient>
 void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                              float* dweight, float* dbias, float* dx, Gradient&& gradient)
 {
+    require_precision(d.compute);
     const std::size_t weight_size = d.out_channels * d.patch();
     const bool winograd = use_winograd(d);
     const float* u = nullptr;
@@ -255,6 +274,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             if (d.in_channels == 1) {
                 conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels, columns,
                                                        acc.data());
+            } else if (d.compute == precision::bf16) {
+                gemm_bf16(best_bf16_kernel(), d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
+                          image_columns_of(d, x, n).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
             } else {
                 im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
                 gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
@@ -264,7 +286,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             if (dx) {
                 // The columns are no longer needed: reuse them for the column gradient w^T g.
                 gemm(d.patch(), d.pixels(), d.out_channels, row_major(weight, d.patch()).transposed(),
-                     row_major(g, d.pixels()), columns, d.pixels(), gemm_update::overwrite);
+                     row_major(g, d.pixels()), columns, d.pixels(), gemm_update::overwrite, d.compute);
                 col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
             }
         }

@@ -4,8 +4,11 @@
 
 #include <Eigen/Core>
 
+#include "vgg/core/precision.hpp"
 #include "vgg/core/tensor.hpp"
+#include "vgg/kernels/gemm_bf16.hpp"
 #include "vgg/kernels/gemm_microkernel.hpp"
+#include "vgg/kernels/matrix_operand.hpp"
 
 namespace vgg::kernels {
 
@@ -23,23 +26,6 @@ inline const_matrix_view view(const float* data, std::size_t rows, std::size_t c
 {
     return {data, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols)};
 }
-
-/// A read-only operand of gemm(): element (i, j) is data[i * row_stride + j * column_stride],
-/// so a transposed matrix is the same memory with the strides swapped.
-struct matrix_operand {
-    const float* data;
-    std::size_t row_stride, column_stride;
-
-    const float* at(std::size_t i, std::size_t j) const { return data + i * row_stride + j * column_stride; }
-    float operator()(std::size_t i, std::size_t j) const { return *at(i, j); }
-    matrix_operand transposed() const { return {data, column_stride, row_stride}; }
-    matrix_operand block(std::size_t i, std::size_t j) const { return {at(i, j), row_stride, column_stride}; }
-};
-/// A row-major rows x columns matrix as a gemm() operand.
-inline matrix_operand row_major(const float* data, std::size_t columns) { return {data, columns, 1}; }
-
-/// Whether gemm() overwrites c or adds to it.
-enum class gemm_update { overwrite, accumulate };
 
 /// Cache blocking of gemm() (Goto and van de Geijn's scheme). A depth block of one register
 /// tile's left operand (gemm_depth_block x micro_rows, 8 KB) stays in L1; the packed right
@@ -117,13 +103,23 @@ inline void gemm_packed_tile(std::size_t depth, const float* a, const float* b, 
 
 } // namespace detail
 
+/// Throws std::runtime_error where `compute` cannot run on this CPU. Kernels call it before their
+/// parallel regions, which an exception must not leave.
+inline void require_precision(precision compute)
+{
+    if (compute == precision::bf16)
+        (void)best_bf16_kernel();
+}
+
 /// c (rows x columns, row-major with leading dimension ldc) = a (rows x depth) * b (depth x
-/// columns), or c += a * b. Single-threaded: callers split the work between threads. Operands
+/// columns), or c += a * b, in fp32 or with bf16 products (gemm_bf16 on the best kernel). Single-threaded: callers split the work between threads. Operands
 /// are packed per cache block into per-thread buffers, so any strides run at the micro-kernel's
 /// speed.
 inline void gemm(std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b,
-                 float* c, std::size_t ldc, gemm_update update)
+                 float* c, std::size_t ldc, gemm_update update, precision compute = precision::fp32)
 {
+    if (compute == precision::bf16)
+        return gemm_bf16(best_bf16_kernel(), rows, columns, depth, a, b, c, ldc, update);
     if (depth == 0) {
         if (update == gemm_update::overwrite)
             for (std::size_t r = 0; r < rows; ++r)

@@ -46,31 +46,34 @@ inline void linear_dot_products(std::size_t batch, std::size_t in, std::size_t o
 /// Y[batch, out] = X[batch, in] * W[out, in]^T + b. Threads split the output features, so each
 /// reads a disjoint slice of the (large) weight matrix once.
 inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
-                           const float* bias, float* y)
+                           const float* bias, float* y, precision compute = precision::fp32)
 {
+    require_precision(compute);
     vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
         for (std::size_t b = 0; b < batch; ++b)
             std::copy(bias + features.begin, bias + features.end, y + b * out + features.begin);
-        if (batch <= linear_dot_product_batch)
+        if (batch <= linear_dot_product_batch && compute == precision::fp32)
             return detail::linear_dot_products(batch, in, out, x, weight, features, y);
         gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin * in, in).transposed(),
-             y + features.begin, out, gemm_update::accumulate);
+             y + features.begin, out, gemm_update::accumulate, compute);
     });
 }
 
 /// dW = dY^T X and db = column sums of dY (both overwritten); dX = dY W when dx is not null.
 inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* dy,
-                            const float* weight, float* dweight, float* dbias, float* dx)
+                            const float* weight, float* dweight, float* dbias, float* dx,
+                            precision compute = precision::fp32)
 {
+    require_precision(compute);
     const auto G = view(dy, batch, out);
     Eigen::Map<Eigen::RowVectorXf> db(dbias, static_cast<Eigen::Index>(out));
     vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
         gemm(features.size(), in, batch, row_major(dy + features.begin, out).transposed(), row_major(x, in),
-             dweight + features.begin * in, in, gemm_update::overwrite);
+             dweight + features.begin * in, in, gemm_update::overwrite, compute);
         const auto begin = static_cast<Eigen::Index>(features.begin), count = static_cast<Eigen::Index>(features.size());
         db.segment(begin, count) = G.middleCols(begin, count).colwise().sum();
     });
@@ -80,7 +83,7 @@ inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, 
         if (inputs.size() == 0)
             return;
         gemm(batch, inputs.size(), out, row_major(dy, out), row_major(weight + inputs.begin, in), dx + inputs.begin, in,
-             gemm_update::overwrite);
+             gemm_update::overwrite, compute);
     });
 }
 

@@ -40,7 +40,6 @@ public:
     static constexpr std::size_t parameter_count = Out * In * 9 + Out;
     /// Multiply-adds times two, per sample; backward costs twice this (input and weight gradients).
     static constexpr std::size_t forward_flops = 2 * Out * In * 9 * image_dims<InputShape>::height * image_dims<InputShape>::width;
-    static constexpr kernels::conv3x3_dims dims{In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width};
 
     void initialize(weight_init init, rng& random)
     {
@@ -48,10 +47,12 @@ public:
     }
 
     /// Convolution; `fuse_relu` applies ReLU in the same pass (used by VGGBlock).
-    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context&, bool fuse_relu = false)
+    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context,
+                 bool fuse_relu = false)
     {
+        precision_ = context.precision;
         y.resize(x.batch());
-        kernels::conv3x3_forward(dims, x.batch(), x.data(), weight.value.data(), bias.value.data(), y.data(), fuse_relu);
+        kernels::conv3x3_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(), y.data(), fuse_relu);
     }
 
     /// Writes the weight and bias gradients, and the input gradient when dx is not null.
@@ -60,7 +61,7 @@ public:
     {
         if (dx)
             dx->resize(x.batch());
-        kernels::conv3x3_backward(dims, x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
+        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
                                   bias.grad.data(), dx ? dx->data() : nullptr);
     }
 
@@ -70,19 +71,21 @@ public:
     {
         if (dx)
             dx->resize(x.batch());
-        kernels::conv3x3_backward(dims, x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
+        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
                                   bias.grad.data(), dx ? dx->data() : nullptr, relu_output.data());
     }
 
     /// pooled = maxpool2x2(relu(conv(x))) with the pool's arg-max; the full-resolution
     /// convolution output is never stored.
     template <class PooledShape>
-    void forward_relu_pool(const tensor<input_shape>& x, tensor<PooledShape>& pooled, std::vector<std::uint8_t>& argmax)
+    void forward_relu_pool(const tensor<input_shape>& x, tensor<PooledShape>& pooled, std::vector<std::uint8_t>& argmax,
+                           const run_context& context)
     {
+        precision_ = context.precision;
         static_assert(PooledShape::size * 4 == output_shape::size, "forward_relu_pool writes a 2x2-pooled output.");
         pooled.resize(x.batch());
         argmax.resize(pooled.size());
-        kernels::conv3x3_relu_pool_forward(dims, x.batch(), x.data(), weight.value.data(), bias.value.data(),
+        kernels::conv3x3_relu_pool_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(),
                                            pooled.data(), argmax.data());
     }
 
@@ -94,7 +97,7 @@ public:
     {
         if (dx)
             dx->resize(x.batch());
-        kernels::conv3x3_relu_pool_backward(dims, x.batch(), x.data(), dpooled.data(), pooled.data(), argmax.data(),
+        kernels::conv3x3_relu_pool_backward(dims(), x.batch(), x.data(), dpooled.data(), pooled.data(), argmax.data(),
                                             weight.value.data(), weight.grad.data(), bias.grad.data(),
                                             dx ? dx->data() : nullptr);
     }
@@ -108,6 +111,14 @@ public:
 
     parameter weight{{Out, In, 3, 3}};
     parameter bias{{Out}};
+
+private:
+    // The sizes and the precision of the last forward pass, which its backward pass repeats.
+    kernels::conv3x3_dims dims() const
+    {
+        return {In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width, precision_};
+    }
+    vgg::precision precision_ = vgg::precision::fp32;
 };
 
 } // namespace vgg

@@ -40,10 +40,12 @@ public:
         detail::initialize_weight_and_bias(weight, bias, In, Out, init, random);
     }
 
-    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context&)
+    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context)
     {
+        precision_ = context.precision;
         y.resize(x.batch());
-        kernels::linear_forward(x.batch(), In, Out, x.data(), weight.value.data(), bias.value.data(), y.data());
+        kernels::linear_forward(x.batch(), In, Out, x.data(), weight.value.data(), bias.value.data(), y.data(),
+                                precision_);
     }
 
     void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
@@ -52,7 +54,7 @@ public:
         if (dx)
             dx->resize(x.batch());
         kernels::linear_backward(x.batch(), In, Out, x.data(), dy.data(), weight.value.data(), weight.grad.data(),
-                                 bias.grad.data(), dx ? dx->data() : nullptr);
+                                 bias.grad.data(), dx ? dx->data() : nullptr, precision_);
     }
 
     template <class Visitor>
@@ -64,6 +66,9 @@ public:
 
     parameter weight{{Out, In}};
     parameter bias{{Out}};
+
+private:
+    vgg::precision precision_ = vgg::precision::fp32; // of the last forward pass, repeated by its backward pass
 };
 
 } // namespace vgg

@@ -74,12 +74,12 @@ public:
     void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context)
     {
         if constexpr (conv_count == 1) {
-            first.forward_relu_pool(x, y, argmax_);
+            first.forward_relu_pool(x, y, argmax_, context);
         } else {
             first.forward(x, activations_[0], context, true);
             for (std::size_t j = 1; j + 1 < conv_count; ++j)
                 later[j - 1].forward(activations_[j - 1], activations_[j], context, true);
-            later.back().forward_relu_pool(activations_.back(), y, argmax_);
+            later.back().forward_relu_pool(activations_.back(), y, argmax_, context);
         }
     }
 

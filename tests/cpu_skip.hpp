@@ -1,0 +1,34 @@
+#pragma once
+// Tests of kernels only some CPUs run: where this one lacks the feature, the test case ends with
+// ctest's skip code (77, SKIP_RETURN_CODE in CMakeLists.txt) and a line naming what is missing, so
+// it shows as skipped, never as passed.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <vgg/kernels/cpu_features.hpp>
+
+namespace vgg::testing {
+
+inline void skip_because(const std::string& missing)
+{
+    std::printf("SKIPPED: %s\n", missing.c_str());
+    std::fflush(stdout);
+    std::exit(77);
+}
+
+inline void skip_unless_runs(kernels::bf16_kernel kernel)
+{
+    if (!kernels::bf16_kernel_runs(kernel))
+        skip_because("the " + std::string(to_string(kernel)) + " kernel cannot run here: " +
+                     kernels::bf16_kernel_missing(kernel));
+}
+
+inline void skip_unless_bf16()
+{
+    if (!kernels::bf16_supported())
+        skip_because("bf16 precision cannot run here: " +
+                     kernels::bf16_kernel_missing(kernels::bf16_kernel::avx512_bf16));
+}
+
+} // namespace vgg::testing
