@@ -2,15 +2,16 @@
 # Side by side: vgg_bench and PyTorch (bench/pytorch_reference.py) on the same networks, batches
 # and thread count, alternating ROUNDS times so both see the same machine, then a table with
 # the medians and the ratios.
-# Usage: bench/compare.sh [--cases LIST] [--threads 2] [--reps 3] [--rounds 2]
+# Usage: bench/compare.sh [--cases LIST] [--threads 2] [--reps 3] [--rounds 2] [--precision fp32|bf16]
 #   LIST: comma-separated MODEL:RESIZE:BATCH cases. The default covers the seed's network at 224
 #   (batch 128 and 1) and 64 (batch 128), and torchvision's VGG-16 at 3x224x224 (batch 8 and 1).
+#   bf16: vgg's --precision bf16 against PyTorch under torch.autocast("cpu", dtype=torch.bfloat16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cases=seed:224:128,seed:224:1,seed:64:128,vgg16:224:8,vgg16:224:1 threads=2 reps=3 rounds=2
+cases=seed:224:128,seed:224:1,seed:64:128,vgg16:224:8,vgg16:224:1 threads=2 reps=3 rounds=2 precision=fp32
 while [ $# -gt 0 ]; do
   case $1 in
-    --cases) cases=$2 ;; --threads) threads=$2 ;; --reps) reps=$2 ;; --rounds) rounds=$2 ;;
+    --cases) cases=$2 ;; --threads) threads=$2 ;; --reps) reps=$2 ;; --rounds) rounds=$2 ;; --precision) precision=$2 ;;
     *) echo "unknown option $1 (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
   shift 2
@@ -25,7 +26,7 @@ IFS=, read -r -a case_list <<< "$cases"
 for round in $(seq "$rounds"); do
   for case in "${case_list[@]}"; do
     IFS=: read -r model resize batch <<< "$case"
-    args=(--model "$model" --resize "$resize" --batch "$batch" --threads "$threads" --reps "$reps" --json)
+    args=(--model "$model" --resize "$resize" --batch "$batch" --threads "$threads" --reps "$reps" --precision "$precision" --json)
     echo "round $round/$rounds, $case: vgg" >&2
     "$bench" "${args[@]}" >> "$results"
     echo "round $round/$rounds, $case: pytorch" >&2
@@ -34,7 +35,7 @@ for round in $(seq "$rounds"); do
 done
 IFS=: read -r model resize batch <<< "${case_list[0]}"
 echo "${case_list[0]}: vgg on 1 thread (for the scaling figure)" >&2
-"$bench" --model "$model" --resize "$resize" --batch "$batch" --threads 1 --reps "$reps" --json |
+"$bench" --model "$model" --resize "$resize" --batch "$batch" --threads 1 --reps "$reps" --precision "$precision" --json |
   sed 's/"library":"vgg"/"library":"vgg-1thread"/' >> "$results"
 
 /usr/bin/python3 - "$results" <<'PY'
@@ -48,7 +49,7 @@ cases = list(dict.fromkeys(case(r) for r in rows))
 ours = [r for r in rows if r["library"] == "vgg"]
 first = ours[0]
 torch_version = next(r["library"] for r in rows if r["library"].startswith("pytorch"))
-print(f"{first['cpu']}, {first['threads']} threads, {first['gemm']}; "
+print(f"{first['cpu']}, {first['threads']} threads, {first['precision']}: {first['gemm']}; "
       f"medians over {len(ours) // len(cases)} alternating rounds against {torch_version}")
 print()
 print("| network, batch | vgg train img/s | PyTorch | ratio | vgg infer img/s | PyTorch | ratio | vgg train GFLOPS | peak RSS MB vgg / PyTorch |")

@@ -31,6 +31,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around the forward pass and loss")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,17 +51,19 @@ def main():
     x = torch.rand(args.batch, channels, size, size)
     y = torch.randint(0, classes, (args.batch,))
 
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     train, infer = [], []
     for rep in range(args.warmup + args.reps):
         net.train()
         start = time.perf_counter()
         optimizer.zero_grad()
-        l = loss(net(x), y)
+        with autocast():
+            l = loss(net(x), y)
         l.backward()
         optimizer.step()
         train_s = time.perf_counter() - start
         net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             start = time.perf_counter()
             net(x)
             infer_s = time.perf_counter() - start
@@ -70,7 +74,7 @@ def main():
         "library": f"pytorch {torch.__version__}",
         "model": args.model,
         "resize": args.resize, "ratio": args.ratio, "batch": args.batch, "threads": torch.get_num_threads(),
-        "reps": args.reps,
+        "reps": args.reps, "precision": args.precision,
         "train_step_s": statistics.median(train),
         "train_img_per_s": args.batch / statistics.median(train),
         "infer_img_per_s": args.batch / statistics.median(infer),
@@ -80,7 +84,7 @@ def main():
         print(json.dumps(result))
     else:
         print(f"pytorch {torch.__version__}, VGG-11 / {args.ratio} at {args.resize}x{args.resize}, batch {args.batch}, "
-              f"{result['threads']} threads: train {result['train_img_per_s']:.1f} img/s, "
+              f"{result['threads']} threads, {args.precision}: train {result['train_img_per_s']:.1f} img/s, "
               f"inference {result['infer_img_per_s']:.1f} img/s, peak RSS {result['peak_rss_mb']:.0f} MB")
 
 

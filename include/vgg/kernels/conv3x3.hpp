@@ -75,6 +75,20 @@ inline image_columns image_columns_of(const conv3x3_dims& d, const float* x, std
     return {x + n * d.in_size(), d.in_channels, d.height, d.width};
 }
 
+/// Whether a pass stores im2col columns (bf16 reads them from the image as it packs them; one
+/// input channel runs directly and uses the buffer for a padded copy).
+inline bool stores_columns(const conv3x3_dims& d) { return d.compute == precision::fp32 || d.in_channels == 1; }
+
+/// The kernels of the input gradient, [in][out][3][3]: weight [out][in][3][3] with the channels
+/// swapped and each 3x3 kernel turned by 180 degrees, so that dx = conv3x3(dy) with them.
+inline void adjoint_kernels(const float* weight, std::size_t out_channels, std::size_t in_channels, float* adjoint)
+{
+    for (std::size_t o = 0; o < out_channels; ++o)
+        for (std::size_t c = 0; c < in_channels; ++c)
+            for (std::size_t tap = 0; tap < 9; ++tap)
+                adjoint[(c * out_channels + o) * 9 + 8 - tap] = weight[(o * in_channels + c) * 9 + tap];
+}
+
 /// Buffers of one thread that outlive a call, so that layers do not allocate and fault in their
 /// workspaces on every batch; each grows to its largest request (over all layers).
 struct thread_buffers {
@@ -136,7 +150,7 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
     const std::size_t pieces = pieces_per_image(batch);
     vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
         thread_buffers& buffers = this_thread_buffers();
-        float* columns = vgg::detail::reserve(buffers.columns, d.columns_size());
+        float* columns = stores_columns(d) ? vgg::detail::reserve(buffers.columns, d.columns_size()) : nullptr;
         for (std::size_t item = work.begin; item < work.end; ++item) {
             const std::size_t n = item / pieces;
             const auto channels = vgg::detail::partition(d.out_channels, pieces, item % pieces);
@@ -231,10 +245,15 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     require_precision(d.compute);
     const std::size_t weight_size = d.out_channels * d.patch();
     const bool winograd = use_winograd(d);
-    const float* u = nullptr;
+    const bool bf16 = !stores_columns(d);
+    const float* u = nullptr; // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
     if (winograd && dx) {
         float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
         winograd_transform_kernels_in_parallel(d, weight, true, adjoint);
+        u = adjoint;
+    } else if (bf16 && dx) {
+        float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 9 * d.in_channels * d.out_channels);
+        adjoint_kernels(weight, d.out_channels, d.in_channels, adjoint);
         u = adjoint;
     }
     std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
@@ -268,7 +287,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
             return;
         }
-        float* columns = vgg::detail::reserve(buffers.columns, d.columns_size());
+        float* columns = stores_columns(d) ? vgg::detail::reserve(buffers.columns, d.columns_size()) : nullptr;
         for (std::size_t n = images.begin; n < images.end; ++n) {
             const float* g = gradient(n, buffers.image);
             if (d.in_channels == 1) {
@@ -283,10 +302,16 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                      row_major(columns, d.pixels()).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
             }
             db += view(g, d.out_channels, d.pixels()).rowwise().sum();
-            if (dx) {
+            if (dx && bf16) {
+                // The input gradient is the convolution of g with the adjoint kernels: no column
+                // matrix to write and fold back.
+                gemm_bf16(best_bf16_kernel(), d.in_channels, d.pixels(), 9 * d.out_channels,
+                          row_major(u, 9 * d.out_channels), image_columns{g, d.out_channels, d.height, d.width},
+                          dx + n * d.in_size(), d.pixels(), gemm_update::overwrite);
+            } else if (dx) {
                 // The columns are no longer needed: reuse them for the column gradient w^T g.
                 gemm(d.patch(), d.pixels(), d.out_channels, row_major(weight, d.patch()).transposed(),
-                     row_major(g, d.pixels()), columns, d.pixels(), gemm_update::overwrite, d.compute);
+                     row_major(g, d.pixels()), columns, d.pixels(), gemm_update::overwrite);
                 col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
             }
         }
