@@ -131,47 +131,54 @@ struct contiguous_rows {
     span columns(std::size_t first, std::size_t count) const { return {m, first, first_lanes(count)}; }
 };
 
-/// im2col_3x3(image), read from the image: the pixels of a span fall into runs along image rows,
-/// found once per span; in a given row of the column matrix each run is a run of one source row,
-/// shifted by kx - 1, with the lanes that fall outside the image left zero.
+/// im2col_3x3(image), read from the image. The pixels of a span fall into runs along image
+/// rows; for each of the 9 taps (ky, kx) each run reads one stretch of a source row, shifted by
+/// kx - 1 and without the lanes that fall outside the image. Those stretches are found once per
+/// span, so a row of the column matrix, (c, tap), costs one masked load per run.
 struct image_rows {
     const image_columns& source;
 
     struct span {
-        struct run {
-            std::size_t lane, y, x, length;
+        struct stretch {
+            __mmask16 lanes;
+            std::size_t offset; ///< of its first value inside a channel's plane
         };
-        const image_columns& source;
-        run runs[16];
-        std::size_t run_count = 0;
+        const float* image;
+        std::size_t plane;
+        stretch stretches[9][16];
+        std::uint8_t counts[9] = {};
 
         VGG_TARGET_AVX512_BF16 __m512 load(std::size_t row) const
         {
-            const std::size_t c = row / 9, ky = row / 3 % 3, kx = row % 3, width = source.width;
+            const float* channel = image + row / 9 * plane;
+            const std::size_t tap = row % 9;
             __m512 values = _mm512_setzero_ps();
-            for (std::size_t r = 0; r < run_count; ++r) {
-                const run& at = runs[r];
-                const std::size_t source_y = at.y + ky; // one above the real source row, so that it stays unsigned
-                if (source_y < 1 || source_y > source.height)
-                    continue;
-                const std::size_t skip_first = kx == 0 && at.x == 0, skip_last = kx == 2 && at.x + at.length == width;
-                if (at.length <= skip_first + skip_last)
-                    continue;
-                const float* from = source.image + (c * source.height + source_y - 1) * width + at.x + skip_first + kx - 1;
-                const auto lanes = static_cast<__mmask16>(first_lanes(at.length - skip_first - skip_last)
-                                                          << (at.lane + skip_first));
-                values = _mm512_mask_expandloadu_ps(values, lanes, from);
-            }
+            for (std::size_t r = 0; r < counts[tap]; ++r)
+                values = _mm512_mask_expandloadu_ps(values, stretches[tap][r].lanes, channel + stretches[tap][r].offset);
             return values;
         }
     };
     span columns(std::size_t first, std::size_t count) const
     {
-        span result{source, {}, 0};
-        std::size_t y = first / source.width, x = first % source.width;
+        const std::size_t width = source.width;
+        span result{source.image, source.height * width, {}, {}};
+        std::size_t y = first / width, x = first % width;
         for (std::size_t lane = 0; lane < count; x = 0, ++y) {
-            const std::size_t length = std::min(count - lane, source.width - x);
-            result.runs[result.run_count++] = {lane, y, x, length};
+            const std::size_t length = std::min(count - lane, width - x);
+            for (std::size_t ky = 0; ky < 3; ++ky) {
+                const std::size_t source_y = y + ky; // one above the real source row, so that it stays unsigned
+                if (source_y < 1 || source_y > source.height)
+                    continue;
+                for (std::size_t kx = 0; kx < 3; ++kx) {
+                    const std::size_t skip_first = kx == 0 && x == 0, skip_last = kx == 2 && x + length == width;
+                    if (length <= skip_first + skip_last)
+                        continue;
+                    const auto lanes = static_cast<__mmask16>(first_lanes(length - skip_first - skip_last)
+                                                              << (lane + skip_first));
+                    const std::size_t tap = ky * 3 + kx;
+                    result.stretches[tap][result.counts[tap]++] = {lanes, (source_y - 1) * width + x + skip_first + kx - 1};
+                }
+            }
             lane += length;
         }
         return result;
@@ -196,24 +203,53 @@ VGG_TARGET_AVX512_BF16 void pack_right_rows(const Source& source, std::size_t p0
     }
 }
 
-/// pack_right_rows for a right operand whose columns `source` reads as rows.
+/// Transposes 16 x 16 32-bit values held as 16 vectors: r[i][j] becomes r[j][i].
+VGG_TARGET_AVX512_BF16 inline void transpose_16x16(__m512i r[16])
+{
+    __m512i t[16];
+    for (std::size_t i = 0; i < 16; i += 2) { // pairs of rows, interleaved by 32 bits
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (std::size_t i = 0; i < 16; i += 4) { // now r[i + m]'s 128-bit lane l is column 4l + m of rows i..i+3
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (std::size_t m = 0; m < 4; ++m) { // gather lane l of r[m], r[4 + m], r[8 + m], r[12 + m]
+        const __m512i even_ab = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x88);
+        const __m512i odd_ab = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xdd);
+        const __m512i even_cd = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x88);
+        const __m512i odd_cd = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xdd);
+        t[m] = _mm512_shuffle_i32x4(even_ab, even_cd, 0x88);
+        t[4 + m] = _mm512_shuffle_i32x4(odd_ab, odd_cd, 0x88);
+        t[8 + m] = _mm512_shuffle_i32x4(even_ab, even_cd, 0xdd);
+        t[12 + m] = _mm512_shuffle_i32x4(odd_ab, odd_cd, 0xdd);
+    }
+    for (std::size_t i = 0; i < 16; ++i)
+        r[i] = t[i];
+}
+
+/// pack_right_rows for a right operand whose columns `source` reads as rows: 16 columns of 32
+/// depth values become 16 x 16 bf16 pairs, transposed in registers into the pair rows.
 template <class Source>
 VGG_TARGET_AVX512_BF16 void pack_right_columns(const Source& source, std::size_t p0, std::size_t j0, std::size_t depth,
                                                std::size_t columns, std::size_t padded, std::uint16_t* packed)
 {
-    for (std::size_t j = 0; j < columns; j += bf16_panel, packed += bf16_panel * padded) {
-        const std::size_t count = std::min(bf16_panel, columns - j);
-        std::fill(packed, packed + bf16_panel * padded, std::uint16_t{0});
-        for (std::size_t p = 0; p < depth; p += bf16_depth_step) {
-            const std::size_t steps = std::min(bf16_depth_step, depth - p);
-            const auto low = source.columns(p0 + p, std::min<std::size_t>(steps, 16));
-            const auto high = source.columns(p0 + p + 16, steps > 16 ? steps - 16 : 0);
-            for (std::size_t jj = 0; jj < count; ++jj) {
-                alignas(64) std::uint32_t pairs[16];
-                _mm512_store_si512(pairs, to_bf16(low.load(j0 + j + jj), high.load(j0 + j + jj)));
-                for (std::size_t q = 0; q < 16; ++q)
-                    std::memcpy(packed + ((p / 2 + q) * bf16_panel + jj) * 2, &pairs[q], sizeof pairs[q]);
-            }
+    for (std::size_t p = 0; p < depth; p += bf16_depth_step) {
+        const std::size_t steps = std::min(bf16_depth_step, depth - p);
+        const auto low = source.columns(p0 + p, std::min<std::size_t>(steps, 16));
+        const auto high = source.columns(p0 + p + 16, steps > 16 ? steps - 16 : 0);
+        for (std::size_t j = 0; j < columns; j += bf16_panel) {
+            const std::size_t count = std::min(bf16_panel, columns - j);
+            __m512i pairs[16]; // pairs[column][pair], then [pair][column]
+            for (std::size_t jj = 0; jj < 16; ++jj)
+                pairs[jj] = jj < count ? to_bf16(low.load(j0 + j + jj), high.load(j0 + j + jj)) : _mm512_setzero_si512();
+            transpose_16x16(pairs);
+            std::uint16_t* block = packed + j * padded + p * bf16_panel;
+            for (std::size_t q = 0; q < 16; ++q)
+                _mm512_storeu_si512(block + q * 2 * bf16_panel, pairs[q]);
         }
     }
 }
