@@ -36,14 +36,14 @@ struct training_run {
 };
 
 training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::max_threads(),
-                   precision compute = precision::fp32)
+                   precision compute = precision::fp32, float learning_rate = 0.05f)
 {
     const int threads_before = detail::max_threads();
     omp_set_num_threads(threads);
     small_net net;
     rng random(seed);
     net.initialize(weight_init::xavier_uniform, random);
-    sgd optimiser(0.05f, 0.9f);
+    sgd optimiser(learning_rate, 0.9f);
     tensor<shape<1, 32, 32>> x;
     tensor<shape<4>> grad;
     std::vector<int> labels;
@@ -83,13 +83,16 @@ TEST_CASE("a small VGG learns a synthetic task, and the same seed gives bit-iden
 TEST_CASE("a small VGG learns the synthetic task in bf16 precision as well, reproducibly")
 {
     testing::skip_unless_bf16();
-    const auto run = train(7, 150, detail::max_threads(), precision::bf16);
+    // lr 0.05 with momentum 0.9 is at the edge of stability on this task: fp32 runs spike now
+    // and then, and a bf16 run (rounding differently, not worse) can tip over. 0.02 is stable.
+    const float learning_rate = 0.02f;
+    const auto run = train(7, 150, detail::max_threads(), precision::bf16, learning_rate);
     CAPTURE(run.first_loss);
     CAPTURE(run.last_loss);
     CHECK(run.last_loss < 0.25f * run.first_loss);
     CHECK(run.accuracy > 0.95f);
-    CHECK(train(7, 150, detail::max_threads(), precision::bf16).weights == run.weights);
-    CHECK(train(7, 150).weights != run.weights); // bf16 really ran
+    CHECK(train(7, 150, detail::max_threads(), precision::bf16, learning_rate).weights == run.weights);
+    CHECK(train(7, 150, detail::max_threads(), precision::fp32, learning_rate).weights != run.weights); // bf16 ran
 }
 
 TEST_CASE("the same seed and thread count give bit-identical weights; another thread count only rounds differently")
