@@ -110,7 +110,7 @@ public:
     }
 
     parameter weight{{Out, In, 3, 3}};
-    parameter bias{{Out}};
+    parameter bias{Out};
 
 private:
     // The sizes and the precision of the last forward pass, which its backward pass repeats.

@@ -65,7 +65,7 @@ public:
     }
 
     parameter weight{{Out, In}};
-    parameter bias{{Out}};
+    parameter bias{Out};
 
 private:
     vgg::precision precision_ = vgg::precision::fp32; // of the last forward pass, repeated by its backward pass
