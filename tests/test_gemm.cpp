@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include <vgg/core/rng.hpp>
@@ -134,6 +136,22 @@ TEST_CASE("bf16 rounding is to nearest even, keeps NaN and infinities and flushe
     CHECK(round_to_bf16(0x1p-130f) == 0.f);
     CHECK(std::signbit(round_to_bf16(-0x1p-130f)));
     CHECK(round_to_bf16(3.4e38f) == INFINITY); // past bf16's largest finite value
+
+    // The SIMD rounding (Linear's small-batch path) agrees bit for bit, special values included.
+    rng random(2);
+    std::vector<float> values{1.f + 0x1p-8f, 1.f + 3 * 0x1p-8f, -1.f - 0x1p-8f, 0x1p-130f, -0x1p-130f, INFINITY,
+                              -INFINITY, std::nanf(""), 3.4e38f, -0.f, 0x1p-126f};
+    while (values.size() % float_batch::size != 0 || values.size() < 4 * float_batch::size)
+        values.push_back(random.uniform(-1e3f, 1e3f));
+    bool same = true;
+    for (std::size_t i = 0; i < values.size(); i += float_batch::size) {
+        alignas(64) float rounded[float_batch::size];
+        kernels::round_to_bf16(float_batch::load_unaligned(values.data() + i)).store_aligned(rounded);
+        for (std::size_t k = 0; k < float_batch::size; ++k)
+            same = same && std::bit_cast<std::uint32_t>(rounded[k]) ==
+                               std::bit_cast<std::uint32_t>(round_to_bf16(values[i + k]));
+    }
+    CHECK(same);
 }
 
 TEST_CASE("the AMX bf16 gemm equals the definition on bf16-rounded operands")

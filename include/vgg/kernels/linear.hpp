@@ -15,10 +15,21 @@ inline constexpr std::size_t linear_dot_product_batch = 8;
 
 namespace detail {
 
-/// y[b][j] += x[b] . weight[j] for every sample b and feature j of `features`.
-inline void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
-                                vgg::detail::range features, float* y)
+/// y[b][j] += x[b] . weight[j] for every sample b and feature j of `features`; with RoundToBf16,
+/// of both rounded to bf16 as they are loaded (a product of two bf16 values is exact in fp32, so
+/// this is gemm_bf16's arithmetic without packing the weights).
+template <bool RoundToBf16>
+void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
+                         vgg::detail::range features, float* y)
 {
+    const auto load = [](const float* from) {
+        const auto values = float_batch::load_unaligned(from);
+        if constexpr (RoundToBf16)
+            return round_to_bf16(values);
+        else
+            return values;
+    };
+    const auto value = [](float v) { return RoundToBf16 ? kernels::round_to_bf16(v) : v; };
     constexpr std::size_t lanes = float_batch::size, chains = 4; // independent sums hide the FMA latency
     for (std::size_t j = features.begin; j < features.end; ++j) {
         const float* w = weight + j * in;
@@ -28,14 +39,12 @@ inline void linear_dot_products(std::size_t batch, std::size_t in, std::size_t o
             std::size_t p = 0;
             for (; p + chains * lanes <= in; p += chains * lanes)
                 for (std::size_t c = 0; c < chains; ++c)
-                    sums[c] = fused_multiply_add(float_batch::load_unaligned(w + p + c * lanes),
-                                                 float_batch::load_unaligned(sample + p + c * lanes), sums[c]);
+                    sums[c] = fused_multiply_add(load(w + p + c * lanes), load(sample + p + c * lanes), sums[c]);
             for (; p + lanes <= in; p += lanes)
-                sums[0] = fused_multiply_add(float_batch::load_unaligned(w + p), float_batch::load_unaligned(sample + p),
-                                             sums[0]);
+                sums[0] = fused_multiply_add(load(w + p), load(sample + p), sums[0]);
             float total = xsimd::hadd((sums[0] + sums[1]) + (sums[2] + sums[3]));
             for (; p < in; ++p)
-                total += w[p] * sample[p];
+                total += value(w[p]) * value(sample[p]);
             y[b * out + j] += total;
         }
     }
@@ -54,8 +63,9 @@ inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, c
             return;
         for (std::size_t b = 0; b < batch; ++b)
             std::copy(bias + features.begin, bias + features.end, y + b * out + features.begin);
-        if (batch <= linear_dot_product_batch && compute == precision::fp32)
-            return detail::linear_dot_products(batch, in, out, x, weight, features, y);
+        if (batch <= linear_dot_product_batch)
+            return compute == precision::bf16 ? detail::linear_dot_products<true>(batch, in, out, x, weight, features, y)
+                                              : detail::linear_dot_products<false>(batch, in, out, x, weight, features, y);
         gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin * in, in).transposed(),
              y + features.begin, out, gemm_update::accumulate, compute);
     });

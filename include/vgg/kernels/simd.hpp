@@ -1,5 +1,6 @@
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
@@ -24,6 +25,21 @@ inline float_batch fused_multiply_add(const float_batch& a, const float_batch& b
 
 /// Whether the instruction set has 32 vector registers (AVX-512) rather than 16 (AVX2, SSE2).
 inline constexpr bool has_32_vector_registers = std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>;
+
+/// Each lane rounded to bf16 and back, exactly as the scalar round_to_bf16 (gemm_bf16.hpp) and
+/// the CPU's vcvtne2ps2bf16 do: to nearest even, NaN kept (quiet), subnormals to signed zero.
+inline float_batch round_to_bf16(const float_batch& value)
+{
+    using bits_batch = xsimd::batch<std::int32_t>;
+    const auto bits = xsimd::bitwise_cast<bits_batch>(value);
+    const auto magnitude = bits & bits_batch(0x7fffffff);
+    const bits_batch high_half(static_cast<std::int32_t>(0xffff0000u));
+    const auto rounded = (bits + bits_batch(0x7fff) + ((bits >> 16) & bits_batch(1))) & high_half;
+    auto result = xsimd::select(magnitude > bits_batch(0x7f800000), (bits | bits_batch(0x00400000)) & high_half, rounded);
+    result = xsimd::select(magnitude < bits_batch(0x00800000), bits & bits_batch(static_cast<std::int32_t>(0x80000000u)),
+                           result);
+    return xsimd::bitwise_cast<float_batch>(result);
+}
 
 /// count rounded up to whole SIMD batches.
 constexpr std::size_t whole_batches(std::size_t count)
