@@ -106,6 +106,16 @@ void check_bf16_kernel(bf16_kernel kernel)
         [&](std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b, float* c,
             std::size_t ldc, gemm_update update) { gemm_bf16(kernel, rows, columns, depth, a, b, c, ldc, update); },
         [](float v) { return round_to_bf16(v); });
+
+    // A right operand with no unit stride (every other column of a wider matrix).
+    rng random(13);
+    const std::size_t rows = 17, columns = 20, depth = 40;
+    const auto a_values = random_values(rows * depth, random), b_values = random_values(depth * 2 * columns, random);
+    const matrix_operand a = row_major(a_values.data(), depth), b{b_values.data(), 2 * columns, 2};
+    std::vector<float> c(rows * columns, 0.f);
+    gemm_bf16(kernel, rows, columns, depth, a, b, c.data(), columns, gemm_update::overwrite);
+    CHECK(relative_error(rows, columns, depth, a, b, std::vector<float>(c.size(), 0.f), c, columns,
+                         [](float v) { return round_to_bf16(v); }) < 1e-5);
 }
 
 } // namespace
