@@ -82,12 +82,7 @@ inline CLI::Option* add_precision_option(CLI::App& app, vgg::precision& value)
             "CPUs with AMX or AVX512_BF16)")
         ->check(CLI::IsMember({"fp32", "bf16"}))
         ->check(CLI::Validator(
-            [](std::string& name) -> std::string {
-                if (name != "bf16" || vgg::kernels::bf16_supported())
-                    return {};
-                return "bf16 needs AMX or AVX512_BF16, and " +
-                       vgg::kernels::bf16_kernel_missing(vgg::kernels::bf16_kernel::avx512_bf16);
-            },
+            [](std::string& name) { return name == "bf16" ? vgg::kernels::bf16_unsupported_reason() : std::string(); },
             ""))
         ->default_str("fp32");
 }

@@ -27,8 +27,7 @@ inline void skip_unless_runs(kernels::bf16_kernel kernel)
 inline void skip_unless_bf16()
 {
     if (!kernels::bf16_supported())
-        skip_because("bf16 precision cannot run here: " +
-                     kernels::bf16_kernel_missing(kernels::bf16_kernel::avx512_bf16));
+        skip_because(kernels::bf16_unsupported_reason());
 }
 
 } // namespace vgg::testing

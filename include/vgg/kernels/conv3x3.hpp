@@ -101,11 +101,11 @@ inline thread_buffers& this_thread_buffers()
     return buffers;
 }
 
-/// winograd_transform_kernels split over threads by target channels: with a small batch it
-/// would otherwise be a serial share of the pass (16,384 kernel pairs for 128 -> 128 channels).
 /// Operations of one kernel's Winograd transform (G g G^T: 4x3x3 then 4x4x3 multiply-adds).
 inline constexpr std::size_t winograd_kernel_transform_operations = 2 * (36 + 48);
 
+/// winograd_transform_kernels split over threads by target channels: with a small batch it
+/// would otherwise be a serial share of the pass (16,384 kernel pairs for 128 -> 128 channels).
 inline void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* weight, bool adjoint, float* u)
 {
     const std::size_t others = adjoint ? d.out_channels : d.in_channels;
@@ -245,8 +245,8 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     require_precision(d.compute);
     const std::size_t weight_size = d.out_channels * d.patch();
     const bool winograd = use_winograd(d);
-    const bool bf16 = !stores_columns(d);
-    const float* u = nullptr; // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
+    const bool bf16 = !stores_columns(d); // products of images with more than one channel in bf16
+    const float* u = nullptr;             // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
     if (winograd && dx) {
         float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
         winograd_transform_kernels_in_parallel(d, weight, true, adjoint);
@@ -287,13 +287,13 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
             return;
         }
-        float* columns = stores_columns(d) ? vgg::detail::reserve(buffers.columns, d.columns_size()) : nullptr;
+        float* columns = bf16 ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
         for (std::size_t n = images.begin; n < images.end; ++n) {
             const float* g = gradient(n, buffers.image);
             if (d.in_channels == 1) {
                 conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels, columns,
                                                        acc.data());
-            } else if (d.compute == precision::bf16) {
+            } else if (bf16) {
                 gemm_bf16(best_bf16_kernel(), d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
                           image_columns_of(d, x, n).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
             } else {

@@ -97,6 +97,13 @@ inline std::string bf16_kernel_missing(bf16_kernel k)
                                  : "this CPU or its operating system lacks AVX512_BF16 (with AVX-512 F, BW and VL)";
 }
 
+/// Why precision::bf16 cannot run on this CPU (empty where it can).
+inline std::string bf16_unsupported_reason()
+{
+    return bf16_supported() ? std::string()
+                            : "bf16 needs AMX or AVX512_BF16, and " + bf16_kernel_missing(bf16_kernel::avx512_bf16);
+}
+
 /// The fastest bf16 kernel this CPU runs; throws std::runtime_error where there is none.
 inline bf16_kernel best_bf16_kernel()
 {
@@ -104,8 +111,7 @@ inline bf16_kernel best_bf16_kernel()
         return bf16_kernel::amx;
     if (bf16_kernel_runs(bf16_kernel::avx512_bf16))
         return bf16_kernel::avx512_bf16;
-    throw std::runtime_error("bf16 precision needs AMX or AVX512_BF16, and " +
-                             bf16_kernel_missing(bf16_kernel::avx512_bf16) + ": use fp32 on this machine");
+    throw std::runtime_error(bf16_unsupported_reason() + ": use fp32 on this machine");
 }
 
 } // namespace vgg::kernels

@@ -112,20 +112,16 @@ inline void require_precision(precision compute)
 }
 
 /// c (rows x columns, row-major with leading dimension ldc) = a (rows x depth) * b (depth x
-/// columns), or c += a * b, in fp32 or with bf16 products (gemm_bf16 on the best kernel). Single-threaded: callers split the work between threads. Operands
-/// are packed per cache block into per-thread buffers, so any strides run at the micro-kernel's
-/// speed.
+/// columns), or c += a * b, in fp32 or with bf16 products (gemm_bf16 on the best kernel).
+/// Single-threaded: callers split the work between threads. Operands are packed per cache block
+/// into per-thread buffers, so any strides run at the micro-kernel's speed.
 inline void gemm(std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b,
                  float* c, std::size_t ldc, gemm_update update, precision compute = precision::fp32)
 {
     if (compute == precision::bf16)
         return gemm_bf16(best_bf16_kernel(), rows, columns, depth, a, b, c, ldc, update);
-    if (depth == 0) {
-        if (update == gemm_update::overwrite)
-            for (std::size_t r = 0; r < rows; ++r)
-                std::fill(c + r * ldc, c + r * ldc + columns, 0.f);
-        return;
-    }
+    if (depth == 0)
+        return empty_product(rows, columns, c, ldc, update);
     for (std::size_t j0 = 0; j0 < columns; j0 += gemm_column_block) {
         const std::size_t width = std::min(gemm_column_block, columns - j0);
         for (std::size_t p0 = 0; p0 < depth; p0 += gemm_depth_block) {

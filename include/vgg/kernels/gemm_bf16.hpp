@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "vgg/core/tensor.hpp"
 #include "vgg/kernels/cpu_features.hpp"
@@ -88,32 +89,6 @@ VGG_TARGET_AVX512_BF16 inline __m512i to_bf16(__m512 lo, __m512 hi)
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
-/// Packs rows x depth of a (depth padded to `padded`) into the left layout.
-VGG_TARGET_AVX512_BF16 inline void pack_left_bf16(matrix_operand a, std::size_t rows, std::size_t depth,
-                                                  std::size_t padded, std::uint16_t* packed)
-{
-    for (std::size_t r0 = 0; r0 < rows; r0 += bf16_panel, packed += bf16_panel * padded) {
-        const std::size_t count = std::min(bf16_panel, rows - r0);
-        std::fill(packed, packed + bf16_panel * padded, std::uint16_t{0});
-        for (std::size_t p0 = 0; p0 < depth; p0 += bf16_depth_step) {
-            std::uint16_t* block = packed + p0 / bf16_depth_step * bf16_block;
-            const std::size_t steps = std::min(bf16_depth_step, depth - p0);
-            if (a.column_stride == 1) { // rows contiguous: 32 values of a row at once
-                for (std::size_t r = 0; r < count; ++r) {
-                    const float* row = a.at(r0 + r, p0);
-                    const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(steps), row);
-                    const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(steps > 16 ? steps - 16 : 0), row + 16);
-                    _mm512_storeu_si512(block + r * bf16_depth_step, to_bf16(lo, hi));
-                }
-            } else {
-                for (std::size_t r = 0; r < count; ++r)
-                    for (std::size_t p = 0; p < steps; ++p)
-                        block[r * bf16_depth_step + p] = kernels::to_bf16(a(r0 + r, p0 + p));
-            }
-        }
-    }
-}
-
 // The right operand's sources. source.columns(first, count) prepares reading columns first ..
 // first + count - 1 (count <= 16); its load(row) returns their values in that row as 16 lanes, the
 // lanes past count zero.
@@ -185,6 +160,37 @@ struct image_rows {
     }
 };
 
+/// The two spans that read one depth step, `steps` (<= 32) consecutive columns from `first`.
+template <class Source>
+auto depth_step_spans(const Source& source, std::size_t first, std::size_t steps)
+{
+    return std::pair{source.columns(first, std::min<std::size_t>(steps, 16)),
+                     source.columns(first + 16, steps > 16 ? steps - 16 : 0)};
+}
+
+/// Packs rows x depth of a (depth padded to `padded`) into the left layout.
+VGG_TARGET_AVX512_BF16 inline void pack_left_bf16(matrix_operand a, std::size_t rows, std::size_t depth,
+                                                  std::size_t padded, std::uint16_t* packed)
+{
+    for (std::size_t r0 = 0; r0 < rows; r0 += bf16_panel, packed += bf16_panel * padded) {
+        const std::size_t count = std::min(bf16_panel, rows - r0);
+        std::fill(packed, packed + bf16_panel * padded, std::uint16_t{0});
+        for (std::size_t p0 = 0; p0 < depth; p0 += bf16_depth_step) {
+            std::uint16_t* block = packed + p0 / bf16_depth_step * bf16_block;
+            const std::size_t steps = std::min(bf16_depth_step, depth - p0);
+            if (a.column_stride == 1) { // rows contiguous: 32 values of a row at once
+                const auto [low, high] = depth_step_spans(contiguous_rows{a}, p0, steps);
+                for (std::size_t r = 0; r < count; ++r)
+                    _mm512_storeu_si512(block + r * bf16_depth_step, to_bf16(low.load(r0 + r), high.load(r0 + r)));
+            } else {
+                for (std::size_t r = 0; r < count; ++r)
+                    for (std::size_t p = 0; p < steps; ++p)
+                        block[r * bf16_depth_step + p] = kernels::to_bf16(a(r0 + r, p0 + p));
+            }
+        }
+    }
+}
+
 /// Packs rows p0 .. p0 + depth - 1 and columns j0 .. j0 + columns - 1 of a right operand whose
 /// rows `source` reads (depth padded to `padded`).
 template <class Source>
@@ -249,8 +255,7 @@ VGG_TARGET_AVX512_BF16 void pack_right_columns(const Source& source, std::size_t
 {
     for (std::size_t p = 0; p < depth; p += bf16_depth_step) {
         const std::size_t steps = std::min(bf16_depth_step, depth - p);
-        const auto low = source.columns(p0 + p, std::min<std::size_t>(steps, 16));
-        const auto high = source.columns(p0 + p + 16, steps > 16 ? steps - 16 : 0);
+        const auto [low, high] = depth_step_spans(source, p0 + p, steps);
         for (std::size_t j = 0; j < columns; j += bf16_panel) {
             const std::size_t count = std::min(bf16_panel, columns - j);
             __m512i pairs[16]; // pairs[column][pair], then [pair][column]
@@ -501,8 +506,9 @@ VGG_TARGET_AMX void gemm_bf16_blocks(bf16_kernel kernel, std::size_t rows, std::
 #endif
 
 /// gemm() with bf16 products and fp32 sums on `kernel`: c = a * b or c += a * b, a and b
-/// rounded to bf16 on the way; b is a matrix_operand or an image_columns. Single-threaded, like gemm(). Throws std::runtime_error where
-/// the kernel cannot run (check bf16_kernel_runs before entering a parallel region).
+/// rounded to bf16 on the way; b is a matrix_operand or an image_columns. Single-threaded, like
+/// gemm(). Throws std::runtime_error where the kernel cannot run (check bf16_kernel_runs before
+/// entering a parallel region).
 template <class Right>
     requires std::same_as<Right, matrix_operand> || std::same_as<Right, image_columns>
 void gemm_bf16(bf16_kernel kernel, std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a,
@@ -511,12 +517,8 @@ void gemm_bf16(bf16_kernel kernel, std::size_t rows, std::size_t columns, std::s
     if (!bf16_kernel_runs(kernel))
         throw std::runtime_error("the " + std::string(to_string(kernel)) + " kernel cannot run: " +
                                  bf16_kernel_missing(kernel));
-    if (depth == 0) {
-        if (update == gemm_update::overwrite)
-            for (std::size_t r = 0; r < rows; ++r)
-                std::fill(c + r * ldc, c + r * ldc + columns, 0.f);
-        return;
-    }
+    if (depth == 0)
+        return empty_product(rows, columns, c, ldc, update);
 #if defined(__x86_64__)
     detail::gemm_bf16_blocks(kernel, rows, columns, depth, a, b, c, ldc, update);
 #else

@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <cstddef>
 
 namespace vgg::kernels {
@@ -19,5 +20,13 @@ inline matrix_operand row_major(const float* data, std::size_t columns) { return
 
 /// Whether gemm() overwrites c or adds to it.
 enum class gemm_update { overwrite, accumulate };
+
+/// A product of depth 0 (rows x columns of c): zeros, or c left as it is.
+inline void empty_product(std::size_t rows, std::size_t columns, float* c, std::size_t ldc, gemm_update update)
+{
+    if (update == gemm_update::overwrite)
+        for (std::size_t r = 0; r < rows; ++r)
+            std::fill(c + r * ldc, c + r * ldc + columns, 0.f);
+}
 
 } // namespace vgg::kernels
