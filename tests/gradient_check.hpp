@@ -99,6 +99,8 @@ gradient_report check_layer(Layer& layer, std::size_t batch, std::uint64_t seed 
         layer.visit_parameters("", [&](const parameter_view& p) { grads.emplace_back(p.grad.begin(), p.grad.end()); });
         std::size_t k = 0;
         layer.visit_parameters("", [&](const parameter_view& p) {
+            if (!p.trainable) // a buffer (running statistics): no gradient to check
+                return void(++k);
             auto part = check_gradient(p.name, p.value, grads[k++], loss);
             report.ok = report.ok && part.ok;
             report.message += part.message;

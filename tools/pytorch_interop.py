@@ -10,6 +10,7 @@ safetensors files written and read with plain json + struct.
 import argparse
 import gzip
 import json
+import os
 import struct
 
 import numpy as np
@@ -43,8 +44,11 @@ def write_safetensors(path, tensors, metadata):
         blobs.append(blob)
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
+    # Written beside the target and renamed over it: an interrupted write never leaves half a file.
+    partial = f"{path}.partial"
+    with open(partial, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    os.replace(partial, path)
 
 
 def evaluate(args):

@@ -11,6 +11,8 @@
 #include "vgg/core/summary.hpp"
 #include "vgg/core/tensor.hpp"
 
+#include "vgg/layers/adaptive_avgpool.hpp"
+#include "vgg/layers/batchnorm.hpp"
 #include "vgg/layers/conv3x3.hpp"
 #include "vgg/layers/dropout.hpp"
 #include "vgg/layers/flatten.hpp"
@@ -19,7 +21,9 @@
 #include "vgg/layers/relu.hpp"
 #include "vgg/layers/sequential.hpp"
 #include "vgg/layers/vgg_block.hpp"
+#include "vgg/layers/vgg_block_bn.hpp"
 
+#include "vgg/models/torchvision.hpp"
 #include "vgg/models/vgg.hpp"
 
 #include "vgg/train/loss.hpp"

@@ -31,13 +31,18 @@ struct run_context {
     run_context at(std::size_t position) const { return {mode, mix64(stream, position), first_sample, precision}; }
 };
 
-/// A view of one learnable tensor: its PyTorch-style name, its shape, its values and the
-/// gradient the last backward pass wrote for it.
+/// A view of one tensor of a network's state, as PyTorch's state_dict holds it: its name, its
+/// shape, its values and the gradient the last backward pass wrote for it. A buffer (batch
+/// norm's running statistics) is state but not learnt: it has no gradient and `trainable` is
+/// false, so the optimiser and the gradient exchange pass it by while weight files keep it.
 struct parameter_view {
     std::string name;
     std::vector<std::size_t> shape;
     std::span<float> value;
     std::span<float> grad;
+    bool trainable = true;
+    /// Index of the top-level layer holding it (set by Sequential), the order backward reaches it in.
+    std::size_t layer = 0;
 };
 
 /// A layer spec is what networks are written with (Conv3x3<1, 16>, ReLU, MaxPool2x2, Flatten,

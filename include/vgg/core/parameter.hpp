@@ -32,6 +32,16 @@ struct parameter {
     aligned_vector<float> value, grad;
 };
 
+/// A tensor a layer keeps between passes without learning it by gradient, as PyTorch's
+/// register_buffer: batch norm's running mean and variance.
+struct buffer {
+    explicit buffer(std::size_t size, float initial) : value(size, initial) {}
+
+    parameter_view view(const std::string& name) { return {name, {value.size()}, value, {}, false}; }
+
+    aligned_vector<float> value;
+};
+
 namespace detail {
 
 /// Initialises a conv or linear layer: the weight by `init`, the bias as PyTorch does.

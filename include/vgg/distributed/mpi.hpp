@@ -84,8 +84,8 @@ public:
     {
         std::vector<tensor_slot> slots;
         net.visit_parameters([&](const parameter_view& p) {
-            // Top-level layer index: the state_dict name's first component ("6.weight" -> 6).
-            slots.push_back({std::stoul(p.name.substr(0, p.name.find('.'))), p.grad});
+            if (p.trainable)
+                slots.push_back({p.layer, p.grad});
         });
         // Backward order: from the last parameter to the first.
         for (auto slot = slots.rbegin(); slot != slots.rend(); ++slot) {

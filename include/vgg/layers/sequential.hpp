@@ -136,8 +136,8 @@ public:
         std::apply([&](auto&... layer) { (initialize_one(layer, init, random), ...); }, layers_);
     }
 
-    /// Calls visit(parameter_view) for every parameter, named as PyTorch's nn.Sequential
-    /// state_dict names it ("0.0.weight", "6.bias", ...).
+    /// Calls visit(parameter_view) for every parameter and buffer, named as PyTorch's
+    /// nn.Sequential state_dict names it ("0.0.weight", "6.bias", ...).
     template <class Visitor>
     void visit_parameters(Visitor&& visit)
     {
@@ -209,7 +209,10 @@ private:
     {
         auto visit_one = [&](auto& layer, std::size_t index) {
             if constexpr (std::remove_reference_t<decltype(layer)>::parameter_count > 0)
-                layer.visit_parameters(std::to_string(index) + ".", visit);
+                layer.visit_parameters(std::to_string(index) + ".", [&](parameter_view p) {
+                    p.layer = index;
+                    visit(p);
+                });
         };
         (visit_one(std::get<I>(layers_), I), ...);
     }

@@ -27,8 +27,13 @@ struct VGGBlock {
     using layer = vgg_block_layer<NumConvs, In, Out, S>;
 };
 
+namespace detail {
+
+/// The rules of a VGG block, with or without batch norm, each stated once with its sentence.
+/// When one fails, `holds` is false and the block builds its layers on a placeholder shape, so
+/// that the sentence is the only error, not the first of a cascade.
 template <std::size_t NumConvs, std::size_t In, std::size_t Out, class InputShape>
-class vgg_block_layer {
+struct vgg_block_rules {
     static_assert(rules::block_has_convs_v<NumConvs>, "VGGBlock<NumConvs, In, Out> needs at least one convolution.");
     static_assert(rules::image_input_v<InputShape>,
                   "VGGBlock needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
@@ -39,18 +44,24 @@ class vgg_block_layer {
     static_assert(rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>,
                   "VGGBlock ends in a 2x2 max-pool, which needs an even input height and width (below).");
 
-    // When a rule above fails, the convolutions are built on a placeholder shape so that the
-    // one sentence above is the only error, not the first of a cascade.
-    static constexpr bool rules_hold = rules::block_has_convs_v<NumConvs> && rules::image_input_v<InputShape> &&
-                                       rules::channels_positive_v<In> && rules::channels_positive_v<Out> &&
-                                       rules::in_channels_match_v<In, image_dims<InputShape>::channels> &&
-                                       rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>;
-    static constexpr std::size_t height = rules_hold ? image_dims<InputShape>::height : 2;
-    static constexpr std::size_t width = rules_hold ? image_dims<InputShape>::width : 2;
-    static constexpr std::size_t conv_count = rules_hold ? NumConvs : 1;
-    using conv_shape = shape<rules_hold ? Out : 1, height, width>;
-    using first_conv = conv3x3_layer<rules_hold ? In : 1, rules_hold ? Out : 1, std::conditional_t<rules_hold, InputShape, shape<1, 2, 2>>>;
-    using later_conv = conv3x3_layer<rules_hold ? Out : 1, rules_hold ? Out : 1, conv_shape>;
+    static constexpr bool holds = rules::block_has_convs_v<NumConvs> && rules::image_input_v<InputShape> &&
+                                  rules::channels_positive_v<In> && rules::channels_positive_v<Out> &&
+                                  rules::in_channels_match_v<In, image_dims<InputShape>::channels> &&
+                                  rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>;
+    static constexpr std::size_t num_convs = holds ? NumConvs : 1, in = holds ? In : 1, out = holds ? Out : 1;
+    using input_shape = std::conditional_t<holds, InputShape, shape<1, 2, 2>>;
+    using conv_shape = shape<out, image_dims<input_shape>::height, image_dims<input_shape>::width>;
+};
+
+} // namespace detail
+
+template <std::size_t NumConvs, std::size_t In, std::size_t Out, class InputShape>
+class vgg_block_layer {
+    using checked = detail::vgg_block_rules<NumConvs, In, Out, InputShape>;
+    static constexpr std::size_t conv_count = checked::num_convs;
+    using conv_shape = typename checked::conv_shape;
+    using first_conv = conv3x3_layer<checked::in, checked::out, typename checked::input_shape>;
+    using later_conv = conv3x3_layer<checked::out, checked::out, conv_shape>;
 
 public:
     static constexpr std::string_view name = "VGGBlock";

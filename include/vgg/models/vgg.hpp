@@ -52,23 +52,29 @@ using config_B = vgg13_arch;
 using config_D = vgg16_arch;
 using config_E = vgg19_arch;
 
-/// Width of the two hidden fully connected layers of the VGG head.
+/// Width of the two hidden fully connected layers of the VGG head, as in the paper and torchvision.
 inline constexpr std::size_t vgg_hidden_features = 4096;
 
 namespace detail {
 
+/// Block i's In: the previous block's Out, or the input's channels for the first block.
+template <class Input, class... Blocks>
+constexpr std::size_t block_in_channels(std::size_t i)
+{
+    constexpr std::array<std::size_t, sizeof...(Blocks)> outs{Blocks::out_channels...};
+    return i == 0 ? image_dims<Input>::channels : outs[i - 1];
+}
+
 template <class Input, class Arch, std::size_t Classes, std::size_t HeadHeight, std::size_t HeadWidth,
-          class Indices = std::make_index_sequence<Arch::size>>
+          std::size_t Hidden, class Indices = std::make_index_sequence<Arch::size>>
 struct vgg_layers;
 
 template <class Input, class... Blocks, std::size_t Classes, std::size_t HeadHeight, std::size_t HeadWidth,
-          std::size_t... I>
-struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, std::index_sequence<I...>> {
+          std::size_t Hidden, std::size_t... I>
+struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, Hidden, std::index_sequence<I...>> {
     static constexpr std::array<std::size_t, sizeof...(Blocks)> outs{Blocks::out_channels...};
-    // Each block's In is the previous block's Out; the first takes the input's channels.
-    static constexpr std::size_t in_channels(std::size_t i) { return i == 0 ? image_dims<Input>::channels : outs[i - 1]; }
     template <std::size_t Index, class Block>
-    using block_spec = VGGBlock<Block::num_convs, in_channels(Index), Block::out_channels>;
+    using block_spec = VGGBlock<Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>;
 
     // The head's in_features as the seed writes them (out_channels*7*7 at 224x224), against
     // the size the blocks really produce.
@@ -81,9 +87,8 @@ struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, s
     // On a mismatch the head is built on the real size so that the sentence above is the only error.
     static constexpr std::size_t linear_in = rules::head_matches_flatten_v<head_in_features, flattened> ? head_in_features : flattened;
 
-    using type = Sequential<Input, block_spec<I, Blocks>..., Flatten, Linear<linear_in, vgg_hidden_features>, ReLU,
-                            Dropout<50>, Linear<vgg_hidden_features, vgg_hidden_features>, ReLU, Dropout<50>,
-                            Linear<vgg_hidden_features, Classes>>;
+    using type = Sequential<Input, block_spec<I, Blocks>..., Flatten, Linear<linear_in, Hidden>, ReLU, Dropout<50>,
+                            Linear<Hidden, Hidden>, ReLU, Dropout<50>, Linear<Hidden, Classes>>;
 };
 
 } // namespace detail
@@ -91,24 +96,16 @@ struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, s
 /// The seed's vgg(conv_arch): one VGGBlock per conv_arch entry, then Flatten,
 /// Linear(out_channels*HeadHeight*HeadWidth, 4096), ReLU, Dropout(0.5), Linear(4096, 4096), ReLU,
 /// Dropout(0.5), Linear(4096, Classes). Input is shape<C, H, W> (C = 1 for Fashion-MNIST, 3 for
-/// RGB). HeadHeight and HeadWidth default to what the pools leave (7 for 224 and five blocks).
+/// RGB). HeadHeight and HeadWidth default to what the pools leave (7 for 224 and five blocks);
+/// Hidden is the width of the two hidden fully connected layers (the seed's 4096).
 template <class Input, class Arch, std::size_t Classes = 10,
           std::size_t HeadHeight = (image_dims<Input>::height >> Arch::size),
-          std::size_t HeadWidth = (image_dims<Input>::width >> Arch::size)>
-class VGG : public detail::vgg_layers<Input, Arch, Classes, HeadHeight, HeadWidth>::type {
+          std::size_t HeadWidth = (image_dims<Input>::width >> Arch::size), std::size_t Hidden = vgg_hidden_features>
+class VGG : public detail::vgg_layers<Input, Arch, Classes, HeadHeight, HeadWidth, Hidden>::type {
 public:
     using arch = Arch;
     static constexpr std::size_t classes = Classes;
 };
-
-template <class Input, std::size_t Classes = 1000>
-using vgg11 = VGG<Input, vgg11_arch, Classes>;
-template <class Input, std::size_t Classes = 1000>
-using vgg13 = VGG<Input, vgg13_arch, Classes>;
-template <class Input, std::size_t Classes = 1000>
-using vgg16 = VGG<Input, vgg16_arch, Classes>;
-template <class Input, std::size_t Classes = 1000>
-using vgg19 = VGG<Input, vgg19_arch, Classes>;
 
 /// The seed's network: VGG-11 with channels divided by 4, for 1x224x224 Fashion-MNIST.
 using seed_vgg11 = VGG<shape<1, 224, 224>, small_conv_arch<vgg11_arch, 4>, 10>;

@@ -26,9 +26,12 @@ void save_checkpoint(Net& net, sgd& optimiser, const std::filesystem::path& path
 {
     static_assert(network<Net>, "save_checkpoint(net, ...) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
     auto tensors = io::finite_parameter_tensors(net, path);
-    const std::size_t parameters = tensors.size();
-    for (std::size_t i = 0; i < optimiser.velocity().size() && i < parameters; ++i)
-        tensors.push_back({optimizer_prefix + tensors[i].name, tensors[i].shape, optimiser.velocity()[i]});
+    std::size_t trainable = 0; // momentum buffers follow the trainable parameters, in order
+    net.visit_parameters([&](const parameter_view& p) {
+        if (p.trainable && trainable < optimiser.velocity().size())
+            tensors.push_back({optimizer_prefix + p.name, p.shape, optimiser.velocity()[trainable]});
+        trainable += p.trainable ? 1 : 0;
+    });
     metadata["optimizer_steps"] = std::to_string(optimiser.steps());
     io::write_safetensors(path, tensors, metadata);
 }
@@ -45,6 +48,8 @@ void load_checkpoint(Net& net, sgd& optimiser, const io::safetensors_content& co
     std::vector<aligned_vector<float>> velocity;
     std::size_t parameters = 0;
     net.visit_parameters([&](const parameter_view& p) {
+        if (!p.trainable)
+            return;
         ++parameters;
         const auto buffer = content.tensors.find(optimizer_prefix + p.name);
         if (buffer == content.tensors.end())

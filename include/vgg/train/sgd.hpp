@@ -26,6 +26,8 @@ public:
                                     "and visit_parameters(visitor).");
         std::size_t index = 0;
         net.visit_parameters([&](const parameter_view& p) {
+            if (!p.trainable)
+                return;
             if (momentum != 0.f) {
                 if (velocity_.size() <= index)
                     velocity_.emplace_back(p.value.size(), 0.f);
@@ -38,7 +40,7 @@ public:
         ++steps_;
     }
 
-    /// Momentum buffers, one per parameter in visiting order (empty without momentum), and
+    /// Momentum buffers, one per trainable parameter in visiting order (empty without momentum), and
     /// the number of steps taken: what a checkpoint must keep to resume exactly.
     std::vector<aligned_vector<float>>& velocity() { return velocity_; }
     std::size_t& steps() { return steps_; }

@@ -1,0 +1,116 @@
+#pragma once
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "vgg/core/shape.hpp"
+#include "vgg/layers/adaptive_avgpool.hpp"
+#include "vgg/layers/dropout.hpp"
+#include "vgg/layers/flatten.hpp"
+#include "vgg/layers/linear.hpp"
+#include "vgg/layers/relu.hpp"
+#include "vgg/layers/sequential.hpp"
+#include "vgg/layers/vgg_block.hpp"
+#include "vgg/layers/vgg_block_bn.hpp"
+#include "vgg/models/vgg.hpp"
+
+namespace vgg {
+
+/// Size torchvision's VGG pools the features to before its classifier, whatever the input size.
+inline constexpr std::size_t torchvision_pooled_size = 7;
+
+namespace detail {
+
+template <class Input, class Arch, bool BatchNorm, std::size_t Classes, std::size_t Hidden,
+          class Indices = std::make_index_sequence<Arch::size>>
+struct torchvision_layers;
+
+template <class Input, class... Blocks, bool BatchNorm, std::size_t Classes, std::size_t Hidden, std::size_t... I>
+struct torchvision_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, Hidden, std::index_sequence<I...>> {
+    template <std::size_t Index, class Block>
+    using block_spec =
+        std::conditional_t<BatchNorm, VGGBlockBN<Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>,
+                           VGGBlock<Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>>;
+    static constexpr std::size_t pooled = torchvision_pooled_size;
+    static constexpr std::size_t features = conv_arch<Blocks...>::last_out_channels * pooled * pooled;
+    static_assert(rules::classes_positive_v<Classes>, "VGG needs at least one output class.");
+
+    using type = Sequential<Input, block_spec<I, Blocks>..., AdaptiveAvgPool2d<pooled, pooled>, Flatten,
+                            Linear<features, Hidden>, ReLU, Dropout<50>, Linear<Hidden, Hidden>, ReLU, Dropout<50>,
+                            Linear<Hidden, Classes>>;
+
+    /// Where block b starts in torchvision's flat `features` list: each block before it holds
+    /// [conv, (batch norm,) ReLU] per convolution and a max-pool.
+    static constexpr std::size_t feature_offset(std::size_t b)
+    {
+        constexpr std::array<std::size_t, sizeof...(Blocks)> convs{Blocks::num_convs...};
+        std::size_t offset = 0;
+        for (std::size_t k = 0; k < b; ++k)
+            offset += convs[k] * (BatchNorm ? 3 : 2) + 1;
+        return offset;
+    }
+};
+
+} // namespace detail
+
+/// torchvision.models.vgg11 ... vgg19_bn: the VGG blocks of `Arch` (with batch norm after every
+/// convolution when BatchNorm), AdaptiveAvgPool2d((7, 7)), and the classifier Linear(512*7*7,
+/// Hidden), ReLU, Dropout, Linear(Hidden, Hidden), ReLU, Dropout, Linear(Hidden, Classes). Its
+/// parameters carry torchvision's state_dict names ("features.0.weight", "features.1.running_mean",
+/// "classifier.6.bias"), so torchvision's weights load as they are (tools/torchvision_to_safetensors.py).
+/// Any input whose height and width the five pools divide works, as in torchvision.
+template <class Input, class Arch, bool BatchNorm = false, std::size_t Classes = 1000,
+          std::size_t Hidden = vgg_hidden_features>
+class TorchvisionVGG : public detail::torchvision_layers<Input, Arch, BatchNorm, Classes, Hidden>::type {
+    using layers = detail::torchvision_layers<Input, Arch, BatchNorm, Classes, Hidden>;
+    using base = typename layers::type;
+    static constexpr std::size_t first_linear = Arch::size + 2; // after the blocks, the pool and Flatten
+
+public:
+    using arch = Arch;
+    static constexpr bool batch_norm = BatchNorm;
+    static constexpr std::size_t classes = Classes;
+
+    template <class Visitor>
+    void visit_parameters(Visitor&& visit)
+    {
+        base::visit_parameters([&](parameter_view p) {
+            p.name = torchvision_name(p.name, p.layer);
+            visit(p);
+        });
+    }
+
+    /// torchvision's name for a parameter that Sequential names `name` ("2.3.weight": block 2,
+    /// its layer 3), held by top-level layer `layer`.
+    static std::string torchvision_name(const std::string& name, std::size_t layer)
+    {
+        const std::string inside = name.substr(name.find('.') + 1);
+        if (layer < Arch::size) {
+            const auto dot = inside.find('.');
+            return "features." + std::to_string(layers::feature_offset(layer) + std::stoul(inside.substr(0, dot))) +
+                   inside.substr(dot);
+        }
+        return "classifier." + std::to_string(layer - first_linear) + "." + inside;
+    }
+};
+
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg11 = TorchvisionVGG<Input, vgg11_arch, false, Classes>;
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg13 = TorchvisionVGG<Input, vgg13_arch, false, Classes>;
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg16 = TorchvisionVGG<Input, vgg16_arch, false, Classes>;
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg19 = TorchvisionVGG<Input, vgg19_arch, false, Classes>;
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg11_bn = TorchvisionVGG<Input, vgg11_arch, true, Classes>;
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg13_bn = TorchvisionVGG<Input, vgg13_arch, true, Classes>;
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg16_bn = TorchvisionVGG<Input, vgg16_arch, true, Classes>;
+template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
+using vgg19_bn = TorchvisionVGG<Input, vgg19_arch, true, Classes>;
+
+} // namespace vgg
