@@ -93,3 +93,36 @@ void fill_batch(const image_set& set, std::span<const std::size_t> indices, cons
 }
 
 } // namespace vgg::data
+
+namespace vgg::data {
+
+/// One split of Fashion-MNIST as a dataset (dataset.hpp) of 1xHeightxWidth images, resized as
+/// d2l's transforms.Resize + ToTensor do (the seed reads it at 224x224).
+template <std::size_t Height, std::size_t Width = Height>
+class fashion_mnist {
+public:
+    using sample_shape = shape<1, Height, Width>;
+
+    /// Reads `split` ("train" or "t10k") from `dir`; `limit` keeps only the first examples (0: all).
+    fashion_mnist(const std::filesystem::path& dir, std::string_view split, std::size_t limit = 0)
+        : set_(read_fashion_mnist(dir, split)), resizer_(set_.rows, set_.cols, Height, Width)
+    {
+        if (limit > 0 && limit < set_.size()) {
+            set_.labels.resize(limit);
+            set_.pixels.resize(limit * set_.rows * set_.cols);
+        }
+    }
+
+    std::size_t size() const { return set_.size(); }
+    std::size_t classes() const { return fashion_mnist_classes.size(); }
+    void load_batch(std::span<const std::size_t> indices, tensor<sample_shape>& images, std::vector<int>& labels) const
+    {
+        fill_batch(set_, indices, resizer_, images, labels);
+    }
+
+private:
+    image_set set_;
+    bilinear_resizer resizer_;
+};
+
+} // namespace vgg::data

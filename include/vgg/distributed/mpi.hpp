@@ -9,7 +9,9 @@
 // exactly the update one process would have computed on the whole batch.
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,6 +19,7 @@
 #include <mpi.h>
 
 #include "vgg/core/layer.hpp"
+#include "vgg/core/tensor.hpp"
 #include "vgg/detail/parallel.hpp"
 
 namespace vgg::distributed {
@@ -65,6 +68,10 @@ inline void sum_over_ranks(std::span<double> values, MPI_Comm comm = MPI_COMM_WO
     MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm);
 }
 
+/// Gradient bytes per MPI_Iallreduce: few enough calls to amortise their latency, yet the first
+/// starts while most of the backward pass is still to run.
+inline constexpr std::size_t default_bucket_bytes = std::size_t(16) << 20;
+
 /// Sums the network's gradients over ranks in a few large buckets. Buckets follow the backward
 /// order (the head first), so a bucket's MPI_Iallreduce starts as soon as the backward pass has
 /// finished its layers and runs while the earlier layers' backward is computed.
@@ -79,7 +86,7 @@ class gradient_allreduce {
 
 public:
     /// Buckets of at least `bucket_bytes` (the last may be smaller).
-    explicit gradient_allreduce(Net& net, std::size_t bucket_bytes = std::size_t(16) << 20, MPI_Comm comm = MPI_COMM_WORLD)
+    explicit gradient_allreduce(Net& net, std::size_t bucket_bytes = default_bucket_bytes, MPI_Comm comm = MPI_COMM_WORLD)
         : comm_(comm)
     {
         std::vector<tensor_slot> slots;
@@ -185,6 +192,56 @@ private:
     std::vector<MPI_Request> requests_;
     std::size_t next_bucket_ = 0;
     float scale_ = 1.f;
+    double blocked_seconds_ = 0;
+};
+
+/// The ranks of `comm` training together under vgg::fit (its Team): each takes its share of
+/// every batch, and after each backward pass the gradients, the losses and the counts are summed
+/// over the ranks. Broadcast the initial parameters first (broadcast_parameters).
+template <class Net>
+class mpi_team {
+public:
+    explicit mpi_team(Net& net, MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm), gradients_(net, default_bucket_bytes, comm)
+    {
+        int rank = 0, size = 1;
+        MPI_Comm_rank(comm, &rank);
+        MPI_Comm_size(comm, &size);
+        rank_ = static_cast<std::size_t>(rank);
+        size_ = static_cast<std::size_t>(size);
+    }
+
+    std::size_t rank() const { return rank_; }
+    std::size_t size() const { return size_; }
+    void sum(std::span<double> values) const
+    {
+        if (size_ > 1)
+            sum_over_ranks(values, comm_);
+    }
+    void backward(Net& net, const tensor<typename Net::output_shape>& grad, float share)
+    {
+        if (size_ == 1) {
+            net.backward(grad);
+            return;
+        }
+        net.backward(grad, nullptr, gradients_.begin(share));
+        gradients_.finish();
+        blocked_seconds_ += gradients_.blocked_seconds();
+    }
+    /// The time spent in MPI per step so far, over `steps` steps, and the buckets' sizes.
+    std::string epoch_report(std::size_t steps) const
+    {
+        if (size_ == 1)
+            return {};
+        char line[160];
+        std::snprintf(line, sizeof line, "allreduce: %.1f ms per step on average, %zu buckets, %.1f MB of gradients per rank per step\n",
+                      1e3 * blocked_seconds_ / double(steps), gradients_.buckets(), double(gradients_.gradient_bytes()) / 1e6);
+        return line;
+    }
+
+private:
+    MPI_Comm comm_;
+    std::size_t rank_ = 0, size_ = 1;
+    gradient_allreduce<Net> gradients_;
     double blocked_seconds_ = 0;
 };
 

@@ -1,0 +1,26 @@
+#pragma once
+#include <concepts>
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "vgg/core/tensor.hpp"
+
+namespace vgg::data {
+
+/// A labelled dataset as vgg::fit reads it: its size, its number of classes, the per-sample
+/// shape it produces, and a batch of examples by index (images into `images`, resized to fit;
+/// class numbers below classes() into `labels`). Fashion-MNIST and image folders are datasets.
+template <class D>
+concept dataset = requires(const D& set, std::span<const std::size_t> indices,
+                           tensor<typename D::sample_shape>& images, std::vector<int>& labels) {
+    { set.size() } -> std::convertible_to<std::size_t>;
+    { set.classes() } -> std::convertible_to<std::size_t>;
+    set.load_batch(indices, images, labels);
+};
+
+/// A dataset whose samples are what a network with input shape `Shape` takes.
+template <class D, class Shape>
+concept dataset_for = dataset<D> && std::same_as<typename D::sample_shape, Shape>;
+
+} // namespace vgg::data
