@@ -10,12 +10,12 @@
 #include <CLI/CLI.hpp>
 
 #include <vgg/data/fashion_mnist.hpp>
+#include <vgg/image/resize.hpp>
 #include <vgg/io/safetensors.hpp>
 #include <vgg/train/checkpoint.hpp>
 #include <vgg/vgg.hpp>
 
 #include "cli_checks.hpp"
-#include "image_input.hpp"
 
 namespace fs = std::filesystem;
 
@@ -61,7 +61,8 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
         // A file that cannot be read gets an error line; the others are still classified.
         for (const auto& path : opt.images) {
             try {
-                const auto pixels = vgg_predict::read_grey_28x28(path);
+                // Grey and 28x28 first, as Fashion-MNIST's images are, then the pipeline's resize.
+                const auto pixels = vgg::image::resized_planes(vgg::image::read(path, 1), 28, 28);
                 set.pixels.insert(set.pixels.end(), pixels.begin(), pixels.end());
                 set.labels.push_back(0);
                 names.push_back(path.string());

@@ -204,7 +204,8 @@ double evaluate_accuracy(Net& net, const Test& test, std::size_t batch_size, vgg
 }
 
 /// d2l's train_ch6 for any network and datasets: every epoch, shuffled mini-batches (the order
-/// a function of the seed and the epoch), a forward pass in training mode (dropout masks keyed
+/// a function of the seed and the epoch; a dataset that augments draws from the seed and the
+/// step), a forward pass in training mode (dropout masks keyed
 /// by the seed and the step), cross-entropy, backward, an SGD step; then the test accuracy.
 /// Progress and the epoch lines go to options.log; metrics.csv, curves.svg and a checkpoint to
 /// options.out after every epoch; options.resume continues a run exactly. A NaN or infinite
@@ -218,8 +219,8 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
 {
     constexpr std::size_t classes = Net::output_shape::size;
     if (train.classes() != classes || test.classes() != classes)
-        throw std::invalid_argument("fit: the network has " + std::to_string(classes) + " classes, the datasets " +
-                                    std::to_string(train.classes()) + " and " + std::to_string(test.classes()));
+        throw std::invalid_argument("fit: the network has " + std::to_string(classes) + " classes, but the training set has " +
+                                    std::to_string(train.classes()) + " and the test set " + std::to_string(test.classes()));
     if (options.batch_size == 0 || options.batch_size % team.size() != 0)
         throw std::invalid_argument("fit: the batch size " + std::to_string(options.batch_size) +
                                     " does not divide evenly over " + std::to_string(team.size()) + " processes");
@@ -287,8 +288,12 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
         for (std::size_t b = 0; b < batches; ++b) {
             const std::size_t begin = b * options.batch_size, count = std::min(options.batch_size, order.size() - begin);
             const auto mine = detail::partition(count, team.size(), team.rank()); // this process's part of the batch
-            train.load_batch(std::span(order).subspan(begin + mine.begin, mine.size()), images, labels);
             const std::uint64_t step = epoch * batches + b;
+            const auto indices = std::span<const std::size_t>(order).subspan(begin + mine.begin, mine.size());
+            if constexpr (requires { train.load_batch(indices, images, labels, data::augmentation_key{}); })
+                train.load_batch(indices, images, labels, data::augmentation_key{mix64(options.seed ^ 0xa06, step), mine.begin});
+            else
+                train.load_batch(indices, images, labels);
             const run_context context{mode::train, mix64(options.seed ^ 0xd209, step), mine.begin, options.precision};
             const auto loss = softmax_cross_entropy(net.forward(images, context), labels, grad);
             std::array<double, 2> totals{double(loss.loss) * double(mine.size()), double(loss.correct)};

@@ -1,14 +1,14 @@
 #pragma once
-// vgg_predict's image path: JPEG through libjpeg-turbo, every other format stb_image decodes
-// (PNG, BMP, GIF, PGM/PPM, TGA, ...) through stb_image, made 8-bit grey and brought to 28x28 as
-// Fashion-MNIST images are. Shared by vgg_predict and the image fuzz target (link turbojpeg).
-// stb_image is compiled here with static linkage: include this header in one translation unit
-// per program.
+// Image files to pixels, for datasets of image files and for programs that classify them: JPEG
+// through libjpeg-turbo, every other format stb_image decodes (PNG, BMP, GIF, PGM/PPM, TGA, ...)
+// through stb_image. The vgg::image component (link turbojpeg; stb is header-only). stb_image is
+// compiled here with static linkage, so each translation unit that includes this has its copy.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -21,17 +21,17 @@
 #include <stb/stb_image.h>
 #include <turbojpeg.h>
 
-#include <vgg/data/resize.hpp>
-#include <vgg/io/error.hpp>
-#include <vgg/io/read_file.hpp>
+#include "vgg/io/error.hpp"
+#include "vgg/io/read_file.hpp"
 
-namespace vgg_predict {
+namespace vgg::image {
 
 /// Larger images are refused before decoding: a small corrupt header must not claim gigabytes.
 inline constexpr int max_image_side = 16384;
 inline constexpr long long max_image_pixels = 64ll << 20;
 
 namespace detail {
+
 
 /// What in a binary PGM/PPM header stb_image 2.27 (Debian 12's) decodes unsafely, or "": a
 /// number of more than 9 digits overflows its int parsing, and a 16-bit PPM converted to grey
@@ -87,72 +87,81 @@ inline bool png_chunks_fit(std::span<const std::uint8_t> bytes)
 inline void check_image_size(int width, int height, const std::filesystem::path& source)
 {
     if (width <= 0 || height <= 0)
-        throw vgg::io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) + ": it has no pixels");
+        throw io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) + ": it has no pixels");
     if (width > max_image_side || height > max_image_side || (long long)width * height > max_image_pixels)
-        throw vgg::io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) +
+        throw io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) +
                                               ", larger than the " + std::to_string(max_image_side) + " pixels a side (" +
-                                              std::to_string(max_image_pixels >> 20) + " M pixels) vgg_predict accepts");
+                                              std::to_string(max_image_pixels >> 20) + " M pixels) vgg accepts");
 }
 
-/// A JPEG decoded to grey by libjpeg-turbo; a damaged file (even one libjpeg could half-read
-/// with a warning) is an error.
-inline std::vector<std::uint8_t> decode_jpeg_grey(std::span<const std::uint8_t> bytes, const std::filesystem::path& source,
-                                                  int& width, int& height)
+/// A JPEG decoded by libjpeg-turbo to grey (1 channel) or RGB (3); a damaged file (even one
+/// libjpeg could half-read with a warning) is an error.
+inline std::vector<std::uint8_t> decode_jpeg(std::span<const std::uint8_t> bytes, const std::filesystem::path& source,
+                                             std::size_t channels, int& width, int& height)
 {
     const std::unique_ptr<void, int (*)(tjhandle)> decoder(tjInitDecompress(), tjDestroy);
     if (!decoder)
-        throw vgg::io::file_error(source, "cannot start libjpeg-turbo");
-    auto fail = [&] { return vgg::io::file_error(source, std::string("cannot read as a JPEG image: ") + tjGetErrorStr2(decoder.get())); };
+        throw io::file_error(source, "cannot start libjpeg-turbo");
+    auto fail = [&] { return io::file_error(source, std::string("cannot read as a JPEG image: ") + tjGetErrorStr2(decoder.get())); };
     int subsampling = 0, colourspace = 0;
     if (tjDecompressHeader3(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), &width, &height,
                             &subsampling, &colourspace) != 0)
         throw fail();
     check_image_size(width, height, source);
-    std::vector<std::uint8_t> grey(std::size_t(width) * std::size_t(height));
-    if (tjDecompress2(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), grey.data(), width, 0, height,
-                      TJPF_GRAY, TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
+    std::vector<std::uint8_t> pixels(std::size_t(width) * std::size_t(height) * channels);
+    if (tjDecompress2(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), pixels.data(), width, 0,
+                      height, channels == 1 ? TJPF_GRAY : TJPF_RGB, TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
         throw fail();
-    return grey;
+    return pixels;
 }
 
 } // namespace detail
 
-/// Decodes `bytes` (JPEG, PNG, BMP, GIF, PGM, ...) to 28x28 grey pixels; errors name `source`.
-inline std::vector<std::uint8_t> decode_grey_28x28(std::span<const std::uint8_t> bytes, const std::filesystem::path& source)
+/// Decoded pixels, row by row, each pixel's channels together (grey, or red, green, blue).
+struct pixels {
+    std::size_t width = 0, height = 0, channels = 0;
+    std::vector<std::uint8_t> values;
+};
+
+/// Decodes `bytes` to 8-bit grey (channels 1) or RGB (channels 3), converting as PIL's
+/// convert("L") / convert("RGB") would; errors name `source`.
+inline pixels decode(std::span<const std::uint8_t> bytes, const std::filesystem::path& source, std::size_t channels)
 {
+    if (channels != 1 && channels != 3)
+        throw std::invalid_argument("vgg::image::decode: channels must be 1 (grey) or 3 (RGB), not " +
+                                    std::to_string(channels));
     if (bytes.size() > std::size_t(INT32_MAX))
-        throw vgg::io::file_error(source, "too large to be an image");
-    int width = 0, height = 0, channels = 0;
-    std::vector<std::uint8_t> decoded;
-    const std::uint8_t* pixels = nullptr;
-    std::unique_ptr<stbi_uc, void (*)(void*)> stb_pixels(nullptr, stbi_image_free);
+        throw io::file_error(source, "too large to be an image");
+    int width = 0, height = 0, found_channels = 0;
+    pixels out;
+    out.channels = channels;
     if (bytes.size() >= 2 && bytes[0] == 0xff && bytes[1] == 0xd8) { // the JPEG start-of-image marker
-        decoded = detail::decode_jpeg_grey(bytes, source, width, height);
-        pixels = decoded.data();
+        out.values = detail::decode_jpeg(bytes, source, channels, width, height);
     } else {
         const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
         const int length = static_cast<int>(bytes.size());
         if (const auto problem = detail::pnm_header_problem(bytes); !problem.empty())
-            throw vgg::io::file_error(source, "cannot read as an image: PGM/PPM with " + problem);
+            throw io::file_error(source, "cannot read as an image: PGM/PPM with " + problem);
         if (!detail::png_chunks_fit(bytes))
-            throw vgg::io::file_error(source, "cannot read as an image: truncated or corrupt PNG (a chunk longer than the file)");
-        if (!stbi_info_from_memory(data, length, &width, &height, &channels))
-            throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
+            throw io::file_error(source, "cannot read as an image: truncated or corrupt PNG (a chunk longer than the file)");
+        if (!stbi_info_from_memory(data, length, &width, &height, &found_channels))
+            throw io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
         detail::check_image_size(width, height, source);
-        stb_pixels.reset(stbi_load_from_memory(data, length, &width, &height, &channels, 1));
-        if (!stb_pixels)
-            throw vgg::io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
-        pixels = stb_pixels.get();
+        const std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
+            stbi_load_from_memory(data, length, &width, &height, &found_channels, static_cast<int>(channels)), stbi_image_free);
+        if (!decoded)
+            throw io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
+        out.values.assign(decoded.get(), decoded.get() + std::size_t(width) * std::size_t(height) * channels);
     }
-    std::vector<std::uint8_t> out(28 * 28), scratch;
-    vgg::data::bilinear_resizer(std::size_t(height), std::size_t(width), 28, 28).resize(pixels, out.data(), scratch);
+    out.width = std::size_t(width);
+    out.height = std::size_t(height);
     return out;
 }
 
 /// Reads an image file and decodes it as above.
-inline std::vector<std::uint8_t> read_grey_28x28(const std::filesystem::path& path)
+inline pixels read(const std::filesystem::path& path, std::size_t channels)
 {
-    return decode_grey_28x28(vgg::io::read_file_bytes(path), path);
+    return decode(io::read_file_bytes(path), path, channels);
 }
 
-} // namespace vgg_predict
+} // namespace vgg::image
