@@ -16,18 +16,13 @@
 #include <vgg/vgg.hpp>
 
 #include "cli_checks.hpp"
+#include "predict_common.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct options {
-    fs::path weights;
-    std::size_t resize = 224, ratio = 4, top = 3, count = 0, batch = 64;
-    std::vector<fs::path> images;
-    fs::path idx, labels;
-    vgg::precision precision = vgg::precision::fp32;
-};
+using vgg_predict::options;
 
 template <std::size_t Resize, std::size_t Ratio>
 int predict(const options& opt, const vgg::io::safetensors_content& weights)
@@ -36,6 +31,9 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
     auto net = std::make_unique<net_t>();
     vgg::io::load_weights(*net, weights, opt.weights, vgg::optimizer_prefix); // a checkpoint works too
     const vgg::data::bilinear_resizer resizer(28, 28, Resize, Resize);
+    std::vector<std::string> class_names(vgg::data::fashion_mnist_classes.begin(), vgg::data::fashion_mnist_classes.end());
+    if (!opt.class_file.empty())
+        class_names = vgg_predict::read_class_names(opt.class_file, class_names.size());
 
     vgg::data::image_set set;
     set.rows = set.cols = 28;
@@ -81,25 +79,9 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
         const std::size_t count = std::min(opt.batch, set.size() - begin);
         vgg::data::fill_batch(set, std::span(order).subspan(begin, count), resizer, images, labels);
         const auto& logits = net->forward(images, {vgg::mode::eval, 0, 0, opt.precision});
-        for (std::size_t n = 0; n < count; ++n) {
-            const float* z = logits.sample(n);
-            const float top = *std::max_element(z, z + 10);
-            std::array<double, 10> p{};
-            double sum = 0;
-            for (std::size_t k = 0; k < 10; ++k)
-                sum += p[k] = std::exp(double(z[k] - top));
-            std::array<std::size_t, 10> rank{};
-            std::iota(rank.begin(), rank.end(), 0);
-            std::stable_sort(rank.begin(), rank.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
-            if (opt.idx.empty()) {
-                std::cout << names[begin + n] << ':';
-                for (std::size_t k = 0; k < std::min<std::size_t>(opt.top, 10); ++k)
-                    std::printf(" %s %.3f%s", std::string(vgg::data::fashion_mnist_classes[rank[k]]).c_str(), p[rank[k]] / sum,
-                                k + 1 < opt.top ? "," : "");
-                std::cout << '\n';
-            }
-            correct += int(rank[0]) == labels[n];
-        }
+        for (std::size_t n = 0; n < count; ++n)
+            correct += int(vgg_predict::print_scores(opt.idx.empty() ? names[begin + n] : "", logits.sample(n), 10,
+                                                     class_names, opt)) == labels[n];
     }
     if (!opt.idx.empty())
         std::printf("accuracy %.4f (%zu of %zu)\n", double(correct) / double(set.size()), correct, set.size());
@@ -111,11 +93,20 @@ int predict(const options& opt, const vgg::io::safetensors_content& weights)
 int main(int argc, char** argv)
 {
     options opt;
-    CLI::App app{"Classifies Fashion-MNIST-like images with a VGG-11 saved as safetensors."};
+    CLI::App app{"Classifies images with a VGG saved as safetensors: the seed's VGG-11 trained by vgg_train on "
+                 "Fashion-MNIST-like images, or a torchvision VGG (tools/torchvision_to_safetensors.py) on RGB photos."};
     app.add_option("--weights", opt.weights, "Weights (model.safetensors or a checkpoint)")->required()->check(CLI::ExistingFile);
+    app.add_option("--model", opt.model,
+                   "seed: the seed's VGG-11 at --resize and --ratio, grey images; or torchvision's vgg11, vgg13, vgg16, "
+                   "vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn at 3x224x224 (RGB images, resized to 224x224 and "
+                   "normalised with ImageNet's mean and std)")
+        ->check(CLI::IsMember({"seed", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}))
+        ->capture_default_str();
+    app.add_option("--classes", opt.class_file, "A file naming the model's classes, one a line, for printing")->check(CLI::ExistingFile);
+    app.add_flag("--logits", opt.logits, "Print every raw output (logit) of each image on one line instead of the top classes");
     app.add_option("--resize", opt.resize, "Input resolution the weights were trained at")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
     app.add_option("--ratio", opt.ratio, "Channel divisor the weights were trained with")->check(CLI::IsMember({4, 1}))->capture_default_str();
-    app.add_option("--top", opt.top, "Classes to print per image")->check(vgg_cli::number_in<std::size_t>(1, 10))->capture_default_str();
+    app.add_option("--top", opt.top, "Classes to print per image")->check(vgg_cli::number_in<std::size_t>(1, 1000))->capture_default_str();
     auto* idx = app.add_option("--idx", opt.idx, "Classify the images of this IDX file and print the accuracy")->check(CLI::ExistingFile);
     app.add_option("--labels", opt.labels, "Labels for --idx (default: the labels file beside it)")->needs(idx)->check(CLI::ExistingFile);
     app.add_option("--count", opt.count, "Use only the first N images of --idx (0: all)")
@@ -131,9 +122,18 @@ int main(int argc, char** argv)
         std::cerr << "error: give image files or --idx FILE\n";
         return 2;
     }
+    if (opt.model != "seed" && !opt.idx.empty()) {
+        std::cerr << "error: --idx reads Fashion-MNIST for the seed's network; give --model " << opt.model << " image files\n";
+        return 2;
+    }
     try {
-        // A file that carries its preset (vgg_train writes it) must match the flags.
         const auto weights = vgg::io::read_safetensors(opt.weights);
+        if (opt.model != "seed") {
+            const int status = opt.model.ends_with("_bn") ? vgg_predict::predict_torchvision_bn(opt, weights)
+                                                          : vgg_predict::predict_torchvision_plain(opt, weights);
+            return status >= 0 ? status : 2;
+        }
+        // A file that carries its preset (vgg_train writes it) must match the flags.
         const auto& metadata = weights.metadata;
         for (const auto& [key, value] : {std::pair{"resize", opt.resize}, {"ratio", opt.ratio}})
             if (metadata.count(key) && metadata.at(key) != std::to_string(value))

@@ -10,10 +10,10 @@
 #include <vgg/train/fit.hpp>
 #include <vgg/vgg.hpp>
 
-// The one line to change: input shape<channels (1 grey, 3 RGB), height, width>, the
-// architecture (here VGG-11 with a quarter of its channels, batch norm, 512 hidden features) and
-// your number of classes. vgg::vgg11_bn<vgg::shape<3, 224, 224>, Classes> is torchvision's.
-using net_t = vgg::TorchvisionVGG<vgg::shape<1, 32, 32>, vgg::small_conv_arch<vgg::vgg11_arch, 4>, true, 10, 512>;
+// The one line to change: the input shape<channels (1 grey, 3 RGB), height, width>, the
+// architecture (VGG-11 with a quarter of its channels and batch norm) and your number of classes.
+// At 224x224, vgg::vgg11_bn<vgg::shape<3, 224, 224>, Classes> is torchvision's vgg11_bn.
+using net_t = vgg::VGG<vgg::shape<1, 32, 32>, vgg::batch_norm<vgg::small_conv_arch<vgg::vgg11_arch, 4>>, 10>;
 
 int main(int argc, char** argv)
 {

@@ -6,15 +6,19 @@
 For vgg11_bn and vgg16 with random weights (seeded; batch norm with non-trivial affine parameters
 and running statistics), writes OUT_DIR/<model>.safetensors through tools/torchvision_to_safetensors.py,
 and for each input size OUT_DIR/<model>-<size>.safetensors holding "images" and torchvision's
-evaluation-mode "logits" for them. Exits with 77 (ctest's skip) when torchvision is missing.
+evaluation-mode "logits" for them; OUT_DIR/vgg11_bn-photo.txt holds vgg11_bn's logits for an image
+file read through torchvision's transforms (Resize((224, 224)), ToTensor, ImageNet's Normalize). Exits with 77 (ctest's skip) when torchvision is missing.
 """
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
 try:
     import torch
-    from torchvision import models
+    from PIL import Image
+    from torchvision import models, transforms
 except ImportError as e:
     print(f"SKIPPED: torchvision is not installed for /usr/bin/python3 ({e}); "
           "bash scripts/install-deps.sh reference installs it")
@@ -26,6 +30,8 @@ from pytorch_interop import write_safetensors  # noqa: E402
 
 CASES = {"vgg11_bn": [224, 96], "vgg16": [224]}
 IMAGES = 2
+# An image file as vgg_predict --model vgg11_bn reads it, through torchvision's own transforms.
+PHOTO = ROOT / "tests" / "fuzz" / "corpus" / "image" / "picture-rgb.ppm"
 
 
 def randomised(name):
@@ -44,8 +50,21 @@ def randomised(name):
 
 
 def main():
-    out = pathlib.Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
+    final = pathlib.Path(sys.argv[1])
+    if final.exists():
+        return
+    # Made in a folder of this process's own and renamed into place whole: tests that start
+    # together may both make it, and none ever reads a half-written file.
+    out = final.with_name(f"{final.name}.partial-{os.getpid()}")
+    out.mkdir(parents=True)
+    make(out)
+    try:
+        out.rename(final)
+    except OSError:  # another process finished first
+        shutil.rmtree(out)
+
+
+def make(out):
     for name, sizes in CASES.items():
         model = randomised(name)
         state_path = out / f"{name}.pth"
@@ -59,6 +78,12 @@ def main():
                 logits = model(images)
             write_safetensors(out / f"{name}-{size}.safetensors", {"images": images, "logits": logits}, {})
             print(f"{name} at {size}: logits {logits.abs().max().item():.4g} at most")
+        if name == "vgg11_bn":
+            pipeline = transforms.Compose([transforms.Resize((224, 224)), transforms.ToTensor(),
+                                           transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+            with torch.no_grad():
+                logits = model(pipeline(Image.open(PHOTO).convert("RGB")).unsqueeze(0))[0]
+            (out / f"{name}-photo.txt").write_text(" ".join(f"{v:.7g}" for v in logits.tolist()) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ template <class Input, class... Blocks, bool BatchNorm, std::size_t Classes, std
 struct torchvision_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, Hidden, std::index_sequence<I...>> {
     template <std::size_t Index, class Block>
     using block_spec =
-        std::conditional_t<BatchNorm, VGGBlockBN<Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>,
-                           VGGBlock<Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>>;
+        vgg_block_spec<BatchNorm, Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>;
     static constexpr std::size_t pooled = torchvision_pooled_size;
     static constexpr std::size_t features = conv_arch<Blocks...>::last_out_channels * pooled * pooled;
     static_assert(rules::classes_positive_v<Classes>, "VGG needs at least one output class.");

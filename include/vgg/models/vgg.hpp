@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include "vgg/core/rules.hpp"
@@ -12,6 +13,7 @@
 #include "vgg/layers/relu.hpp"
 #include "vgg/layers/sequential.hpp"
 #include "vgg/layers/vgg_block.hpp"
+#include "vgg/layers/vgg_block_bn.hpp"
 
 namespace vgg {
 
@@ -27,6 +29,11 @@ struct conv_arch {
     static constexpr std::size_t size = sizeof...(Blocks);
     static constexpr std::size_t last_out_channels = std::array<std::size_t, size>{Blocks::out_channels...}.back();
 };
+
+/// An architecture whose blocks put batch norm after every convolution (VGGBlockBN), as
+/// torchvision's vgg11_bn ... vgg19_bn do: VGG<shape<1, 32, 32>, batch_norm<vgg11_arch>, 10>.
+template <class Arch>
+struct batch_norm : Arch {};
 
 /// The seed's small_conv_arch: every block's channels divided by Ratio.
 template <class Arch, std::size_t Ratio>
@@ -57,6 +64,22 @@ inline constexpr std::size_t vgg_hidden_features = 4096;
 
 namespace detail {
 
+/// An architecture's blocks and whether they carry batch norm (batch_norm<Arch>).
+template <class Arch>
+struct arch_blocks {
+    using type = Arch;
+    static constexpr bool batch_norm = false;
+};
+template <class Arch>
+struct arch_blocks<vgg::batch_norm<Arch>> {
+    using type = Arch;
+    static constexpr bool batch_norm = true;
+};
+
+/// A block of a VGG: VGGBlockBN with batch norm, VGGBlock without.
+template <bool BatchNorm, std::size_t NumConvs, std::size_t In, std::size_t Out>
+using vgg_block_spec = std::conditional_t<BatchNorm, VGGBlockBN<NumConvs, In, Out>, VGGBlock<NumConvs, In, Out>>;
+
 /// Block i's In: the previous block's Out, or the input's channels for the first block.
 template <class Input, class... Blocks>
 constexpr std::size_t block_in_channels(std::size_t i)
@@ -65,16 +88,17 @@ constexpr std::size_t block_in_channels(std::size_t i)
     return i == 0 ? image_dims<Input>::channels : outs[i - 1];
 }
 
-template <class Input, class Arch, std::size_t Classes, std::size_t HeadHeight, std::size_t HeadWidth,
+template <class Input, class Arch, bool BatchNorm, std::size_t Classes, std::size_t HeadHeight, std::size_t HeadWidth,
           std::size_t Hidden, class Indices = std::make_index_sequence<Arch::size>>
 struct vgg_layers;
 
-template <class Input, class... Blocks, std::size_t Classes, std::size_t HeadHeight, std::size_t HeadWidth,
-          std::size_t Hidden, std::size_t... I>
-struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, Hidden, std::index_sequence<I...>> {
+template <class Input, class... Blocks, bool BatchNorm, std::size_t Classes, std::size_t HeadHeight,
+          std::size_t HeadWidth, std::size_t Hidden, std::size_t... I>
+struct vgg_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, HeadHeight, HeadWidth, Hidden, std::index_sequence<I...>> {
     static constexpr std::array<std::size_t, sizeof...(Blocks)> outs{Blocks::out_channels...};
     template <std::size_t Index, class Block>
-    using block_spec = VGGBlock<Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>;
+    using block_spec =
+        vgg_block_spec<BatchNorm, Block::num_convs, block_in_channels<Input, Blocks...>(Index), Block::out_channels>;
 
     // The head's in_features as the seed writes them (out_channels*7*7 at 224x224), against
     // the size the blocks really produce.
@@ -93,7 +117,7 @@ struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, H
 
 } // namespace detail
 
-/// The seed's vgg(conv_arch): one VGGBlock per conv_arch entry, then Flatten,
+/// The seed's vgg(conv_arch): one VGGBlock per conv_arch entry (VGGBlockBN for batch_norm<Arch>), then Flatten,
 /// Linear(out_channels*HeadHeight*HeadWidth, 4096), ReLU, Dropout(0.5), Linear(4096, 4096), ReLU,
 /// Dropout(0.5), Linear(4096, Classes). Input is shape<C, H, W> (C = 1 for Fashion-MNIST, 3 for
 /// RGB). HeadHeight and HeadWidth default to what the pools leave (7 for 224 and five blocks);
@@ -101,7 +125,8 @@ struct vgg_layers<Input, conv_arch<Blocks...>, Classes, HeadHeight, HeadWidth, H
 template <class Input, class Arch, std::size_t Classes = 10,
           std::size_t HeadHeight = (image_dims<Input>::height >> Arch::size),
           std::size_t HeadWidth = (image_dims<Input>::width >> Arch::size), std::size_t Hidden = vgg_hidden_features>
-class VGG : public detail::vgg_layers<Input, Arch, Classes, HeadHeight, HeadWidth, Hidden>::type {
+class VGG : public detail::vgg_layers<Input, typename detail::arch_blocks<Arch>::type, detail::arch_blocks<Arch>::batch_norm,
+                                      Classes, HeadHeight, HeadWidth, Hidden>::type {
 public:
     using arch = Arch;
     static constexpr std::size_t classes = Classes;

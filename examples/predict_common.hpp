@@ -1,0 +1,134 @@
+#pragma once
+// What vgg_predict's translation units share: its options, the printing of one image's scores,
+// and the torchvision models' path (each family compiled in a translation unit of its own).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <vgg/core/precision.hpp>
+#include <vgg/data/image_folder.hpp>
+#include <vgg/image/resize.hpp>
+#include <vgg/io/safetensors.hpp>
+#include <vgg/train/checkpoint.hpp>
+#include <vgg/vgg.hpp>
+
+namespace vgg_predict {
+
+struct options {
+    std::string model = "seed";
+    std::filesystem::path weights, class_file;
+    std::size_t resize = 224, ratio = 4, top = 3, count = 0, batch = 64;
+    bool logits = false;
+    std::vector<std::filesystem::path> images;
+    std::filesystem::path idx, labels;
+    vgg::precision precision = vgg::precision::fp32;
+};
+
+/// One name a line from `path`; there must be exactly `classes` of them.
+inline std::vector<std::string> read_class_names(const std::filesystem::path& path, std::size_t classes)
+{
+    std::ifstream in(path);
+    if (!in)
+        throw vgg::io::file_error(path, "cannot open for reading");
+    std::vector<std::string> names;
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty())
+            names.push_back(line.back() == '\r' ? line.substr(0, line.size() - 1) : line);
+    if (names.size() != classes)
+        throw vgg::io::file_error(path, "names " + std::to_string(names.size()) + " classes, but the model has " +
+                                            std::to_string(classes));
+    return names;
+}
+
+/// "NAME: class p, class p" for the top classes by softmax probability, or with --logits
+/// "NAME: z0 z1 ..." (every raw output, to compare with PyTorch's). Returns the best class.
+inline std::size_t print_scores(const std::string& name, const float* z, std::size_t classes,
+                                const std::vector<std::string>& class_names, const options& opt)
+{
+    if (opt.logits) {
+        std::cout << name << ':';
+        for (std::size_t k = 0; k < classes; ++k)
+            std::printf(" %.7g", double(z[k]));
+        std::cout << '\n';
+    }
+    const float top = *std::max_element(z, z + classes);
+    std::vector<double> p(classes);
+    double sum = 0;
+    for (std::size_t k = 0; k < classes; ++k)
+        sum += p[k] = std::exp(double(z[k] - top));
+    std::vector<std::size_t> rank(classes);
+    std::iota(rank.begin(), rank.end(), 0);
+    std::stable_sort(rank.begin(), rank.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
+    if (!opt.logits && !name.empty()) {
+        const std::size_t shown = std::min(opt.top, classes);
+        std::cout << name << ':';
+        for (std::size_t k = 0; k < shown; ++k)
+            std::printf(" %s %.3f%s", class_names[rank[k]].c_str(), p[rank[k]] / sum, k + 1 < shown ? "," : "");
+        std::cout << '\n';
+    }
+    return rank[0];
+}
+
+/// Classifies opt.images with a torchvision model: RGB, resized to its input size
+/// (Resize((224, 224))), normalised with ImageNet's mean and std. An unreadable image gets an
+/// error line and the others are still classified; returns the exit code.
+template <class Net>
+int predict_torchvision(const options& opt, const vgg::io::safetensors_content& weights)
+{
+    using input = typename Net::input_shape;
+    constexpr std::size_t classes = Net::output_shape::size, channels = input::dims[0], height = input::dims[1],
+                          width = input::dims[2];
+    auto net = std::make_unique<Net>();
+    vgg::io::load_weights(*net, weights, opt.weights, vgg::optimizer_prefix);
+    std::vector<std::string> class_names(classes);
+    if (!opt.class_file.empty())
+        class_names = read_class_names(opt.class_file, classes);
+    else
+        for (std::size_t k = 0; k < classes; ++k)
+            class_names[k] = "class " + std::to_string(k);
+
+    std::size_t failed = 0;
+    for (std::size_t begin = 0; begin < opt.images.size(); begin += opt.batch) {
+        const std::size_t end = std::min(begin + opt.batch, opt.images.size());
+        vgg::tensor<input> images(end - begin);
+        std::vector<std::string> names;
+        std::size_t n = 0;
+        for (std::size_t i = begin; i < end; ++i) {
+            try {
+                const auto planes = vgg::image::resized_planes(vgg::image::read(opt.images[i], channels), height, width);
+                float* sample = images.sample(n);
+                for (std::size_t c = 0; c < channels; ++c)
+                    for (std::size_t p = 0; p < height * width; ++p)
+                        sample[c * height * width + p] =
+                            (planes[c * height * width + p] / 255.f - vgg::data::imagenet_mean[c]) / vgg::data::imagenet_std[c];
+                names.push_back(opt.images[i].string());
+                ++n;
+            } catch (const vgg::io::file_error& e) {
+                std::cerr << "error: " << e.what() << '\n';
+                ++failed;
+            }
+        }
+        if (n == 0)
+            continue;
+        images.resize(n);
+        const auto& logits = net->forward(images, {vgg::mode::eval, 0, 0, opt.precision});
+        for (std::size_t k = 0; k < n; ++k)
+            print_scores(names[k], logits.sample(k), classes, class_names, opt);
+    }
+    return failed ? 1 : 0;
+}
+
+/// torchvision's vgg11, vgg13, vgg16 and vgg19 (predict_torchvision.cpp): the exit code, or -1
+/// when `opt.model` is none of them.
+int predict_torchvision_plain(const options& opt, const vgg::io::safetensors_content& weights);
+/// vgg11_bn ... vgg19_bn (predict_torchvision_bn.cpp), likewise.
+int predict_torchvision_bn(const options& opt, const vgg::io::safetensors_content& weights);
+
+} // namespace vgg_predict
