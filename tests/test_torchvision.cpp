@@ -58,13 +58,25 @@ void fill_span(Span&& s, const nlohmann::json& values)
 using bn_shape = shape<4, 5, 6>;
 using bn_layer = batchnorm2d_layer<4, bn_shape>;
 
-std::unique_ptr<bn_layer> batchnorm_from_golden(const nlohmann::json& g)
+/// The golden case's layer after one forward and backward pass in `pass_mode`, and the outputs
+/// and gradients it gave, each checked against PyTorch's.
+std::unique_ptr<bn_layer> check_batchnorm_pass(mode pass_mode, const nlohmann::json& want)
 {
+    const auto& g = golden()["batchnorm"];
     auto layer = std::make_unique<bn_layer>();
     fill_span(layer->weight.value, g["weight"]);
     fill_span(layer->bias.value, g["bias"]);
     fill_span(layer->running_mean.value, g["running_mean"]);
     fill_span(layer->running_var.value, g["running_var"]);
+    tensor<bn_shape> x(3), y, dy(3), dx;
+    fill(x, g["x"]);
+    fill(dy, g["dy"]);
+    layer->forward(x, y, {pass_mode, 0});
+    layer->backward(x, y, dy, &dx);
+    check_close("y", y.values(), want["y"]);
+    check_close("dx", dx.values(), want["dx"], 1e-4);
+    check_close("dweight", layer->weight.grad, want["dweight"], 1e-4);
+    check_close("dbias", layer->bias.grad, want["dbias"]);
     return layer;
 }
 
@@ -72,37 +84,18 @@ std::unique_ptr<bn_layer> batchnorm_from_golden(const nlohmann::json& g)
 
 TEST_CASE("BatchNorm2d in training: output, running statistics and gradients match PyTorch")
 {
-    const auto& g = golden()["batchnorm"];
-    auto layer = batchnorm_from_golden(g);
-    tensor<bn_shape> x(3), y, dy(3), dx;
-    fill(x, g["x"]);
-    fill(dy, g["dy"]);
-    layer->forward(x, y, {mode::train, 0});
-    layer->backward(x, y, dy, &dx);
-    const auto& want = g["train"];
-    check_close("y", y.values(), want["y"]);
+    const auto& want = golden()["batchnorm"]["train"];
+    const auto layer = check_batchnorm_pass(mode::train, want);
     check_close("running_mean", layer->running_mean.value, want["running_mean"]);
     check_close("running_var", layer->running_var.value, want["running_var"]);
-    check_close("dx", dx.values(), want["dx"], 1e-4);
-    check_close("dweight", layer->weight.grad, want["dweight"], 1e-4);
-    check_close("dbias", layer->bias.grad, want["dbias"]);
 }
 
 TEST_CASE("BatchNorm2d in evaluation uses the running statistics, forward and backward, as PyTorch")
 {
     const auto& g = golden()["batchnorm"];
-    auto layer = batchnorm_from_golden(g);
-    tensor<bn_shape> x(3), y, dy(3), dx;
-    fill(x, g["x"]);
-    fill(dy, g["dy"]);
-    layer->forward(x, y, {mode::eval, 0});
-    layer->backward(x, y, dy, &dx);
-    const auto& want = g["eval"];
-    check_close("y", y.values(), want["y"]);
-    check_close("dx", dx.values(), want["dx"]);
-    check_close("dweight", layer->weight.grad, want["dweight"], 1e-4);
-    check_close("dbias", layer->bias.grad, want["dbias"]);
+    const auto layer = check_batchnorm_pass(mode::eval, g["eval"]);
     check_close("running_mean (unchanged)", layer->running_mean.value, g["running_mean"]);
+    check_close("running_var (unchanged)", layer->running_var.value, g["running_var"]);
 }
 
 TEST_CASE("BatchNorm2d refuses to train on one value per channel, as PyTorch does")
