@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite. Without arguments, the Release build with -march=native in build/ and every
 # test, compile-fail demonstration and script in it (8 min 46 s measured on 2 cores from a fresh
-# clone). With --all, as CI runs it, two more builds follow (about 45 minutes in all):
+# clone). With --all, as CI runs it, two more builds follow (41 minutes measured before the
+# torchvision tests came; about 55 now, an estimate):
 #   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
 #   build-fuzz/       the libFuzzer targets (clang), each fuzzing for VGG_FUZZ_SECONDS (default 20).
 set -euo pipefail
