@@ -103,11 +103,8 @@ int predict_torchvision(const options& opt, const vgg::io::safetensors_content& 
         for (std::size_t i = begin; i < end; ++i) {
             try {
                 const auto planes = vgg::image::resized_planes(vgg::image::read(opt.images[i], channels), height, width);
-                float* sample = images.sample(n);
-                for (std::size_t c = 0; c < channels; ++c)
-                    for (std::size_t p = 0; p < height * width; ++p)
-                        sample[c * height * width + p] =
-                            (planes[c * height * width + p] / 255.f - vgg::data::imagenet_mean[c]) / vgg::data::imagenet_std[c];
+                vgg::data::planes_to_sample<input>(planes.data(), vgg::data::imagenet_mean, vgg::data::imagenet_std,
+                                                   images.sample(n));
                 names.push_back(opt.images[i].string());
                 ++n;
             } catch (const vgg::io::file_error& e) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vgg/core/rng.hpp"
@@ -28,6 +29,41 @@ inline const std::vector<float> imagenet_mean{0.485f, 0.456f, 0.406f}, imagenet_
 
 /// The file name endings image_folder takes as images (compared without regard to case).
 inline constexpr std::array<std::string_view, 6> image_folder_extensions{".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp"};
+
+/// The extensions as an error message lists them: ".jpg .jpeg ...".
+inline std::string image_folder_extension_list()
+{
+    std::string list;
+    for (const auto extension : image_folder_extensions) {
+        if (!list.empty())
+            list += ' ';
+        list += extension;
+    }
+    return list;
+}
+
+/// A resized image's planes (image::resized_planes) as one sample of `Shape`: scaled to [0, 1]
+/// and normalised by the per-channel `mean` and `std` (both empty: not normalised), as ToTensor
+/// and Normalize do. `flip` mirrors the image and (shift_y, shift_x) moves the window it is read
+/// through, zeros coming in from outside: RandomHorizontalFlip and RandomCrop's choices.
+template <class Shape>
+void planes_to_sample(const std::uint8_t* planes, const std::vector<float>& mean, const std::vector<float>& std,
+                      float* out, bool flip = false, long shift_y = 0, long shift_x = 0)
+{
+    constexpr std::size_t height = image_dims<Shape>::height, width = image_dims<Shape>::width, plane = height * width;
+    for (std::size_t c = 0; c < image_dims<Shape>::channels; ++c) {
+        const float scale = mean.empty() ? 1.f / 255.f : 1.f / (255.f * std[c]);
+        const float offset = mean.empty() ? 0.f : mean[c] / std[c];
+        for (std::size_t y = 0; y < height; ++y)
+            for (std::size_t x = 0; x < width; ++x) {
+                const long from_y = long(y) + shift_y;
+                const long from_x = long(flip ? width - 1 - x : x) + shift_x;
+                const bool inside = from_y >= 0 && from_y < long(height) && from_x >= 0 && from_x < long(width);
+                const float byte = inside ? planes[c * plane + std::size_t(from_y) * width + std::size_t(from_x)] : 0.f;
+                out[c * plane + y * width + x] = byte * scale - offset;
+            }
+    }
+}
 
 /// How image_folder turns files into samples, after torchvision's Resize((H, W)) and ToTensor().
 struct image_folder_options {
@@ -81,7 +117,7 @@ public:
                 if (entry.is_regular_file() && is_image_file(entry.path()))
                     found.push_back(entry.path());
             if (found.empty())
-                throw io::file_error(root / class_names_[label], "holds no image files (.jpg .jpeg .png .pgm .ppm .bmp)");
+                throw io::file_error(root / class_names_[label], "holds no image files (" + image_folder_extension_list() + ")");
             std::sort(found.begin(), found.end());
             for (auto& path : found) {
                 files_.push_back(std::move(path));
@@ -188,19 +224,7 @@ private:
                     shift_x = long(draws.below(2 * padding + 1)) - long(padding);
                 }
             }
-            float* out = images.sample(n);
-            for (std::size_t c = 0; c < channels; ++c) {
-                const float mean = options_.mean.empty() ? 0.f : options_.mean[c];
-                const float scale = options_.mean.empty() ? 1.f / 255.f : 1.f / (255.f * options_.std[c]);
-                for (std::size_t y = 0; y < height; ++y)
-                    for (std::size_t x = 0; x < width; ++x) {
-                        const long from_y = long(y) + shift_y;
-                        const long from_x = long(flip ? width - 1 - x : x) + shift_x;
-                        const bool inside = from_y >= 0 && from_y < long(height) && from_x >= 0 && from_x < long(width);
-                        const float byte = inside ? planes[c * plane + std::size_t(from_y) * width + std::size_t(from_x)] : 0.f;
-                        out[c * plane + y * width + x] = byte * scale - mean * (scale * 255.f);
-                    }
-            }
+            planes_to_sample<Shape>(planes, options_.mean, options_.std, images.sample(n), flip, shift_y, shift_x);
         });
     }
 
