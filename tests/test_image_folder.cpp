@@ -61,6 +61,31 @@ std::vector<std::uint8_t> pattern_pixels(std::size_t channels)
 
 } // namespace
 
+TEST_CASE("16-bit PGM and PPM files decode as their 8-bit versions, to grey and to RGB")
+{
+    // stb_image 2.27 converts 16-bit samples between grey and RGB as if they were 8-bit, reading
+    // past its buffer (found by the fuzzer); decode converts those channels itself.
+    for (std::size_t channels : {1, 3}) {
+        const auto pixels = pattern_pixels(channels);
+        std::ostringstream wide;
+        wide << (channels == 3 ? "P6" : "P5") << "\n4 3\n65535\n";
+        for (const std::uint8_t value : pixels) // value * 257: the same brightness in 16 bits
+            wide << char(value) << char(value);
+        const auto narrow_path = scratch_file("narrow.pnm"), wide_path = scratch_file("wide.pnm");
+        write_pnm(narrow_path, 4, 3, channels, pixels);
+        write_bytes(wide_path, wide.str());
+        for (std::size_t wanted : {1, 3}) {
+            CAPTURE(channels);
+            CAPTURE(wanted);
+            const auto expected = image::read(narrow_path, wanted), decoded = image::read(wide_path, wanted);
+            CHECK(decoded.width == 4);
+            CHECK(decoded.height == 3);
+            CHECK(decoded.channels == wanted);
+            CHECK(decoded.values == expected.values);
+        }
+    }
+}
+
 TEST_CASE("image_folder finds classes and images as torchvision's ImageFolder does")
 {
     const auto root = fresh_folder("layout");

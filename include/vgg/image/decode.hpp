@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -33,17 +34,21 @@ inline constexpr long long max_image_pixels = 64ll << 20;
 namespace detail {
 
 
-/// What in a binary PGM/PPM header stb_image 2.27 (Debian 12's) decodes unsafely, or "": a
-/// number of more than 9 digits overflows its int parsing, and a 16-bit PPM converted to grey
-/// is read past its buffer (both fixed in stb 2.28; both found by our fuzzer). The header is read
-/// as stb reads it: whitespace and # comments between the width, height and maximum value.
-inline std::string pnm_header_problem(std::span<const std::uint8_t> bytes)
+/// The numbers of a binary PGM/PPM header that matter for stb_image 2.27 (Debian 12's), read as
+/// stb reads them: whitespace and # comments between the width, height and maximum value.
+struct pnm_header {
+    bool number_too_long = false; ///< more than 9 digits: overflows stb's int parsing
+    long long max_value = 0;      ///< above 255: 16-bit samples
+};
+
+/// The header of a binary PGM (P5) or PPM (P6), or nullopt for any other format.
+inline std::optional<pnm_header> read_pnm_header(std::span<const std::uint8_t> bytes)
 {
     if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6'))
-        return ""; // not a format stb reads as PNM
+        return std::nullopt;
     auto space = [](std::uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+    pnm_header header;
     std::size_t at = 2;
-    long long value = 0; // of the last number read: after the loop, the maximum sample value
     for (int number = 0; number < 3; ++number) {
         for (;;) {
             while (at < bytes.size() && space(bytes[at]))
@@ -54,14 +59,40 @@ inline std::string pnm_header_problem(std::span<const std::uint8_t> bytes)
                 ++at;
         }
         const std::size_t first_digit = at;
-        for (value = 0; at < bytes.size() && bytes[at] >= '0' && bytes[at] <= '9'; ++at)
+        long long value = 0;
+        for (; at < bytes.size() && bytes[at] >= '0' && bytes[at] <= '9'; ++at)
             value = at - first_digit < 10 ? value * 10 + (bytes[at] - '0') : value;
-        if (at - first_digit > 9)
-            return "a header number of more than 9 digits";
+        header.number_too_long = header.number_too_long || at - first_digit > 9;
+        header.max_value = value; // the last of the three numbers is the maximum sample value
     }
-    if (bytes[1] == '6' && value > 255)
-        return "16-bit colour samples, which this build's stb_image cannot convert to grey";
-    return "";
+    return header;
+}
+
+/// What in a binary PGM/PPM header stb_image 2.27 cannot decode safely, or "" (found by our
+/// fuzzer; fixed in stb 2.28). 16-bit samples are safe only without stb's channel conversion,
+/// which treats them as 8-bit and reads past its buffer: decode converts those itself.
+inline std::string pnm_header_problem(std::span<const std::uint8_t> bytes)
+{
+    const auto header = read_pnm_header(bytes);
+    return header && header->number_too_long ? "a header number of more than 9 digits" : "";
+}
+
+/// Grey to RGB (each value three times) or RGB to grey (stb_image's weights, as for every other
+/// format it converts) for 8-bit pixels with their channels together.
+inline std::vector<std::uint8_t> convert_channels(const std::uint8_t* values, std::size_t pixel_count,
+                                                  std::size_t from, std::size_t to)
+{
+    std::vector<std::uint8_t> out(pixel_count * to);
+    for (std::size_t i = 0; i < pixel_count; ++i) {
+        const std::uint8_t* in = values + i * from;
+        if (from == to)
+            std::copy(in, in + from, &out[i * to]);
+        else if (to == 3)
+            std::fill_n(&out[i * 3], 3, in[0]);
+        else
+            out[i] = std::uint8_t((in[0] * 77 + in[1] * 150 + in[2] * 29) >> 8);
+    }
+    return out;
 }
 
 /// False for a PNG with a chunk longer than the bytes that follow it: stb_image 2.27 grows its
@@ -147,11 +178,18 @@ inline pixels decode(std::span<const std::uint8_t> bytes, const std::filesystem:
         if (!stbi_info_from_memory(data, length, &width, &height, &found_channels))
             throw io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
         detail::check_image_size(width, height, source);
+        const auto pnm = detail::read_pnm_header(bytes);
+        const bool convert_here = pnm && pnm->max_value > 255; // see pnm_header_problem
         const std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
-            stbi_load_from_memory(data, length, &width, &height, &found_channels, static_cast<int>(channels)), stbi_image_free);
+            stbi_load_from_memory(data, length, &width, &height, &found_channels, convert_here ? 0 : int(channels)),
+            stbi_image_free);
         if (!decoded)
             throw io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
-        out.values.assign(decoded.get(), decoded.get() + std::size_t(width) * std::size_t(height) * channels);
+        const std::size_t pixel_count = std::size_t(width) * std::size_t(height);
+        if (convert_here)
+            out.values = detail::convert_channels(decoded.get(), pixel_count, std::size_t(found_channels), channels);
+        else
+            out.values.assign(decoded.get(), decoded.get() + pixel_count * channels);
     }
     out.width = std::size_t(width);
     out.height = std::size_t(height);
