@@ -8,17 +8,14 @@ safetensors files written and read with plain json + struct.
     /usr/bin/python3 tools/pytorch_interop.py export net.pt net.safetensors --resize 224 --ratio 4
 """
 import argparse
-import gzip
 import json
 import os
 import struct
 
 import numpy as np
 import torch
-from torchvision import transforms
-from PIL import Image
 
-from seed_model import seed_network
+from seed_model import fashion_mnist, seed_network
 
 
 def read_safetensors(path):
@@ -57,15 +54,11 @@ def evaluate(args):
     state = {k: v for k, v in state.items() if not k.startswith("optimizer.")}
     net.load_state_dict(state)
     net.eval()
-    images = np.frombuffer(gzip.open(f"{args.data}/t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    labels = np.frombuffer(gzip.open(f"{args.data}/t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
-    count = args.count or len(labels)
-    pipeline = transforms.Compose([transforms.Resize(args.resize), transforms.ToTensor()])  # as d2l
-    correct = 0
+    images, labels = fashion_mnist(args.data, "test", args.resize, args.count)
+    count = len(labels)
     with torch.no_grad():
-        for begin in range(0, count, 256):
-            batch = torch.stack([pipeline(Image.fromarray(i, mode="L")) for i in images[begin:min(begin + 256, count)]])
-            correct += (net(batch).argmax(1).numpy() == labels[begin:begin + len(batch)]).sum()
+        correct = sum(int((net(images[begin:begin + 256]).argmax(1) == labels[begin:begin + 256]).sum())
+                      for begin in range(0, count, 256))
     print(f"accuracy {correct / count:.4f} ({correct} of {count})")
 
 
