@@ -58,21 +58,12 @@ int train(const options& opt, const team& group)
     using net_t = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
     const vgg::data::fashion_mnist<Resize> train_set(opt.data, "train", opt.limit_train);
     const vgg::data::fashion_mnist<Resize> test_set(opt.data, "t10k", opt.limit_test);
-    // Every rank needs a share of every batch; all ranks reach the same verdict, so all stop.
-    const std::size_t last_batch = train_set.size() % opt.batch_size ? train_set.size() % opt.batch_size : opt.batch_size;
-    std::string unshardable;
-    if (opt.batch_size % std::size_t(group.size) != 0)
-        unshardable = "--batch-size " + std::to_string(opt.batch_size) + " does not divide evenly over " +
-                      std::to_string(group.size) + " MPI ranks";
-    else if (last_batch < std::size_t(group.size))
-        unshardable = "the last batch of an epoch holds " + std::to_string(last_batch) + " examples, fewer than the " +
-                      std::to_string(group.size) + " MPI ranks: a rank would get no data (change --limit-train)";
-    else if (test_set.size() < std::size_t(group.size))
-        unshardable = "the test set holds " + std::to_string(test_set.size()) + " examples, fewer than the " +
-                      std::to_string(group.size) + " MPI ranks: a rank would get no data (change --limit-test)";
-    if (!unshardable.empty()) {
+    // Checked before fit (which would throw) for a message in the flags' words; all ranks reach
+    // the same verdict, so all stop.
+    if (const auto problem = vgg::sharding_problem(train_set.size(), test_set.size(), opt.batch_size, std::size_t(group.size));
+        !problem.empty()) {
         if (group.leader())
-            std::cerr << "error: " << unshardable << '\n';
+            std::cerr << "error: " << problem << " (the MPI ranks; --batch-size, --limit-train and --limit-test set the sizes)\n";
         return 2;
     }
     // Checked now rather than when the first epoch's curves are written, by rank 0 (which writes

@@ -257,3 +257,16 @@ TEST_CASE("fit trains a batch-norm network from an image folder and refuses a fo
     CHECK_THROWS_WITH_AS(fit(*three, optimiser, train, test, options),
                          "fit: the network has 3 classes, but the training set has 2 and the test set 2", std::invalid_argument);
 }
+
+TEST_CASE("fit's sharding rule: every process needs a part of every batch and of the test set")
+{
+    CHECK(sharding_problem(60000, 10000, 128, 1).empty());
+    CHECK(sharding_problem(65, 2, 64, 1).empty()); // one process takes a last batch of 1
+    CHECK(sharding_problem(60000, 10000, 128, 2).empty());
+    CHECK(sharding_problem(100, 10, 0, 1) == "the batch size is 0");
+    CHECK(sharding_problem(60000, 10000, 64, 3) == "the batch size 64 does not divide evenly over 3 processes");
+    CHECK(sharding_problem(65, 64, 64, 2) ==
+          "the last batch of an epoch holds 1 examples, fewer than the 2 processes: a process would get no data");
+    CHECK(sharding_problem(64, 1, 64, 2) ==
+          "the test set holds 1 examples, fewer than the 2 processes: a process would get no data");
+}

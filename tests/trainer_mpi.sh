@@ -36,7 +36,7 @@ expect_error() { # expected-text ranks train-arguments...
   if "$mpiexec" -np "$ranks" --oversubscribe "$train" "$@" > "$work/error.log" 2>&1; then fail "succeeded: $*"; fi
   grep -q -- "$expected" "$work/error.log" || { cat "$work/error.log"; fail "expected '$expected'"; }
 }
-expect_error "error: --batch-size 64 does not divide evenly over 3 MPI ranks" 3 "${common[@]}" --out "$work/bad"
-expect_error "the last batch of an epoch holds 1 examples, fewer than the 2 MPI ranks" 2 \
+expect_error "error: the batch size 64 does not divide evenly over 3 processes (the MPI ranks; --batch-size" 3 "${common[@]}" --out "$work/bad"
+expect_error "the last batch of an epoch holds 1 examples, fewer than the 2 processes: a process would get no data" 2 \
   --resize 32 --limit-train 65 --limit-test 64 --batch-size 64 --threads 1 --out "$work/bad"
 echo "1 passed, 0 failed"

@@ -203,6 +203,27 @@ double evaluate_accuracy(Net& net, const Test& test, std::size_t batch_size, vgg
     return correct / double(test.size());
 }
 
+/// Why `processes` cannot share the training set (`train_size` examples in batches of
+/// `batch_size`) and the test set (`test_size`), or "": every process takes an equal part of
+/// every batch, the last (shorter) one included, and a part of the test set.
+inline std::string sharding_problem(std::size_t train_size, std::size_t test_size, std::size_t batch_size,
+                                    std::size_t processes)
+{
+    const std::string over = std::to_string(processes) + " processes";
+    if (batch_size == 0)
+        return "the batch size is 0";
+    if (batch_size % processes != 0)
+        return "the batch size " + std::to_string(batch_size) + " does not divide evenly over " + over;
+    const std::size_t last_batch = train_size % batch_size ? train_size % batch_size : batch_size;
+    if (last_batch < processes)
+        return "the last batch of an epoch holds " + std::to_string(last_batch) + " examples, fewer than the " + over +
+               ": a process would get no data";
+    if (test_size < processes)
+        return "the test set holds " + std::to_string(test_size) + " examples, fewer than the " + over +
+               ": a process would get no data";
+    return "";
+}
+
 /// d2l's train_ch6 for any network and datasets: every epoch, shuffled mini-batches (the order
 /// a function of the seed and the epoch; a dataset that augments draws from the seed and the
 /// step), a forward pass in training mode (dropout masks keyed
@@ -210,7 +231,7 @@ double evaluate_accuracy(Net& net, const Test& test, std::size_t batch_size, vgg
 /// Progress and the epoch lines go to options.log; metrics.csv, curves.svg and a checkpoint to
 /// options.out after every epoch; options.resume continues a run exactly. A NaN or infinite
 /// loss or parameter throws training_diverged. With an MPI team (vgg/distributed/mpi.hpp) each
-/// process trains on its share of every batch (the batch size must divide over the processes)
+/// process trains on its share of every batch (see sharding_problem)
 /// and only rank 0 logs and writes.
 template <network Net, data::dataset_for<typename Net::input_shape> Train,
           data::dataset_for<typename Net::input_shape> Test, class Team = single_process>
@@ -221,9 +242,8 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
     if (train.classes() != classes || test.classes() != classes)
         throw std::invalid_argument("fit: the network has " + std::to_string(classes) + " classes, but the training set has " +
                                     std::to_string(train.classes()) + " and the test set " + std::to_string(test.classes()));
-    if (options.batch_size == 0 || options.batch_size % team.size() != 0)
-        throw std::invalid_argument("fit: the batch size " + std::to_string(options.batch_size) +
-                                    " does not divide evenly over " + std::to_string(team.size()) + " processes");
+    if (const auto problem = sharding_problem(train.size(), test.size(), options.batch_size, team.size()); !problem.empty())
+        throw std::invalid_argument("fit: " + problem);
     const bool leader = team.rank() == 0;
     std::ostream quiet(nullptr);
     std::ostream& log = leader && options.log ? *options.log : quiet;
