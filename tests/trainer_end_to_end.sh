@@ -77,9 +77,9 @@ expect_error "model.safetensors: holds weights only (a model file such as model.
   "$train" "${common[@]}" --out "$work/t" --resume "$work/whole/model.safetensors"
 head -c 1000 "$work/epoch1.safetensors" > "$work/truncated.safetensors"
 expect_error "truncated.safetensors: truncated or not a safetensors file" "$train" "${common[@]}" --out "$work/t" --resume "$work/truncated.safetensors"
-expect_error "is a checkpoint for --resize 32 --ratio 4, not --resize 64 --ratio 4" \
+expect_error "is a checkpoint for resize 32, ratio 4, not resize 64, ratio 4" \
   "$train" --resize 64 --limit-train 64 --limit-test 64 --out "$work/t" --resume "$work/epoch1.safetensors"
-expect_error "is a checkpoint for --resize 32 --ratio 4, not --resize 32 --ratio 1" \
+expect_error "is a checkpoint for resize 32, ratio 4, not resize 32, ratio 1" \
   "$train" --resize 32 --ratio 1 --limit-train 64 --limit-test 64 --out "$work/t" --resume "$work/epoch1.safetensors"
 
 echo "== a diverging run stops and keeps the last good checkpoint"

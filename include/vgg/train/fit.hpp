@@ -135,16 +135,15 @@ checkpointed_run load_run(Net& net, sgd& optimiser, const io::safetensors_conten
     };
     if (!metadata.count("format"))
         throw io::file_error(path, "holds weights only (a model file such as model.safetensors), not a training "
-                                   "checkpoint: --resume needs OUT/checkpoint.safetensors; to classify with these "
-                                   "weights, pass them to vgg_predict --weights");
+                                   "checkpoint (fit writes those as checkpoint.safetensors in its output folder)");
     if (field("format") != fit_checkpoint_format)
-        throw io::file_error(path, "is not a vgg_train checkpoint (format \"" + field("format") + "\", expected \"" +
-                                       fit_checkpoint_format + "\")");
+        throw io::file_error(path, "is not a training checkpoint of vgg::fit (format \"" + field("format") +
+                                       "\", expected \"" + fit_checkpoint_format + "\")");
     std::string theirs, ours;
     for (const auto& [key, value] : identity) {
         const auto found = metadata.find(key);
-        theirs += " --" + key + " " + (found == metadata.end() ? "?" : found->second);
-        ours += " --" + key + " " + value;
+        theirs += (theirs.empty() ? " " : ", ") + key + " " + (found == metadata.end() ? "?" : found->second);
+        ours += (ours.empty() ? " " : ", ") + key + " " + value;
     }
     if (theirs != ours)
         throw io::file_error(path, "is a checkpoint for" + theirs + ", not" + ours);
