@@ -1,7 +1,6 @@
 #pragma once
 // Image files to pixels, for datasets of image files and for programs that classify them: JPEG
-// through libjpeg-turbo, every other format stb_image decodes (PNG, BMP, GIF, PGM/PPM, TGA, ...)
-// through stb_image. The vgg::image component (link turbojpeg; stb is header-only). stb_image is
+// through libjpeg-turbo; PNG, BMP, GIF, PGM/PPM and TGA through stb_image. The vgg::image component (link turbojpeg; stb is header-only). stb_image is
 // compiled here with static linkage, so each translation unit that includes this has its copy.
 #include <algorithm>
 #include <cstdint>
@@ -19,6 +18,10 @@
 // stb_image 2.27 (Debian 12's) reads and writes out of bounds on malformed JPEGs (its issues
 // #1289 and #1291; our fuzzer found two such ways in): JPEG goes to libjpeg-turbo instead.
 #define STBI_NO_JPEG
+// Formats no image dataset needs are left out: fewer parsers of untrusted bytes.
+#define STBI_NO_PSD
+#define STBI_NO_HDR
+#define STBI_NO_PIC
 #include <stb/stb_image.h>
 #include <turbojpeg.h>
 
