@@ -52,17 +52,21 @@ TEST_CASE_TEMPLATE("im2col + GEMM convolution equals the direct definition", Cas
     }
 }
 
-TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct definition")
+namespace {
+
+/// Winograd F(Tile x Tile, 3x3) convolution, its adjoint and (for Tile 2) the weight gradient
+/// against the direct definition, with sizes in multiples of `Tile`.
+template <std::size_t Tile>
+void check_winograd(kernels::winograd_workspace& scratch)
 {
     // Sizes cover one tile, SIMD tails of the flat tile index, several chunks, and channel
     // counts that are not multiples of the GEMM's 8-row block.
     struct sizes {
         std::size_t in, out, height, width;
     };
-    // One workspace for every size, as a thread's would be: nothing may depend on its last use.
-    kernels::winograd_workspace scratch;
-    for (const auto [in, out, height, width] : {sizes{1, 1, 2, 2}, sizes{3, 5, 4, 40}, sizes{17, 9, 28, 28},
-                                               sizes{16, 24, 6, 300}, sizes{20, 16, 112, 8}}) {
+    for (const auto [in, out, height, width] :
+         {sizes{1, 1, Tile, Tile}, sizes{3, 5, 2 * Tile, 20 * Tile}, sizes{17, 9, 28, 28}, sizes{16, 24, 3 * Tile, 300},
+          sizes{20, 16, 112, 4 * Tile}}) {
         CAPTURE(in);
         CAPTURE(out);
         CAPTURE(height);
@@ -81,14 +85,14 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
         // The image in `pieces` ranges of tile rows, as threads share a small batch (some may be empty).
         auto run = [&](std::size_t from, std::size_t to, const float* input, bool adjoint, const float* b,
                        std::size_t pieces) {
-            aligned_vector<float> u(16 * from * to);
-            kernels::winograd_transform_kernels(weight.data(), out, in, adjoint, {0, to}, u.data());
+            aligned_vector<float> u((Tile + 2) * (Tile + 2) * from * to);
+            kernels::winograd_transform_kernels<Tile>(weight.data(), out, in, adjoint, {0, to}, u.data());
             std::vector<float> result(to * height * width);
             for (std::size_t piece = 0; piece < pieces; ++piece)
-                kernels::winograd_conv3x3_image(
-                    from, to, height, width, input, u.data(), b, scratch, detail::partition(height / 2, pieces, piece),
+                kernels::winograd_conv3x3_image<Tile>(
+                    from, to, height, width, input, u.data(), b, scratch, detail::partition(height / Tile, pieces, piece),
                     [&](std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
-                        kernels::store_tile_row(o, width, &result[(k * height + 2 * ty) * width], false);
+                        kernels::store_tile_row(o, width, &result[(k * height + Tile * ty) * width], false);
                     });
             return result;
         };
@@ -101,6 +105,8 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
             CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data(), pieces), reference) < 1e-4f);
             CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr, pieces), adjoint_reference) < 1e-4f);
         }
+        if (Tile != 2)
+            continue;
 
         // Weight gradient: dW[k][c][ky][kx] = sum over pixels of dy[k][y][x] x[c][y + ky - 1][x + kx - 1].
         aligned_vector<float> sums(kernels::winograd_weight_sums_size(in, out), 0.f);
@@ -123,6 +129,16 @@ TEST_CASE("Winograd F(2x2, 3x3) convolution and its adjoint equal the direct def
                 }
         CHECK(worst < 1e-4);
     }
+}
+
+} // namespace
+
+TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints equal the direct definition")
+{
+    // One workspace for every size and tile, as a thread's would be: nothing may depend on its last use.
+    kernels::winograd_workspace scratch;
+    check_winograd<2>(scratch);
+    check_winograd<4>(scratch);
 }
 
 TEST_CASE("the direct one-channel weight gradient equals the definition")

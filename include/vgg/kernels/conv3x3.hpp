@@ -36,28 +36,43 @@ inline constexpr std::size_t winograd_cached_kernel_bytes = 1 << 20;
 /// Images from this size on give Winograd chunks long enough to stream larger kernels.
 inline constexpr std::size_t winograd_streaming_min_pixels = 56 * 56;
 
-/// Whether a convolution runs by Winograd F(2x2, 3x3) rather than im2col + GEMM. With fewer
-/// than 16 channels on either side the transforms cost more than the multiplies they save.
-/// The transformed kernels (16 x in x out floats) are read again for every chunk of tiles;
-/// when they do not fit in L2 and the image is small (VGG-16's 28x28 and 14x14 blocks, 8-16 MB
-/// of kernels for 49-196 tiles), those reads cost more than the multiplies saved.
-constexpr bool use_winograd(const conv3x3_dims& d)
+/// The output tile side of the Winograd algorithm a convolution runs by: 4 for F(4x4, 3x3), 2 for
+/// F(2x2, 3x3), or 0 for im2col + GEMM. With fewer than 16 channels on either side the
+/// transforms cost more than the multiplies they save. The transformed kernels ((tile + 2)^2 x
+/// in x out floats) are read again for every chunk of tiles; when they do not fit in L2 and the
+/// image is small (VGG-16's 28x28 and 14x14 blocks, 8-16 MB of kernels for 49-196 tiles), those
+/// reads cost more than the multiplies saved. The larger tile goes first: 2.25 multiplies per
+/// output and channel pair instead of 4.
+constexpr std::size_t winograd_tile(const conv3x3_dims& d)
 {
-    const bool kernels_cached = 16 * d.in_channels * d.out_channels * sizeof(float) <= winograd_cached_kernel_bytes;
-    return d.compute == precision::fp32 && winograd_applies(d.height, d.width) &&
-           std::min(d.in_channels, d.out_channels) >= 16 &&
-           (kernels_cached || d.pixels() >= winograd_streaming_min_pixels);
+    if (d.compute != precision::fp32 || std::min(d.in_channels, d.out_channels) < 16)
+        return 0;
+    for (const std::size_t tile : {4, 2}) {
+        const std::size_t kernel_bytes = (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
+        if (winograd_applies(tile, d.height, d.width) &&
+            (kernel_bytes <= winograd_cached_kernel_bytes || d.pixels() >= winograd_streaming_min_pixels))
+            return tile;
+    }
+    return 0;
 }
 
-/// Writes one tile row of Winograd outputs into rows 2 ty and 2 ty + 1 of a plane
-/// (`plane_row` points at row 2 ty), optionally through ReLU.
+/// Writes one tile row of Winograd outputs into the `outputs.tile` rows from `plane_row` on,
+/// optionally through ReLU.
 inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, float* plane_row, bool relu)
 {
-    for (std::size_t i = 0; i < 2; ++i)
-        for (std::size_t x = 0; x < width; ++x) {
-            const float v = outputs(i, x % 2, x / 2);
-            plane_row[i * width + x] = relu ? std::max(v, 0.f) : v;
-        }
+    // The tile side as a constant, so that a pixel's place is no division.
+    const auto store = [&]<std::size_t Tile>() {
+        for (std::size_t i = 0; i < Tile; ++i)
+            for (std::size_t tx = 0; tx < width / Tile; ++tx)
+                for (std::size_t j = 0; j < Tile; ++j) {
+                    const float v = outputs.data[(Tile * i + j) * outputs.stride + tx];
+                    plane_row[i * width + Tile * tx + j] = relu ? std::max(v, 0.f) : v;
+                }
+    };
+    if (outputs.tile == 4)
+        store.template operator()<4>();
+    else
+        store.template operator()<2>();
 }
 
 /// Pieces each image of a forward pass is cut into so that every thread has work: 1 when there
@@ -101,40 +116,58 @@ inline thread_buffers& this_thread_buffers()
     return buffers;
 }
 
-/// Operations of one kernel's Winograd transform (G g G^T: 4x3x3 then 4x4x3 multiply-adds).
-inline constexpr std::size_t winograd_kernel_transform_operations = 2 * (36 + 48);
+/// Operations of one kernel's F(Tile x Tile, 3x3) transform (G g G^T: (Tile + 2) x 3 x 3, then
+/// (Tile + 2)^2 x 3 multiply-adds).
+template <std::size_t Tile>
+inline constexpr std::size_t winograd_kernel_transform_operations = 2 * (Tile + 2) * 3 * (Tile + 5);
 
 /// winograd_transform_kernels split over threads by target channels: with a small batch it
 /// would otherwise be a serial share of the pass (16,384 kernel pairs for 128 -> 128 channels).
-inline void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* weight, bool adjoint, float* u)
+template <std::size_t Tile>
+void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* weight, bool adjoint, float* u)
 {
     const std::size_t others = adjoint ? d.out_channels : d.in_channels;
-    vgg::detail::parallel_ranges(adjoint ? d.in_channels : d.out_channels, winograd_kernel_transform_operations * others,
+    vgg::detail::parallel_ranges(adjoint ? d.in_channels : d.out_channels,
+                                 winograd_kernel_transform_operations<Tile> * others,
                                  [&](std::size_t, std::size_t, vgg::detail::range targets) {
-                                     winograd_transform_kernels(weight, d.out_channels, d.in_channels, adjoint, targets, u);
+                                     winograd_transform_kernels<Tile>(weight, d.out_channels, d.in_channels, adjoint,
+                                                                      targets, u);
                                  });
 }
 
-/// Winograd convolution of every image of a batch, split over threads by images or, for small
-/// batches, by tile rows; epilogue(n, channel, tile_row, outputs) receives image n's results.
-template <class Epilogue>
+/// Winograd F(Tile x Tile, 3x3) convolution of every image of a batch, split over threads by
+/// images or, for small batches, by tile rows; epilogue(n, channel, tile_row, outputs) receives
+/// image n's results.
+template <std::size_t Tile, class Epilogue>
 void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                              const float* bias, Epilogue&& epilogue)
 {
-    float* u = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
-    winograd_transform_kernels_in_parallel(d, weight, false, u);
+    constexpr std::size_t elements = (Tile + 2) * (Tile + 2);
+    float* u = vgg::detail::reserve(this_thread_buffers().kernels, elements * d.in_channels * d.out_channels);
+    winograd_transform_kernels_in_parallel<Tile>(d, weight, false, u);
     const std::size_t pieces = pieces_per_image(batch);
     vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
         winograd_workspace& scratch = this_thread_buffers().winograd;
         for (std::size_t item = work.begin; item < work.end; ++item) {
             const std::size_t n = item / pieces;
-            winograd_conv3x3_image(d.in_channels, d.out_channels, d.height, d.width, x + n * d.in_size(), u, bias,
-                                   scratch, vgg::detail::partition(d.height / 2, pieces, item % pieces),
-                                   [&](std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
-                                       epilogue(n, k, ty, outputs);
-                                   });
+            winograd_conv3x3_image<Tile>(d.in_channels, d.out_channels, d.height, d.width, x + n * d.in_size(), u, bias,
+                                         scratch, vgg::detail::partition(d.height / Tile, pieces, item % pieces),
+                                         [&](std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
+                                             epilogue(n, k, ty, outputs);
+                                         });
         }
     });
+}
+
+/// winograd_forward_images with the tile winograd_tile(d) chose.
+template <class Epilogue>
+void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
+                             const float* bias, Epilogue&& epilogue)
+{
+    if (winograd_tile(d) == 4)
+        winograd_forward_images<4>(d, batch, x, weight, bias, epilogue);
+    else
+        winograd_forward_images<2>(d, batch, x, weight, bias, epilogue);
 }
 
 /// The forward pass where Winograd does not apply: W * im2col(x_n) + b for every image n of a
@@ -183,11 +216,11 @@ inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const floa
                             const float* bias, float* y, bool fuse_relu)
 {
     require_precision(d.compute);
-    if (use_winograd(d))
+    if (winograd_tile(d) != 0)
         return winograd_forward_images(d, batch, x, weight, bias,
                                        [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
                                            store_tile_row(outputs, d.width,
-                                                          y + n * d.out_size() + (k * d.height + 2 * ty) * d.width,
+                                                          y + n * d.out_size() + (k * d.height + outputs.tile * ty) * d.width,
                                                           fuse_relu);
                                        });
     conv3x3_forward_images(
@@ -206,16 +239,21 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
 {
     require_precision(d.compute);
     const std::size_t pooled_size = d.out_size() / 4;
-    if (use_winograd(d)) {
-        // A Winograd tile is exactly one pooling window: pool straight from the tile outputs.
-        const std::size_t tiles_x = d.width / 2;
+    if (winograd_tile(d) != 0) {
+        // A Winograd tile is one pooling window or four whole ones: pool straight from the tile outputs.
+        const std::size_t pooled_width = d.width / 2;
         return winograd_forward_images(
             d, batch, x, weight, bias, [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
-                const std::size_t at = n * pooled_size + (k * d.height / 2 + ty) * tiles_x;
-                for (std::size_t tx = 0; tx < tiles_x; ++tx) {
-                    const float best = max_of_window(outputs(0, 0, tx), outputs(0, 1, tx), outputs(1, 0, tx),
-                                                     outputs(1, 1, tx), argmax[at + tx]);
-                    pooled[at + tx] = std::max(best, 0.f);
+                const std::size_t windows = outputs.tile / 2, tiles_x = d.width / outputs.tile;
+                for (std::size_t wy = 0; wy < windows; ++wy) {
+                    const std::size_t at = n * pooled_size + (k * d.height / 2 + ty * windows + wy) * pooled_width;
+                    for (std::size_t tx = 0; tx < tiles_x; ++tx)
+                        for (std::size_t wx = 0; wx < windows; ++wx) {
+                            const std::size_t i = 2 * wy, j = 2 * wx, to = at + tx * windows + wx;
+                            const float best = max_of_window(outputs(i, j, tx), outputs(i, j + 1, tx),
+                                                             outputs(i + 1, j, tx), outputs(i + 1, j + 1, tx), argmax[to]);
+                            pooled[to] = std::max(best, 0.f);
+                        }
                 }
             });
     }
@@ -244,12 +282,19 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
 {
     require_precision(d.compute);
     const std::size_t weight_size = d.out_channels * d.patch();
-    const bool winograd = use_winograd(d);
+    // The weight gradient runs by F(2x2, 3x3) wherever Winograd applies, the input gradient by the
+    // forward pass's tile.
+    const std::size_t tile = winograd_tile(d);
+    const bool winograd = tile != 0;
     const bool bf16 = !stores_columns(d); // products of images with more than one channel in bf16
     const float* u = nullptr;             // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
     if (winograd && dx) {
-        float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 16 * d.in_channels * d.out_channels);
-        winograd_transform_kernels_in_parallel(d, weight, true, adjoint);
+        float* adjoint =
+            vgg::detail::reserve(this_thread_buffers().kernels, (tile + 2) * (tile + 2) * d.in_channels * d.out_channels);
+        if (tile == 4)
+            winograd_transform_kernels_in_parallel<4>(d, weight, true, adjoint);
+        else
+            winograd_transform_kernels_in_parallel<2>(d, weight, true, adjoint);
         u = adjoint;
     } else if (bf16 && dx) {
         float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 9 * d.in_channels * d.out_channels);
@@ -278,11 +323,15 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                 if (!dx)
                     continue;
                 float* dx_n = dx + n * d.in_size();
-                winograd_conv3x3_image(d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr, workspace,
-                                       {0, d.height / 2}, [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
-                                           store_tile_row(outputs, d.width, dx_n + (c * d.height + 2 * ty) * d.width,
-                                                          false);
-                                       });
+                const auto store = [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
+                    store_tile_row(outputs, d.width, dx_n + (c * d.height + outputs.tile * ty) * d.width, false);
+                };
+                if (tile == 4)
+                    winograd_conv3x3_image<4>(d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr,
+                                              workspace, {0, d.height / 4}, store);
+                else
+                    winograd_conv3x3_image<2>(d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr,
+                                              workspace, {0, d.height / 2}, store);
             }
             winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
             return;

@@ -7,14 +7,16 @@
 #include "vgg/kernels/gemm_microkernel.hpp"
 #include "vgg/kernels/winograd_transforms.hpp"
 
-// The drivers of Winograd F(2x2, 3x3) (transforms in winograd_transforms.hpp): per image, the
-// input tiles are transformed, multiplied by the transformed kernels (16 products, one per
-// element of the 4x4 tile, through the shared GEMM micro-kernel) and transformed back.
+// The drivers of Winograd F(2x2, 3x3) and F(4x4, 3x3) (transforms in winograd_transforms.hpp):
+// per image, the input windows are transformed, multiplied by the transformed kernels (one
+// product per element of the window, through the shared GEMM micro-kernel) and transformed back.
+// The weight gradient runs by F(2x2, 3x3) only.
 namespace vgg::kernels {
 
-/// Tiles per chunk of the forward pass: the chunk's transformed tiles (16 x channels x tiles)
-/// and products stay in L2.
-inline constexpr std::size_t winograd_forward_chunk_tiles = 128;
+/// Tiles per chunk of the forward pass, per output tile side: the chunk's transformed windows
+/// ((tile + 2)^2 x channels x tiles) and products stay in L2.
+template <std::size_t Tile>
+inline constexpr std::size_t winograd_forward_chunk_tiles = Tile == 2 ? 128 : 64;
 /// Tiles per chunk of the weight gradient: the product depth per call.
 inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
 
@@ -36,24 +38,26 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
 } // namespace detail
 
 
-/// Transforms 3x3 kernels weight[out][in][3][3] into the 16 matrices the Winograd products
-/// read, stored u[xi][in][out], for the target channels `targets` (all are out_channels, or
-/// in_channels with `adjoint`). With `adjoint`, transforms the kernels of the convolution that
-/// maps an output gradient to the input gradient instead: in and out swapped and each 3x3
-/// window turned by 180 degrees (a 3x3, pad-1 convolution's transpose is again one).
-inline void winograd_transform_kernels(const float* weight, std::size_t out_channels, std::size_t in_channels,
-                                       bool adjoint, vgg::detail::range targets, float* u)
+/// Transforms 3x3 kernels weight[out][in][3][3] into the (Tile + 2)^2 matrices the Winograd
+/// products read, stored u[xi][in][out], for the target channels `targets` (all are
+/// out_channels, or in_channels with `adjoint`). With `adjoint`, transforms the kernels of the
+/// convolution that maps an output gradient to the input gradient instead: in and out swapped
+/// and each 3x3 window turned by 180 degrees (a 3x3, pad-1 convolution's transpose is again one).
+template <std::size_t Tile>
+void winograd_transform_kernels(const float* weight, std::size_t out_channels, std::size_t in_channels, bool adjoint,
+                                vgg::detail::range targets, float* u)
 {
+    constexpr std::size_t window = Tile + 2;
     const std::size_t to = adjoint ? in_channels : out_channels, from = adjoint ? out_channels : in_channels;
     for (std::size_t o = targets.begin; o < targets.end; ++o)
         for (std::size_t i = 0; i < from; ++i) {
             const float* w = adjoint ? weight + (i * in_channels + o) * 9 : weight + (o * in_channels + i) * 9;
-            float g[3][3], u4[4][4];
+            float g[3][3], transformed[window][window];
             for (std::size_t k = 0; k < 9; ++k)
                 g[k / 3][k % 3] = adjoint ? w[8 - k] : w[k];
-            detail::transform_2d(g, u4, detail::kernel_transform);
-            for (std::size_t xi = 0; xi < 16; ++xi)
-                u[(xi * from + i) * to + o] = u4[xi / 4][xi % 4];
+            detail::transform_2d(g, transformed, detail::winograd_transforms<Tile>::kernel);
+            for (std::size_t xi = 0; xi < window * window; ++xi)
+                u[(xi * from + i) * to + o] = transformed[xi / window][xi % window];
         }
 }
 
@@ -62,77 +66,86 @@ struct winograd_workspace {
     aligned_vector<float> windows, tiles, products, outputs, image_last, gradient_last;
 };
 
-/// Whether winograd_conv3x3_image handles a convolution: it needs whole 2x2 output tiles.
-constexpr bool winograd_applies(std::size_t height, std::size_t width) { return height % 2 == 0 && width % 2 == 0; }
+/// Whether winograd_conv3x3_image<Tile> handles a convolution: it needs whole output tiles.
+constexpr bool winograd_applies(std::size_t tile, std::size_t height, std::size_t width)
+{
+    return height % tile == 0 && width % tile == 0;
+}
 
-/// The outputs of one tile row: (i, j, tx) is output pixel (2 tile_row + i, 2 tx + j).
+/// The outputs of one tile row: (i, j, tx) is output pixel (tile * tile_row + i, tile * tx + j).
 struct tile_row_outputs {
     const float* data;
-    std::size_t stride;
-    float operator()(std::size_t i, std::size_t j, std::size_t tx) const { return data[(2 * i + j) * stride + tx]; }
+    std::size_t stride, tile;
+    float operator()(std::size_t i, std::size_t j, std::size_t tx) const { return data[(tile * i + j) * stride + tx]; }
 };
 
-/// One image's 3x3, stride-1, pad-1 convolution by F(2x2, 3x3), for the output rows of the
-/// tile rows [tile_rows.begin, tile_rows.end) (all are height / 2): image is in_channels
-/// planes of height x width (both even), u the winograd_transform_kernels of the weights,
-/// bias may be null. Tile rows are processed in chunks of about winograd_forward_chunk_tiles tiles so that transformed tiles and
-/// products stay in L2; within a chunk tiles are numbered row after row, and every transform
-/// runs over that flat index in whole SIMD batches (a row of 14 tiles would be all tail).
-/// Results leave through epilogue(channel, tile_row, tile_row_outputs).
-template <class Epilogue>
+/// One image's 3x3, stride-1, pad-1 convolution by F(Tile x Tile, 3x3), for the output rows of
+/// the tile rows [tile_rows.begin, tile_rows.end) (all are height / Tile): image is in_channels
+/// planes of height x width (multiples of Tile), u the winograd_transform_kernels<Tile> of the
+/// weights, bias may be null. Tile rows are processed in chunks of about
+/// winograd_forward_chunk_tiles tiles so that transformed windows and products stay in L2;
+/// within a chunk tiles are numbered row after row, and every transform runs over that flat
+/// index in whole SIMD batches (a row of 14 tiles would be all tail). Results leave through
+/// epilogue(channel, tile_row, tile_row_outputs).
+template <std::size_t Tile, class Epilogue>
 void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, std::size_t height, std::size_t width,
                             const float* image, const float* u, const float* bias, winograd_workspace& scratch,
                             vgg::detail::range tile_rows, Epilogue&& epilogue)
 {
-    constexpr std::size_t lanes = float_batch::size;
-    const std::size_t tiles_x = width / 2, tiles_y = height / 2;
-    const std::size_t chunk_rows = std::clamp<std::size_t>(winograd_forward_chunk_tiles / tiles_x, 1, tiles_y);
+    constexpr std::size_t lanes = float_batch::size, window = Tile + 2, elements = window * window;
+    using transforms = detail::winograd_transforms<Tile>;
+    const std::size_t tiles_x = width / Tile, tiles_y = height / Tile;
+    const std::size_t chunk_rows = std::clamp<std::size_t>(winograd_forward_chunk_tiles<Tile> / tiles_x, 1, tiles_y);
     const std::size_t stride = whole_batches(chunk_rows * tiles_x); // tiles per chunk, padded
     using vgg::detail::reserve;
-    float* windows = reserve(scratch.windows, 16 * stride);
-    float* tiles = reserve(scratch.tiles, 16 * in_channels * stride);
-    float* products = reserve(scratch.products, 16 * out_channels * stride);
-    float* outputs = reserve(scratch.outputs, 4 * stride);
+    float* windows = reserve(scratch.windows, elements * stride);
+    float* tiles = reserve(scratch.tiles, elements * in_channels * stride);
+    float* products = reserve(scratch.products, elements * out_channels * stride);
+    float* outputs = reserve(scratch.outputs, Tile * Tile * stride);
 
     for (std::size_t ty0 = tile_rows.begin; ty0 < tile_rows.end; ty0 += chunk_rows) {
         const std::size_t ty1 = std::min(ty0 + chunk_rows, tile_rows.end);
         const std::size_t chunk_end = (ty1 - ty0) * tiles_x;
         for (std::size_t c = 0; c < in_channels; ++c) {
-            // windows[4 r + j][t]: the input pixel at (r, j) of tile t's 4x4 window, which starts
-            // one pixel up and left of the tile; zero in the padding. Stride-2 copies vectorise.
+            // windows[window * r + j][t]: the input pixel at (r, j) of tile t's window, which
+            // starts one pixel up and left of the tile; zero in the padding.
             for (std::size_t ty = ty0; ty < ty1; ++ty)
-                for (std::size_t r = 0; r < 4; ++r) {
-                    float* window = windows + 4 * r * stride + (ty - ty0) * tiles_x;
-                    const std::size_t y = 2 * ty + r; // one more than the image row: padding
+                for (std::size_t r = 0; r < window; ++r) {
+                    float* row = windows + window * r * stride + (ty - ty0) * tiles_x;
+                    const std::size_t y = Tile * ty + r; // one more than the image row: padding
                     if (y == 0 || y > height) {
-                        for (std::size_t j = 0; j < 4; ++j)
-                            std::fill(window + j * stride, window + j * stride + tiles_x, 0.f);
+                        for (std::size_t j = 0; j < window; ++j)
+                            std::fill(row + j * stride, row + j * stride + tiles_x, 0.f);
                         continue;
                     }
+                    // Window column j of tile tx is image column Tile * tx + j - 1. Columns 1 to
+                    // Tile split the image row; column 0 is column Tile of the tile to the left
+                    // and column Tile + 1 column 1 of the tile to the right (zero past the edges).
                     const float* source = image + (c * height + y - 1) * width;
-                    window[0] = 0.f;
-                    for (std::size_t tx = 1; tx < tiles_x; ++tx)
-                        window[tx] = source[2 * tx - 1];
                     for (std::size_t tx = 0; tx < tiles_x; ++tx)
-                        window[stride + tx] = source[2 * tx];
-                    for (std::size_t tx = 0; tx < tiles_x; ++tx)
-                        window[2 * stride + tx] = source[2 * tx + 1];
+                        for (std::size_t j = 1; j <= Tile; ++j)
+                            row[j * stride + tx] = source[Tile * tx + j - 1];
+                    float* left = row;
+                    float* right = row + (Tile + 1) * stride;
+                    left[0] = 0.f;
+                    for (std::size_t tx = 1; tx < tiles_x; ++tx) // loops, not std::copy: a call per row costs more
+                        left[tx] = row[Tile * stride + tx - 1];
                     for (std::size_t tx = 0; tx + 1 < tiles_x; ++tx)
-                        window[3 * stride + tx] = source[2 * tx + 2];
-                    window[3 * stride + tiles_x - 1] = 0.f;
+                        right[tx] = row[stride + tx + 1];
+                    right[tiles_x - 1] = 0.f;
                 }
             float* transformed = tiles + c * stride;
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
-                float_batch d[4][4], v[4][4];
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                    d[xi / 4][xi % 4] = float_batch::load_aligned(windows + xi * stride + t);
-                detail::transform_2d(d, v, detail::input_transform);
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                    v[xi / 4][xi % 4].store_aligned(transformed + xi * in_channels * stride + t);
+                float_batch d[window][window], v[window][window];
+                for (std::size_t xi = 0; xi < elements; ++xi)
+                    d[xi / window][xi % window] = float_batch::load_aligned(windows + xi * stride + t);
+                detail::transform_2d(d, v, transforms::input);
+                for (std::size_t xi = 0; xi < elements; ++xi)
+                    v[xi / window][xi % window].store_aligned(transformed + xi * in_channels * stride + t);
             }
         }
 
-        for (std::size_t xi = 0; xi < 16; ++xi)
+        for (std::size_t xi = 0; xi < elements; ++xi)
             gemm_unpacked(out_channels, in_channels, whole_batches(chunk_end),
                           {u + xi * in_channels * out_channels, out_channels, tiles + xi * in_channels * stride, stride,
                            products + xi * out_channels * stride, stride, false});
@@ -141,15 +154,15 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
             const float* product = products + k * stride;
             const float_batch b(bias ? bias[k] : 0.f);
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
-                float_batch m[4][4], y[2][2];
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                    m[xi / 4][xi % 4] = float_batch::load_aligned(product + xi * out_channels * stride + t);
-                detail::transform_2d(m, y, detail::output_transform);
-                for (std::size_t p = 0; p < 4; ++p)
-                    (y[p / 2][p % 2] + b).store_aligned(outputs + p * stride + t);
+                float_batch m[window][window], y[Tile][Tile];
+                for (std::size_t xi = 0; xi < elements; ++xi)
+                    m[xi / window][xi % window] = float_batch::load_aligned(product + xi * out_channels * stride + t);
+                detail::transform_2d(m, y, transforms::output);
+                for (std::size_t p = 0; p < Tile * Tile; ++p)
+                    (y[p / Tile][p % Tile] + b).store_aligned(outputs + p * stride + t);
             }
             for (std::size_t ty = ty0; ty < ty1; ++ty)
-                epilogue(k, ty, tile_row_outputs{outputs + (ty - ty0) * tiles_x, stride});
+                epilogue(k, ty, tile_row_outputs{outputs + (ty - ty0) * tiles_x, stride, Tile});
         }
     }
 }
@@ -200,7 +213,7 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
                 float_batch d[4][4], v[4][4];
                 for (std::size_t xi = 0; xi < 16; ++xi)
                     d[xi / 4][xi % 4] = float_batch::load_aligned(window + (xi / 4) * row + (xi % 4) * in_padded + c);
-                detail::transform_2d(d, v, detail::input_transform);
+                detail::transform_2d(d, v, detail::winograd_transforms<2>::input);
                 for (std::size_t xi = 0; xi < 16; ++xi)
                     v[xi / 4][xi % 4].store_aligned(tiles + (xi * chunk + t - t0) * in_padded + c);
             }
