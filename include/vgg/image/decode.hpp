@@ -1,7 +1,8 @@
 #pragma once
 // Image files to pixels, for datasets of image files and for programs that classify them: JPEG
-// through libjpeg-turbo; PNG, BMP, GIF, PGM/PPM and TGA through stb_image. The vgg::image component (link turbojpeg; stb is header-only). stb_image is
-// compiled here with static linkage, so each translation unit that includes this has its copy.
+// through libjpeg-turbo; PNG, BMP, GIF, PGM/PPM and TGA through stb_image. The vgg::image
+// component (link turbojpeg; stb is header-only). stb_image is compiled here with static
+// linkage, so each translation unit that includes this has its copy.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>

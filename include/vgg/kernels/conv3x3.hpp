@@ -61,18 +61,14 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d)
 inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, float* plane_row, bool relu)
 {
     // The tile side as a constant, so that a pixel's place is no division.
-    const auto store = [&]<std::size_t Tile>() {
+    with_winograd_tile(outputs.tile, [&]<std::size_t Tile>() {
         for (std::size_t i = 0; i < Tile; ++i)
             for (std::size_t tx = 0; tx < width / Tile; ++tx)
                 for (std::size_t j = 0; j < Tile; ++j) {
                     const float v = outputs.data[(Tile * i + j) * outputs.stride + tx];
                     plane_row[i * width + Tile * tx + j] = relu ? std::max(v, 0.f) : v;
                 }
-    };
-    if (outputs.tile == 4)
-        store.template operator()<4>();
-    else
-        store.template operator()<2>();
+    });
 }
 
 /// Pieces each image of a forward pass is cut into so that every thread has work: 1 when there
@@ -164,10 +160,9 @@ template <class Epilogue>
 void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                              const float* bias, Epilogue&& epilogue)
 {
-    if (winograd_tile(d) == 4)
-        winograd_forward_images<4>(d, batch, x, weight, bias, epilogue);
-    else
-        winograd_forward_images<2>(d, batch, x, weight, bias, epilogue);
+    with_winograd_tile(winograd_tile(d), [&]<std::size_t Tile>() {
+        winograd_forward_images<Tile>(d, batch, x, weight, bias, epilogue);
+    });
 }
 
 /// The forward pass where Winograd does not apply: W * im2col(x_n) + b for every image n of a
@@ -291,10 +286,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     if (winograd && dx) {
         float* adjoint =
             vgg::detail::reserve(this_thread_buffers().kernels, (tile + 2) * (tile + 2) * d.in_channels * d.out_channels);
-        if (tile == 4)
-            winograd_transform_kernels_in_parallel<4>(d, weight, true, adjoint);
-        else
-            winograd_transform_kernels_in_parallel<2>(d, weight, true, adjoint);
+        with_winograd_tile(tile, [&]<std::size_t Tile>() {
+            winograd_transform_kernels_in_parallel<Tile>(d, weight, true, adjoint);
+        });
         u = adjoint;
     } else if (bf16 && dx) {
         float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 9 * d.in_channels * d.out_channels);
@@ -323,15 +317,13 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                 if (!dx)
                     continue;
                 float* dx_n = dx + n * d.in_size();
-                const auto store = [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
-                    store_tile_row(outputs, d.width, dx_n + (c * d.height + outputs.tile * ty) * d.width, false);
-                };
-                if (tile == 4)
-                    winograd_conv3x3_image<4>(d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr,
-                                              workspace, {0, d.height / 4}, store);
-                else
-                    winograd_conv3x3_image<2>(d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr,
-                                              workspace, {0, d.height / 2}, store);
+                with_winograd_tile(tile, [&]<std::size_t Tile>() {
+                    winograd_conv3x3_image<Tile>(
+                        d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr, workspace, {0, d.height / Tile},
+                        [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
+                            store_tile_row(outputs, d.width, dx_n + (c * d.height + Tile * ty) * d.width, false);
+                        });
+                });
             }
             winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
             return;

@@ -72,6 +72,14 @@ constexpr bool winograd_applies(std::size_t tile, std::size_t height, std::size_
     return height % tile == 0 && width % tile == 0;
 }
 
+/// f.template operator()<Tile>() for a tile side known only at run time (4 or 2), so that the
+/// drivers see it as a constant.
+template <class F>
+decltype(auto) with_winograd_tile(std::size_t tile, F&& f)
+{
+    return tile == 4 ? f.template operator()<4>() : f.template operator()<2>();
+}
+
 /// The outputs of one tile row: (i, j, tx) is output pixel (tile * tile_row + i, tile * tx + j).
 struct tile_row_outputs {
     const float* data;
