@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include <vgg/kernels/conv_reference.hpp>
 #include <vgg/vgg.hpp>
 
 #include "cpu_skip.hpp"
@@ -115,7 +116,118 @@ TEST_CASE("Conv3x3 in bf16 is the fp32 convolution of bf16-rounded operands, for
     {
         check_layer_rounds_its_operands<Conv3x3<16, 32>::layer<shape<16, 8, 8>>>(2);
     }
+    SUBCASE("32 -> 48 channels, 9 x 17 (on AMX from a channels-last copy)")
+    {
+        check_layer_rounds_its_operands<Conv3x3<32, 48>::layer<shape<32, 9, 17>>>(3);
+    }
     SUBCASE("2 -> 5 channels, 7 x 5, one image") { check_layer_rounds_its_operands<Conv3x3<2, 5>::layer<shape<2, 7, 5>>>(1); }
+}
+
+TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf16-rounded operands, at edge shapes")
+{
+    testing::skip_unless_runs(kernels::bf16_kernel::amx);
+    struct convolution {
+        std::size_t in, out, height, width, first_group, last_group;
+    };
+    // Rows past a 16-pixel block (7, 17, 33), one row, an odd row count, 16 channels (a run of 48
+    // values read as 64), 48 channels (a run of 144 read as 160), an odd group count, a part of the groups.
+    for (const auto& c : {convolution{16, 16, 1, 1, 0, 1}, convolution{16, 32, 5, 7, 0, 2}, convolution{32, 48, 9, 17, 0, 3},
+                          convolution{48, 16, 4, 33, 0, 1}, convolution{64, 32, 3, 16, 0, 2}, convolution{16, 64, 14, 14, 1, 4}}) {
+        CAPTURE(c.in);
+        CAPTURE(c.out);
+        CAPTURE(c.height);
+        CAPTURE(c.width);
+        rng random(31);
+        const kernels::amx_conv3x3_layout layout{c.in, c.out, c.height, c.width};
+        std::vector<float> x(c.in * c.height * c.width), weight(c.out * c.in * 9), bias(c.out);
+        fill(x, random);
+        fill(weight, random);
+        fill(bias, random);
+        aligned_vector<std::uint16_t> staged(layout.staged_size()), packed(layout.packed_weights_size());
+        kernels::stage_channels_last(layout, x.data(), staged.data());
+        kernels::pack_amx_conv3x3_weights(layout, weight.data(), packed.data());
+        const float untouched = 1234.f;
+        std::vector<float> y(c.out * c.height * c.width, untouched), expected(y.size());
+        const vgg::detail::range groups{c.first_group, c.last_group};
+        kernels::amx_conv3x3_image(layout, staged.data(), packed.data(), bias.data(), groups, {.planes = y.data()});
+        round_all(x);
+        round_all(weight);
+        kernels::conv3x3_reference(1, c.in, c.out, c.height, c.width, x.data(), weight.data(), bias.data(), expected.data());
+        const std::size_t plane = c.height * c.width, first = c.first_group * 16 * plane, last = c.last_group * 16 * plane;
+        const auto part = [&](std::vector<float>& v) { return std::span(v).subspan(first, last - first); };
+        CHECK(relative_difference(part(y), part(expected)) < 2e-6);
+        CHECK(std::all_of(y.begin(), y.begin() + first, [&](float v) { return v == untouched; }));
+        CHECK(std::all_of(y.begin() + last, y.end(), [&](float v) { return v == untouched; }));
+
+        // Through ReLU, and pooled with its arg-max as maxpool2x2_planes and relu_inplace give them.
+        kernels::amx_conv3x3_image(layout, staged.data(), packed.data(), bias.data(), groups,
+                                   {.planes = y.data(), .relu = true});
+        kernels::relu_inplace(expected.data(), expected.size());
+        CHECK(relative_difference(part(y), part(expected)) < 2e-6);
+        if (c.height % 2 != 0 || c.width % 2 != 0)
+            continue;
+        kernels::conv3x3_reference(1, c.in, c.out, c.height, c.width, x.data(), weight.data(), bias.data(), expected.data());
+        const std::size_t pooled_size = y.size() / 4;
+        std::vector<float> pooled(pooled_size, untouched), expected_pooled(pooled_size);
+        std::vector<std::uint8_t> argmax(pooled_size, 9), expected_argmax(pooled_size, 9);
+        kernels::amx_conv3x3_image(layout, staged.data(), packed.data(), bias.data(), groups,
+                                   {.pooled = pooled.data(), .argmax = argmax.data()});
+        kernels::maxpool2x2_planes(c.first_group * 16, c.last_group * 16, c.height, c.width, expected.data(),
+                                   expected_pooled.data(), expected_argmax.data());
+        kernels::relu_inplace(expected_pooled.data(), pooled_size);
+        const auto quarter = [&](auto& v) { return std::span(v).subspan(first / 4, (last - first) / 4); };
+        CHECK(relative_difference(quarter(pooled), quarter(expected_pooled)) < 2e-6);
+        CHECK(std::ranges::equal(quarter(argmax), quarter(expected_argmax)));
+        CHECK(std::all_of(pooled.begin(), pooled.begin() + first / 4, [&](float v) { return v == untouched; }));
+        CHECK(std::all_of(argmax.begin() + last / 4, argmax.end(), [](std::uint8_t a) { return a == 9; }));
+    }
+}
+
+TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the definition on bf16-rounded operands")
+{
+    testing::skip_unless_runs(kernels::bf16_kernel::amx);
+    struct convolution {
+        std::size_t in, out, height, width;
+    };
+    // Rows shorter than, equal to and past a 32-pixel block, one row, odd and even group counts.
+    for (const auto& c : {convolution{16, 16, 1, 1}, convolution{16, 32, 5, 7}, convolution{32, 48, 3, 32},
+                          convolution{48, 16, 4, 33}, convolution{64, 32, 6, 14}}) {
+        CAPTURE(c.in);
+        CAPTURE(c.out);
+        CAPTURE(c.height);
+        CAPTURE(c.width);
+        rng random(37);
+        const kernels::amx_weight_gradient_layout layout{c.in, c.out, c.height, c.width};
+        const std::size_t plane = c.height * c.width;
+        std::vector<float> x(c.in * plane), g(c.out * plane);
+        aligned_vector<std::uint16_t> image(layout.image_size()), pairs(layout.gradient_size());
+        aligned_vector<float> sums(layout.sums_size(), 0.f);
+        // Two images summed, as a thread sums its share of a batch.
+        std::vector<float> dweight(c.out * c.in * 9, 0.5f), expected(dweight.size(), 0.5f);
+        for (int image_number = 0; image_number < 2; ++image_number) {
+            fill(x, random);
+            fill(g, random);
+            kernels::stage_image_planes(layout, x.data(), image.data());
+            kernels::stage_pixel_pairs(layout, g.data(), pairs.data());
+            kernels::amx_accumulate_weight_gradient(layout, image.data(), pairs.data(), sums.data());
+            round_all(x);
+            round_all(g);
+            for (std::size_t o = 0; o < c.out; ++o)
+                for (std::size_t ch = 0; ch < c.in; ++ch)
+                    for (std::size_t tap = 0; tap < 9; ++tap) {
+                        double sum = 0;
+                        for (std::size_t y = 0; y < c.height; ++y)
+                            for (std::size_t xx = 0; xx < c.width; ++xx) {
+                                const std::size_t sy = y + tap / 3, sx = xx + tap % 3; // one past the source pixel
+                                if (sy >= 1 && sy <= c.height && sx >= 1 && sx <= c.width)
+                                    sum += double(g[o * plane + y * c.width + xx]) * x[ch * plane + (sy - 1) * c.width + sx - 1];
+                            }
+                        expected[(o * c.in + ch) * 9 + tap] += float(sum);
+                    }
+        }
+        kernels::add_weight_gradient_sums(layout, sums.data(), dweight.data());
+        CHECK(relative_difference(dweight, expected) < 2e-6);
+    }
 }
 
 TEST_CASE("Linear in bf16 is the fp32 product of bf16-rounded operands, at small and large batches")

@@ -6,6 +6,7 @@
 
 #include "vgg/core/tensor.hpp"
 #include "vgg/detail/parallel.hpp"
+#include "vgg/kernels/conv3x3_amx.hpp"
 #include "vgg/kernels/conv3x3_direct.hpp"
 #include "vgg/kernels/elementwise.hpp"
 #include "vgg/kernels/gemm.hpp"
@@ -90,6 +91,13 @@ inline image_columns image_columns_of(const conv3x3_dims& d, const float* x, std
 /// input channel runs directly and uses the buffer for a padded copy).
 inline bool stores_columns(const conv3x3_dims& d) { return d.compute == precision::fp32 || d.in_channels == 1; }
 
+/// Whether a bf16 convolution from `in` to `out` channels (the layer's, or swapped for its input
+/// gradient) runs on AMX tiles read from a channels-last copy instead of through gemm_bf16.
+inline bool uses_amx_conv3x3(const conv3x3_dims& d, std::size_t in, std::size_t out)
+{
+    return d.compute == precision::bf16 && amx_conv3x3_runs(in, out);
+}
+
 /// The kernels of the input gradient, [in][out][3][3]: weight [out][in][3][3] with the channels
 /// swapped and each 3x3 kernel turned by 180 degrees, so that dx = conv3x3(dy) with them.
 inline void adjoint_kernels(const float* weight, std::size_t out_channels, std::size_t in_channels, float* adjoint)
@@ -105,6 +113,7 @@ inline void adjoint_kernels(const float* weight, std::size_t out_channels, std::
 struct thread_buffers {
     winograd_workspace winograd;
     aligned_vector<float> kernels, columns, image, accumulators, sums;
+    aligned_vector<std::uint16_t> packed_weights, staged_image, staged_gradient; ///< the AMX convolution's
 };
 inline thread_buffers& this_thread_buffers()
 {
@@ -206,11 +215,39 @@ void conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const floa
     });
 }
 
+/// The forward pass of a bf16 convolution on AMX (uses_amx_conv3x3): each image is copied
+/// channels-last once and convolved from the copy; `output(n)` says where image n's result goes
+/// (an amx_conv3x3_output). Threads take whole images or, for small batches, groups of 16 output
+/// channels.
+template <class Output>
+void amx_conv3x3_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
+                                const float* bias, Output&& output)
+{
+    const amx_conv3x3_layout layout{d.in_channels, d.out_channels, d.height, d.width};
+    std::uint16_t* packed = vgg::detail::reserve(this_thread_buffers().packed_weights, layout.packed_weights_size());
+    pack_amx_conv3x3_weights(layout, weight, packed);
+    const std::size_t pieces = pieces_per_image(batch);
+    vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
+        thread_buffers& buffers = this_thread_buffers();
+        for (std::size_t item = work.begin; item < work.end; ++item) {
+            const std::size_t n = item / pieces;
+            std::uint16_t* staged = vgg::detail::reserve(buffers.staged_image, layout.staged_size());
+            stage_channels_last(layout, x + n * d.in_size(), staged);
+            amx_conv3x3_image(layout, staged, packed, bias,
+                              vgg::detail::partition(layout.output_groups(), pieces, item % pieces), output(n));
+        }
+    });
+}
+
 /// y = conv(x), optionally followed by ReLU in the same pass.
 inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                             const float* bias, float* y, bool fuse_relu)
 {
     require_precision(d.compute);
+    if (uses_amx_conv3x3(d, d.in_channels, d.out_channels))
+        return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
+            return amx_conv3x3_output{.planes = y + n * d.out_size(), .relu = fuse_relu};
+        });
     if (winograd_tile(d) != 0)
         return winograd_forward_images(d, batch, x, weight, bias,
                                        [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
@@ -234,6 +271,10 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
 {
     require_precision(d.compute);
     const std::size_t pooled_size = d.out_size() / 4;
+    if (uses_amx_conv3x3(d, d.in_channels, d.out_channels))
+        return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
+            return amx_conv3x3_output{.pooled = pooled + n * pooled_size, .argmax = argmax + n * pooled_size};
+        });
     if (winograd_tile(d) != 0) {
         // A Winograd tile is one pooling window or four whole ones: pool straight from the tile outputs.
         const std::size_t pooled_width = d.width / 2;
@@ -295,6 +336,18 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
         adjoint_kernels(weight, d.out_channels, d.in_channels, adjoint);
         u = adjoint;
     }
+    // The input gradient on AMX: the adjoint convolution, from out_channels to in_channels.
+    const bool amx_dx = dx && uses_amx_conv3x3(d, d.out_channels, d.in_channels);
+    const amx_conv3x3_layout adjoint_layout{d.out_channels, d.in_channels, d.height, d.width};
+    const std::uint16_t* packed_adjoint = nullptr;
+    if (amx_dx) {
+        std::uint16_t* packed = vgg::detail::reserve(this_thread_buffers().packed_weights, adjoint_layout.packed_weights_size());
+        pack_amx_conv3x3_weights(adjoint_layout, u, packed);
+        packed_adjoint = packed;
+    }
+    // The weight gradient on AMX, from bf16 copies of the image and the gradient.
+    const bool amx_dweight = uses_amx_conv3x3(d, d.in_channels, d.out_channels);
+    const amx_weight_gradient_layout weight_layout{d.in_channels, d.out_channels, d.height, d.width};
     std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
     std::size_t used_threads = 1;
     vgg::detail::parallel_ranges(batch, 3 * d.forward_operations(), [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
@@ -329,9 +382,17 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             return;
         }
         float* columns = bf16 ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
+        if (amx_dweight)
+            buffers.sums.assign(weight_layout.sums_size(), 0.f);
         for (std::size_t n = images.begin; n < images.end; ++n) {
             const float* g = gradient(n, buffers.image);
-            if (d.in_channels == 1) {
+            if (amx_dweight) {
+                std::uint16_t* image = vgg::detail::reserve(buffers.staged_image, weight_layout.image_size());
+                std::uint16_t* pairs = vgg::detail::reserve(buffers.staged_gradient, weight_layout.gradient_size());
+                stage_image_planes(weight_layout, x + n * d.in_size(), image);
+                stage_pixel_pairs(weight_layout, g, pairs);
+                amx_accumulate_weight_gradient(weight_layout, image, pairs, buffers.sums.data());
+            } else if (d.in_channels == 1) {
                 conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels, columns,
                                                        acc.data());
             } else if (bf16) {
@@ -343,7 +404,12 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                      row_major(columns, d.pixels()).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
             }
             db += view(g, d.out_channels, d.pixels()).rowwise().sum();
-            if (dx && bf16) {
+            if (amx_dx) {
+                std::uint16_t* staged = vgg::detail::reserve(buffers.staged_image, adjoint_layout.staged_size());
+                stage_channels_last(adjoint_layout, g, staged);
+                amx_conv3x3_image(adjoint_layout, staged, packed_adjoint, nullptr, {0, adjoint_layout.output_groups()},
+                                  {.planes = dx + n * d.in_size()});
+            } else if (dx && bf16) {
                 // The input gradient is the convolution of g with the adjoint kernels: no column
                 // matrix to write and fold back.
                 gemm_bf16(best_bf16_kernel(), d.in_channels, d.pixels(), 9 * d.out_channels,
@@ -356,6 +422,8 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                 col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
             }
         }
+        if (amx_dweight)
+            add_weight_gradient_sums(weight_layout, buffers.sums.data(), acc.data());
     });
     std::fill(dweight, dweight + weight_size, 0.f);
     std::fill(dbias, dbias + d.out_channels, 0.f);

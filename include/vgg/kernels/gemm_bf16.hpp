@@ -160,6 +160,15 @@ struct image_rows {
     }
 };
 
+/// even[i] and odd[i] as bf16 pairs, [even[0], odd[0], even[1], odd[1], ...]: the layout of a
+/// right operand's depth pairs (tdpbf16ps and vdpbf16ps multiply pairs).
+VGG_TARGET_AVX512_BF16 inline __m512i to_bf16_pairs(__m512 even, __m512 odd)
+{
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                                22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(interleave, to_bf16(even, odd));
+}
+
 /// The two spans that read one depth step, `steps` (<= 32) consecutive columns from `first`.
 template <class Source>
 auto depth_step_spans(const Source& source, std::size_t first, std::size_t steps)
@@ -197,14 +206,12 @@ template <class Source>
 VGG_TARGET_AVX512_BF16 void pack_right_rows(const Source& source, std::size_t p0, std::size_t j0, std::size_t depth,
                                             std::size_t columns, std::size_t padded, std::uint16_t* packed)
 {
-    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
-                                                22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (std::size_t j = 0; j < columns; j += bf16_panel, packed += bf16_panel * padded) {
         const auto span = source.columns(j0 + j, std::min(bf16_panel, columns - j));
         for (std::size_t p = 0; p < padded; p += 2) {
             const __m512 even = p < depth ? span.load(p0 + p) : _mm512_setzero_ps();
             const __m512 odd = p + 1 < depth ? span.load(p0 + p + 1) : _mm512_setzero_ps();
-            _mm512_storeu_si512(packed + p * bf16_panel, _mm512_permutexvar_epi16(interleave, to_bf16(even, odd)));
+            _mm512_storeu_si512(packed + p * bf16_panel, to_bf16_pairs(even, odd));
         }
     }
 }
