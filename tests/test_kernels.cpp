@@ -240,6 +240,32 @@ TEST_CASE("max-pool routes the gradient to the arg-max only, first maximum on ti
     }
 }
 
+TEST_CASE("max-pool's gradient routing gives every input its window's gradient or zero, at every row length")
+{
+    rng random(41);
+    // Rows of 1 to 40 windows: whole SIMD batches of windows and every tail, for any lane count.
+    for (std::size_t windows = 1; windows <= 40; ++windows) {
+        CAPTURE(windows);
+        const std::size_t planes = 2, height = 4, width = 2 * windows, pooled = planes * height / 2 * windows;
+        std::vector<float> dy(pooled), dx(planes * height * width, -1.f);
+        std::vector<std::uint8_t> argmax(pooled);
+        for (std::size_t i = 0; i < pooled; ++i) {
+            dy[i] = random.uniform(-1.f, 1.f);
+            argmax[i] = static_cast<std::uint8_t>(random.uniform(0.f, 4.f)) % 4;
+        }
+        kernels::maxpool2x2_planes_backward(0, planes, height, width, dy.data(), argmax.data(), dx.data());
+        bool all_right = true;
+        for (std::size_t p = 0; p < planes; ++p)
+            for (std::size_t y = 0; y < height; ++y)
+                for (std::size_t x = 0; x < width; ++x) {
+                    const std::size_t window = (p * height / 2 + y / 2) * windows + x / 2;
+                    const bool won = argmax[window] == 2 * (y % 2) + x % 2;
+                    all_right &= dx[(p * height + y) * width + x] == (won ? dy[window] : 0.f);
+                }
+        CHECK(all_right);
+    }
+}
+
 TEST_CASE("SIMD ReLU kernels agree with scalar code on every tail length")
 {
     for (std::size_t n = 0; n < 70; ++n) {

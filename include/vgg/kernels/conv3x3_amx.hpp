@@ -289,6 +289,7 @@ VGG_TARGET_AVX512_BF16 inline void store_output_rows(const amx_conv3x3_layout& l
     }
 }
 
+VGG_UNDEFINED_VECTOR_WARNINGS_OFF
 /// Pools two transposed C tiles, rows y and y + 1 of the same 16 channels and pixels from x0, into
 /// relu(maxpool2x2) and its arg-max, exactly as maxpool2x2_planes and relu_inplace would.
 VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l, const amx_conv3x3_output& output,
@@ -312,8 +313,7 @@ VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l
         // The first maximum wins, as in max_of_window: the later value only when strictly larger.
         const __mmask16 right_wins = _mm512_cmp_ps_mask(right, left, _CMP_GT_OQ);
         const __m512 row_max = _mm512_mask_blend_ps(right_wins, left, right);
-        // The masked form: the plain one starts from an undefined vector that GCC 12 warns of.
-        const __m512 bottom_max = _mm512_mask_permutexvar_ps(row_max, 0xffff, upper_half, row_max);
+        const __m512 bottom_max = _mm512_permutexvar_ps(upper_half, row_max);
         const __mmask16 bottom_wins = _mm512_cmp_ps_mask(bottom_max, row_max, _CMP_GT_OQ) & 0xff;
         __m512 best = _mm512_mask_blend_ps(bottom_wins, row_max, bottom_max);
         best = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ), best);
@@ -324,6 +324,8 @@ VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l
         _mm512_mask_cvtepi32_storeu_epi8(output.argmax + at, windows, winner);
     }
 }
+
+VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
 /// conv3x3(image) + bias (no bias if null) for the output channels of `groups` (groups of 16),
 /// from the staged image and the packed weights, written as `output` says.

@@ -14,6 +14,7 @@
 #include "vgg/core/tensor.hpp"
 #include "vgg/kernels/cpu_features.hpp"
 #include "vgg/kernels/matrix_operand.hpp"
+#include "vgg/kernels/simd.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -216,13 +217,7 @@ VGG_TARGET_AVX512_BF16 void pack_right_rows(const Source& source, std::size_t p0
     }
 }
 
-// GCC 12's unpack and shuffle intrinsics start from _mm512_undefined_epi32(), which its
-// -Wmaybe-uninitialized (or -Wuninitialized) reports wherever they are inlined: a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+VGG_UNDEFINED_VECTOR_WARNINGS_OFF
 /// Transposes 16 x 16 32-bit values held as 16 vectors: r[i][j] becomes r[j][i].
 VGG_TARGET_AVX512_BF16 inline void transpose_16x16(__m512i r[16])
 {
@@ -250,9 +245,7 @@ VGG_TARGET_AVX512_BF16 inline void transpose_16x16(__m512i r[16])
     for (std::size_t i = 0; i < 16; ++i)
         r[i] = t[i];
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
 /// pack_right_rows for a right operand whose columns `source` reads as rows: 16 columns of 32
 /// depth values become 16 x 16 bf16 pairs, transposed in registers into the pair rows.

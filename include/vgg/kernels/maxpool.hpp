@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "vgg/detail/parallel.hpp"
+#include "vgg/kernels/simd.hpp"
 
 namespace vgg::kernels {
 
@@ -38,19 +39,57 @@ inline void maxpool2x2_planes(std::size_t first, std::size_t last, std::size_t h
         }
 }
 
+namespace detail {
+// Batch constants of the routing below: lane i takes window i / 2 of the first half of a batch of
+// windows (or of the second half), and lies in its window's column i % 2.
+struct window_of_first_half {
+    static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t) { return lane / 2; }
+};
+struct window_of_second_half {
+    static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t lanes) { return (lane + lanes) / 2; }
+};
+struct column_in_window {
+    static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t) { return lane % 2; }
+};
+} // namespace detail
+
+VGG_UNDEFINED_VECTOR_WARNINGS_OFF
 /// Routes each output gradient of planes [first, last) to the input that won the forward max;
-/// the other three inputs of the window get zero. Every input is written exactly once.
+/// the other three inputs of the window get zero. Every input is written exactly once. Whole
+/// batches of windows in SIMD (each window's gradient and winner spread over its two columns by a
+/// swizzle), the rest of a row one window at a time.
 inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std::size_t height, std::size_t width,
                                        const float* dy, const std::uint8_t* argmax, float* dx)
 {
-    const std::size_t out_h = height / 2, out_w = width / 2;
+    using index_batch = xsimd::batch<std::uint32_t>;
+    constexpr std::size_t lanes = float_batch::size;
+    constexpr auto first_half = xsimd::make_batch_constant<index_batch, detail::window_of_first_half>();
+    constexpr auto second_half = xsimd::make_batch_constant<index_batch, detail::window_of_second_half>();
+    const float_batch column =
+        xsimd::batch_cast<float>(index_batch(xsimd::make_batch_constant<index_batch, detail::column_in_window>()));
+    const float_batch zero(0.f), below(2.f);
+    const std::size_t out_h = height / 2, out_w = width / 2, vector_end = out_w - out_w % lanes;
     for (std::size_t p = first; p < last; ++p)
         for (std::size_t i = 0; i < out_h; ++i) {
             float* top = dx + (p * height + 2 * i) * width;
             float* bottom = top + width;
             const float* g = dy + (p * out_h + i) * out_w;
             const std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
-            for (std::size_t j = 0; j < out_w; ++j) {
+            for (std::size_t j = 0; j < vector_end; j += lanes) {
+                alignas(64) float winners[lanes];
+                for (std::size_t k = 0; k < lanes; ++k)
+                    winners[k] = arg[j + k];
+                const auto gradient = float_batch::load_unaligned(g + j);
+                const auto winner = float_batch::load_aligned(winners);
+                for (const auto half : {0, 1}) {
+                    const auto spread = half == 0 ? xsimd::swizzle(gradient, first_half) : xsimd::swizzle(gradient, second_half);
+                    const auto won = half == 0 ? xsimd::swizzle(winner, first_half) : xsimd::swizzle(winner, second_half);
+                    const std::size_t at = 2 * j + half * lanes;
+                    xsimd::select(won == column, spread, zero).store_unaligned(top + at);
+                    xsimd::select(won == column + below, spread, zero).store_unaligned(bottom + at);
+                }
+            }
+            for (std::size_t j = vector_end; j < out_w; ++j) {
                 top[2 * j] = arg[j] == 0 ? g[j] : 0.f;
                 top[2 * j + 1] = arg[j] == 1 ? g[j] : 0.f;
                 bottom[2 * j] = arg[j] == 2 ? g[j] : 0.f;
@@ -58,6 +97,8 @@ inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std:
             }
         }
 }
+
+VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
 /// maxpool2x2_planes over all `planes`, split across threads.
 inline void maxpool2x2_forward(std::size_t planes, std::size_t height, std::size_t width, const float* x, float* y,

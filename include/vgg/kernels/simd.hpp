@@ -5,6 +5,19 @@
 
 #include <xsimd/xsimd.hpp>
 
+// GCC 12's AVX-512 unpack, shuffle, permute and conversion intrinsics start from an undefined
+// vector, which its -Wmaybe-uninitialized (or -Wuninitialized) reports wherever they are
+// inlined: a false positive, silenced around the functions that use them.
+#if defined(__GNUC__) && !defined(__clang__)
+#define VGG_UNDEFINED_VECTOR_WARNINGS_OFF                                                                              \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")                      \
+        _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define VGG_UNDEFINED_VECTOR_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#else
+#define VGG_UNDEFINED_VECTOR_WARNINGS_OFF
+#define VGG_UNDEFINED_VECTOR_WARNINGS_ON
+#endif
+
 namespace vgg::kernels {
 
 /// One vector register of floats, for the instruction set the including program is compiled for
