@@ -130,9 +130,11 @@ TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf
         std::size_t in, out, height, width, first_group, last_group;
     };
     // Rows past a 16-pixel block (7, 17, 33), one row, an odd row count, 16 channels (a run of 48
-    // values read as 64), 48 channels (a run of 144 read as 160), an odd group count, a part of the groups.
+    // values read as 64), 48 channels (a run of 144 read as 160), an odd group count, a part of the
+    // groups; one and three input channels (a grey or RGB image), staged value by value.
     for (const auto& c : {convolution{16, 16, 1, 1, 0, 1}, convolution{16, 32, 5, 7, 0, 2}, convolution{32, 48, 9, 17, 0, 3},
-                          convolution{48, 16, 4, 33, 0, 1}, convolution{64, 32, 3, 16, 0, 2}, convolution{16, 64, 14, 14, 1, 4}}) {
+                          convolution{48, 16, 4, 33, 0, 1}, convolution{64, 32, 3, 16, 0, 2}, convolution{16, 64, 14, 14, 1, 4},
+                          convolution{1, 16, 6, 20, 0, 1}, convolution{3, 32, 8, 9, 0, 2}}) {
         CAPTURE(c.in);
         CAPTURE(c.out);
         CAPTURE(c.height);

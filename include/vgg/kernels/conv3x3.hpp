@@ -19,8 +19,9 @@ namespace vgg::kernels {
 /// Sizes of a 3x3, stride-1, pad-1 convolution.
 struct conv3x3_dims {
     std::size_t in_channels, out_channels, height, width;
-    /// The products' arithmetic: bf16 runs every product with more than one input channel as
-    /// im2col + gemm_bf16 (Winograd's transforms would round in bf16 what fp32 keeps exact).
+    /// The products' arithmetic. bf16 runs on AMX from channels-last copies where the CPU has AMX
+    /// and the channels come in 16s (conv3x3_amx.hpp), otherwise as im2col + gemm_bf16; never by
+    /// Winograd, whose transforms would round in bf16 what fp32 keeps exact.
     vgg::precision compute = vgg::precision::fp32;
     std::size_t pixels() const { return height * width; }
     std::size_t patch() const { return in_channels * 9; }
@@ -91,11 +92,11 @@ inline image_columns image_columns_of(const conv3x3_dims& d, const float* x, std
 /// input channel runs directly and uses the buffer for a padded copy).
 inline bool stores_columns(const conv3x3_dims& d) { return d.compute == precision::fp32 || d.in_channels == 1; }
 
-/// Whether a bf16 convolution from `in` to `out` channels (the layer's, or swapped for its input
+/// Whether a bf16 convolution to `out` channels (the layer's, or its input channels for its input
 /// gradient) runs on AMX tiles read from a channels-last copy instead of through gemm_bf16.
-inline bool uses_amx_conv3x3(const conv3x3_dims& d, std::size_t in, std::size_t out)
+inline bool uses_amx_conv3x3(const conv3x3_dims& d, std::size_t out)
 {
-    return d.compute == precision::bf16 && amx_conv3x3_runs(in, out);
+    return d.compute == precision::bf16 && amx_conv3x3_runs(out);
 }
 
 /// The kernels of the input gradient, [in][out][3][3]: weight [out][in][3][3] with the channels
@@ -244,7 +245,7 @@ inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const floa
                             const float* bias, float* y, bool fuse_relu)
 {
     require_precision(d.compute);
-    if (uses_amx_conv3x3(d, d.in_channels, d.out_channels))
+    if (uses_amx_conv3x3(d, d.out_channels))
         return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
             return amx_conv3x3_output{.planes = y + n * d.out_size(), .relu = fuse_relu};
         });
@@ -271,7 +272,7 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
 {
     require_precision(d.compute);
     const std::size_t pooled_size = d.out_size() / 4;
-    if (uses_amx_conv3x3(d, d.in_channels, d.out_channels))
+    if (uses_amx_conv3x3(d, d.out_channels))
         return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
             return amx_conv3x3_output{.pooled = pooled + n * pooled_size, .argmax = argmax + n * pooled_size};
         });
@@ -337,7 +338,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
         u = adjoint;
     }
     // The input gradient on AMX: the adjoint convolution, from out_channels to in_channels.
-    const bool amx_dx = dx && uses_amx_conv3x3(d, d.out_channels, d.in_channels);
+    const bool amx_dx = dx && uses_amx_conv3x3(d, d.in_channels);
     const amx_conv3x3_layout adjoint_layout{d.out_channels, d.in_channels, d.height, d.width};
     const std::uint16_t* packed_adjoint = nullptr;
     if (amx_dx) {
@@ -346,7 +347,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
         packed_adjoint = packed;
     }
     // The weight gradient on AMX, from bf16 copies of the image and the gradient.
-    const bool amx_dweight = uses_amx_conv3x3(d, d.in_channels, d.out_channels);
+    const bool amx_dweight = d.compute == precision::bf16 && amx_weight_gradient_runs(d.in_channels, d.out_channels);
     const amx_weight_gradient_layout weight_layout{d.in_channels, d.out_channels, d.height, d.width};
     std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
     std::size_t used_threads = 1;

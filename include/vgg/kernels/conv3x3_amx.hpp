@@ -5,8 +5,10 @@
 // pixels lie one pixel's channels apart: a tile load with that row stride is the A tile of 16
 // pixels x 32 values of the run, so no column matrix is built or packed. The weights are packed
 // once per call as B tiles; each C tile is 16 pixels x 16 output channels, transposed in
-// registers into the output's channel planes. Channel counts must be multiples of 16 (every VGG
-// convolution but the first).
+// registers into the output's channel planes. Output channels come in groups of 16; any number of
+// input channels is read (one, for a grey image, reads 32 pixels of one row per tile row, of which
+// the 3 a kernel row needs have weights). The weight gradient (below) needs multiples of 16 on
+// both sides.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -17,27 +19,31 @@
 
 namespace vgg::kernels {
 
-/// Whether amx_conv3x3_image takes a convolution with these channel counts.
-constexpr bool amx_conv3x3_applies(std::size_t in_channels, std::size_t out_channels)
+/// Whether amx_conv3x3_image runs a convolution to this many output channels on this CPU.
+inline bool amx_conv3x3_runs(std::size_t out_channels)
 {
-    return in_channels % bf16_panel == 0 && out_channels % bf16_panel == 0;
+    return out_channels % bf16_panel == 0 && bf16_kernel_runs(bf16_kernel::amx);
 }
 
-/// Whether amx_conv3x3_image runs such a convolution on this CPU.
-inline bool amx_conv3x3_runs(std::size_t in_channels, std::size_t out_channels)
+/// Whether amx_accumulate_weight_gradient runs a convolution with these channel counts on this CPU.
+inline bool amx_weight_gradient_runs(std::size_t in_channels, std::size_t out_channels)
 {
-    return amx_conv3x3_applies(in_channels, out_channels) && bf16_kernel_runs(bf16_kernel::amx);
+    return in_channels % bf16_panel == 0 && amx_conv3x3_runs(out_channels);
 }
 
 /// Sizes of one image's convolution and of its channels-last copy ("staged"): rows -1 .. height,
 /// columns -1 .. staged_width() - 2, channels innermost, zero outside the image. Output rows are
-/// cut into blocks of 16 pixels; the last block's loads reach 3 pixels past its end (4 with 16
-/// channels, whose 48-value run is read as 64), hence the zero columns on the right.
+/// cut into blocks of 16 pixels; a tile row reads the run of 3 x in_channels values rounded up to
+/// whole depth steps (4 pixels with 16 channels, 32 with one), hence the zero columns on the right.
 struct amx_conv3x3_layout {
     std::size_t in_channels, out_channels, height, width;
 
     std::size_t pixel_blocks() const { return (width + bf16_panel - 1) / bf16_panel; }
-    std::size_t staged_width() const { return pixel_blocks() * bf16_panel + 4; }
+    std::size_t staged_width() const
+    {
+        const std::size_t pixels_read = (depth_steps() * bf16_depth_step + in_channels - 1) / in_channels;
+        return pixel_blocks() * bf16_panel + pixels_read;
+    }
     std::size_t staged_size() const { return (height + 2) * staged_width() * in_channels; }
     /// Depth steps (32 values) of one kernel row's run of 3 x in_channels values.
     std::size_t depth_steps() const { return (3 * in_channels + bf16_depth_step - 1) / bf16_depth_step; }
@@ -98,6 +104,15 @@ inline void pack_amx_conv3x3_weights(const amx_conv3x3_layout& l, const float* w
 
 #if defined(__x86_64__)
 namespace detail {
+
+/// target[i] = source[i] rounded to bf16, for i < count.
+VGG_TARGET_AVX512_BF16 inline void convert_to_bf16(const float* source, std::size_t count, std::uint16_t* target)
+{
+    for (std::size_t i = 0; i < count; i += bf16_panel) {
+        const __mmask16 lanes = first_lanes(count - i);
+        _mm256_mask_storeu_epi16(target + i, lanes, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lanes, source + i)));
+    }
+}
 
 /// 16 x 16 floats of a row-major block (row stride `stride` floats), transposed into r.
 VGG_TARGET_AVX512_BF16 inline void load_transposed_16x16(const float* block, std::size_t stride, std::size_t rows,
@@ -197,7 +212,7 @@ VGG_TARGET_AMX void amx_weight_gradient_block(const amx_weight_gradient_layout& 
 
 /// Writes image (in_channels planes of height x width floats) as the staged copy (see
 /// amx_conv3x3_layout), rounded to bf16: blocks of 16 channels x 16 pixels are transposed in
-/// registers.
+/// registers; other channel counts (the first layer's 1 or 3) go value by value.
 VGG_TARGET_AVX512_BF16 inline void stage_channels_last(const amx_conv3x3_layout& l, const float* image,
                                                        std::uint16_t* staged)
 {
@@ -208,6 +223,16 @@ VGG_TARGET_AVX512_BF16 inline void stage_channels_last(const amx_conv3x3_layout&
         std::uint16_t* row = staged + (y + 1) * width * in;
         std::fill(row, row + in, std::uint16_t{0});
         std::fill(row + (l.width + 1) * in, row + width * in, std::uint16_t{0});
+        if (in == 1) { // a grey image: its rows as they are
+            detail::convert_to_bf16(image + y * l.width, l.width, row + 1);
+            continue;
+        }
+        if (in % bf16_panel != 0) {
+            for (std::size_t x = 0; x < l.width; ++x)
+                for (std::size_t c = 0; c < in; ++c)
+                    row[(x + 1) * in + c] = to_bf16(image[c * plane + y * l.width + x]);
+            continue;
+        }
         for (std::size_t x0 = 0; x0 < l.width; x0 += bf16_panel) {
             const std::size_t count = std::min(bf16_panel, l.width - x0);
             const __mmask16 lanes = detail::first_lanes(count);
@@ -239,11 +264,7 @@ VGG_TARGET_AVX512_BF16 inline void stage_image_planes(const amx_weight_gradient_
             const float* source = image + (c * l.height + y) * l.width;
             row[0] = 0;
             std::fill(row + l.width + 1, row + width, std::uint16_t{0});
-            for (std::size_t x0 = 0; x0 < l.width; x0 += bf16_panel) {
-                const __mmask16 lanes = detail::first_lanes(l.width - x0);
-                _mm256_mask_storeu_epi16(row + 1 + x0, lanes,
-                                         (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lanes, source + x0)));
-            }
+            detail::convert_to_bf16(source, l.width, row + 1);
         }
     }
 }

@@ -55,9 +55,9 @@ struct column_in_window {
 
 VGG_UNDEFINED_VECTOR_WARNINGS_OFF
 /// Routes each output gradient of planes [first, last) to the input that won the forward max;
-/// the other three inputs of the window get zero. Every input is written exactly once. Whole
-/// batches of windows in SIMD (each window's gradient and winner spread over its two columns by a
-/// swizzle), the rest of a row one window at a time.
+/// the other three inputs of the window get zero. Every input is written exactly once. A batch
+/// of windows at a time in SIMD, each window's gradient and winner spread over its two columns by
+/// a swizzle; a row's last, partial batch goes through scratch.
 inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std::size_t height, std::size_t width,
                                        const float* dy, const std::uint8_t* argmax, float* dx)
 {
@@ -68,32 +68,31 @@ inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std:
     const float_batch column =
         xsimd::batch_cast<float>(index_batch(xsimd::make_batch_constant<index_batch, detail::column_in_window>()));
     const float_batch zero(0.f), below(2.f);
-    const std::size_t out_h = height / 2, out_w = width / 2, vector_end = out_w - out_w % lanes;
+    const std::size_t out_h = height / 2, out_w = width / 2;
     for (std::size_t p = first; p < last; ++p)
         for (std::size_t i = 0; i < out_h; ++i) {
             float* top = dx + (p * height + 2 * i) * width;
             float* bottom = top + width;
             const float* g = dy + (p * out_h + i) * out_w;
             const std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
-            for (std::size_t j = 0; j < vector_end; j += lanes) {
-                alignas(64) float winners[lanes];
-                for (std::size_t k = 0; k < lanes; ++k)
-                    winners[k] = arg[j + k];
-                const auto gradient = float_batch::load_unaligned(g + j);
-                const auto winner = float_batch::load_aligned(winners);
-                for (const auto half : {0, 1}) {
+            for (std::size_t j = 0; j < out_w; j += lanes) {
+                const std::size_t count = std::min(lanes, out_w - j);
+                alignas(64) float gradients[lanes] = {}, winners[lanes] = {}, scratch[2][2 * lanes];
+                std::copy(g + j, g + j + count, gradients);
+                std::copy(arg + j, arg + j + count, winners);
+                const auto gradient = float_batch::load_aligned(gradients), winner = float_batch::load_aligned(winners);
+                float* top_out = count == lanes ? top + 2 * j : scratch[0];
+                float* bottom_out = count == lanes ? bottom + 2 * j : scratch[1];
+                for (const std::size_t half : {0, 1}) {
                     const auto spread = half == 0 ? xsimd::swizzle(gradient, first_half) : xsimd::swizzle(gradient, second_half);
                     const auto won = half == 0 ? xsimd::swizzle(winner, first_half) : xsimd::swizzle(winner, second_half);
-                    const std::size_t at = 2 * j + half * lanes;
-                    xsimd::select(won == column, spread, zero).store_unaligned(top + at);
-                    xsimd::select(won == column + below, spread, zero).store_unaligned(bottom + at);
+                    xsimd::select(won == column, spread, zero).store_unaligned(top_out + half * lanes);
+                    xsimd::select(won == column + below, spread, zero).store_unaligned(bottom_out + half * lanes);
                 }
-            }
-            for (std::size_t j = vector_end; j < out_w; ++j) {
-                top[2 * j] = arg[j] == 0 ? g[j] : 0.f;
-                top[2 * j + 1] = arg[j] == 1 ? g[j] : 0.f;
-                bottom[2 * j] = arg[j] == 2 ? g[j] : 0.f;
-                bottom[2 * j + 1] = arg[j] == 3 ? g[j] : 0.f;
+                if (count < lanes) {
+                    std::copy(scratch[0], scratch[0] + 2 * count, top + 2 * j);
+                    std::copy(scratch[1], scratch[1] + 2 * count, bottom + 2 * j);
+                }
             }
         }
 }
