@@ -185,7 +185,7 @@ TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf
     }
 }
 
-TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the definition on bf16-rounded operands")
+TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the definition on bf16-rounded operands; the same pass copies g for the input gradient and sums it for the bias")
 {
     testing::skip_unless_runs(kernels::bf16_kernel::amx);
     struct convolution {
@@ -204,13 +204,22 @@ TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the
         std::vector<float> x(c.in * plane), g(c.out * plane);
         aligned_vector<std::uint16_t> image(layout.image_size()), pairs(layout.gradient_size());
         aligned_vector<float> sums(layout.sums_size(), 0.f);
+        // The input gradient's convolution reads g as its image: the same pass writes that copy.
+        const kernels::amx_conv3x3_layout adjoint{c.out, c.in, c.height, c.width};
+        aligned_vector<std::uint16_t> channels_last(adjoint.staged_size()), expected_channels_last(adjoint.staged_size());
+        std::vector<float> bias_gradient(c.out, 0.25f), expected_bias_gradient(c.out, 0.25f);
         // Two images summed, as a thread sums its share of a batch.
         std::vector<float> dweight(c.out * c.in * 9, 0.5f), expected(dweight.size(), 0.5f);
         for (int image_number = 0; image_number < 2; ++image_number) {
             fill(x, random);
             fill(g, random);
             kernels::stage_image_planes(layout, x.data(), image.data());
-            kernels::stage_pixel_pairs(layout, g.data(), pairs.data());
+            kernels::stage_gradient(layout, g.data(), pairs.data(), channels_last.data(), bias_gradient.data());
+            kernels::stage_channels_last(adjoint, g.data(), expected_channels_last.data());
+            CHECK(channels_last == expected_channels_last);
+            for (std::size_t o = 0; o < c.out; ++o)
+                for (std::size_t p = 0; p < plane; ++p)
+                    expected_bias_gradient[o] += g[o * plane + p];
             kernels::amx_accumulate_weight_gradient(layout, image.data(), pairs.data(), sums.data());
             round_all(x);
             round_all(g);
@@ -229,6 +238,7 @@ TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the
         }
         kernels::add_weight_gradient_sums(layout, sums.data(), dweight.data());
         CHECK(relative_difference(dweight, expected) < 2e-6);
+        CHECK(relative_difference(bias_gradient, expected_bias_gradient) < 1e-5);
     }
 }
 

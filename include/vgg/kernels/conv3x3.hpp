@@ -388,12 +388,20 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
         for (std::size_t n = images.begin; n < images.end; ++n) {
             const float* g = gradient(n, buffers.image);
             if (amx_dweight) {
-                std::uint16_t* image = vgg::detail::reserve(buffers.staged_image, weight_layout.image_size());
+                // One pass over g gives the weight gradient's copy, the input gradient's and the
+                // bias gradient; the image's copy then takes the buffer the input gradient read.
                 std::uint16_t* pairs = vgg::detail::reserve(buffers.staged_gradient, weight_layout.gradient_size());
-                stage_image_planes(weight_layout, x + n * d.in_size(), image);
-                stage_pixel_pairs(weight_layout, g, pairs);
-                amx_accumulate_weight_gradient(weight_layout, image, pairs, buffers.sums.data());
-            } else if (d.in_channels == 1) {
+                std::uint16_t* staged = vgg::detail::reserve(
+                    buffers.staged_image, std::max(weight_layout.image_size(), amx_dx ? adjoint_layout.staged_size() : 0));
+                stage_gradient(weight_layout, g, pairs, amx_dx ? staged : nullptr, acc.data() + weight_size);
+                if (amx_dx)
+                    amx_conv3x3_image(adjoint_layout, staged, packed_adjoint, nullptr, {0, adjoint_layout.output_groups()},
+                                      {.planes = dx + n * d.in_size()});
+                stage_image_planes(weight_layout, x + n * d.in_size(), staged);
+                amx_accumulate_weight_gradient(weight_layout, staged, pairs, buffers.sums.data());
+                continue;
+            }
+            if (d.in_channels == 1) {
                 conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels, columns,
                                                        acc.data());
             } else if (bf16) {

@@ -114,6 +114,20 @@ VGG_TARGET_AVX512_BF16 inline void convert_to_bf16(const float* source, std::siz
     }
 }
 
+/// Zeros the staged copy's border: the rows above and below the image, the column left of it
+/// and the columns right of it.
+inline void zero_staged_border(const amx_conv3x3_layout& l, std::uint16_t* staged)
+{
+    const std::size_t in = l.in_channels, width = l.staged_width();
+    std::fill(staged, staged + width * in, std::uint16_t{0});
+    std::fill(staged + (l.height + 1) * width * in, staged + (l.height + 2) * width * in, std::uint16_t{0});
+    for (std::size_t y = 0; y < l.height; ++y) {
+        std::uint16_t* row = staged + (y + 1) * width * in;
+        std::fill(row, row + in, std::uint16_t{0});
+        std::fill(row + (l.width + 1) * in, row + width * in, std::uint16_t{0});
+    }
+}
+
 /// 16 x 16 floats of a row-major block (row stride `stride` floats), transposed into r.
 VGG_TARGET_AVX512_BF16 inline void load_transposed_16x16(const float* block, std::size_t stride, std::size_t rows,
                                                          __m512i r[16])
@@ -217,12 +231,9 @@ VGG_TARGET_AVX512_BF16 inline void stage_channels_last(const amx_conv3x3_layout&
                                                        std::uint16_t* staged)
 {
     const std::size_t in = l.in_channels, width = l.staged_width(), plane = l.height * l.width;
-    std::fill(staged, staged + width * in, std::uint16_t{0});
-    std::fill(staged + (l.height + 1) * width * in, staged + (l.height + 2) * width * in, std::uint16_t{0});
+    detail::zero_staged_border(l, staged);
     for (std::size_t y = 0; y < l.height; ++y) {
         std::uint16_t* row = staged + (y + 1) * width * in;
-        std::fill(row, row + in, std::uint16_t{0});
-        std::fill(row + (l.width + 1) * in, row + width * in, std::uint16_t{0});
         if (in == 1) { // a grey image: its rows as they are
             detail::convert_to_bf16(image + y * l.width, l.width, row + 1);
             continue;
@@ -269,25 +280,42 @@ VGG_TARGET_AVX512_BF16 inline void stage_image_planes(const amx_weight_gradient_
     }
 }
 
-/// Writes g (out_channels planes of height x width floats) as the weight gradient's gradient
-/// copy, rounded to bf16: blocks of 16 outputs x 16 pixels are transposed in registers, then
-/// neighbouring pixels interleaved.
-VGG_TARGET_AVX512_BF16 inline void stage_pixel_pairs(const amx_weight_gradient_layout& l, const float* g,
-                                                     std::uint16_t* staged)
+/// One pass over an output gradient g (out_channels planes of height x width floats), in blocks
+/// of 16 outputs x 16 pixels transposed in registers: writes the weight gradient's gradient copy
+/// (`pairs`, neighbouring pixels interleaved), if `channels_last` is not null the staged copy the
+/// input gradient's convolution reads (amx_conv3x3_layout{out_channels, in_channels, ...}), and
+/// adds each output's sum over the pixels to bias_gradient.
+VGG_TARGET_AVX512_BF16 inline void stage_gradient(const amx_weight_gradient_layout& l, const float* g,
+                                                  std::uint16_t* pairs, std::uint16_t* channels_last,
+                                                  float* bias_gradient)
 {
+    const amx_conv3x3_layout adjoint{l.out_channels, l.in_channels, l.height, l.width};
     const std::size_t out = l.out_channels, plane = l.height * l.width;
+    if (channels_last)
+        detail::zero_staged_border(adjoint, channels_last);
     for (std::size_t y = 0; y < l.height; ++y)
         for (std::size_t x0 = 0; x0 < l.padded_width(); x0 += bf16_panel) {
-            const __mmask16 lanes = x0 < l.width ? detail::first_lanes(l.width - x0) : 0;
+            const std::size_t count = x0 < l.width ? std::min(bf16_panel, l.width - x0) : 0;
+            const __mmask16 lanes = detail::first_lanes(count);
             for (std::size_t o0 = 0; o0 < out; o0 += bf16_panel) {
                 __m512i pixels[16]; // [output][pixel], then [pixel][output]
                 for (std::size_t o = 0; o < 16; ++o)
                     pixels[o] = _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, g + (o0 + o) * plane + y * l.width + x0));
                 detail::transpose_16x16(pixels);
-                for (std::size_t pair = 0; pair < bf16_panel / 2; ++pair)
-                    _mm512_storeu_si512(staged + ((y * l.padded_width() + x0) / 2 + pair) * 2 * out + 2 * o0,
-                                        detail::to_bf16_pairs(_mm512_castsi512_ps(pixels[2 * pair]),
-                                                              _mm512_castsi512_ps(pixels[2 * pair + 1])));
+                __m512 sums = _mm512_loadu_ps(bias_gradient + o0);
+                for (std::size_t pair = 0; pair < bf16_panel / 2; ++pair) {
+                    const __m512 even = _mm512_castsi512_ps(pixels[2 * pair]), odd = _mm512_castsi512_ps(pixels[2 * pair + 1]);
+                    _mm512_storeu_si512(pairs + ((y * l.padded_width() + x0) / 2 + pair) * 2 * out + 2 * o0,
+                                        detail::to_bf16_pairs(even, odd));
+                    sums = _mm512_add_ps(sums, _mm512_add_ps(even, odd));
+                }
+                _mm512_storeu_ps(bias_gradient + o0, sums);
+                if (!channels_last)
+                    continue;
+                std::uint16_t* row = channels_last + (y + 1) * adjoint.staged_width() * out;
+                for (std::size_t j = 0; j < count; ++j)
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + (x0 + j + 1) * out + o0),
+                                        (__m256i)_mm512_cvtneps_pbh(_mm512_castsi512_ps(pixels[j])));
             }
         }
 }
@@ -437,9 +465,9 @@ inline void stage_image_planes(const amx_weight_gradient_layout&, const float*, 
 {
     throw std::logic_error("stage_image_planes needs an x86-64 CPU with AVX512_BF16");
 }
-inline void stage_pixel_pairs(const amx_weight_gradient_layout&, const float*, std::uint16_t*)
+inline void stage_gradient(const amx_weight_gradient_layout&, const float*, std::uint16_t*, std::uint16_t*, float*)
 {
-    throw std::logic_error("stage_pixel_pairs needs an x86-64 CPU with AVX512_BF16");
+    throw std::logic_error("stage_gradient needs an x86-64 CPU with AVX512_BF16");
 }
 inline void amx_accumulate_weight_gradient(const amx_weight_gradient_layout&, const std::uint16_t*,
                                            const std::uint16_t*, float*)
