@@ -128,12 +128,13 @@ inline void zero_staged_border(const amx_conv3x3_layout& l, std::uint16_t* stage
     }
 }
 
-/// 16 x 16 floats of a row-major block (row stride `stride` floats), transposed into r.
-VGG_TARGET_AVX512_BF16 inline void load_transposed_16x16(const float* block, std::size_t stride, std::size_t rows,
+/// 16 rows of 16 floats, `stride` floats apart, the lanes outside `lanes` zero, transposed into r:
+/// r[j] holds lane j of every row.
+VGG_TARGET_AVX512_BF16 inline void load_transposed_16x16(const float* first, std::size_t stride, __mmask16 lanes,
                                                          __m512i r[16])
 {
     for (std::size_t i = 0; i < 16; ++i)
-        r[i] = i < rows ? _mm512_castps_si512(_mm512_loadu_ps(block + i * stride)) : _mm512_setzero_si512();
+        r[i] = _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, first + i * stride));
     transpose_16x16(r);
 }
 
@@ -145,37 +146,17 @@ VGG_TARGET_AMX void amx_conv3x3_block(const amx_conv3x3_layout& l, const std::ui
 {
     const std::size_t pixel_bytes = l.in_channels * sizeof(std::uint16_t), staged_row = l.staged_width() * l.in_channels;
     const std::size_t steps = l.depth_steps(), groups = l.output_groups();
-    constexpr std::size_t row_bytes = 64;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    constexpr std::size_t row_bytes = 64, result_row_bytes = bf16_panel * sizeof(float);
+    zero_accumulators();
     for (std::size_t ky = 0; ky < 3; ++ky)
         for (std::size_t s = 0; s < steps; ++s) {
             const std::uint16_t* a0 = a + ky * staged_row + s * bf16_depth_step;
             const std::uint16_t* b0 = b + (ky * steps + s) * groups * bf16_block;
-            _tile_loadd(4, a0, pixel_bytes);
-            _tile_loadd(6, b0, row_bytes);
-            _tile_dpbf16ps(0, 4, 6);
-            if constexpr (TwoGroups) {
-                _tile_loadd(7, b0 + bf16_block, row_bytes);
-                _tile_dpbf16ps(1, 4, 7);
-            }
-            if constexpr (TwoRows) {
-                _tile_loadd(5, a0 + staged_row, pixel_bytes);
-                _tile_dpbf16ps(2, 5, 6);
-            }
-            if constexpr (TwoRows && TwoGroups)
-                _tile_dpbf16ps(3, 5, 7);
+            multiply_tiles<TwoRows, TwoGroups>(a0, TwoRows ? a0 + staged_row : a0, pixel_bytes, b0,
+                                               TwoGroups ? b0 + bf16_block : b0, row_bytes);
         }
-    constexpr std::size_t stride = bf16_panel * sizeof(float);
-    _tile_stored(0, c[0], stride);
-    if constexpr (TwoGroups)
-        _tile_stored(1, c[1], stride);
-    if constexpr (TwoRows)
-        _tile_stored(2, c[2], stride);
-    if constexpr (TwoRows && TwoGroups)
-        _tile_stored(3, c[3], stride);
+    store_accumulators<TwoRows, TwoGroups>(
+        {{c[0], c[1], c[2], c[3]}, {result_row_bytes, result_row_bytes, result_row_bytes, result_row_bytes}});
 }
 
 /// AMX: dW^T tiles 0-3 = channel groups c and c + 1 (TwoChannelGroups) x output groups o and o + 1
@@ -188,38 +169,18 @@ VGG_TARGET_AMX void amx_weight_gradient_block(const amx_weight_gradient_layout& 
     const std::size_t out = l.out_channels, plane = l.image_plane(), pairs = l.padded_width() / 2;
     const std::size_t plane_bytes = plane * sizeof(std::uint16_t), pair_row_bytes = 2 * out * sizeof(std::uint16_t);
     const std::size_t sums_stride = out * sizeof(float), next_channels = bf16_panel * out;
-    _tile_loadd(0, sums, sums_stride);
-    if constexpr (TwoOutputGroups)
-        _tile_loadd(1, sums + bf16_panel, sums_stride);
-    if constexpr (TwoChannelGroups)
-        _tile_loadd(2, sums + next_channels, sums_stride);
-    if constexpr (TwoChannelGroups && TwoOutputGroups)
-        _tile_loadd(3, sums + next_channels + bf16_panel, sums_stride);
+    const accumulator_tiles tiles{{sums, sums + bf16_panel, sums + next_channels, sums + next_channels + bf16_panel},
+                                  {sums_stride, sums_stride, sums_stride, sums_stride}};
+    load_accumulators<TwoChannelGroups, TwoOutputGroups>(tiles);
     for (std::size_t y = 0; y < l.height; ++y)
         for (std::size_t x0 = 0; x0 < l.padded_width(); x0 += 2 * bf16_panel) {
             const std::uint16_t* a0 = a + y * l.row_width() + x0;
             const std::uint16_t* b0 = b + (y * pairs + x0 / 2) * 2 * out;
-            _tile_loadd(4, a0, plane_bytes);
-            _tile_loadd(6, b0, pair_row_bytes);
-            _tile_dpbf16ps(0, 4, 6);
-            if constexpr (TwoOutputGroups) {
-                _tile_loadd(7, b0 + 2 * bf16_panel, pair_row_bytes);
-                _tile_dpbf16ps(1, 4, 7);
-            }
-            if constexpr (TwoChannelGroups) {
-                _tile_loadd(5, a0 + bf16_panel * plane, plane_bytes);
-                _tile_dpbf16ps(2, 5, 6);
-            }
-            if constexpr (TwoChannelGroups && TwoOutputGroups)
-                _tile_dpbf16ps(3, 5, 7);
+            multiply_tiles<TwoChannelGroups, TwoOutputGroups>(a0, TwoChannelGroups ? a0 + bf16_panel * plane : a0,
+                                                              plane_bytes, b0,
+                                                              TwoOutputGroups ? b0 + 2 * bf16_panel : b0, pair_row_bytes);
         }
-    _tile_stored(0, sums, sums_stride);
-    if constexpr (TwoOutputGroups)
-        _tile_stored(1, sums + bf16_panel, sums_stride);
-    if constexpr (TwoChannelGroups)
-        _tile_stored(2, sums + next_channels, sums_stride);
-    if constexpr (TwoChannelGroups && TwoOutputGroups)
-        _tile_stored(3, sums + next_channels + bf16_panel, sums_stride);
+    store_accumulators<TwoChannelGroups, TwoOutputGroups>(tiles);
 }
 
 } // namespace detail
@@ -248,10 +209,8 @@ VGG_TARGET_AVX512_BF16 inline void stage_channels_last(const amx_conv3x3_layout&
             const std::size_t count = std::min(bf16_panel, l.width - x0);
             const __mmask16 lanes = detail::first_lanes(count);
             for (std::size_t c0 = 0; c0 < in; c0 += bf16_panel) {
-                __m512i pixels[16]; // [channel][pixel], then [pixel][channel]
-                for (std::size_t c = 0; c < 16; ++c)
-                    pixels[c] = _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, image + (c0 + c) * plane + y * l.width + x0));
-                detail::transpose_16x16(pixels);
+                __m512i pixels[16]; // [pixel][channel]
+                detail::load_transposed_16x16(image + c0 * plane + y * l.width + x0, plane, lanes, pixels);
                 for (std::size_t j = 0; j < count; ++j)
                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + (x0 + j + 1) * in + c0),
                                         (__m256i)_mm512_cvtneps_pbh(_mm512_castsi512_ps(pixels[j])));
@@ -298,10 +257,8 @@ VGG_TARGET_AVX512_BF16 inline void stage_gradient(const amx_weight_gradient_layo
             const std::size_t count = x0 < l.width ? std::min(bf16_panel, l.width - x0) : 0;
             const __mmask16 lanes = detail::first_lanes(count);
             for (std::size_t o0 = 0; o0 < out; o0 += bf16_panel) {
-                __m512i pixels[16]; // [output][pixel], then [pixel][output]
-                for (std::size_t o = 0; o < 16; ++o)
-                    pixels[o] = _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, g + (o0 + o) * plane + y * l.width + x0));
-                detail::transpose_16x16(pixels);
+                __m512i pixels[16]; // [pixel][output]
+                detail::load_transposed_16x16(g + o0 * plane + y * l.width + x0, plane, lanes, pixels);
                 __m512 sums = _mm512_loadu_ps(bias_gradient + o0);
                 for (std::size_t pair = 0; pair < bf16_panel / 2; ++pair) {
                     const __m512 even = _mm512_castsi512_ps(pixels[2 * pair]), odd = _mm512_castsi512_ps(pixels[2 * pair + 1]);
@@ -320,13 +277,15 @@ VGG_TARGET_AVX512_BF16 inline void stage_gradient(const amx_weight_gradient_layo
         }
 }
 
+namespace detail {
+
 /// Writes the transposed C tile `channels` ([channel][pixel], 16 x 16 pixels from x0 of row y)
 /// into the planes, adding the bias, through ReLU if asked.
 VGG_TARGET_AVX512_BF16 inline void store_output_rows(const amx_conv3x3_layout& l, const amx_conv3x3_output& output,
                                                      const float* bias, std::size_t first_channel, std::size_t y,
                                                      std::size_t x0, const __m512i channels[16])
 {
-    const __mmask16 lanes = detail::first_lanes(l.width - x0);
+    const __mmask16 lanes = first_lanes(l.width - x0);
     for (std::size_t o = 0; o < bf16_panel; ++o) {
         const std::size_t channel = first_channel + o;
         __m512 values = _mm512_castsi512_ps(channels[o]);
@@ -351,7 +310,7 @@ VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l
     const __m512i upper_half = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
     const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
     const std::size_t pooled_width = l.width / 2, pooled_height = l.height / 2;
-    const __mmask16 windows = detail::first_lanes((l.width - x0) / 2);
+    const __mmask16 windows = first_lanes((l.width - x0) / 2);
     for (std::size_t o = 0; o < bf16_panel; ++o) {
         const std::size_t channel = first_channel + o;
         const __m512 b = _mm512_set1_ps(bias ? bias[channel] : 0.f);
@@ -376,6 +335,8 @@ VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l
 
 VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
+} // namespace detail
+
 /// conv3x3(image) + bias (no bias if null) for the output channels of `groups` (groups of 16),
 /// from the staged image and the packed weights, written as `output` says.
 VGG_TARGET_AMX inline void amx_conv3x3_image(const amx_conv3x3_layout& l, const std::uint16_t* staged,
@@ -393,30 +354,25 @@ VGG_TARGET_AMX inline void amx_conv3x3_image(const amx_conv3x3_layout& l, const 
             const bool two_rows = y + 1 < l.height;
             for (std::size_t x0 = 0; x0 < l.width; x0 += bf16_panel) {
                 const std::uint16_t* a = staged + y * staged_row + x0 * in;
-                if (two_rows && two_groups)
-                    detail::amx_conv3x3_block<true, true>(l, a, b, results);
-                else if (two_rows)
-                    detail::amx_conv3x3_block<true, false>(l, a, b, results);
-                else if (two_groups)
-                    detail::amx_conv3x3_block<false, true>(l, a, b, results);
-                else
-                    detail::amx_conv3x3_block<false, false>(l, a, b, results);
-                const std::size_t count = std::min(bf16_panel, l.width - x0);
+                detail::with_tile_flags(two_rows, two_groups, [&]<bool TwoRows, bool TwoGroups>() {
+                    detail::amx_conv3x3_block<TwoRows, TwoGroups>(l, a, b, results);
+                });
                 for (std::size_t t = 0; t < 2; ++t) { // tile t: group g + t, row y; tile t + 2: row y + 1
                     if (t == 1 && !two_groups)
                         continue;
-                    __m512i top[16], bottom[16]; // [pixel][channel], then [channel][pixel]
-                    detail::load_transposed_16x16(results[t], bf16_panel, count, top);
+                    // [channel][pixel]; the rows of pixels past the image's width are not stored.
+                    __m512i top[16], bottom[16];
+                    detail::load_transposed_16x16(results[t], bf16_panel, 0xffff, top);
                     if (two_rows)
-                        detail::load_transposed_16x16(results[t + 2], bf16_panel, count, bottom);
+                        detail::load_transposed_16x16(results[t + 2], bf16_panel, 0xffff, bottom);
                     const std::size_t first_channel = (g + t) * bf16_panel;
                     if (output.pooled) {
-                        store_pooled_rows(l, output, bias, first_channel, y, x0, top, bottom);
+                        detail::store_pooled_rows(l, output, bias, first_channel, y, x0, top, bottom);
                         continue;
                     }
-                    store_output_rows(l, output, bias, first_channel, y, x0, top);
+                    detail::store_output_rows(l, output, bias, first_channel, y, x0, top);
                     if (two_rows)
-                        store_output_rows(l, output, bias, first_channel, y + 1, x0, bottom);
+                        detail::store_output_rows(l, output, bias, first_channel, y + 1, x0, bottom);
                 }
             }
         }
@@ -438,15 +394,10 @@ VGG_TARGET_AMX inline void amx_accumulate_weight_gradient(const amx_weight_gradi
                 const std::uint16_t* a = image + cg * bf16_panel * l.image_plane() + tap / 3 * l.row_width() + tap % 3;
                 const std::uint16_t* b = gradient + og * 2 * bf16_panel;
                 float* c = sums + (tap * l.in_channels + cg * bf16_panel) * l.out_channels + og * bf16_panel;
-                const bool two_channel_groups = cg + 1 < channel_groups, two_output_groups = og + 1 < output_groups;
-                if (two_channel_groups && two_output_groups)
-                    detail::amx_weight_gradient_block<true, true>(l, a, b, c);
-                else if (two_channel_groups)
-                    detail::amx_weight_gradient_block<true, false>(l, a, b, c);
-                else if (two_output_groups)
-                    detail::amx_weight_gradient_block<false, true>(l, a, b, c);
-                else
-                    detail::amx_weight_gradient_block<false, false>(l, a, b, c);
+                detail::with_tile_flags(cg + 1 < channel_groups, og + 1 < output_groups,
+                                        [&]<bool TwoChannelGroups, bool TwoOutputGroups>() {
+                                            detail::amx_weight_gradient_block<TwoChannelGroups, TwoOutputGroups>(l, a, b, c);
+                                        });
             }
     _tile_release();
 }

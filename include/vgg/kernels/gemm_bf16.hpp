@@ -305,52 +305,100 @@ struct c_block {
     bool whole() const { return rows == bf16_panel && columns == bf16_panel; }
 };
 
-/// AMX: a (16 or 32) x (16 or 32) block of c over `blocks` depth blocks, tiles 0-3 accumulating
-/// c, 4-5 holding the left operand and 6-7 the right. Tile numbers are immediates, hence the
-/// two flags as template parameters.
+/// Where AMX's four accumulator tiles are loaded from and stored to, and their row strides in
+/// bytes: tile 0 holds rows 0-15 x columns 0-15 of a 32 x 32 block, 1 columns 16-31, 2 rows 16-31,
+/// 3 both. Tiles 4-5 then hold two A tiles (rows) and 6-7 two B tiles (columns), so each loaded
+/// tile serves two products. Tile numbers are immediates, hence the kernels' TwoRows and
+/// TwoColumns template flags (with_tile_flags turns run-time flags into them).
+struct accumulator_tiles {
+    float* c[4];
+    std::size_t stride[4];
+};
+
+template <bool TwoRows, bool TwoColumns>
+VGG_TARGET_AMX void load_accumulators(const accumulator_tiles& t)
+{
+    _tile_loadd(0, t.c[0], t.stride[0]);
+    if constexpr (TwoColumns)
+        _tile_loadd(1, t.c[1], t.stride[1]);
+    if constexpr (TwoRows)
+        _tile_loadd(2, t.c[2], t.stride[2]);
+    if constexpr (TwoRows && TwoColumns)
+        _tile_loadd(3, t.c[3], t.stride[3]);
+}
+
+template <bool TwoRows, bool TwoColumns>
+VGG_TARGET_AMX void store_accumulators(const accumulator_tiles& t)
+{
+    _tile_stored(0, t.c[0], t.stride[0]);
+    if constexpr (TwoColumns)
+        _tile_stored(1, t.c[1], t.stride[1]);
+    if constexpr (TwoRows)
+        _tile_stored(2, t.c[2], t.stride[2]);
+    if constexpr (TwoRows && TwoColumns)
+        _tile_stored(3, t.c[3], t.stride[3]);
+}
+
+VGG_TARGET_AMX inline void zero_accumulators()
+{
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+}
+
+/// One depth step of 32: the accumulators += A0 B0, A0 B1, A1 B0, A1 B1 (as far as TwoRows and
+/// TwoColumns keep them), the A tiles read from a0 and a1 with rows a_stride bytes apart, the B
+/// tiles from b0 and b1 with rows b_stride bytes apart.
+template <bool TwoRows, bool TwoColumns>
+VGG_TARGET_AMX void multiply_tiles(const void* a0, const void* a1, std::size_t a_stride, const void* b0, const void* b1,
+                                   std::size_t b_stride)
+{
+    _tile_loadd(4, a0, a_stride);
+    _tile_loadd(6, b0, b_stride);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (TwoColumns) {
+        _tile_loadd(7, b1, b_stride);
+        _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (TwoRows) {
+        _tile_loadd(5, a1, a_stride);
+        _tile_dpbf16ps(2, 5, 6);
+    }
+    if constexpr (TwoRows && TwoColumns)
+        _tile_dpbf16ps(3, 5, 7);
+}
+
+/// f.template operator()<TwoRows, TwoColumns>() for flags known at run time.
+template <class F>
+void with_tile_flags(bool two_rows, bool two_columns, F&& f)
+{
+    if (two_rows && two_columns)
+        f.template operator()<true, true>();
+    else if (two_rows)
+        f.template operator()<true, false>();
+    else if (two_columns)
+        f.template operator()<false, true>();
+    else
+        f.template operator()<false, false>();
+}
+
+/// AMX: a (16 or 32) x (16 or 32) block of c over `blocks` depth blocks of packed operands.
 template <bool TwoRows, bool TwoColumns>
 VGG_TARGET_AMX void amx_tiles(std::size_t blocks, const std::uint16_t* a0, const std::uint16_t* a1,
-                              const std::uint16_t* b0, const std::uint16_t* b1, float* const c[4],
-                              const std::size_t stride[4], bool accumulate)
+                              const std::uint16_t* b0, const std::uint16_t* b1, const accumulator_tiles& c,
+                              bool accumulate)
 {
-    if (accumulate) {
-        _tile_loadd(0, c[0], stride[0]);
-        if constexpr (TwoColumns)
-            _tile_loadd(1, c[1], stride[1]);
-        if constexpr (TwoRows)
-            _tile_loadd(2, c[2], stride[2]);
-        if constexpr (TwoRows && TwoColumns)
-            _tile_loadd(3, c[3], stride[3]);
-    } else {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-    }
+    if (accumulate)
+        load_accumulators<TwoRows, TwoColumns>(c);
+    else
+        zero_accumulators();
     constexpr std::size_t row_bytes = 64;
     for (std::size_t k = 0; k < blocks; ++k) {
         const std::size_t at = k * bf16_block;
-        _tile_loadd(4, a0 + at, row_bytes);
-        _tile_loadd(6, b0 + at, row_bytes);
-        _tile_dpbf16ps(0, 4, 6);
-        if constexpr (TwoColumns) {
-            _tile_loadd(7, b1 + at, row_bytes);
-            _tile_dpbf16ps(1, 4, 7);
-        }
-        if constexpr (TwoRows) {
-            _tile_loadd(5, a1 + at, row_bytes);
-            _tile_dpbf16ps(2, 5, 6);
-        }
-        if constexpr (TwoRows && TwoColumns)
-            _tile_dpbf16ps(3, 5, 7);
+        multiply_tiles<TwoRows, TwoColumns>(a0 + at, a1 + at, row_bytes, b0 + at, b1 + at, row_bytes);
     }
-    _tile_stored(0, c[0], stride[0]);
-    if constexpr (TwoColumns)
-        _tile_stored(1, c[1], stride[1]);
-    if constexpr (TwoRows)
-        _tile_stored(2, c[2], stride[2]);
-    if constexpr (TwoRows && TwoColumns)
-        _tile_stored(3, c[3], stride[3]);
+    store_accumulators<TwoRows, TwoColumns>(c);
 }
 
 /// Every 16 x 16 block of c (rows x columns) from packed operands, two by two.
@@ -364,14 +412,13 @@ VGG_TARGET_AMX inline void amx_multiply(std::size_t rows, std::size_t columns, s
         for (std::size_t j = 0; j < columns; j += 2 * bf16_panel) {
             const bool two_rows = i + bf16_panel < rows, two_columns = j + bf16_panel < columns;
             c_block parts[4];
-            float* targets[4];
-            std::size_t strides[4];
+            accumulator_tiles targets;
             for (std::size_t t = 0; t < 4; ++t) {
                 const std::size_t r = i + t / 2 * bf16_panel, col = j + t % 2 * bf16_panel;
                 parts[t] = {c + r * ldc + col, ldc, r < rows ? std::min(bf16_panel, rows - r) : 0,
                             col < columns ? std::min(bf16_panel, columns - col) : 0};
-                targets[t] = parts[t].whole() ? parts[t].c : scratch[t];
-                strides[t] = parts[t].whole() ? ldc * sizeof(float) : bf16_panel * sizeof(float);
+                targets.c[t] = parts[t].whole() ? parts[t].c : scratch[t];
+                targets.stride[t] = parts[t].whole() ? ldc * sizeof(float) : bf16_panel * sizeof(float);
                 if (!parts[t].whole() && accumulate)
                     for (std::size_t rr = 0; rr < parts[t].rows; ++rr)
                         std::copy(parts[t].c + rr * ldc, parts[t].c + rr * ldc + parts[t].columns,
@@ -379,14 +426,11 @@ VGG_TARGET_AMX inline void amx_multiply(std::size_t rows, std::size_t columns, s
             }
             const std::uint16_t* a0 = a + i / bf16_panel * panel_size;
             const std::uint16_t* b0 = b + j / bf16_panel * panel_size;
-            if (two_rows && two_columns)
-                amx_tiles<true, true>(blocks, a0, a0 + panel_size, b0, b0 + panel_size, targets, strides, accumulate);
-            else if (two_rows)
-                amx_tiles<true, false>(blocks, a0, a0 + panel_size, b0, b0, targets, strides, accumulate);
-            else if (two_columns)
-                amx_tiles<false, true>(blocks, a0, a0, b0, b0 + panel_size, targets, strides, accumulate);
-            else
-                amx_tiles<false, false>(blocks, a0, a0, b0, b0, targets, strides, accumulate);
+            const std::uint16_t* a1 = two_rows ? a0 + panel_size : a0;
+            const std::uint16_t* b1 = two_columns ? b0 + panel_size : b0;
+            with_tile_flags(two_rows, two_columns, [&]<bool TwoRows, bool TwoColumns>() {
+                amx_tiles<TwoRows, TwoColumns>(blocks, a0, a1, b0, b1, targets, accumulate);
+            });
             for (std::size_t t = 0; t < 4; ++t)
                 if (!parts[t].whole())
                     for (std::size_t rr = 0; rr < parts[t].rows; ++rr)
