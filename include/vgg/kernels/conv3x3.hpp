@@ -20,8 +20,9 @@ namespace vgg::kernels {
 struct conv3x3_dims {
     std::size_t in_channels, out_channels, height, width;
     /// The products' arithmetic. bf16 runs on AMX from channels-last copies where the CPU has AMX
-    /// and the channels come in 16s (conv3x3_amx.hpp), otherwise as im2col + gemm_bf16; never by
-    /// Winograd, whose transforms would round in bf16 what fp32 keeps exact.
+    /// and the output channels come in 16s (the weight gradient: both sides; conv3x3_amx.hpp),
+    /// otherwise as im2col + gemm_bf16; never by Winograd, whose transforms would round in bf16
+    /// what fp32 keeps exact.
     vgg::precision compute = vgg::precision::fp32;
     std::size_t pixels() const { return height * width; }
     std::size_t patch() const { return in_channels * 9; }
