@@ -114,6 +114,16 @@ VGG_TARGET_AVX512_BF16 inline void convert_to_bf16(const float* source, std::siz
     }
 }
 
+/// Stores the first `count` of 16 transposed pixels ([pixel][16 channels]) into a channels-last
+/// row, rounded to bf16: pixel j's 16 channels at target + j * channels.
+VGG_TARGET_AVX512_BF16 inline void store_pixels_bf16(const __m512i pixels[16], std::size_t count, std::size_t channels,
+                                                     std::uint16_t* target)
+{
+    for (std::size_t j = 0; j < count; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(target + j * channels),
+                            (__m256i)_mm512_cvtneps_pbh(_mm512_castsi512_ps(pixels[j])));
+}
+
 /// Zeros the staged copy's border: the rows above and below the image, the column left of it
 /// and the columns right of it.
 inline void zero_staged_border(const amx_conv3x3_layout& l, std::uint16_t* staged)
@@ -211,9 +221,7 @@ VGG_TARGET_AVX512_BF16 inline void stage_channels_last(const amx_conv3x3_layout&
             for (std::size_t c0 = 0; c0 < in; c0 += bf16_panel) {
                 __m512i pixels[16]; // [pixel][channel]
                 detail::load_transposed_16x16(image + c0 * plane + y * l.width + x0, plane, lanes, pixels);
-                for (std::size_t j = 0; j < count; ++j)
-                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + (x0 + j + 1) * in + c0),
-                                        (__m256i)_mm512_cvtneps_pbh(_mm512_castsi512_ps(pixels[j])));
+                detail::store_pixels_bf16(pixels, count, in, row + (x0 + 1) * in + c0);
             }
         }
     }
@@ -270,9 +278,7 @@ VGG_TARGET_AVX512_BF16 inline void stage_gradient(const amx_weight_gradient_layo
                 if (!channels_last)
                     continue;
                 std::uint16_t* row = channels_last + (y + 1) * adjoint.staged_width() * out;
-                for (std::size_t j = 0; j < count; ++j)
-                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + (x0 + j + 1) * out + o0),
-                                        (__m256i)_mm512_cvtneps_pbh(_mm512_castsi512_ps(pixels[j])));
+                detail::store_pixels_bf16(pixels, count, out, row + (x0 + 1) * out + o0);
             }
         }
 }
