@@ -66,7 +66,7 @@ void check_winograd(kernels::winograd_workspace& scratch)
     };
     for (const auto [in, out, height, width] :
          {sizes{1, 1, Tile, Tile}, sizes{3, 5, 2 * Tile, 20 * Tile}, sizes{17, 9, 28, 28}, sizes{16, 24, 3 * Tile, 300},
-          sizes{20, 16, 112, 4 * Tile}}) {
+          sizes{20, 16, 112, 4 * Tile}, sizes{4, 6, Tile, 16 * Tile}, sizes{5, 3, 3 * Tile, 17 * Tile}}) {
         CAPTURE(in);
         CAPTURE(out);
         CAPTURE(height);
@@ -105,6 +105,24 @@ void check_winograd(kernels::winograd_workspace& scratch)
             CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data(), pieces), reference) < 1e-4f);
             CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr, pieces), adjoint_reference) < 1e-4f);
         }
+
+        // Pooling straight from the tiles gives what max-pool and ReLU give on the stored outputs, bit for bit.
+        aligned_vector<float> u((Tile + 2) * (Tile + 2) * in * out);
+        kernels::winograd_transform_kernels<Tile>(weight.data(), out, in, false, {0, out}, u.data());
+        const std::size_t pooled_size = out * height * width / 4;
+        std::vector<float> stored(out * height * width), pooled(pooled_size), pooled_from_tiles(pooled_size);
+        std::vector<std::uint8_t> argmax(pooled_size), argmax_from_tiles(pooled_size);
+        kernels::winograd_conv3x3_image<Tile>(in, out, height, width, x.data(), u.data(), bias.data(), scratch,
+                                              {0, height / Tile},
+                                              [&](std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
+                                                  kernels::store_tile_row(o, width, &stored[(k * height + Tile * ty) * width], false);
+                                                  const std::size_t at = (k * height + Tile * ty) / 2 * (width / 2);
+                                                  kernels::pool_tile_row(o, width, &pooled_from_tiles[at], &argmax_from_tiles[at]);
+                                              });
+        kernels::maxpool2x2_planes(0, out, height, width, stored.data(), pooled.data(), argmax.data());
+        kernels::relu_inplace(pooled.data(), pooled_size);
+        CHECK(pooled_from_tiles == pooled);
+        CHECK(argmax_from_tiles == argmax);
         if (Tile != 2)
             continue;
 
@@ -139,6 +157,33 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints 
     kernels::winograd_workspace scratch;
     check_winograd<2>(scratch);
     check_winograd<4>(scratch);
+}
+
+TEST_CASE("deinterleave splits interleaved values into one batch per way, and interleave undoes it")
+{
+    constexpr std::size_t lanes = kernels::float_batch::size;
+    auto check = [&]<std::size_t Ways>() {
+        CAPTURE(Ways);
+        alignas(64) float values[Ways * lanes], out[Ways * lanes];
+        for (std::size_t i = 0; i < Ways * lanes; ++i)
+            values[i] = float(i);
+        kernels::float_batch interleaved[Ways], ways[Ways], again[Ways];
+        for (std::size_t i = 0; i < Ways; ++i)
+            interleaved[i] = kernels::float_batch::load_aligned(values + i * lanes);
+        kernels::deinterleave(interleaved, ways);
+        for (std::size_t w = 0; w < Ways; ++w) {
+            ways[w].store_aligned(out);
+            for (std::size_t g = 0; g < lanes; ++g)
+                CHECK(out[g] == values[Ways * g + w]);
+        }
+        kernels::interleave(ways, again);
+        for (std::size_t i = 0; i < Ways; ++i) {
+            again[i].store_aligned(out);
+            CHECK(std::equal(out, out + lanes, values + i * lanes));
+        }
+    };
+    check.template operator()<2>();
+    check.template operator()<4>();
 }
 
 TEST_CASE("the direct one-channel weight gradient equals the definition")
@@ -349,7 +394,7 @@ TEST_CASE("dropout keeps about 1 - p of the elements, scaled, and is the identit
 }
 
 TEST_CASE_TEMPLATE("a block's fused convolution + ReLU + max-pool equals the separate layers", Case,
-                   conv_case<1, 16, 12, 10>, conv_case<8, 4, 6, 6>)
+                   conv_case<1, 16, 12, 10>, conv_case<8, 4, 6, 6>, conv_case<16, 16, 8, 72>, conv_case<16, 16, 6, 10>)
 {
     constexpr std::size_t in = Case::in, out = Case::out, h = Case::height, w = Case::width;
     typename VGGBlock<1, in, out>::template layer<shape<in, h, w>> block;

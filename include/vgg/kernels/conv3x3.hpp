@@ -59,21 +59,6 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d)
     return 0;
 }
 
-/// Writes one tile row of Winograd outputs into the `outputs.tile` rows from `plane_row` on,
-/// optionally through ReLU.
-inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, float* plane_row, bool relu)
-{
-    // The tile side as a constant, so that a pixel's place is no division.
-    with_winograd_tile(outputs.tile, [&]<std::size_t Tile>() {
-        for (std::size_t i = 0; i < Tile; ++i)
-            for (std::size_t tx = 0; tx < width / Tile; ++tx)
-                for (std::size_t j = 0; j < Tile; ++j) {
-                    const float v = outputs.data[(Tile * i + j) * outputs.stride + tx];
-                    plane_row[i * width + Tile * tx + j] = relu ? std::max(v, 0.f) : v;
-                }
-    });
-}
-
 /// Pieces each image of a forward pass is cut into so that every thread has work: 1 when there
 /// are at least as many images as threads (threads take whole images), otherwise enough pieces
 /// (tile rows or output channels) for all threads, so batch-1 inference uses every core.
@@ -282,17 +267,8 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
         const std::size_t pooled_width = d.width / 2;
         return winograd_forward_images(
             d, batch, x, weight, bias, [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
-                const std::size_t windows = outputs.tile / 2, tiles_x = d.width / outputs.tile;
-                for (std::size_t wy = 0; wy < windows; ++wy) {
-                    const std::size_t at = n * pooled_size + (k * d.height / 2 + ty * windows + wy) * pooled_width;
-                    for (std::size_t tx = 0; tx < tiles_x; ++tx)
-                        for (std::size_t wx = 0; wx < windows; ++wx) {
-                            const std::size_t i = 2 * wy, j = 2 * wx, to = at + tx * windows + wx;
-                            const float best = max_of_window(outputs(i, j, tx), outputs(i, j + 1, tx),
-                                                             outputs(i + 1, j, tx), outputs(i + 1, j + 1, tx), argmax[to]);
-                            pooled[to] = std::max(best, 0.f);
-                        }
-                }
+                const std::size_t at = n * pooled_size + (k * d.height + outputs.tile * ty) / 2 * pooled_width;
+                pool_tile_row(outputs, d.width, pooled + at, argmax + at);
             });
     }
     conv3x3_forward_images(

@@ -20,6 +20,18 @@ inline float max_of_window(float a, float b, float c, float d, std::uint8_t& win
     return std::max(top_max, bottom_max);
 }
 
+/// max_of_window for a batch of windows, the winners as floats 0 to 3, bit for bit the same.
+inline float_batch max_of_windows(const float_batch& a, const float_batch& b, const float_batch& c, const float_batch& d,
+                                  float_batch& winner)
+{
+    const auto right_top = b > a, right_bottom = d > c;
+    const auto top_max = xsimd::select(right_top, b, a), bottom_max = xsimd::select(right_bottom, d, c);
+    const auto bottom_wins = bottom_max > top_max;
+    const float_batch zero(0.f), one(1.f), two(2.f), three(3.f);
+    winner = xsimd::select(bottom_wins, xsimd::select(right_bottom, three, two), xsimd::select(right_top, one, zero));
+    return xsimd::select(bottom_wins, bottom_max, top_max);
+}
+
 /// 2x2, stride-2 max-pool of planes [first, last) of height x width (both even). For every
 /// output it records which of the four inputs won (0 top-left, 1 top-right, 2 bottom-left,
 /// 3 bottom-right) in one byte; on ties the first in that order wins, so the gradient's route

@@ -2,6 +2,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include <xsimd/xsimd.hpp>
 
@@ -56,6 +57,106 @@ inline float_batch round_to_bf16(const float_batch& value)
                            result);
     return xsimd::bitwise_cast<float_batch>(result);
 }
+
+VGG_UNDEFINED_VECTOR_WARNINGS_OFF
+namespace detail {
+// Lane permutations of deinterleave and interleave below. With W ways, a batch of n lanes is W
+// blocks of n / W lanes; "spread" batch I puts way (I - b) mod W of its groups into block b,
+// so that selecting block b from spread batch (b + R) mod W gathers way R, with its blocks in
+// rotated order, which "order" R undoes.
+template <std::size_t Ways, std::size_t Batch>
+struct spread_ways {
+    static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t lanes)
+    {
+        const std::uint32_t block = lane / (lanes / Ways), group = lane % (lanes / Ways);
+        return Ways * group + (Batch + Ways - block) % Ways;
+    }
+};
+template <std::size_t Ways, std::size_t Way>
+struct order_blocks {
+    static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t lanes)
+    {
+        const std::uint32_t block = lane / (lanes / Ways), group = lane % (lanes / Ways);
+        return (block + Ways - Way) % Ways * (lanes / Ways) + group;
+    }
+};
+// Interleave's: "unorder" W puts block (W - b) mod Ways of way W into block b, so that selecting
+// block b from unordered way (b + I) mod Ways gathers batch I's groups, which "gather" I then
+// interleaves.
+template <std::size_t Ways, std::size_t Way>
+struct unorder_blocks {
+    static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t lanes)
+    {
+        const std::uint32_t block = lane / (lanes / Ways), group = lane % (lanes / Ways);
+        return (Way + Ways - block) % Ways * (lanes / Ways) + group;
+    }
+};
+template <std::size_t Ways, std::size_t Batch>
+struct gather_ways {
+    static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t lanes)
+    {
+        const std::uint32_t group = lane / Ways, way = lane % Ways;
+        return (way + Ways - Batch) % Ways * (lanes / Ways) + group;
+    }
+};
+template <std::size_t Ways, std::size_t Block>
+struct in_block {
+    static constexpr bool get(std::size_t lane, std::size_t lanes) { return lane / (lanes / Ways) == Block; }
+};
+
+// Block b of the result from batches[(b + Shift) mod Ways].
+template <std::size_t Ways, std::size_t Shift>
+float_batch select_blocks(const float_batch (&batches)[Ways])
+{
+    float_batch result = batches[Shift % Ways];
+    [&]<std::size_t... B>(std::index_sequence<B...>) {
+        ((result = xsimd::select(xsimd::make_batch_bool_constant<float_batch, in_block<Ways, B + 1>>(),
+                                 batches[(B + 1 + Shift) % Ways], result)),
+         ...);
+    }(std::make_index_sequence<Ways - 1>{});
+    return result;
+}
+
+template <template <std::size_t, std::size_t> class Permutation, std::size_t Ways>
+void permute_each(const float_batch (&from)[Ways], float_batch (&to)[Ways])
+{
+    using index_batch = xsimd::batch<std::uint32_t>;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((to[I] = xsimd::swizzle(from[I], xsimd::make_batch_constant<index_batch, Permutation<Ways, I>>())), ...);
+    }(std::make_index_sequence<Ways>{});
+}
+} // namespace detail
+
+/// Splits Ways batches of interleaved values (value w of group g at position Ways * g + w,
+/// counting across the batches) into one batch per way: ways[w] lane g = value w of group g.
+/// The 4-way case turns image columns 4 tx + j into rows j of tile columns tx. In-lane and
+/// cross-lane permutes with compile-time indices (xsimd's swizzle and select); Ways divides the
+/// lane count.
+template <std::size_t Ways>
+void deinterleave(const float_batch (&interleaved)[Ways], float_batch (&ways)[Ways])
+{
+    static_assert(float_batch::size % Ways == 0, "deinterleave: the ways must divide the SIMD width");
+    float_batch spread[Ways], rotated[Ways];
+    detail::permute_each<detail::spread_ways>(interleaved, spread);
+    [&]<std::size_t... R>(std::index_sequence<R...>) {
+        ((rotated[R] = detail::select_blocks<Ways, R>(spread)), ...);
+    }(std::make_index_sequence<Ways>{});
+    detail::permute_each<detail::order_blocks>(rotated, ways);
+}
+
+/// The inverse of deinterleave: one batch per way in, the ways' values interleaved out.
+template <std::size_t Ways>
+void interleave(const float_batch (&ways)[Ways], float_batch (&interleaved)[Ways])
+{
+    static_assert(float_batch::size % Ways == 0, "interleave: the ways must divide the SIMD width");
+    float_batch rotated[Ways], spread[Ways];
+    detail::permute_each<detail::unorder_blocks>(ways, rotated);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((spread[I] = detail::select_blocks<Ways, I>(rotated)), ...);
+    }(std::make_index_sequence<Ways>{});
+    detail::permute_each<detail::gather_ways>(spread, interleaved);
+}
+VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
 /// count rounded up to whole SIMD batches.
 constexpr std::size_t whole_batches(std::size_t count)

@@ -5,6 +5,7 @@
 #include "vgg/core/tensor.hpp"
 #include "vgg/detail/parallel.hpp"
 #include "vgg/kernels/gemm_microkernel.hpp"
+#include "vgg/kernels/winograd_rows.hpp"
 #include "vgg/kernels/winograd_transforms.hpp"
 
 // The drivers of Winograd F(2x2, 3x3) and F(4x4, 3x3) (transforms in winograd_transforms.hpp):
@@ -72,21 +73,6 @@ constexpr bool winograd_applies(std::size_t tile, std::size_t height, std::size_
     return height % tile == 0 && width % tile == 0;
 }
 
-/// f.template operator()<Tile>() for a tile side known only at run time (4 or 2), so that the
-/// drivers see it as a constant.
-template <class F>
-decltype(auto) with_winograd_tile(std::size_t tile, F&& f)
-{
-    return tile == 4 ? f.template operator()<4>() : f.template operator()<2>();
-}
-
-/// The outputs of one tile row: (i, j, tx) is output pixel (tile * tile_row + i, tile * tx + j).
-struct tile_row_outputs {
-    const float* data;
-    std::size_t stride, tile;
-    float operator()(std::size_t i, std::size_t j, std::size_t tx) const { return data[(tile * i + j) * stride + tx]; }
-};
-
 /// One image's 3x3, stride-1, pad-1 convolution by F(Tile x Tile, 3x3), for the output rows of
 /// the tile rows [tile_rows.begin, tile_rows.end) (all are height / Tile): image is in_channels
 /// planes of height x width (multiples of Tile), u the winograd_transform_kernels<Tile> of the
@@ -104,7 +90,9 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
     using transforms = detail::winograd_transforms<Tile>;
     const std::size_t tiles_x = width / Tile, tiles_y = height / Tile;
     const std::size_t chunk_rows = std::clamp<std::size_t>(winograd_forward_chunk_tiles<Tile> / tiles_x, 1, tiles_y);
-    const std::size_t stride = whole_batches(chunk_rows * tiles_x); // tiles per chunk, padded
+    // Tiles per chunk, padded: whole batches, and room for the batch the row gathers and stores write past their end.
+    const std::size_t stride = whole_batches(chunk_rows * tiles_x) + lanes;
+    const float* image_end = image + in_channels * height * width;
     using vgg::detail::reserve;
     float* windows = reserve(scratch.windows, elements * stride);
     float* tiles = reserve(scratch.tiles, elements * in_channels * stride);
@@ -115,6 +103,12 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
         const std::size_t ty1 = std::min(ty0 + chunk_rows, tile_rows.end);
         const std::size_t chunk_end = (ty1 - ty0) * tiles_x;
         for (std::size_t c = 0; c < in_channels; ++c) {
+            if (c + 1 < in_channels) {
+                const float* next = image + ((c + 1) * height + Tile * ty0 - (ty0 > 0)) * width;
+                const std::size_t rows = Tile * (ty1 - ty0) + (ty0 > 0) + (ty1 < tiles_y);
+                for (std::size_t at = 0; at < rows * width; at += 16)
+                    __builtin_prefetch(next + at);
+            }
             // windows[window * r + j][t]: the input pixel at (r, j) of tile t's window, which
             // starts one pixel up and left of the tile; zero in the padding.
             for (std::size_t ty = ty0; ty < ty1; ++ty)
@@ -126,21 +120,7 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
                             std::fill(row + j * stride, row + j * stride + tiles_x, 0.f);
                         continue;
                     }
-                    // Window column j of tile tx is image column Tile * tx + j - 1. Columns 1 to
-                    // Tile split the image row; column 0 is column Tile of the tile to the left
-                    // and column Tile + 1 column 1 of the tile to the right (zero past the edges).
-                    const float* source = image + (c * height + y - 1) * width;
-                    for (std::size_t tx = 0; tx < tiles_x; ++tx)
-                        for (std::size_t j = 1; j <= Tile; ++j)
-                            row[j * stride + tx] = source[Tile * tx + j - 1];
-                    float* left = row;
-                    float* right = row + (Tile + 1) * stride;
-                    left[0] = 0.f;
-                    for (std::size_t tx = 1; tx < tiles_x; ++tx) // loops, not std::copy: a call per row costs more
-                        left[tx] = row[Tile * stride + tx - 1];
-                    for (std::size_t tx = 0; tx + 1 < tiles_x; ++tx)
-                        right[tx] = row[stride + tx + 1];
-                    right[tiles_x - 1] = 0.f;
+                    gather_window_columns<Tile>(image + (c * height + y - 1) * width, tiles_x, image_end, row, stride);
                 }
             float* transformed = tiles + c * stride;
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
