@@ -220,6 +220,56 @@ TEST_CASE("the direct one-channel weight gradient equals the definition")
     }
 }
 
+TEST_CASE("the one-channel convolution pooled in registers equals convolution, max-pool and ReLU, and so do its gradients")
+{
+    for (std::size_t height : {2, 6, 224})
+        for (std::size_t width : {2, 8, 30, 32, 34, 66}) {
+            if (height == 224 && width != 66)
+                continue;
+            for (std::size_t channels : {1, 3, 16}) {
+                CAPTURE(height);
+                CAPTURE(width);
+                CAPTURE(channels);
+                rng random(height * 100 + width + channels);
+                const std::size_t pixels = height * width, plane = pixels / 4;
+                std::vector<float> image(pixels), weight(channels * 9), bias(channels), dpooled(channels * plane);
+                for (auto* values : {&image, &weight, &bias, &dpooled})
+                    fill_uniform(*values, random);
+                std::vector<float> padded((height + 2) * (width + 2)), full(channels * pixels), pooled(channels * plane);
+                std::vector<std::uint8_t> argmax(channels * plane), fused_argmax(channels * plane);
+                kernels::conv3x3_single_channel(image.data(), height, width, weight.data(), bias.data(), channels,
+                                                padded.data(), full.data());
+                kernels::maxpool2x2_planes(0, channels, height, width, full.data(), pooled.data(), argmax.data());
+                kernels::relu_inplace(pooled.data(), pooled.size());
+
+                std::vector<float> split(kernels::detail::split_columns_size(height, width)), fused(channels * plane);
+                kernels::conv3x3_single_channel_relu_pool(image.data(), height, width, weight.data(), bias.data(),
+                                                          channels, split.data(), fused.data(), fused_argmax.data());
+                CHECK(fused == pooled);
+                CHECK(fused_argmax == argmax);
+
+                // Gradients: the pooled gradient through ReLU and the arg-max to full resolution, then the direct sums.
+                std::vector<float> masked = dpooled, routed(channels * pixels), dweight(channels * 9, 0.f),
+                                   dweight_fused(channels * 9, 0.f), dbias_fused(channels, 0.f);
+                kernels::relu_backward_inplace(masked.data(), pooled.data(), masked.size());
+                kernels::maxpool2x2_planes_backward(0, channels, height, width, masked.data(), argmax.data(), routed.data());
+                kernels::conv3x3_single_channel_weight_gradient(image.data(), height, width, routed.data(), channels,
+                                                                padded.data(), dweight.data());
+                kernels::conv3x3_single_channel_relu_pool_weight_gradient(
+                    image.data(), height, width, dpooled.data(), pooled.data(), argmax.data(), channels, split.data(),
+                    dweight_fused.data(), dbias_fused.data());
+                for (std::size_t i = 0; i < dweight.size(); ++i)
+                    CHECK(dweight_fused[i] == doctest::Approx(dweight[i]).epsilon(1e-4));
+                for (std::size_t o = 0; o < channels; ++o) {
+                    double sum = 0;
+                    for (std::size_t p = 0; p < plane; ++p)
+                        sum += masked[o * plane + p];
+                    CHECK(dbias_fused[o] == doctest::Approx(sum).epsilon(1e-4));
+                }
+            }
+        }
+}
+
 TEST_CASE("an empty batch passes through the convolution kernels without work")
 {
     for (const kernels::conv3x3_dims d : {kernels::conv3x3_dims{1, 4, 6, 6}, kernels::conv3x3_dims{16, 16, 6, 6},

@@ -271,6 +271,20 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
                 pool_tile_row(outputs, d.width, pooled + at, argmax + at);
             });
     }
+    if (d.in_channels == 1) { // pooled in registers, straight from the direct convolution
+        const std::size_t pieces = pieces_per_image(batch), plane = d.pixels() / 4;
+        vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
+            float* split = vgg::detail::reserve(this_thread_buffers().columns, detail::split_columns_size(d.height, d.width));
+            for (std::size_t item = work.begin; item < work.end; ++item) {
+                const std::size_t n = item / pieces, at = n * pooled_size;
+                const auto channels = vgg::detail::partition(d.out_channels, pieces, item % pieces);
+                conv3x3_single_channel_relu_pool(x + n * d.in_size(), d.height, d.width, weight + channels.begin * 9,
+                                                 bias + channels.begin, channels.size(), split,
+                                                 pooled + at + channels.begin * plane, argmax + at + channels.begin * plane);
+            }
+        });
+        return;
+    }
     conv3x3_forward_images(
         d, batch, x, weight, bias,
         [&](std::size_t, aligned_vector<float>& image_buffer) {
@@ -283,6 +297,36 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
             const std::size_t plane = d.pixels() / 4;
             relu_inplace(pooled + n * pooled_size + channels.begin * plane, channels.size() * plane);
         });
+}
+
+/// dweight and dbias (overwritten) = the sums of per-thread accumulators: each thread runs
+/// accumulate(images, buffers, accumulators) on its share of the batch, with weight size +
+/// out_channels zeroed floats of its own (the weight gradient, then the bias gradient), and the
+/// sums are taken in thread order, so a given thread count is reproducible.
+template <class Accumulate>
+void sum_gradients_over_threads(const conv3x3_dims& d, std::size_t batch, std::size_t work_per_image, float* dweight,
+                                float* dbias, Accumulate&& accumulate)
+{
+    const std::size_t weight_size = d.out_channels * d.patch();
+    std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
+    std::size_t used_threads = 1;
+    vgg::detail::parallel_ranges(batch, work_per_image, [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
+        if (thread == 0)
+            used_threads = threads;
+        thread_buffers& buffers = this_thread_buffers();
+        buffers.accumulators.assign(weight_size + d.out_channels, 0.f);
+        partial[thread] = buffers.accumulators.data();
+        accumulate(images, buffers, buffers.accumulators.data());
+    });
+    std::fill(dweight, dweight + weight_size, 0.f);
+    std::fill(dbias, dbias + d.out_channels, 0.f);
+    for (std::size_t t = 0; t < used_threads; ++t) {
+        const float* acc = partial[t];
+        for (std::size_t i = 0; i < weight_size; ++i)
+            dweight[i] += acc[i];
+        for (std::size_t o = 0; o < d.out_channels; ++o)
+            dbias[o] += acc[weight_size + o];
+    }
 }
 
 /// Gradients of a batch. `gradient(n, image_buffer)` gives image n's output gradient (out_size
@@ -326,16 +370,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     // The weight gradient on AMX, from bf16 copies of the image and the gradient.
     const bool amx_dweight = d.compute == precision::bf16 && amx_weight_gradient_runs(d.in_channels, d.out_channels);
     const amx_weight_gradient_layout weight_layout{d.in_channels, d.out_channels, d.height, d.width};
-    std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
-    std::size_t used_threads = 1;
-    vgg::detail::parallel_ranges(batch, 3 * d.forward_operations(), [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
-        if (thread == 0)
-            used_threads = threads;
-        thread_buffers& buffers = this_thread_buffers();
-        auto& acc = buffers.accumulators;
-        acc.assign(weight_size + d.out_channels, 0.f);
-        partial[thread] = acc.data();
-        Eigen::Map<Eigen::VectorXf> db(acc.data() + weight_size, static_cast<Eigen::Index>(d.out_channels));
+    sum_gradients_over_threads(d, batch, 3 * d.forward_operations(), dweight, dbias,
+                               [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
+        Eigen::Map<Eigen::VectorXf> db(acc + weight_size, static_cast<Eigen::Index>(d.out_channels));
         if (winograd) {
             auto& sums = buffers.sums;
             sums.assign(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
@@ -356,7 +393,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                         });
                 });
             }
-            winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc.data());
+            winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc);
             return;
         }
         float* columns = bf16 ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
@@ -370,7 +407,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                 std::uint16_t* pairs = vgg::detail::reserve(buffers.staged_gradient, weight_layout.gradient_size());
                 std::uint16_t* staged = vgg::detail::reserve(
                     buffers.staged_image, std::max(weight_layout.image_size(), amx_dx ? adjoint_layout.staged_size() : 0));
-                stage_gradient(weight_layout, g, pairs, amx_dx ? staged : nullptr, acc.data() + weight_size);
+                stage_gradient(weight_layout, g, pairs, amx_dx ? staged : nullptr, acc + weight_size);
                 if (amx_dx)
                     amx_conv3x3_image(adjoint_layout, staged, packed_adjoint, nullptr, {0, adjoint_layout.output_groups()},
                                       {.planes = dx + n * d.in_size()});
@@ -380,14 +417,14 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             }
             if (d.in_channels == 1) {
                 conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels, columns,
-                                                       acc.data());
+                                                       acc);
             } else if (bf16) {
                 gemm_bf16(best_bf16_kernel(), d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
-                          image_columns_of(d, x, n).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
+                          image_columns_of(d, x, n).transposed(), acc, d.patch(), gemm_update::accumulate);
             } else {
                 im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
                 gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
-                     row_major(columns, d.pixels()).transposed(), acc.data(), d.patch(), gemm_update::accumulate);
+                     row_major(columns, d.pixels()).transposed(), acc, d.patch(), gemm_update::accumulate);
             }
             db += view(g, d.out_channels, d.pixels()).rowwise().sum();
             if (amx_dx) {
@@ -409,17 +446,8 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             }
         }
         if (amx_dweight)
-            add_weight_gradient_sums(weight_layout, buffers.sums.data(), acc.data());
+            add_weight_gradient_sums(weight_layout, buffers.sums.data(), acc);
     });
-    std::fill(dweight, dweight + weight_size, 0.f);
-    std::fill(dbias, dbias + d.out_channels, 0.f);
-    for (std::size_t t = 0; t < used_threads; ++t) {
-        const float* acc = partial[t];
-        for (std::size_t i = 0; i < weight_size; ++i)
-            dweight[i] += acc[i];
-        for (std::size_t o = 0; o < d.out_channels; ++o)
-            dbias[o] += acc[weight_size + o];
-    }
 }
 
 /// Backward of conv(x) with output gradient dy; with relu_output not null, of relu(conv(x)),
@@ -446,6 +474,15 @@ inline void conv3x3_relu_pool_backward(const conv3x3_dims& d, std::size_t batch,
                                        const float* weight, float* dweight, float* dbias, float* dx)
 {
     const std::size_t pooled_size = d.out_size() / 4;
+    if (d.in_channels == 1 && !dx) // the first layer: sums over pooling windows, no full-resolution gradient
+        return sum_gradients_over_threads(d, batch, 2 * d.forward_operations(), dweight, dbias,
+                                          [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
+            float* split = vgg::detail::reserve(buffers.columns, detail::split_columns_size(d.height, d.width));
+            for (std::size_t n = images.begin; n < images.end; ++n)
+                conv3x3_single_channel_relu_pool_weight_gradient(
+                    x + n * d.in_size(), d.height, d.width, dpooled + n * pooled_size, pooled + n * pooled_size,
+                    argmax + n * pooled_size, d.out_channels, split, acc, acc + d.out_channels * 9);
+        });
     conv3x3_backward_images(d, batch, x, weight, dweight, dbias, dx,
                             [&](std::size_t n, aligned_vector<float>& image_buffer) -> const float* {
                                 image_buffer.resize(d.out_size() + pooled_size);

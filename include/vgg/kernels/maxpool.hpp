@@ -32,6 +32,26 @@ inline float_batch max_of_windows(const float_batch& a, const float_batch& b, co
     return xsimd::select(bottom_wins, bottom_max, top_max);
 }
 
+namespace detail {
+/// Stores the first `count` lanes of `winners` (max_of_windows' 0 to 3) as bytes.
+inline void store_winners(const float_batch& winners, std::uint8_t* to, std::size_t count)
+{
+    alignas(64) float lanes[float_batch::size];
+    winners.store_aligned(lanes);
+    for (std::size_t i = 0; i < std::min(count, float_batch::size); ++i)
+        to[i] = static_cast<std::uint8_t>(lanes[i]);
+}
+
+/// The first `count` (at most a batch) arg-max bytes from `from` as floats; the other lanes 0.
+inline float_batch load_winners(const std::uint8_t* from, std::size_t count)
+{
+    alignas(64) float lanes[float_batch::size] = {};
+    for (std::size_t i = 0; i < std::min(count, float_batch::size); ++i)
+        lanes[i] = from[i];
+    return float_batch::load_aligned(lanes);
+}
+} // namespace detail
+
 /// 2x2, stride-2 max-pool of planes [first, last) of height x width (both even). For every
 /// output it records which of the four inputs won (0 top-left, 1 top-right, 2 bottom-left,
 /// 3 bottom-right) in one byte; on ties the first in that order wins, so the gradient's route
@@ -89,10 +109,8 @@ inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std:
             const std::uint8_t* arg = argmax + (p * out_h + i) * out_w;
             for (std::size_t j = 0; j < out_w; j += lanes) {
                 const std::size_t count = std::min(lanes, out_w - j);
-                alignas(64) float gradients[lanes] = {}, winners[lanes] = {}, scratch[2][2 * lanes];
-                std::copy(g + j, g + j + count, gradients);
-                std::copy(arg + j, arg + j + count, winners);
-                const auto gradient = float_batch::load_aligned(gradients), winner = float_batch::load_aligned(winners);
+                alignas(64) float scratch[2][2 * lanes];
+                const auto gradient = load_first(g + j, count), winner = detail::load_winners(arg + j, count);
                 float* top_out = count == lanes ? top + 2 * j : scratch[0];
                 float* bottom_out = count == lanes ? bottom + 2 * j : scratch[1];
                 for (const std::size_t half : {0, 1}) {

@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -157,6 +158,26 @@ void interleave(const float_batch (&ways)[Ways], float_batch (&interleaved)[Ways
     detail::permute_each<detail::gather_ways>(spread, interleaved);
 }
 VGG_UNDEFINED_VECTOR_WARNINGS_ON
+
+/// Stores the first `count` lanes of `values` (all when count >= lanes).
+inline void store_first(const float_batch& values, float* to, std::size_t count)
+{
+    if (count >= float_batch::size)
+        return values.store_unaligned(to);
+    alignas(64) float lanes[float_batch::size];
+    values.store_aligned(lanes);
+    std::copy(lanes, lanes + count, to);
+}
+
+/// The first `count` values from `from` (a whole batch when count >= lanes); the other lanes 0.
+inline float_batch load_first(const float* from, std::size_t count)
+{
+    if (count >= float_batch::size)
+        return float_batch::load_unaligned(from);
+    alignas(64) float lanes[float_batch::size] = {};
+    std::copy(from, from + count, lanes);
+    return float_batch::load_aligned(lanes);
+}
 
 /// count rounded up to whole SIMD batches.
 constexpr std::size_t whole_batches(std::size_t count)

@@ -35,25 +35,6 @@ struct tile_row_outputs {
 
 namespace detail {
 
-/// Stores the first `count` lanes of `values` (all when count >= lanes).
-inline void store_first(const float_batch& values, float* to, std::size_t count)
-{
-    if (count >= float_batch::size)
-        return values.store_unaligned(to);
-    alignas(64) float lanes[float_batch::size];
-    values.store_aligned(lanes);
-    std::copy(lanes, lanes + count, to);
-}
-
-/// Stores the first `count` lanes of `winners` (0 to 3) as bytes.
-inline void store_winners(const float_batch& winners, std::uint8_t* to, std::size_t count)
-{
-    alignas(64) float lanes[float_batch::size];
-    winners.store_aligned(lanes);
-    for (std::size_t i = 0; i < std::min(count, float_batch::size); ++i)
-        to[i] = static_cast<std::uint8_t>(lanes[i]);
-}
-
 /// `values` moved up one lane, `first` in lane 0.
 inline float_batch shift_in_first(const float_batch& values, float first)
 {
@@ -131,7 +112,7 @@ inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, f
                 interleave(tile_columns, pixels);
                 const std::size_t count = Tile * std::min(lanes, tiles_x - tx);
                 for (std::size_t b = 0; b * lanes < count; ++b)
-                    detail::store_first(pixels[b], plane_row + i * width + Tile * tx + b * lanes, count - b * lanes);
+                    store_first(pixels[b], plane_row + i * width + Tile * tx + b * lanes, count - b * lanes);
             }
     });
 }
@@ -166,7 +147,7 @@ inline void pool_tile_row(const tile_row_outputs& outputs, std::size_t width, fl
                 const std::size_t count = windows * std::min(lanes, tiles_x - tx);
                 const std::size_t at = wy * pooled_width + windows * tx;
                 for (std::size_t b = 0; b * lanes < count; ++b) {
-                    detail::store_first(pooled[b], pooled_row + at + b * lanes, count - b * lanes);
+                    store_first(pooled[b], pooled_row + at + b * lanes, count - b * lanes);
                     detail::store_winners(winners[b], argmax_row + at + b * lanes, count - b * lanes);
                 }
             }
