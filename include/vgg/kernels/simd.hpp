@@ -126,6 +126,21 @@ void permute_each(const float_batch (&from)[Ways], float_batch (&to)[Ways])
         ((to[I] = xsimd::swizzle(from[I], xsimd::make_batch_constant<index_batch, Permutation<Ways, I>>())), ...);
     }(std::make_index_sequence<Ways>{});
 }
+
+// A permutation of each batch, batch R of the result gathered blockwise by select_blocks<Ways, R>,
+// then a permutation of each again: the shape of both deinterleave and interleave.
+template <template <std::size_t, std::size_t> class Before, template <std::size_t, std::size_t> class After,
+          std::size_t Ways>
+void permute_select_permute(const float_batch (&from)[Ways], float_batch (&to)[Ways])
+{
+    static_assert(float_batch::size % Ways == 0, "(de)interleave: the ways must divide the SIMD width");
+    float_batch permuted[Ways], selected[Ways];
+    permute_each<Before>(from, permuted);
+    [&]<std::size_t... R>(std::index_sequence<R...>) {
+        ((selected[R] = select_blocks<Ways, R>(permuted)), ...);
+    }(std::make_index_sequence<Ways>{});
+    permute_each<After>(selected, to);
+}
 } // namespace detail
 
 /// Splits Ways batches of interleaved values (value w of group g at position Ways * g + w,
@@ -136,26 +151,14 @@ void permute_each(const float_batch (&from)[Ways], float_batch (&to)[Ways])
 template <std::size_t Ways>
 void deinterleave(const float_batch (&interleaved)[Ways], float_batch (&ways)[Ways])
 {
-    static_assert(float_batch::size % Ways == 0, "deinterleave: the ways must divide the SIMD width");
-    float_batch spread[Ways], rotated[Ways];
-    detail::permute_each<detail::spread_ways>(interleaved, spread);
-    [&]<std::size_t... R>(std::index_sequence<R...>) {
-        ((rotated[R] = detail::select_blocks<Ways, R>(spread)), ...);
-    }(std::make_index_sequence<Ways>{});
-    detail::permute_each<detail::order_blocks>(rotated, ways);
+    detail::permute_select_permute<detail::spread_ways, detail::order_blocks>(interleaved, ways);
 }
 
 /// The inverse of deinterleave: one batch per way in, the ways' values interleaved out.
 template <std::size_t Ways>
 void interleave(const float_batch (&ways)[Ways], float_batch (&interleaved)[Ways])
 {
-    static_assert(float_batch::size % Ways == 0, "interleave: the ways must divide the SIMD width");
-    float_batch rotated[Ways], spread[Ways];
-    detail::permute_each<detail::unorder_blocks>(ways, rotated);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((spread[I] = detail::select_blocks<Ways, I>(rotated)), ...);
-    }(std::make_index_sequence<Ways>{});
-    detail::permute_each<detail::gather_ways>(spread, interleaved);
+    detail::permute_select_permute<detail::unorder_blocks, detail::gather_ways>(ways, interleaved);
 }
 VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
