@@ -159,7 +159,7 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints 
     check_winograd<4>(scratch);
 }
 
-TEST_CASE("deinterleave splits interleaved values into one batch per way, and interleave undoes it")
+TEST_CASE("deinterleave splits interleaved values into one batch per way, interleave undoes it, transpose transposes")
 {
     constexpr std::size_t lanes = kernels::float_batch::size;
     auto check = [&]<std::size_t Ways>() {
@@ -184,6 +184,19 @@ TEST_CASE("deinterleave splits interleaved values into one batch per way, and in
     };
     check.template operator()<2>();
     check.template operator()<4>();
+
+    alignas(64) float square[lanes * lanes], row[lanes];
+    kernels::float_batch rows[lanes];
+    for (std::size_t i = 0; i < lanes * lanes; ++i)
+        square[i] = float(i);
+    for (std::size_t i = 0; i < lanes; ++i)
+        rows[i] = kernels::float_batch::load_aligned(square + i * lanes);
+    kernels::transpose(rows);
+    for (std::size_t i = 0; i < lanes; ++i) {
+        rows[i].store_aligned(row);
+        for (std::size_t j = 0; j < lanes; ++j)
+            CHECK(row[j] == square[j * lanes + i]);
+    }
 }
 
 TEST_CASE("the direct one-channel weight gradient equals the definition")

@@ -160,6 +160,24 @@ void interleave(const float_batch (&ways)[Ways], float_batch (&interleaved)[Ways
 {
     detail::permute_select_permute<detail::unorder_blocks, detail::gather_ways>(ways, interleaved);
 }
+
+/// Transposes a square of float_batch::size rows in place: rows[i] lane j <-> rows[j] lane i.
+/// log2(lanes) rounds of interleaving row i with row i + lanes / 2 (a perfect shuffle each).
+inline void transpose(float_batch (&rows)[float_batch::size])
+{
+    constexpr std::size_t lanes = float_batch::size;
+    for (std::size_t round = 1; round < lanes; round *= 2) {
+        float_batch shuffled[lanes];
+        for (std::size_t i = 0; i < lanes / 2; ++i) {
+            const float_batch pair[2] = {rows[i], rows[i + lanes / 2]};
+            float_batch interleaved[2];
+            interleave(pair, interleaved);
+            shuffled[2 * i] = interleaved[0];
+            shuffled[2 * i + 1] = interleaved[1];
+        }
+        std::copy(shuffled, shuffled + lanes, rows);
+    }
+}
 VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
 /// Stores the first `count` lanes of `values` (all when count >= lanes).

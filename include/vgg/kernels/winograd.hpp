@@ -24,15 +24,30 @@ inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
 namespace detail {
 
 // Copies `channels` planes of height x width to channels-last order: pixel (y, x) of plane c
-// goes to target[y * row + x * pixel + c].
+// goes to target[y * row + x * pixel + c], with pixel >= whole_batches(channels) (the channels
+// past the last are written as zero). Squares of a batch of channels by a batch of pixels are
+// transposed in registers; a row's last pixels are copied one by one.
 inline void copy_channels_last(const float* planes, std::size_t channels, std::size_t height, std::size_t width,
                                std::size_t pixel, std::size_t row, float* target)
 {
+    constexpr std::size_t lanes = float_batch::size;
     for (std::size_t y = 0; y < height; ++y)
-        for (std::size_t c = 0; c < channels; ++c) {
-            const float* source = planes + (c * height + y) * width;
-            for (std::size_t x = 0; x < width; ++x)
-                target[y * row + x * pixel + c] = source[x];
+        for (std::size_t c0 = 0; c0 < channels; c0 += lanes) {
+            const std::size_t count = std::min(lanes, channels - c0);
+            const float* source = planes + (c0 * height + y) * width;
+            float* to = target + y * row + c0;
+            std::size_t x = 0;
+            for (; x + lanes <= width; x += lanes) {
+                float_batch square[lanes];
+                for (std::size_t c = 0; c < lanes; ++c)
+                    square[c] = c < count ? float_batch::load_unaligned(source + c * height * width + x) : float_batch(0.f);
+                transpose(square);
+                for (std::size_t p = 0; p < lanes; ++p)
+                    square[p].store_unaligned(to + (x + p) * pixel);
+            }
+            for (; x < width; ++x)
+                for (std::size_t c = 0; c < lanes; ++c)
+                    to[x * pixel + c] = c < count ? source[c * height * width + x] : 0.f;
         }
 }
 
@@ -181,8 +196,8 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
     float* tiles = vgg::detail::reserve(scratch.tiles, 16 * chunk * in_padded);
     float* gradients = vgg::detail::reserve(scratch.products, 16 * chunk * out_padded);
 
-    // The image's zero border is written every time, so a workspace may serve any geometry. Padded
-    // channels only feed sums that are never read; reserve() keeps them finite.
+    // The image's zero border is written every time, so a workspace may serve any geometry; the
+    // copies write padded channels as zero.
     std::fill(image_last, image_last + row, 0.f);
     std::fill(image_last + (height + 1) * row, image_last + (height + 2) * row, 0.f);
     for (std::size_t y = 1; y <= height; ++y) {
