@@ -166,6 +166,7 @@ struct pooling_window_inputs {
 
 } // namespace detail
 
+VGG_UNDEFINED_VECTOR_WARNINGS_OFF
 /// maxpool2x2(relu(conv3x3(image))) for a one-channel image, computed directly and pooled in
 /// registers (the full-resolution output is never stored): per batch of pooling windows, the 16
 /// inputs are loaded once and each output channel's four sums come from 36 multiply-adds. The
@@ -237,5 +238,7 @@ inline void conv3x3_single_channel_relu_pool_weight_gradient(const float* image,
         dbias[o] += xsimd::hadd(bias_sum);
     }
 }
+
+VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
 } // namespace vgg::kernels

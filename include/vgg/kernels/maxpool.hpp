@@ -32,25 +32,37 @@ inline float_batch max_of_windows(const float_batch& a, const float_batch& b, co
     return xsimd::select(bottom_wins, bottom_max, top_max);
 }
 
+VGG_UNDEFINED_VECTOR_WARNINGS_OFF
 namespace detail {
 /// Stores the first `count` lanes of `winners` (max_of_windows' 0 to 3) as bytes.
 inline void store_winners(const float_batch& winners, std::uint8_t* to, std::size_t count)
 {
+    count = std::min(count, float_batch::size);
+#if defined(__AVX512F__)
+    _mm512_mask_cvtepi32_storeu_epi8(to, static_cast<__mmask16>((1u << count) - 1), _mm512_cvttps_epi32(winners));
+#else
     alignas(64) float lanes[float_batch::size];
     winners.store_aligned(lanes);
-    for (std::size_t i = 0; i < std::min(count, float_batch::size); ++i)
+    for (std::size_t i = 0; i < count; ++i)
         to[i] = static_cast<std::uint8_t>(lanes[i]);
+#endif
 }
 
 /// The first `count` (at most a batch) arg-max bytes from `from` as floats; the other lanes 0.
 inline float_batch load_winners(const std::uint8_t* from, std::size_t count)
 {
+    count = std::min(count, float_batch::size);
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << count) - 1), from)));
+#else
     alignas(64) float lanes[float_batch::size] = {};
-    for (std::size_t i = 0; i < std::min(count, float_batch::size); ++i)
+    for (std::size_t i = 0; i < count; ++i)
         lanes[i] = from[i];
     return float_batch::load_aligned(lanes);
+#endif
 }
 } // namespace detail
+VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
 /// 2x2, stride-2 max-pool of planes [first, last) of height x width (both even). For every
 /// output it records which of the four inputs won (0 top-left, 1 top-right, 2 bottom-left,

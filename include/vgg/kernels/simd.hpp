@@ -180,14 +180,19 @@ inline void transpose(float_batch (&rows)[float_batch::size])
 }
 VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
-/// Stores the first `count` lanes of `values` (all when count >= lanes).
+/// Stores the first `count` lanes of `values` (all when count >= lanes). AVX-512 masks the
+/// store (xsimd 8 has no masked stores); elsewhere the lanes go through scratch.
 inline void store_first(const float_batch& values, float* to, std::size_t count)
 {
     if (count >= float_batch::size)
         return values.store_unaligned(to);
+#if defined(__AVX512F__)
+    _mm512_mask_storeu_ps(to, static_cast<__mmask16>((1u << count) - 1), values);
+#else
     alignas(64) float lanes[float_batch::size];
     values.store_aligned(lanes);
     std::copy(lanes, lanes + count, to);
+#endif
 }
 
 /// The first `count` values from `from` (a whole batch when count >= lanes); the other lanes 0.
@@ -195,9 +200,13 @@ inline float_batch load_first(const float* from, std::size_t count)
 {
     if (count >= float_batch::size)
         return float_batch::load_unaligned(from);
+#if defined(__AVX512F__)
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), from);
+#else
     alignas(64) float lanes[float_batch::size] = {};
     std::copy(from, from + count, lanes);
     return float_batch::load_aligned(lanes);
+#endif
 }
 
 /// count rounded up to whole SIMD batches.

@@ -73,16 +73,12 @@ void gather_window_columns(const float* source, std::size_t tiles_x, const float
                            std::size_t stride)
 {
     constexpr std::size_t lanes = float_batch::size;
-    alignas(64) float rest[Tile * lanes];
     for (std::size_t tx = 0; tx < tiles_x; tx += lanes) {
         const float* from = source + Tile * tx;
-        if (from + Tile * lanes > readable_end) {
-            std::fill(std::copy(from, from + Tile * (tiles_x - tx), rest), rest + Tile * lanes, 0.f);
-            from = rest;
-        }
+        const auto readable = static_cast<std::size_t>(std::min<std::ptrdiff_t>(Tile * lanes, readable_end - from));
         float_batch pixels[Tile], middle[Tile];
         for (std::size_t i = 0; i < Tile; ++i)
-            pixels[i] = float_batch::load_unaligned(from + i * lanes);
+            pixels[i] = i * lanes < readable ? load_first(from + i * lanes, readable - i * lanes) : float_batch(0.f);
         deinterleave(pixels, middle);
         for (std::size_t j = 1; j <= Tile; ++j)
             middle[j - 1].store_unaligned(columns + j * stride + tx);
