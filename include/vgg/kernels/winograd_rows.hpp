@@ -67,7 +67,7 @@ inline float_batch shift_in_last(const float_batch& values, float last)
 /// tx is source[Tile * tx + j - 1], zero past either end of the row; column j goes to
 /// columns[j * stride + tx] for tx < tiles_x. Writes whole batches, so up to a batch past tiles_x
 /// (the caller leaves room; a next tile row's gather overwrites it); reads whole batches too,
-/// through scratch where they would pass `readable_end`.
+/// but none past `readable_end`.
 template <std::size_t Tile>
 void gather_window_columns(const float* source, std::size_t tiles_x, const float* readable_end, float* columns,
                            std::size_t stride)
