@@ -129,7 +129,15 @@ void check_winograd(kernels::winograd_workspace& scratch)
         // Weight gradient: dW[k][c][ky][kx] = sum over pixels of dy[k][y][x] x[c][y + ky - 1][x + kx - 1].
         aligned_vector<float> sums(kernels::winograd_weight_sums_size(in, out), 0.f);
         std::vector<float> dweight(weight.size(), 0.f);
-        kernels::winograd_accumulate_weight_gradient(in, out, height, width, x.data(), dy.data(), scratch, sums.data());
+        std::vector<float> bias_sums(out, 1.f); // added to
+        kernels::winograd_accumulate_weight_gradient(in, out, height, width, x.data(), dy.data(), scratch, sums.data(),
+                                                     bias_sums.data());
+        for (std::size_t k = 0; k < out; ++k) {
+            double sum = 1;
+            for (std::size_t p = 0; p < height * width; ++p)
+                sum += dy[k * height * width + p];
+            CHECK(bias_sums[k] == doctest::Approx(sum).epsilon(1e-4));
+        }
         kernels::winograd_weight_gradient(sums.data(), in, out, dweight.data());
         double worst = 0;
         for (std::size_t k = 0; k < out; ++k)

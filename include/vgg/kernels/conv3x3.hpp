@@ -379,9 +379,8 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             winograd_workspace& workspace = buffers.winograd;
             for (std::size_t n = images.begin; n < images.end; ++n) {
                 const float* g = gradient(n, buffers.image);
-                db += view(g, d.out_channels, d.pixels()).rowwise().sum();
                 winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width,
-                                                    x + n * d.in_size(), g, workspace, sums.data());
+                                                    x + n * d.in_size(), g, workspace, sums.data(), acc + weight_size);
                 if (!dx)
                     continue;
                 float* dx_n = dx + n * d.in_size();

@@ -26,9 +26,11 @@ namespace detail {
 // Copies `channels` planes of height x width to channels-last order: pixel (y, x) of plane c
 // goes to target[y * row + x * pixel + c], with pixel >= whole_batches(channels) (the channels
 // past the last are written as zero). Squares of a batch of channels by a batch of pixels are
-// transposed in registers; a row's last pixels are copied one by one.
+// transposed in registers; a row's last pixels are copied one by one. With `plane_sums`, adds
+// each plane's sum to plane_sums[c] on the way (the bias gradient, when the planes are a
+// convolution's output gradient).
 inline void copy_channels_last(const float* planes, std::size_t channels, std::size_t height, std::size_t width,
-                               std::size_t pixel, std::size_t row, float* target)
+                               std::size_t pixel, std::size_t row, float* target, float* plane_sums = nullptr)
 {
     constexpr std::size_t lanes = float_batch::size;
     for (std::size_t y = 0; y < height; ++y)
@@ -36,18 +38,32 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
             const std::size_t count = std::min(lanes, channels - c0);
             const float* source = planes + (c0 * height + y) * width;
             float* to = target + y * row + c0;
+            float_batch sums(0.f);
             std::size_t x = 0;
             for (; x + lanes <= width; x += lanes) {
                 float_batch square[lanes];
                 for (std::size_t c = 0; c < lanes; ++c)
                     square[c] = c < count ? float_batch::load_unaligned(source + c * height * width + x) : float_batch(0.f);
                 transpose(square);
-                for (std::size_t p = 0; p < lanes; ++p)
+                for (std::size_t p = 0; p < lanes; ++p) {
                     square[p].store_unaligned(to + (x + p) * pixel);
+                    sums += square[p];
+                }
             }
-            for (; x < width; ++x)
-                for (std::size_t c = 0; c < lanes; ++c)
-                    to[x * pixel + c] = c < count ? source[c * height * width + x] : 0.f;
+            for (; x < width; ++x) {
+                alignas(64) float values[lanes] = {};
+                for (std::size_t c = 0; c < count; ++c)
+                    values[c] = source[c * height * width + x];
+                const auto column = float_batch::load_aligned(values);
+                column.store_unaligned(to + x * pixel);
+                sums += column;
+            }
+            if (plane_sums) {
+                alignas(64) float totals[lanes];
+                sums.store_aligned(totals);
+                for (std::size_t c = 0; c < count; ++c)
+                    plane_sums[c0 + c] += totals[c];
+            }
         }
 }
 
@@ -183,10 +199,11 @@ inline std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_
 /// with g_t the 2x2 tile of the output gradient and d_t the 4x4 input window, so per xi the
 /// sum is a product whose depth is the tile count. The transforms run over channels in SIMD
 /// batches, which needs image and gradient copied channels-last first (the image with its
-/// zero border, so windows need no bounds checks).
+/// zero border, so windows need no bounds checks). With `bias_sums`, the copy of the gradient
+/// also adds its per-channel sums there (the bias gradient).
 inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
                                                 std::size_t width, const float* image, const float* gradient,
-                                                winograd_workspace& scratch, float* sums)
+                                                winograd_workspace& scratch, float* sums, float* bias_sums = nullptr)
 {
     constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles;
     const std::size_t in_padded = whole_batches(in_channels), out_padded = whole_batches(out_channels);
@@ -205,7 +222,8 @@ inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::si
         std::fill(image_last + y * row + (width + 1) * in_padded, image_last + (y + 1) * row, 0.f);
     }
     detail::copy_channels_last(image, in_channels, height, width, in_padded, row, image_last + row + in_padded);
-    detail::copy_channels_last(gradient, out_channels, height, width, out_padded, width * out_padded, gradient_last);
+    detail::copy_channels_last(gradient, out_channels, height, width, out_padded, width * out_padded, gradient_last,
+                               bias_sums);
 
     for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
         const std::size_t t1 = std::min(t0 + chunk, tile_count);
