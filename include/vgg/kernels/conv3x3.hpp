@@ -372,7 +372,6 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     const amx_weight_gradient_layout weight_layout{d.in_channels, d.out_channels, d.height, d.width};
     sum_gradients_over_threads(d, batch, 3 * d.forward_operations(), dweight, dbias,
                                [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
-        Eigen::Map<Eigen::VectorXf> db(acc + weight_size, static_cast<Eigen::Index>(d.out_channels));
         if (winograd) {
             auto& sums = buffers.sums;
             sums.assign(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
@@ -395,6 +394,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc);
             return;
         }
+        Eigen::Map<Eigen::VectorXf> db(acc + weight_size, static_cast<Eigen::Index>(d.out_channels));
         float* columns = bf16 ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
         if (amx_dweight)
             buffers.sums.assign(weight_layout.sums_size(), 0.f);

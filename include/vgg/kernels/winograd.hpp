@@ -18,6 +18,8 @@ namespace vgg::kernels {
 /// ((tile + 2)^2 x channels x tiles) and products stay in L2.
 template <std::size_t Tile>
 inline constexpr std::size_t winograd_forward_chunk_tiles = Tile == 2 ? 128 : 64;
+/// Floats per cache line, the step of the prefetches of the next channel's rows.
+inline constexpr std::size_t cache_line_floats = 64 / sizeof(float);
 /// Tiles per chunk of the weight gradient: the product depth per call.
 inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
 
@@ -45,10 +47,11 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
                 for (std::size_t c = 0; c < lanes; ++c)
                     square[c] = c < count ? float_batch::load_unaligned(source + c * height * width + x) : float_batch(0.f);
                 transpose(square);
-                for (std::size_t p = 0; p < lanes; ++p) {
+                for (std::size_t p = 0; p < lanes; ++p)
                     square[p].store_unaligned(to + (x + p) * pixel);
-                    sums += square[p];
-                }
+                if (plane_sums)
+                    for (std::size_t p = 0; p < lanes; ++p)
+                        sums += square[p];
             }
             for (; x < width; ++x) {
                 alignas(64) float values[lanes] = {};
@@ -137,7 +140,7 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
             if (c + 1 < in_channels) {
                 const float* next = image + ((c + 1) * height + Tile * ty0 - (ty0 > 0)) * width;
                 const std::size_t rows = Tile * (ty1 - ty0) + (ty0 > 0) + (ty1 < tiles_y);
-                for (std::size_t at = 0; at < rows * width; at += 16)
+                for (std::size_t at = 0; at < rows * width; at += cache_line_floats)
                     __builtin_prefetch(next + at);
             }
             // windows[window * r + j][t]: the input pixel at (r, j) of tile t's window, which

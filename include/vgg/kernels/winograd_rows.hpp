@@ -21,12 +21,12 @@ decltype(auto) with_winograd_tile(std::size_t tile, F&& f)
     return tile == 4 ? f.template operator()<4>() : f.template operator()<2>();
 }
 
-/// The outputs of one tile row: (i, j, tx) is output pixel (tile * tile_row + i, tile * tx + j).
-/// Each row of `data` (stride apart) has room for a whole SIMD batch past its last tile.
+/// The outputs of one tile row: batch(i, j, tx) holds output pixels (tile * tile_row + i,
+/// tile * (tx + lane) + j). Each row of `data` (stride apart) has room for a whole SIMD batch past
+/// its last tile.
 struct tile_row_outputs {
     const float* data;
     std::size_t stride, tile;
-    float operator()(std::size_t i, std::size_t j, std::size_t tx) const { return data[(tile * i + j) * stride + tx]; }
     float_batch batch(std::size_t i, std::size_t j, std::size_t tx) const
     {
         return float_batch::load_unaligned(data + (tile * i + j) * stride + tx);
