@@ -44,6 +44,26 @@ inline float* packing_buffer(std::size_t which, std::size_t size)
     return vgg::detail::reserve(buffers[which], size);
 }
 
+/// One panel (depth x micro_rows, `count` of them inside a) of a row-major a: up to lanes rows
+/// at a time are loaded lanes steps at a time as a square (the rest of it zero) and transposed
+/// in registers.
+inline void pack_left_panel_from_rows(matrix_operand a, std::size_t depth, std::size_t count, float* panel)
+{
+    constexpr std::size_t lanes = float_batch::size;
+    for (std::size_t r0 = 0; r0 < micro_rows; r0 += lanes) {
+        const std::size_t group = std::min(lanes, micro_rows - r0);
+        for (std::size_t p0 = 0; p0 < depth; p0 += lanes) {
+            const std::size_t steps = std::min(lanes, depth - p0);
+            float_batch square[lanes];
+            for (std::size_t r = 0; r < lanes; ++r)
+                square[r] = r0 + r < count ? load_first(a.at(r0 + r, p0), steps) : float_batch(0.f);
+            transpose(square);
+            for (std::size_t p = 0; p < steps; ++p)
+                store_first(square[p], panel + (p0 + p) * micro_rows + r0, group);
+        }
+    }
+}
+
 /// Packs rows x depth of a into panels of micro_rows rows, each stored depth x micro_rows
 /// (the layout gemm_tile reads); rows past the end are zero.
 inline void pack_left(matrix_operand a, std::size_t rows, std::size_t depth, float* packed)
@@ -51,21 +71,36 @@ inline void pack_left(matrix_operand a, std::size_t rows, std::size_t depth, flo
     for (std::size_t r0 = 0; r0 < rows; r0 += micro_rows, packed += micro_rows * depth) {
         const std::size_t count = std::min(micro_rows, rows - r0);
         if (a.column_stride == 1) // rows of a are contiguous
-            for (std::size_t r = 0; r < count; ++r)
-                for (std::size_t p = 0; p < depth; ++p)
-                    packed[p * micro_rows + r] = a(r0 + r, p);
+            pack_left_panel_from_rows(a.block(r0, 0), depth, count, packed);
         else
             for (std::size_t p = 0; p < depth; ++p)
-                for (std::size_t r = 0; r < count; ++r)
-                    packed[p * micro_rows + r] = a(r0 + r, p);
-        for (std::size_t r = count; r < micro_rows; ++r)
-            for (std::size_t p = 0; p < depth; ++p)
-                packed[p * micro_rows + r] = 0.f;
+                for (std::size_t r = 0; r < micro_rows; ++r)
+                    packed[p * micro_rows + r] = r < count ? a(r0 + r, p) : 0.f;
+    }
+}
+
+/// One panel (depth x micro_columns, `count` of them inside b) of a b whose columns are
+/// contiguous (a transposed row-major matrix, as a Linear layer's weights in its forward pass):
+/// squares of lanes columns x lanes steps are loaded as rows and transposed in registers.
+inline void pack_right_panel_from_columns(matrix_operand b, std::size_t depth, std::size_t count, float* panel)
+{
+    constexpr std::size_t lanes = float_batch::size;
+    for (std::size_t first = 0; first < micro_columns; first += lanes) {
+        const std::size_t columns = first < count ? std::min(lanes, count - first) : 0;
+        for (std::size_t p0 = 0; p0 < depth; p0 += lanes) {
+            const std::size_t steps = std::min(lanes, depth - p0);
+            float_batch square[lanes];
+            for (std::size_t j = 0; j < lanes; ++j)
+                square[j] = j < columns ? load_first(b.at(p0, first + j), steps) : float_batch(0.f);
+            transpose(square);
+            for (std::size_t p = 0; p < steps; ++p)
+                square[p].store_aligned(panel + (p0 + p) * micro_columns + first);
+        }
     }
 }
 
 /// Packs depth x columns of b into panels of micro_columns columns, each stored depth x
-/// micro_columns; columns past the end are zero.
+/// micro_columns (aligned); columns past the end are zero.
 inline void pack_right(matrix_operand b, std::size_t depth, std::size_t columns, float* packed)
 {
     for (std::size_t j0 = 0; j0 < columns; j0 += micro_columns, packed += micro_columns * depth) {
@@ -77,6 +112,8 @@ inline void pack_right(matrix_operand b, std::size_t depth, std::size_t columns,
                 std::copy(source, source + count, row);
                 std::fill(row + count, row + micro_columns, 0.f);
             }
+        else if (b.row_stride == 1)
+            pack_right_panel_from_columns(b.block(0, j0), depth, count, packed);
         else {
             for (std::size_t j = 0; j < count; ++j)
                 for (std::size_t p = 0; p < depth; ++p)

@@ -217,36 +217,6 @@ VGG_TARGET_AVX512_BF16 void pack_right_rows(const Source& source, std::size_t p0
     }
 }
 
-VGG_UNDEFINED_VECTOR_WARNINGS_OFF
-/// Transposes 16 x 16 32-bit values held as 16 vectors: r[i][j] becomes r[j][i].
-VGG_TARGET_AVX512_BF16 inline void transpose_16x16(__m512i r[16])
-{
-    __m512i t[16];
-    for (std::size_t i = 0; i < 16; i += 2) { // pairs of rows, interleaved by 32 bits
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (std::size_t i = 0; i < 16; i += 4) { // now r[i + m]'s 128-bit lane l is column 4l + m of rows i..i+3
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    for (std::size_t m = 0; m < 4; ++m) { // gather lane l of r[m], r[4 + m], r[8 + m], r[12 + m]
-        const __m512i even_ab = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x88);
-        const __m512i odd_ab = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xdd);
-        const __m512i even_cd = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x88);
-        const __m512i odd_cd = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xdd);
-        t[m] = _mm512_shuffle_i32x4(even_ab, even_cd, 0x88);
-        t[4 + m] = _mm512_shuffle_i32x4(odd_ab, odd_cd, 0x88);
-        t[8 + m] = _mm512_shuffle_i32x4(even_ab, even_cd, 0xdd);
-        t[12 + m] = _mm512_shuffle_i32x4(odd_ab, odd_cd, 0xdd);
-    }
-    for (std::size_t i = 0; i < 16; ++i)
-        r[i] = t[i];
-}
-VGG_UNDEFINED_VECTOR_WARNINGS_ON
-
 /// pack_right_rows for a right operand whose columns `source` reads as rows: 16 columns of 32
 /// depth values become 16 x 16 bf16 pairs, transposed in registers into the pair rows.
 template <class Source>

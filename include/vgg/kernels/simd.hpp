@@ -7,6 +7,10 @@
 
 #include <xsimd/xsimd.hpp>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 // GCC 12's AVX-512 unpack, shuffle, permute and conversion intrinsics start from an undefined
 // vector, which its -Wmaybe-uninitialized (or -Wuninitialized) reports wherever they are
 // inlined: a false positive, silenced around the functions that use them.
@@ -161,11 +165,54 @@ void interleave(const float_batch (&ways)[Ways], float_batch (&interleaved)[Ways
     detail::permute_select_permute<detail::unorder_blocks, detail::gather_ways>(ways, interleaved);
 }
 
+#if defined(__x86_64__)
+namespace detail {
+/// Transposes 16 x 16 32-bit values held as 16 AVX-512 vectors: r[i][j] becomes r[j][i], in 64
+/// shuffles (the generic transpose below takes twice as many permutes and some blends). Compiled for AVX-512 whatever the
+/// program is compiled for: the bf16 kernels call it from their own AVX-512 functions.
+__attribute__((target("avx512f"))) inline void transpose_16x16(__m512i r[16])
+{
+    __m512i t[16];
+    for (std::size_t i = 0; i < 16; i += 2) { // pairs of rows, interleaved by 32 bits
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (std::size_t i = 0; i < 16; i += 4) { // now r[i + m]'s 128-bit lane l is column 4l + m of rows i..i+3
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (std::size_t m = 0; m < 4; ++m) { // gather lane l of r[m], r[4 + m], r[8 + m], r[12 + m]
+        const __m512i even_ab = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x88);
+        const __m512i odd_ab = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xdd);
+        const __m512i even_cd = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x88);
+        const __m512i odd_cd = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xdd);
+        t[m] = _mm512_shuffle_i32x4(even_ab, even_cd, 0x88);
+        t[4 + m] = _mm512_shuffle_i32x4(odd_ab, odd_cd, 0x88);
+        t[8 + m] = _mm512_shuffle_i32x4(even_ab, even_cd, 0xdd);
+        t[12 + m] = _mm512_shuffle_i32x4(odd_ab, odd_cd, 0xdd);
+    }
+    for (std::size_t i = 0; i < 16; ++i)
+        r[i] = t[i];
+}
+} // namespace detail
+#endif
+
 /// Transposes a square of float_batch::size rows in place: rows[i] lane j <-> rows[j] lane i.
-/// log2(lanes) rounds of interleaving row i with row i + lanes / 2 (a perfect shuffle each).
+/// log2(lanes) rounds of interleaving row i with row i + lanes / 2 (a perfect shuffle each), or
+/// AVX-512's in-lane and 128-bit shuffles.
 inline void transpose(float_batch (&rows)[float_batch::size])
 {
     constexpr std::size_t lanes = float_batch::size;
+#if defined(__AVX512F__)
+    __m512i square[lanes];
+    for (std::size_t i = 0; i < lanes; ++i)
+        square[i] = _mm512_castps_si512(rows[i]);
+    detail::transpose_16x16(square);
+    for (std::size_t i = 0; i < lanes; ++i)
+        rows[i] = _mm512_castsi512_ps(square[i]);
+#else
     for (std::size_t round = 1; round < lanes; round *= 2) {
         float_batch shuffled[lanes];
         for (std::size_t i = 0; i < lanes / 2; ++i) {
@@ -177,6 +224,7 @@ inline void transpose(float_batch (&rows)[float_batch::size])
         }
         std::copy(shuffled, shuffled + lanes, rows);
     }
+#endif
 }
 VGG_UNDEFINED_VECTOR_WARNINGS_ON
 
