@@ -34,21 +34,31 @@ struct conv3x3_dims {
     std::size_t columns_size() const { return std::max(patch() * pixels(), (height + 2) * (width + 2)); }
 };
 
-/// Transformed Winograd kernels up to this size stay in L2 (half of Zen 4's 1 MiB per core).
-inline constexpr std::size_t winograd_cached_kernel_bytes = 1 << 20;
-/// Images from this size on give Winograd chunks long enough to stream larger kernels.
+/// Images from this size on give a backward pass's Winograd chunks long enough to stream kernels
+/// larger than winograd_cached_kernel_bytes.
 inline constexpr std::size_t winograd_streaming_min_pixels = 56 * 56;
 
-/// The output tile side of the Winograd algorithm a convolution runs by: 4 for F(4x4, 3x3), 2 for
+/// The output tile side of the Winograd algorithm a forward pass runs by: 4 for F(4x4, 3x3), 2 for
 /// F(2x2, 3x3), or 0 for im2col + GEMM. With fewer than 16 channels on either side the
-/// transforms cost more than the multiplies they save. The transformed kernels ((tile + 2)^2 x
-/// in x out floats) are read again for every chunk of tiles; when they do not fit in L2 and the
-/// image is small (VGG-16's 28x28 and 14x14 blocks, 8-16 MB of kernels for 49-196 tiles), those
-/// reads cost more than the multiplies saved. The larger tile goes first: 2.25 multiplies per
-/// output and channel pair instead of 4.
+/// transforms cost more than the multiplies they save. The larger tile goes first: 2.25
+/// multiplies per output and channel pair instead of 4.
 constexpr std::size_t winograd_tile(const conv3x3_dims& d)
 {
     if (d.compute != precision::fp32 || std::min(d.in_channels, d.out_channels) < 16)
+        return 0;
+    for (const std::size_t tile : {4, 2})
+        if (winograd_applies(tile, d.height, d.width))
+            return tile;
+    return 0;
+}
+
+/// The tile of a backward pass, which runs image by image: the transformed kernels ((tile + 2)^2
+/// x in x out floats) are read again for every image, so where they do not fit in L2 and the
+/// image is small (VGG-16's 28x28 and 14x14 blocks, 8-38 MB of kernels for 49-196 tiles), those
+/// reads cost more than the multiplies saved.
+constexpr std::size_t winograd_backward_tile(const conv3x3_dims& d)
+{
+    if (winograd_tile(d) == 0)
         return 0;
     for (const std::size_t tile : {4, 2}) {
         const std::size_t kernel_bytes = (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
@@ -128,27 +138,20 @@ void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* 
 }
 
 /// Winograd F(Tile x Tile, 3x3) convolution of every image of a batch, split over threads by
-/// images or, for small batches, by tile rows; epilogue(n, channel, tile_row, outputs) receives
-/// image n's results.
+/// tile rows counted across the batch (so a small batch, even one image, uses every thread);
+/// epilogue(n, channel, tile_row, outputs) receives image n's results.
 template <std::size_t Tile, class Epilogue>
 void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                              const float* bias, Epilogue&& epilogue)
 {
-    constexpr std::size_t elements = (Tile + 2) * (Tile + 2);
-    float* u = vgg::detail::reserve(this_thread_buffers().kernels, elements * d.in_channels * d.out_channels);
+    float* u = vgg::detail::reserve(this_thread_buffers().kernels, winograd_kernels_size<Tile>(d.in_channels, d.out_channels));
     winograd_transform_kernels_in_parallel<Tile>(d, weight, false, u);
-    const std::size_t pieces = pieces_per_image(batch);
-    vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
-        winograd_workspace& scratch = this_thread_buffers().winograd;
-        for (std::size_t item = work.begin; item < work.end; ++item) {
-            const std::size_t n = item / pieces;
-            winograd_conv3x3_image<Tile>(d.in_channels, d.out_channels, d.height, d.width, x + n * d.in_size(), u, bias,
-                                         scratch, vgg::detail::partition(d.height / Tile, pieces, item % pieces),
-                                         [&](std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
-                                             epilogue(n, k, ty, outputs);
-                                         });
-        }
-    });
+    const std::size_t tile_rows = d.height / Tile;
+    vgg::detail::parallel_ranges(batch * tile_rows, d.forward_operations() / tile_rows,
+                                 [&](std::size_t, std::size_t, vgg::detail::range rows) {
+                                     winograd_conv3x3_rows<Tile>(d.in_channels, d.out_channels, d.height, d.width, x, u,
+                                                                 bias, this_thread_buffers().winograd, rows, epilogue);
+                                 });
 }
 
 /// winograd_forward_images with the tile winograd_tile(d) chose.
@@ -342,17 +345,17 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     const std::size_t weight_size = d.out_channels * d.patch();
     // The weight gradient runs by F(2x2, 3x3) wherever Winograd applies, the input gradient by the
     // forward pass's tile.
-    const std::size_t tile = winograd_tile(d);
+    const std::size_t tile = winograd_backward_tile(d);
     const bool winograd = tile != 0;
     const bool bf16 = !stores_columns(d); // products of images with more than one channel in bf16
     const float* u = nullptr;             // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
     if (winograd && dx) {
-        float* adjoint =
-            vgg::detail::reserve(this_thread_buffers().kernels, (tile + 2) * (tile + 2) * d.in_channels * d.out_channels);
         with_winograd_tile(tile, [&]<std::size_t Tile>() {
+            float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels,
+                                                  winograd_kernels_size<Tile>(d.out_channels, d.in_channels));
             winograd_transform_kernels_in_parallel<Tile>(d, weight, true, adjoint);
+            u = adjoint;
         });
-        u = adjoint;
     } else if (bf16 && dx) {
         float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels, 9 * d.in_channels * d.out_channels);
         adjoint_kernels(weight, d.out_channels, d.in_channels, adjoint);
@@ -384,9 +387,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     continue;
                 float* dx_n = dx + n * d.in_size();
                 with_winograd_tile(tile, [&]<std::size_t Tile>() {
-                    winograd_conv3x3_image<Tile>(
+                    winograd_conv3x3_rows<Tile>(
                         d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr, workspace, {0, d.height / Tile},
-                        [&](std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
+                        [&](std::size_t, std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
                             store_tile_row(outputs, d.width, dx_n + (c * d.height + Tile * ty) * d.width, false);
                         });
                 });

@@ -96,4 +96,26 @@ inline void gemm_unpacked(std::size_t rows, std::size_t depth, std::size_t colum
     }
 }
 
+/// Depth steps per pass of gemm_panels: a panel of b (depth block x micro_columns, 24 KB with
+/// AVX-512) stays in L1 while every row panel of a passes over it.
+inline constexpr std::size_t panel_depth_block = 128;
+
+/// c (rows x columns) = a b for an a packed in panels of micro_rows rows (panel q at
+/// a + q * micro_rows * depth, stored depth x micro_rows; rows a multiple of micro_rows), b depth
+/// x columns with rows b_step apart (aligned) and columns a multiple of the SIMD width, c's rows
+/// ldc apart. The Winograd products, whose transformed kernels are packed once per pass.
+inline void gemm_panels(std::size_t rows, std::size_t depth, std::size_t columns, const float* a, const float* b,
+                        std::size_t b_step, float* c, std::size_t ldc)
+{
+    for (std::size_t p0 = 0; p0 < depth; p0 += panel_depth_block) {
+        const std::size_t steps = std::min(panel_depth_block, depth - p0);
+        for (std::size_t j = 0; j < columns; j += micro_columns) {
+            const std::size_t width = std::min(micro_columns, columns - j);
+            for (std::size_t r = 0; r < rows; r += micro_rows)
+                detail::gemm_row_block<micro_rows>(steps, width, {a + r * depth + p0 * micro_rows, micro_rows,
+                                                                  b + p0 * b_step + j, b_step, c + r * ldc + j, ldc, p0 > 0});
+        }
+    }
+}
+
 } // namespace vgg::kernels

@@ -14,10 +14,16 @@
 // The weight gradient runs by F(2x2, 3x3) only.
 namespace vgg::kernels {
 
-/// Tiles per chunk of the forward pass, per output tile side: the chunk's transformed windows
-/// ((tile + 2)^2 x channels x tiles) and products stay in L2.
+/// Transformed Winograd kernels up to this size stay in L2 (half of Zen 4's 1 MiB per core).
+inline constexpr std::size_t winograd_cached_kernel_bytes = 1 << 20;
+/// Tiles per chunk of the forward pass, per output tile side, when the transformed kernels stay
+/// in L2: the chunk's transformed windows ((tile + 2)^2 x channels x tiles) and products do too.
 template <std::size_t Tile>
 inline constexpr std::size_t winograd_forward_chunk_tiles = Tile == 2 ? 128 : 64;
+/// Tiles per chunk when they do not (VGG-16's layers from 256 channels: 4-38 MB of kernels). They
+/// are read again for every chunk, so chunks are longer, and span images where an image has fewer
+/// tiles (49 at 28x28 by F(4x4, 3x3)).
+inline constexpr std::size_t winograd_streaming_chunk_tiles = 256;
 /// Floats per cache line, the step of the prefetches of the next channel's rows.
 inline constexpr std::size_t cache_line_floats = 64 / sizeof(float);
 /// Tiles per chunk of the weight gradient: the product depth per call.
@@ -73,9 +79,30 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
 } // namespace detail
 
 
+/// Target channels of the transformed kernels, padded to whole panels of the micro-kernel.
+inline std::size_t winograd_panel_rows(std::size_t to) { return (to + micro_rows - 1) / micro_rows * micro_rows; }
+
+/// Floats of winograd_transform_kernels<Tile>'s result for `from` -> `to` channels.
+template <std::size_t Tile>
+std::size_t winograd_kernels_size(std::size_t from, std::size_t to)
+{
+    return (Tile + 2) * (Tile + 2) * from * winograd_panel_rows(to);
+}
+
+/// Tiles per chunk of a convolution from `from` to `to` channels (see winograd_forward_chunk_tiles).
+template <std::size_t Tile>
+std::size_t winograd_chunk_tiles(std::size_t from, std::size_t to)
+{
+    return winograd_kernels_size<Tile>(from, to) * sizeof(float) <= winograd_cached_kernel_bytes
+               ? winograd_forward_chunk_tiles<Tile>
+               : winograd_streaming_chunk_tiles;
+}
+
 /// Transforms 3x3 kernels weight[out][in][3][3] into the (Tile + 2)^2 matrices the Winograd
-/// products read, stored u[xi][in][out], for the target channels `targets` (all are
-/// out_channels, or in_channels with `adjoint`). With `adjoint`, transforms the kernels of the
+/// products multiply by, for the target channels `targets` (all are out_channels, or in_channels
+/// with `adjoint`). Each matrix (target x source channels) is stored as gemm_panels reads it:
+/// panels of micro_rows targets, each source x micro_rows; the padding targets of the last panel
+/// are zero (written with the last range). With `adjoint`, transforms the kernels of the
 /// convolution that maps an output gradient to the input gradient instead: in and out swapped
 /// and each 3x3 window turned by 180 degrees (a 3x3, pad-1 convolution's transpose is again one).
 template <std::size_t Tile>
@@ -84,6 +111,10 @@ void winograd_transform_kernels(const float* weight, std::size_t out_channels, s
 {
     constexpr std::size_t window = Tile + 2;
     const std::size_t to = adjoint ? in_channels : out_channels, from = adjoint ? out_channels : in_channels;
+    const std::size_t matrix = from * winograd_panel_rows(to);
+    const auto at = [&](std::size_t xi, std::size_t i, std::size_t o) {
+        return u + xi * matrix + (o / micro_rows * from + i) * micro_rows + o % micro_rows;
+    };
     for (std::size_t o = targets.begin; o < targets.end; ++o)
         for (std::size_t i = 0; i < from; ++i) {
             const float* w = adjoint ? weight + (i * in_channels + o) * 9 : weight + (o * in_channels + i) * 9;
@@ -92,8 +123,13 @@ void winograd_transform_kernels(const float* weight, std::size_t out_channels, s
                 g[k / 3][k % 3] = adjoint ? w[8 - k] : w[k];
             detail::transform_2d(g, transformed, detail::winograd_transforms<Tile>::kernel);
             for (std::size_t xi = 0; xi < window * window; ++xi)
-                u[(xi * from + i) * to + o] = transformed[xi / window][xi % window];
+                *at(xi, i, o) = transformed[xi / window][xi % window];
         }
+    if (targets.end == to)
+        for (std::size_t o = to; o < winograd_panel_rows(to); ++o)
+            for (std::size_t i = 0; i < from; ++i)
+                for (std::size_t xi = 0; xi < window * window; ++xi)
+                    *at(xi, i, o) = 0.f;
 }
 
 /// Scratch of one thread for the Winograd passes; each buffer grows to its largest request.
@@ -107,55 +143,58 @@ constexpr bool winograd_applies(std::size_t tile, std::size_t height, std::size_
     return height % tile == 0 && width % tile == 0;
 }
 
-/// One image's 3x3, stride-1, pad-1 convolution by F(Tile x Tile, 3x3), for the output rows of
-/// the tile rows [tile_rows.begin, tile_rows.end) (all are height / Tile): image is in_channels
-/// planes of height x width (multiples of Tile), u the winograd_transform_kernels<Tile> of the
-/// weights, bias may be null. Tile rows are processed in chunks of about
-/// winograd_forward_chunk_tiles tiles so that transformed windows and products stay in L2;
-/// within a chunk tiles are numbered row after row, and every transform runs over that flat
-/// index in whole SIMD batches (a row of 14 tiles would be all tail). Results leave through
-/// epilogue(channel, tile_row, tile_row_outputs).
+/// 3x3, stride-1, pad-1 convolutions by F(Tile x Tile, 3x3) of the tile rows `tile_rows` of a
+/// batch of images, counted across the batch (row g is tile row g % (height / Tile) of image
+/// g / (height / Tile)): images are in_channels planes of height x width (multiples of Tile)
+/// each, u the winograd_transform_kernels<Tile> of the weights, bias may be null. Tile rows are
+/// processed in chunks of about winograd_chunk_tiles tiles, which may span images; within a
+/// chunk tiles are numbered row after row, and every transform runs over that flat index in
+/// whole SIMD batches (a row of 14 tiles would be all tail). Results leave through
+/// epilogue(image, channel, tile_row, tile_row_outputs).
 template <std::size_t Tile, class Epilogue>
-void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, std::size_t height, std::size_t width,
-                            const float* image, const float* u, const float* bias, winograd_workspace& scratch,
-                            vgg::detail::range tile_rows, Epilogue&& epilogue)
+void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, std::size_t height, std::size_t width,
+                           const float* images, const float* u, const float* bias, winograd_workspace& scratch,
+                           vgg::detail::range tile_rows, Epilogue&& epilogue)
 {
     constexpr std::size_t lanes = float_batch::size, window = Tile + 2, elements = window * window;
     using transforms = detail::winograd_transforms<Tile>;
-    const std::size_t tiles_x = width / Tile, tiles_y = height / Tile;
-    const std::size_t chunk_rows = std::clamp<std::size_t>(winograd_forward_chunk_tiles<Tile> / tiles_x, 1, tiles_y);
+    const std::size_t tiles_x = width / Tile, tiles_y = height / Tile, image_size = in_channels * height * width;
+    const std::size_t panel_rows = winograd_panel_rows(out_channels);
+    const std::size_t chunk_rows = std::max<std::size_t>(winograd_chunk_tiles<Tile>(in_channels, out_channels) / tiles_x, 1);
     // Tiles per chunk, padded: whole batches, and room for the batch the row gathers and stores write past their end.
     const std::size_t stride = whole_batches(chunk_rows * tiles_x) + lanes;
-    const float* image_end = image + in_channels * height * width;
     using vgg::detail::reserve;
     float* windows = reserve(scratch.windows, elements * stride);
     float* tiles = reserve(scratch.tiles, elements * in_channels * stride);
-    float* products = reserve(scratch.products, elements * out_channels * stride);
+    float* products = reserve(scratch.products, elements * panel_rows * stride);
     float* outputs = reserve(scratch.outputs, Tile * Tile * stride);
 
-    for (std::size_t ty0 = tile_rows.begin; ty0 < tile_rows.end; ty0 += chunk_rows) {
-        const std::size_t ty1 = std::min(ty0 + chunk_rows, tile_rows.end);
-        const std::size_t chunk_end = (ty1 - ty0) * tiles_x;
+    for (std::size_t g0 = tile_rows.begin; g0 < tile_rows.end; g0 += chunk_rows) {
+        const std::size_t g1 = std::min(g0 + chunk_rows, tile_rows.end);
+        const std::size_t chunk_end = (g1 - g0) * tiles_x;
         for (std::size_t c = 0; c < in_channels; ++c) {
-            if (c + 1 < in_channels) {
-                const float* next = image + ((c + 1) * height + Tile * ty0 - (ty0 > 0)) * width;
-                const std::size_t rows = Tile * (ty1 - ty0) + (ty0 > 0) + (ty1 < tiles_y);
-                for (std::size_t at = 0; at < rows * width; at += cache_line_floats)
-                    __builtin_prefetch(next + at);
-            }
-            // windows[window * r + j][t]: the input pixel at (r, j) of tile t's window, which
-            // starts one pixel up and left of the tile; zero in the padding.
-            for (std::size_t ty = ty0; ty < ty1; ++ty)
+            for (std::size_t g = g0; g < g1; ++g) {
+                const float* image = images + g / tiles_y * image_size;
+                const std::size_t ty = g % tiles_y;
+                if (c + 1 < in_channels) {
+                    const float* next = image + ((c + 1) * height + Tile * ty) * width;
+                    for (std::size_t at = 0; at < Tile * width; at += cache_line_floats)
+                        __builtin_prefetch(next + at);
+                }
+                // windows[window * r + j][t]: the input pixel at (r, j) of tile t's window, which
+                // starts one pixel up and left of the tile; zero in the padding.
                 for (std::size_t r = 0; r < window; ++r) {
-                    float* row = windows + window * r * stride + (ty - ty0) * tiles_x;
+                    float* row = windows + window * r * stride + (g - g0) * tiles_x;
                     const std::size_t y = Tile * ty + r; // one more than the image row: padding
                     if (y == 0 || y > height) {
                         for (std::size_t j = 0; j < window; ++j)
                             std::fill(row + j * stride, row + j * stride + tiles_x, 0.f);
                         continue;
                     }
-                    gather_window_columns<Tile>(image + (c * height + y - 1) * width, tiles_x, image_end, row, stride);
+                    gather_window_columns<Tile>(image + (c * height + y - 1) * width, tiles_x, image + image_size, row,
+                                                stride);
                 }
+            }
             float* transformed = tiles + c * stride;
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
                 float_batch d[window][window], v[window][window];
@@ -168,9 +207,8 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
         }
 
         for (std::size_t xi = 0; xi < elements; ++xi)
-            gemm_unpacked(out_channels, in_channels, whole_batches(chunk_end),
-                          {u + xi * in_channels * out_channels, out_channels, tiles + xi * in_channels * stride, stride,
-                           products + xi * out_channels * stride, stride, false});
+            gemm_panels(panel_rows, in_channels, whole_batches(chunk_end), u + xi * in_channels * panel_rows,
+                        tiles + xi * in_channels * stride, stride, products + xi * panel_rows * stride, stride);
 
         for (std::size_t k = 0; k < out_channels; ++k) {
             const float* product = products + k * stride;
@@ -178,13 +216,13 @@ void winograd_conv3x3_image(std::size_t in_channels, std::size_t out_channels, s
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
                 float_batch m[window][window], y[Tile][Tile];
                 for (std::size_t xi = 0; xi < elements; ++xi)
-                    m[xi / window][xi % window] = float_batch::load_aligned(product + xi * out_channels * stride + t);
+                    m[xi / window][xi % window] = float_batch::load_aligned(product + xi * panel_rows * stride + t);
                 detail::transform_2d(m, y, transforms::output);
                 for (std::size_t p = 0; p < Tile * Tile; ++p)
                     (y[p / Tile][p % Tile] + b).store_aligned(outputs + p * stride + t);
             }
-            for (std::size_t ty = ty0; ty < ty1; ++ty)
-                epilogue(k, ty, tile_row_outputs{outputs + (ty - ty0) * tiles_x, stride, Tile});
+            for (std::size_t g = g0; g < g1; ++g)
+                epilogue(g / tiles_y, k, g % tiles_y, tile_row_outputs{outputs + (g - g0) * tiles_x, stride, Tile});
         }
     }
 }
