@@ -21,14 +21,14 @@ TEST_CASE("Conv3x3 gradients match central differences")
     }
     SUBCASE("16 channels and even sides: the Winograd F(2x2, 3x3) path")
     {
-        static_assert(kernels::winograd_tile({16, 17, 4, 6}) == 2);
+        static_assert(kernels::winograd_tile({16, 17, 4, 6}, 2) == 2);
         Conv3x3<16, 17>::layer<shape<16, 4, 6>> conv;
         auto report = check_layer(conv, 2);
         CHECK_MESSAGE(report.ok, report.message);
     }
     SUBCASE("16 channels and sides of multiples of 4: the Winograd F(4x4, 3x3) path")
     {
-        static_assert(kernels::winograd_tile({17, 16, 4, 8}) == 4);
+        static_assert(kernels::winograd_tile({17, 16, 4, 8}, 2) == 4);
         Conv3x3<17, 16>::layer<shape<17, 4, 8>> conv;
         auto report = check_layer(conv, 2);
         CHECK_MESSAGE(report.ok, report.message);
@@ -88,7 +88,7 @@ TEST_CASE("VGGBlock gradients match central differences")
     }
     SUBCASE("two convolutions on the Winograd paths, pooled from F(2x2, 3x3) and from F(4x4, 3x3) tiles")
     {
-        static_assert(kernels::winograd_tile({16, 16, 6, 6}) == 2 && kernels::winograd_tile({16, 16, 4, 4}) == 4);
+        static_assert(kernels::winograd_tile({16, 16, 6, 6}, 2) == 2 && kernels::winograd_tile({16, 16, 4, 4}, 2) == 4);
         VGGBlock<2, 16, 16>::layer<shape<16, 6, 6>> block;
         auto report = check_layer(block, 2);
         CHECK_MESSAGE(report.ok, report.message);

@@ -185,6 +185,24 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints 
     check_winograd<4>(scratch);
 }
 
+TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 streamed only over enough tiles")
+{
+    using kernels::winograd_backward_tile, kernels::winograd_tile;
+    CHECK(winograd_tile({64, 64, 56, 56}, 1) == 4);
+    CHECK(winograd_tile({128, 128, 14, 14}, 128) == 2); // 14 is not a multiple of 4
+    CHECK(winograd_tile({8, 64, 56, 56}, 128) == 0);    // too few channels
+    // VGG-16's 512-channel layers: 38 MB of F(4x4) kernels, 16 MB of F(2x2); a 28x28 image has 49 tiles by
+    // F(4x4) and 196 by F(2x2), a 14x14 image 49 by F(2x2).
+    CHECK(winograd_tile({512, 512, 28, 28}, 4) == 4);
+    CHECK(winograd_tile({512, 512, 28, 28}, 3) == 2);
+    CHECK(winograd_tile({512, 512, 28, 28}, 1) == 2);
+    CHECK(winograd_tile({512, 512, 14, 14}, 4) == 2);
+    CHECK(winograd_tile({512, 512, 14, 14}, 3) == 0);
+    CHECK(winograd_backward_tile({512, 512, 28, 28}) == 0);
+    CHECK(winograd_backward_tile({256, 256, 56, 56}) == 4);
+    CHECK(winograd_backward_tile({128, 128, 28, 28}) == 2); // F(2x2)'s 1 MB of kernels stay in L2
+}
+
 TEST_CASE("deinterleave splits interleaved values into one batch per way, interleave undoes it, transpose transposes")
 {
     constexpr std::size_t lanes = kernels::float_batch::size;

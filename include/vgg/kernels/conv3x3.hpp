@@ -34,31 +34,46 @@ struct conv3x3_dims {
     std::size_t columns_size() const { return std::max(patch() * pixels(), (height + 2) * (width + 2)); }
 };
 
-/// Images from this size on give a backward pass's Winograd chunks long enough to stream kernels
-/// larger than winograd_cached_kernel_bytes.
+/// Tiles a forward pass needs (over its whole batch) before it streams transformed kernels larger
+/// than winograd_cached_kernel_bytes, one 56x56 image's by F(4x4, 3x3): with fewer, transforming
+/// and reading the kernels costs more than the multiplies saved (VGG-16's 28x28 and 14x14 layers
+/// at batch 1: 49 tiles).
+inline constexpr std::size_t winograd_streaming_min_tiles = 196;
+/// Images from this size on give a backward pass's Winograd chunks, which stay within an image,
+/// enough tiles to stream kernels larger than winograd_cached_kernel_bytes.
 inline constexpr std::size_t winograd_streaming_min_pixels = 56 * 56;
 
-/// The output tile side of the Winograd algorithm a forward pass runs by: 4 for F(4x4, 3x3), 2 for
-/// F(2x2, 3x3), or 0 for im2col + GEMM. With fewer than 16 channels on either side the
-/// transforms cost more than the multiplies they save. The larger tile goes first: 2.25
-/// multiplies per output and channel pair instead of 4.
-constexpr std::size_t winograd_tile(const conv3x3_dims& d)
+/// Whether Winograd can pay at all: fp32 (its transforms would round in bf16 what fp32 keeps
+/// exact), and at least 16 channels on either side (with fewer the transforms cost more than the
+/// multiplies they save).
+constexpr bool winograd_may_pay(const conv3x3_dims& d)
 {
-    if (d.compute != precision::fp32 || std::min(d.in_channels, d.out_channels) < 16)
+    return d.compute == precision::fp32 && std::min(d.in_channels, d.out_channels) >= 16;
+}
+
+/// The output tile side of the Winograd algorithm a forward pass of `batch` images runs by: 4 for
+/// F(4x4, 3x3), 2 for F(2x2, 3x3), or 0 for im2col + GEMM. The larger tile goes first: 2.25
+/// multiplies per output and channel pair instead of 4.
+constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch)
+{
+    if (!winograd_may_pay(d))
         return 0;
-    for (const std::size_t tile : {4, 2})
-        if (winograd_applies(tile, d.height, d.width))
+    for (const std::size_t tile : {4, 2}) {
+        const std::size_t kernel_bytes = (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
+        if (winograd_applies(tile, d.height, d.width) &&
+            (kernel_bytes <= winograd_cached_kernel_bytes ||
+             batch * d.pixels() / (tile * tile) >= winograd_streaming_min_tiles))
             return tile;
+    }
     return 0;
 }
 
-/// The tile of a backward pass, which runs image by image: the transformed kernels ((tile + 2)^2
-/// x in x out floats) are read again for every image, so where they do not fit in L2 and the
-/// image is small (VGG-16's 28x28 and 14x14 blocks, 8-38 MB of kernels for 49-196 tiles), those
-/// reads cost more than the multiplies saved.
+/// The tile of a backward pass, which runs image by image: where the transformed kernels do not
+/// fit in L2, they are read again for every image, so they need larger images than the forward
+/// pass does (VGG-16's 28x28 and 14x14 blocks run by im2col).
 constexpr std::size_t winograd_backward_tile(const conv3x3_dims& d)
 {
-    if (winograd_tile(d) == 0)
+    if (!winograd_may_pay(d))
         return 0;
     for (const std::size_t tile : {4, 2}) {
         const std::size_t kernel_bytes = (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
@@ -154,12 +169,12 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
                                  });
 }
 
-/// winograd_forward_images with the tile winograd_tile(d) chose.
+/// winograd_forward_images with the tile winograd_tile(d, batch) chose.
 template <class Epilogue>
 void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
                              const float* bias, Epilogue&& epilogue)
 {
-    with_winograd_tile(winograd_tile(d), [&]<std::size_t Tile>() {
+    with_winograd_tile(winograd_tile(d, batch), [&]<std::size_t Tile>() {
         winograd_forward_images<Tile>(d, batch, x, weight, bias, epilogue);
     });
 }
@@ -238,7 +253,7 @@ inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const floa
         return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
             return amx_conv3x3_output{.planes = y + n * d.out_size(), .relu = fuse_relu};
         });
-    if (winograd_tile(d) != 0)
+    if (winograd_tile(d, batch) != 0)
         return winograd_forward_images(d, batch, x, weight, bias,
                                        [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
                                            store_tile_row(outputs, d.width,
@@ -265,7 +280,7 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
         return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
             return amx_conv3x3_output{.pooled = pooled + n * pooled_size, .argmax = argmax + n * pooled_size};
         });
-    if (winograd_tile(d) != 0) {
+    if (winograd_tile(d, batch) != 0) {
         // A Winograd tile is one pooling window or four whole ones: pool straight from the tile outputs.
         const std::size_t pooled_width = d.width / 2;
         return winograd_forward_images(
