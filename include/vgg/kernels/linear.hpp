@@ -1,6 +1,7 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 #include "vgg/detail/parallel.hpp"
 #include "vgg/kernels/gemm.hpp"
@@ -9,44 +10,78 @@ namespace vgg::kernels {
 
 /// Batches up to this size multiply by dot products along the weight rows instead of gemm():
 /// the weights are read once, in memory order, where gemm() would first pack them for a product
-/// of at most one register tile's rows (VGG-16's first Linear at batch 8 on the Xeon: 37 ms
-/// instead of 58-73).
+/// of at most one register tile's rows. Both run at the memory's speed at batch 8 (VGG-16's first
+/// Linear: 23-33 ms on the Xeon); from 16 on gemm() is faster.
 inline constexpr std::size_t linear_dot_product_batch = 8;
 
 namespace detail {
 
-/// y[b][j] += x[b] . weight[j] for every sample b and feature j of `features`; with RoundToBf16,
-/// of both rounded to bf16 as they are loaded (a product of two bf16 values is exact in fp32, so
-/// this is gemm_bf16's arithmetic without packing the weights).
-template <bool RoundToBf16>
-void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
-                         vgg::detail::range features, float* y)
+/// Features x Samples dot products of linear_dot_products: y[b + s][j + f] += x[b + s] .
+/// weight[j + f]. Each weight load serves Samples samples and each input load Features features.
+template <bool RoundToBf16, std::size_t Features, std::size_t Samples>
+void linear_dot_block(std::size_t in, std::size_t out, const float* x, const float* weight, std::size_t j,
+                      std::size_t b, float* y)
 {
-    const auto load = [](const float* from) {
-        const auto values = float_batch::load_unaligned(from);
+    const auto load = [in](const float* row, std::size_t p) {
+        const auto values = load_first(row + p, in - p);
         if constexpr (RoundToBf16)
             return round_to_bf16(values);
         else
             return values;
     };
-    const auto value = [](float v) { return RoundToBf16 ? kernels::round_to_bf16(v) : v; };
-    constexpr std::size_t lanes = float_batch::size, chains = 4; // independent sums hide the FMA latency
-    for (std::size_t j = features.begin; j < features.end; ++j) {
-        const float* w = weight + j * in;
-        for (std::size_t b = 0; b < batch; ++b) {
-            const float* sample = x + b * in;
-            float_batch sums[chains] = {float_batch(0.f), float_batch(0.f), float_batch(0.f), float_batch(0.f)};
-            std::size_t p = 0;
-            for (; p + chains * lanes <= in; p += chains * lanes)
-                for (std::size_t c = 0; c < chains; ++c)
-                    sums[c] = fused_multiply_add(load(w + p + c * lanes), load(sample + p + c * lanes), sums[c]);
-            for (; p + lanes <= in; p += lanes)
-                sums[0] = fused_multiply_add(load(w + p), load(sample + p), sums[0]);
-            float total = xsimd::hadd((sums[0] + sums[1]) + (sums[2] + sums[3]));
-            for (; p < in; ++p)
-                total += value(w[p]) * value(sample[p]);
-            y[b * out + j] += total;
+    float_batch sums[Features][Samples];
+    for (auto& feature : sums)
+        for (auto& sum : feature)
+            sum = float_batch(0.f);
+    for (std::size_t p = 0; p < in; p += float_batch::size) {
+        float_batch w[Features], v[Samples];
+        for (std::size_t f = 0; f < Features; ++f)
+            w[f] = load(weight + (j + f) * in, p);
+        for (std::size_t s = 0; s < Samples; ++s)
+            v[s] = load(x + (b + s) * in, p);
+        for (std::size_t f = 0; f < Features; ++f)
+            for (std::size_t s = 0; s < Samples; ++s)
+                sums[f][s] = fused_multiply_add(w[f], v[s], sums[f][s]);
+    }
+    for (std::size_t f = 0; f < Features; ++f)
+        for (std::size_t s = 0; s < Samples; ++s)
+            y[(b + s) * out + j + f] += xsimd::hadd(sums[f][s]);
+}
+
+/// Features of the register block of linear_dot_products, and its most samples: 4 x 4 sums and 8
+/// loads in AVX-512's 32 registers, 2 x 4 and 6 in 16.
+inline constexpr std::size_t linear_block_features = has_32_vector_registers ? 4 : 2;
+inline constexpr std::size_t linear_block_samples = 4;
+
+/// linear_dot_block for `samples` (1 to linear_block_samples) samples from b.
+template <bool RoundToBf16, std::size_t Features>
+void linear_dot_samples(std::size_t samples, std::size_t in, std::size_t out, const float* x, const float* weight,
+                        std::size_t j, std::size_t b, float* y)
+{
+    [&]<std::size_t... S>(std::index_sequence<S...>) {
+        ((samples == S + 1 ? linear_dot_block<RoundToBf16, Features, S + 1>(in, out, x, weight, j, b, y) : void()), ...);
+    }(std::make_index_sequence<linear_block_samples>{});
+}
+
+/// y[b][j] += x[b] . weight[j] for every sample b and feature j of `features`; with RoundToBf16,
+/// of both rounded to bf16 as they are loaded (a product of two bf16 values is exact in fp32, so
+/// this is gemm_bf16's arithmetic without packing the weights). A block of features is read once
+/// for up to linear_block_samples samples, and again (from L2) for each further group.
+template <bool RoundToBf16>
+void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
+                         vgg::detail::range features, float* y)
+{
+    constexpr std::size_t block = linear_block_features;
+    for (std::size_t j = features.begin; j < features.end;) {
+        const bool whole = features.end - j >= block;
+        for (std::size_t b = 0; b < batch; b += linear_block_samples) {
+            const std::size_t samples = std::min(linear_block_samples, batch - b);
+            if (whole)
+                linear_dot_samples<RoundToBf16, block>(samples, in, out, x, weight, j, b, y);
+            else
+                linear_dot_samples<RoundToBf16, 1>(samples, in, out, x, weight, j, b, y);
         }
+        j += whole ? block : 1;
     }
 }
 
