@@ -187,7 +187,7 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints 
 
 TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 streamed only over enough tiles")
 {
-    using kernels::winograd_backward_tile, kernels::winograd_tile;
+    using kernels::winograd_input_gradient_group, kernels::winograd_tile, kernels::winograd_weight_gradient_pays;
     CHECK(winograd_tile({64, 64, 56, 56}, 1) == 4);
     CHECK(winograd_tile({128, 128, 14, 14}, 128) == 2); // 14 is not a multiple of 4
     CHECK(winograd_tile({8, 64, 56, 56}, 128) == 0);    // too few channels
@@ -198,9 +198,13 @@ TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 strea
     CHECK(winograd_tile({512, 512, 28, 28}, 1) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 4) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 3) == 0);
-    CHECK(winograd_backward_tile({512, 512, 28, 28}) == 0);
-    CHECK(winograd_backward_tile({256, 256, 56, 56}) == 4);
-    CHECK(winograd_backward_tile({128, 128, 28, 28}) == 2); // F(2x2)'s 1 MB of kernels stay in L2
+    // The weight gradient by F(2x2), image by image, and the groups of images of the input gradient.
+    CHECK_FALSE(winograd_weight_gradient_pays({512, 512, 28, 28}));
+    CHECK(winograd_weight_gradient_pays({256, 256, 56, 56}));
+    CHECK(winograd_weight_gradient_pays({128, 128, 28, 28})); // F(2x2)'s 1 MB of kernels stay in L2
+    CHECK(winograd_input_gradient_group({512, 512, 28, 28}) == 4);
+    CHECK(winograd_input_gradient_group({512, 512, 14, 14}) == 8);
+    CHECK(winograd_input_gradient_group({64, 64, 56, 56}) == 1);
 }
 
 TEST_CASE("deinterleave splits interleaved values into one batch per way, interleave undoes it, transpose transposes")
@@ -369,6 +373,40 @@ TEST_CASE("convolution backward is the adjoint of forward")
     for (float g : conv.bias.grad)
         bias_side += g;
     CHECK(bias_side == doctest::Approx(bias_grad).epsilon(1e-5));
+}
+
+TEST_CASE("convolution backward is the adjoint of forward where the input gradient runs over groups of images")
+{
+    // <dy, conv(x)> = <conv^T(dy), x> = <dW, w>. 128 -> 128 at 28x28: F(2x2) weight gradient, F(4x4) input gradient
+    // over groups of 4 images (5 = 4 + 1); 120 -> 140 at 14x14: im2col weight gradient, F(2x2) input gradient over
+    // groups of 8, with transformed kernels larger than L2.
+    struct sizes {
+        std::size_t in, out, side, batch;
+    };
+    for (const auto [in, out, side, batch] : {sizes{128, 128, 28, 5}, sizes{120, 140, 14, 9}}) {
+        CAPTURE(in);
+        const kernels::conv3x3_dims d{in, out, side, side};
+        rng random(in + out);
+        std::vector<float> x(batch * d.in_size()), dy(batch * d.out_size()), weight(out * d.patch()), y(dy.size());
+        std::vector<float> no_bias(out, 0.f), dx(x.size()), dweight(weight.size()), dbias(out);
+        for (auto* values : {&x, &dy, &weight})
+            fill_uniform(*values, random);
+        kernels::conv3x3_forward(d, batch, x.data(), weight.data(), no_bias.data(), y.data(), false);
+        kernels::conv3x3_backward(d, batch, x.data(), dy.data(), weight.data(), dweight.data(), dbias.data(), dx.data());
+        // The sums cancel (hundreds of thousands of terms): errors are measured against the terms' magnitudes.
+        double magnitude = 0;
+        const auto dot = [&magnitude](const std::vector<float>& a, const std::vector<float>& b) {
+            double sum = 0;
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                sum += double(a[i]) * b[i];
+                magnitude += std::abs(double(a[i]) * b[i]);
+            }
+            return sum;
+        };
+        const double forward_side = dot(y, dy), input_side = dot(x, dx), weight_side = dot(weight, dweight);
+        CHECK(std::abs(input_side - forward_side) < 1e-7 * magnitude);
+        CHECK(std::abs(weight_side - forward_side) < 1e-7 * magnitude);
+    }
 }
 
 TEST_CASE("max-pool routes the gradient to the arg-max only, first maximum on ties")

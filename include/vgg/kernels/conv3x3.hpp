@@ -24,8 +24,8 @@ struct conv3x3_dims {
     /// otherwise as im2col + gemm_bf16; never by Winograd, whose transforms would round in bf16
     /// what fp32 keeps exact.
     vgg::precision compute = vgg::precision::fp32;
-    std::size_t pixels() const { return height * width; }
-    std::size_t patch() const { return in_channels * 9; }
+    constexpr std::size_t pixels() const { return height * width; }
+    constexpr std::size_t patch() const { return in_channels * 9; }
     std::size_t in_size() const { return in_channels * pixels(); }
     std::size_t out_size() const { return out_channels * pixels(); }
     /// Multiplies and adds of one image's forward pass (the backward pass takes about twice as many).
@@ -39,8 +39,8 @@ struct conv3x3_dims {
 /// and reading the kernels costs more than the multiplies saved (VGG-16's 28x28 and 14x14 layers
 /// at batch 1: 49 tiles).
 inline constexpr std::size_t winograd_streaming_min_tiles = 196;
-/// Images from this size on give a backward pass's Winograd chunks, which stay within an image,
-/// enough tiles to stream kernels larger than winograd_cached_kernel_bytes.
+/// Images from this size on give the Winograd weight gradient, which runs image by image, enough
+/// tiles to stream kernels larger than winograd_cached_kernel_bytes.
 inline constexpr std::size_t winograd_streaming_min_pixels = 56 * 56;
 
 /// Whether Winograd can pay at all: fp32 (its transforms would round in bf16 what fp32 keeps
@@ -68,20 +68,29 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch)
     return 0;
 }
 
-/// The tile of a backward pass, which runs image by image: where the transformed kernels do not
-/// fit in L2, they are read again for every image, so they need larger images than the forward
-/// pass does (VGG-16's 28x28 and 14x14 blocks run by im2col).
-constexpr std::size_t winograd_backward_tile(const conv3x3_dims& d)
+/// Whether the weight gradient runs by F(2x2, 3x3), image by image: its transformed kernels' sums
+/// and the windows it reads are in L2 for every image, so where the 4x4 transformed kernels do not
+/// fit there and the image is small (VGG-16's 28x28 and 14x14 blocks), im2col + GEMM is faster.
+constexpr bool winograd_weight_gradient_pays(const conv3x3_dims& d)
 {
     if (!winograd_may_pay(d))
-        return 0;
+        return false;
     for (const std::size_t tile : {4, 2}) {
         const std::size_t kernel_bytes = (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
         if (winograd_applies(tile, d.height, d.width) &&
             (kernel_bytes <= winograd_cached_kernel_bytes || d.pixels() >= winograd_streaming_min_pixels))
-            return tile;
+            return true;
     }
-    return 0;
+    return false;
+}
+
+/// Images whose output gradients a backward pass keeps for one Winograd input-gradient pass: enough
+/// for winograd_streaming_min_tiles tiles by F(4x4, 3x3) (4 at 28x28, 1 from 56x56), at most 8
+/// (VGG-16's 14x14 layers, 392 tiles by F(2x2, 3x3)).
+constexpr std::size_t winograd_input_gradient_group(const conv3x3_dims& d)
+{
+    const std::size_t tiles = std::max<std::size_t>(d.pixels() / 16, 1);
+    return std::clamp<std::size_t>((winograd_streaming_min_tiles + tiles - 1) / tiles, 1, 8);
 }
 
 /// Pieces each image of a forward pass is cut into so that every thread has work: 1 when there
@@ -125,6 +134,7 @@ inline void adjoint_kernels(const float* weight, std::size_t out_channels, std::
 struct thread_buffers {
     winograd_workspace winograd;
     aligned_vector<float> kernels, columns, image, accumulators, sums;
+    aligned_vector<float> kept_gradients; ///< output gradients of a group of images, for one Winograd input-gradient pass
     aligned_vector<std::uint16_t> packed_weights, staged_image, staged_gradient; ///< the AMX convolution's
 };
 inline thread_buffers& this_thread_buffers()
@@ -358,14 +368,17 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
 {
     require_precision(d.compute);
     const std::size_t weight_size = d.out_channels * d.patch();
-    // The weight gradient runs by F(2x2, 3x3) wherever Winograd applies, the input gradient by the
-    // forward pass's tile.
-    const std::size_t tile = winograd_backward_tile(d);
-    const bool winograd = tile != 0;
+    // The weight gradient runs image by image, by F(2x2, 3x3) where that pays. The input gradient
+    // runs by the forward pass's rule over groups of images, whose output gradients are kept for
+    // it, so that large transformed kernels are streamed over enough tiles.
+    const bool winograd_dweight = winograd_weight_gradient_pays(d);
+    const std::size_t group_size = winograd_input_gradient_group(d);
+    const std::size_t dx_tile = dx ? winograd_tile(d, group_size) : 0;
+    const std::size_t group = dx_tile ? group_size : 1;
     const bool bf16 = !stores_columns(d); // products of images with more than one channel in bf16
     const float* u = nullptr;             // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
-    if (winograd && dx) {
-        with_winograd_tile(tile, [&]<std::size_t Tile>() {
+    if (dx_tile) {
+        with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {
             float* adjoint = vgg::detail::reserve(this_thread_buffers().kernels,
                                                   winograd_kernels_size<Tile>(d.out_channels, d.in_channels));
             winograd_transform_kernels_in_parallel<Tile>(d, weight, true, adjoint);
@@ -390,78 +403,82 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     const amx_weight_gradient_layout weight_layout{d.in_channels, d.out_channels, d.height, d.width};
     sum_gradients_over_threads(d, batch, 3 * d.forward_operations(), dweight, dbias,
                                [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
-        if (winograd) {
-            auto& sums = buffers.sums;
-            sums.assign(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
-            winograd_workspace& workspace = buffers.winograd;
-            for (std::size_t n = images.begin; n < images.end; ++n) {
-                const float* g = gradient(n, buffers.image);
-                winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width,
-                                                    x + n * d.in_size(), g, workspace, sums.data(), acc + weight_size);
-                if (!dx)
-                    continue;
-                float* dx_n = dx + n * d.in_size();
-                with_winograd_tile(tile, [&]<std::size_t Tile>() {
-                    winograd_conv3x3_rows<Tile>(
-                        d.out_channels, d.in_channels, d.height, d.width, g, u, nullptr, workspace, {0, d.height / Tile},
-                        [&](std::size_t, std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
-                            store_tile_row(outputs, d.width, dx_n + (c * d.height + Tile * ty) * d.width, false);
-                        });
-                });
-            }
-            winograd_weight_gradient(sums.data(), d.in_channels, d.out_channels, acc);
-            return;
-        }
         Eigen::Map<Eigen::VectorXf> db(acc + weight_size, static_cast<Eigen::Index>(d.out_channels));
-        float* columns = bf16 ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
+        float* columns = bf16 || winograd_dweight ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
+        if (winograd_dweight)
+            buffers.sums.assign(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
         if (amx_dweight)
             buffers.sums.assign(weight_layout.sums_size(), 0.f);
-        for (std::size_t n = images.begin; n < images.end; ++n) {
-            const float* g = gradient(n, buffers.image);
-            if (amx_dweight) {
-                // One pass over g gives the weight gradient's copy, the input gradient's and the
-                // bias gradient; the image's copy then takes the buffer the input gradient read.
-                std::uint16_t* pairs = vgg::detail::reserve(buffers.staged_gradient, weight_layout.gradient_size());
-                std::uint16_t* staged = vgg::detail::reserve(
-                    buffers.staged_image, std::max(weight_layout.image_size(), amx_dx ? adjoint_layout.staged_size() : 0));
-                stage_gradient(weight_layout, g, pairs, amx_dx ? staged : nullptr, acc + weight_size);
-                if (amx_dx)
-                    amx_conv3x3_image(adjoint_layout, staged, packed_adjoint, nullptr, {0, adjoint_layout.output_groups()},
-                                      {.planes = dx + n * d.in_size()});
-                stage_image_planes(weight_layout, x + n * d.in_size(), staged);
-                amx_accumulate_weight_gradient(weight_layout, staged, pairs, buffers.sums.data());
-                continue;
+        for (std::size_t n0 = images.begin; n0 < images.end; n0 += group) {
+            const std::size_t n1 = std::min(n0 + group, images.end);
+            float* kept = dx_tile ? vgg::detail::reserve(buffers.kept_gradients, (n1 - n0) * d.out_size()) : nullptr;
+            for (std::size_t n = n0; n < n1; ++n) {
+                const float* g = gradient(n, buffers.image);
+                if (kept)
+                    std::copy(g, g + d.out_size(), kept + (n - n0) * d.out_size());
+                if (amx_dweight) {
+                    // One pass over g gives the weight gradient's copy, the input gradient's and the
+                    // bias gradient; the image's copy then takes the buffer the input gradient read.
+                    std::uint16_t* pairs = vgg::detail::reserve(buffers.staged_gradient, weight_layout.gradient_size());
+                    std::uint16_t* staged = vgg::detail::reserve(
+                        buffers.staged_image, std::max(weight_layout.image_size(), amx_dx ? adjoint_layout.staged_size() : 0));
+                    stage_gradient(weight_layout, g, pairs, amx_dx ? staged : nullptr, acc + weight_size);
+                    if (amx_dx)
+                        amx_conv3x3_image(adjoint_layout, staged, packed_adjoint, nullptr,
+                                          {0, adjoint_layout.output_groups()}, {.planes = dx + n * d.in_size()});
+                    stage_image_planes(weight_layout, x + n * d.in_size(), staged);
+                    amx_accumulate_weight_gradient(weight_layout, staged, pairs, buffers.sums.data());
+                    continue;
+                }
+                if (winograd_dweight) {
+                    winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width,
+                                                        x + n * d.in_size(), g, buffers.winograd, buffers.sums.data(),
+                                                        acc + weight_size);
+                } else {
+                    if (d.in_channels == 1) {
+                        conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g,
+                                                               d.out_channels, columns, acc);
+                    } else if (bf16) {
+                        gemm_bf16(best_bf16_kernel(), d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
+                                  image_columns_of(d, x, n).transposed(), acc, d.patch(), gemm_update::accumulate);
+                    } else {
+                        im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
+                        gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
+                             row_major(columns, d.pixels()).transposed(), acc, d.patch(), gemm_update::accumulate);
+                    }
+                    db += view(g, d.out_channels, d.pixels()).rowwise().sum();
+                }
+                if (amx_dx) {
+                    std::uint16_t* staged = vgg::detail::reserve(buffers.staged_image, adjoint_layout.staged_size());
+                    stage_channels_last(adjoint_layout, g, staged);
+                    amx_conv3x3_image(adjoint_layout, staged, packed_adjoint, nullptr,
+                                      {0, adjoint_layout.output_groups()}, {.planes = dx + n * d.in_size()});
+                } else if (dx && bf16) {
+                    // The input gradient is the convolution of g with the adjoint kernels: no column
+                    // matrix to write and fold back.
+                    gemm_bf16(best_bf16_kernel(), d.in_channels, d.pixels(), 9 * d.out_channels,
+                              row_major(u, 9 * d.out_channels), image_columns{g, d.out_channels, d.height, d.width},
+                              dx + n * d.in_size(), d.pixels(), gemm_update::overwrite);
+                } else if (dx && !dx_tile) {
+                    // The columns are no longer needed: reuse them for the column gradient w^T g.
+                    gemm(d.patch(), d.pixels(), d.out_channels, row_major(weight, d.patch()).transposed(),
+                         row_major(g, d.pixels()), columns, d.pixels(), gemm_update::overwrite);
+                    col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
+                }
             }
-            if (d.in_channels == 1) {
-                conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g, d.out_channels, columns,
-                                                       acc);
-            } else if (bf16) {
-                gemm_bf16(best_bf16_kernel(), d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
-                          image_columns_of(d, x, n).transposed(), acc, d.patch(), gemm_update::accumulate);
-            } else {
-                im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
-                gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
-                     row_major(columns, d.pixels()).transposed(), acc, d.patch(), gemm_update::accumulate);
-            }
-            db += view(g, d.out_channels, d.pixels()).rowwise().sum();
-            if (amx_dx) {
-                std::uint16_t* staged = vgg::detail::reserve(buffers.staged_image, adjoint_layout.staged_size());
-                stage_channels_last(adjoint_layout, g, staged);
-                amx_conv3x3_image(adjoint_layout, staged, packed_adjoint, nullptr, {0, adjoint_layout.output_groups()},
-                                  {.planes = dx + n * d.in_size()});
-            } else if (dx && bf16) {
-                // The input gradient is the convolution of g with the adjoint kernels: no column
-                // matrix to write and fold back.
-                gemm_bf16(best_bf16_kernel(), d.in_channels, d.pixels(), 9 * d.out_channels,
-                          row_major(u, 9 * d.out_channels), image_columns{g, d.out_channels, d.height, d.width},
-                          dx + n * d.in_size(), d.pixels(), gemm_update::overwrite);
-            } else if (dx) {
-                // The columns are no longer needed: reuse them for the column gradient w^T g.
-                gemm(d.patch(), d.pixels(), d.out_channels, row_major(weight, d.patch()).transposed(),
-                     row_major(g, d.pixels()), columns, d.pixels(), gemm_update::overwrite);
-                col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
-            }
+            if (dx_tile)
+                with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {
+                    winograd_conv3x3_rows<Tile>(
+                        d.out_channels, d.in_channels, d.height, d.width, kept, u, nullptr, buffers.winograd,
+                        {0, (n1 - n0) * d.height / Tile},
+                        [&](std::size_t n, std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
+                            store_tile_row(outputs, d.width, dx + ((n0 + n) * d.in_channels + c) * d.pixels() + Tile * ty * d.width,
+                                           false);
+                        });
+                });
         }
+        if (winograd_dweight)
+            winograd_weight_gradient(buffers.sums.data(), d.in_channels, d.out_channels, acc);
         if (amx_dweight)
             add_weight_gradient_sums(weight_layout, buffers.sums.data(), acc);
     });
