@@ -9,15 +9,16 @@
 #include "vgg/kernels/winograd_transforms.hpp"
 
 // The drivers of Winograd F(2x2, 3x3) and F(4x4, 3x3) (transforms in winograd_transforms.hpp):
-// per image, the input windows are transformed, multiplied by the transformed kernels (one
-// product per element of the window, through the shared GEMM micro-kernel) and transformed back.
-// The weight gradient runs by F(2x2, 3x3) only.
+// for a chunk of tiles (of one image or several), the input windows are transformed, multiplied
+// by the transformed kernels (one product per element of the window, through the shared GEMM
+// micro-kernel) and transformed back. The weight gradient runs by F(2x2, 3x3) only, per image.
 namespace vgg::kernels {
 
 /// Transformed Winograd kernels up to this size stay in L2 (half of Zen 4's 1 MiB per core).
 inline constexpr std::size_t winograd_cached_kernel_bytes = 1 << 20;
-/// Tiles per chunk of the forward pass, per output tile side, when the transformed kernels stay
-/// in L2: the chunk's transformed windows ((tile + 2)^2 x channels x tiles) and products do too.
+/// Tiles per chunk of a convolution (a forward pass or an input gradient), per output tile side,
+/// when the transformed kernels stay in L2: the chunk's transformed windows ((tile + 2)^2 x
+/// channels x tiles) and products do too.
 template <std::size_t Tile>
 inline constexpr std::size_t winograd_forward_chunk_tiles = Tile == 2 ? 128 : 64;
 /// Tiles per chunk when they do not (VGG-16's layers from 256 channels: 4-38 MB of kernels). They
