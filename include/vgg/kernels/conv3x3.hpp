@@ -93,9 +93,10 @@ constexpr std::size_t winograd_input_gradient_group(const conv3x3_dims& d)
     return std::clamp<std::size_t>((winograd_streaming_min_tiles + tiles - 1) / tiles, 1, 8);
 }
 
-/// Pieces each image of a forward pass is cut into so that every thread has work: 1 when there
-/// are at least as many images as threads (threads take whole images), otherwise enough pieces
-/// (tile rows or output channels) for all threads, so batch-1 inference uses every core.
+/// Pieces each image of a direct, im2col or AMX forward pass is cut into so that every thread has
+/// work: 1 when there are at least as many images as threads (threads take whole images),
+/// otherwise enough groups of output channels for all threads, so batch-1 inference uses every
+/// core. (The Winograd forward pass shares tile rows counted across the batch instead.)
 inline std::size_t pieces_per_image(std::size_t batch)
 {
     const auto threads = static_cast<std::size_t>(vgg::detail::max_threads());
