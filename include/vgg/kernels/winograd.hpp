@@ -103,7 +103,7 @@ std::size_t winograd_chunk_tiles(std::size_t from, std::size_t to)
 /// products multiply by, for the target channels `targets` (all are out_channels, or in_channels
 /// with `adjoint`). Each matrix (target x source channels) is stored as gemm_panels reads it:
 /// panels of micro_rows targets, each source x micro_rows; the padding targets of the last panel
-/// are zero (written with the last range). With `adjoint`, transforms the kernels of the
+/// are zero (written with the last non-empty range). With `adjoint`, transforms the kernels of the
 /// convolution that maps an output gradient to the input gradient instead: in and out swapped
 /// and each 3x3 window turned by 180 degrees (a 3x3, pad-1 convolution's transpose is again one).
 template <std::size_t Tile>
@@ -126,7 +126,7 @@ void winograd_transform_kernels(const float* weight, std::size_t out_channels, s
             for (std::size_t xi = 0; xi < window * window; ++xi)
                 *at(xi, i, o) = transformed[xi / window][xi % window];
         }
-    if (targets.end == to)
+    if (targets.size() > 0 && targets.end == to) // one range: threads with no targets get empty ones at the end
         for (std::size_t o = to; o < winograd_panel_rows(to); ++o)
             for (std::size_t i = 0; i < from; ++i)
                 for (std::size_t xi = 0; xi < window * window; ++xi)
