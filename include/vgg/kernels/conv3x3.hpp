@@ -51,6 +51,12 @@ constexpr bool winograd_may_pay(const conv3x3_dims& d)
     return d.compute == precision::fp32 && std::min(d.in_channels, d.out_channels) >= 16;
 }
 
+/// Bytes of the transformed kernels of F(tile x tile, 3x3): (tile + 2)^2 x in x out floats.
+constexpr std::size_t winograd_kernel_bytes(std::size_t tile, const conv3x3_dims& d)
+{
+    return (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
+}
+
 /// The output tile side of the Winograd algorithm a forward pass of `batch` images runs by: 4 for
 /// F(4x4, 3x3), 2 for F(2x2, 3x3), or 0 for im2col + GEMM. The larger tile goes first: 2.25
 /// multiplies per output and channel pair instead of 4.
@@ -58,13 +64,11 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch)
 {
     if (!winograd_may_pay(d))
         return 0;
-    for (const std::size_t tile : {4, 2}) {
-        const std::size_t kernel_bytes = (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
+    for (const std::size_t tile : {4, 2})
         if (winograd_applies(tile, d.height, d.width) &&
-            (kernel_bytes <= winograd_cached_kernel_bytes ||
+            (winograd_kernel_bytes(tile, d) <= winograd_cached_kernel_bytes ||
              batch * d.pixels() / (tile * tile) >= winograd_streaming_min_tiles))
             return tile;
-    }
     return 0;
 }
 
@@ -75,12 +79,11 @@ constexpr bool winograd_weight_gradient_pays(const conv3x3_dims& d)
 {
     if (!winograd_may_pay(d))
         return false;
-    for (const std::size_t tile : {4, 2}) {
-        const std::size_t kernel_bytes = (tile + 2) * (tile + 2) * d.in_channels * d.out_channels * sizeof(float);
+    for (const std::size_t tile : {4, 2})
         if (winograd_applies(tile, d.height, d.width) &&
-            (kernel_bytes <= winograd_cached_kernel_bytes || d.pixels() >= winograd_streaming_min_pixels))
+            (winograd_kernel_bytes(tile, d) <= winograd_cached_kernel_bytes ||
+             d.pixels() >= winograd_streaming_min_pixels))
             return true;
-    }
     return false;
 }
 
