@@ -68,8 +68,8 @@ template <std::size_t Tile>
 void check_winograd(kernels::winograd_workspace& scratch)
 {
     // Sizes cover one tile, SIMD tails of the flat tile index, several chunks, chunks that span
-    // images, channel counts that are not multiples of the GEMM's row panels, and kernels too large
-    // for L2 (longer chunks).
+    // images, channel counts that are not multiples of the GEMM's row panels, kernels too large
+    // for L2 (longer chunks), and more source channels than the kernel transform's block.
     struct sizes {
         std::size_t in, out, height, width;
     };
@@ -77,7 +77,9 @@ void check_winograd(kernels::winograd_workspace& scratch)
     for (const auto [in, out, height, width] :
          {sizes{1, 1, Tile, Tile}, sizes{3, 5, 2 * Tile, 20 * Tile}, sizes{17, 9, 28, 28}, sizes{16, 24, 3 * Tile, 300},
           sizes{20, 16, 112, 4 * Tile}, sizes{4, 6, Tile, 16 * Tile}, sizes{5, 3, 3 * Tile, 17 * Tile},
-          sizes{96, 90, 2 * Tile, 3 * Tile}}) {
+          sizes{96, 90, 2 * Tile, 3 * Tile},
+          sizes{kernels::winograd_kernel_source_block + 4, 20, Tile, 2 * Tile},
+          sizes{20, kernels::winograd_kernel_source_block + 4, Tile, 2 * Tile}}) {
         CAPTURE(in);
         CAPTURE(out);
         CAPTURE(height);
