@@ -480,7 +480,7 @@ TEST_CASE("SIMD ReLU kernels agree with scalar code on every tail length")
 TEST_CASE("linear forward and backward equal plain loops, by dot products and by GEMM")
 {
     // Batches up to kernels::linear_dot_product_batch take the dot-product path (in register blocks
-    // of up to 4 samples: 3 and 6 leave partial ones), larger ones gemm().
+    // of 2 samples: 1 and 3 leave partial ones), larger ones gemm().
     constexpr std::size_t in = 75, out = 53;
     for (std::size_t batch : {std::size_t{1}, std::size_t{3}, std::size_t{6}, kernels::linear_dot_product_batch,
                               kernels::linear_dot_product_batch + 1, std::size_t{13}}) {

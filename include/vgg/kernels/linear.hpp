@@ -17,41 +17,58 @@ inline constexpr std::size_t linear_dot_product_batch = 8;
 namespace detail {
 
 /// Features x Samples dot products of linear_dot_products: y[b + s][j + f] += x[b + s] .
-/// weight[j + f]. Each weight load serves Samples samples and each input load Features features.
+/// weight[j + f]. Each weight load serves Samples samples and each input load Features features;
+/// every dot product keeps 4 partial sums over interleaved batches (independent chains hide the
+/// FMA's latency, and short chains round less), so its result does not depend on the blocking.
 template <bool RoundToBf16, std::size_t Features, std::size_t Samples>
 void linear_dot_block(std::size_t in, std::size_t out, const float* x, const float* weight, std::size_t j,
                       std::size_t b, float* y)
 {
-    const auto load = [in](const float* row, std::size_t p) {
-        const auto values = load_first(row + p, in - p);
+    const auto load = [](const float* from) {
+        const auto values = float_batch::load_unaligned(from);
         if constexpr (RoundToBf16)
             return round_to_bf16(values);
         else
             return values;
     };
-    float_batch sums[Features][Samples];
+    const auto value = [](float v) { return RoundToBf16 ? kernels::round_to_bf16(v) : v; };
+    constexpr std::size_t lanes = float_batch::size, chains = 4;
+    float_batch sums[Features][Samples][chains];
     for (auto& feature : sums)
-        for (auto& sum : feature)
-            sum = float_batch(0.f);
-    for (std::size_t p = 0; p < in; p += float_batch::size) {
+        for (auto& sample : feature)
+            for (auto& sum : sample)
+                sum = float_batch(0.f);
+    const auto step = [&](std::size_t p, std::size_t chain) {
         float_batch w[Features], v[Samples];
         for (std::size_t f = 0; f < Features; ++f)
-            w[f] = load(weight + (j + f) * in, p);
+            w[f] = load(weight + (j + f) * in + p);
         for (std::size_t s = 0; s < Samples; ++s)
-            v[s] = load(x + (b + s) * in, p);
+            v[s] = load(x + (b + s) * in + p);
         for (std::size_t f = 0; f < Features; ++f)
             for (std::size_t s = 0; s < Samples; ++s)
-                sums[f][s] = fused_multiply_add(w[f], v[s], sums[f][s]);
-    }
+                sums[f][s][chain] = fused_multiply_add(w[f], v[s], sums[f][s][chain]);
+    };
+    std::size_t p = 0;
+    for (; p + chains * lanes <= in; p += chains * lanes)
+        for (std::size_t c = 0; c < chains; ++c)
+            step(p + c * lanes, c);
+    for (; p + lanes <= in; p += lanes)
+        step(p, 0);
     for (std::size_t f = 0; f < Features; ++f)
-        for (std::size_t s = 0; s < Samples; ++s)
-            y[(b + s) * out + j + f] += xsimd::hadd(sums[f][s]);
+        for (std::size_t s = 0; s < Samples; ++s) {
+            const auto& partial = sums[f][s];
+            float total = xsimd::hadd((partial[0] + partial[1]) + (partial[2] + partial[3]));
+            for (std::size_t q = p; q < in; ++q)
+                total += value(weight[(j + f) * in + q]) * value(x[(b + s) * in + q]);
+            y[(b + s) * out + j + f] += total;
+        }
 }
 
-/// Features of the register block of linear_dot_products, and its most samples: 4 x 4 sums and 8
-/// loads in AVX-512's 32 registers, 2 x 4 and 6 in 16.
-inline constexpr std::size_t linear_block_features = has_32_vector_registers ? 4 : 2;
-inline constexpr std::size_t linear_block_samples = 4;
+/// Features of the register block of linear_dot_products, and its most samples: 2 x 2 dot
+/// products of 4 partial sums each (16 registers) and 4 loads in AVX-512's 32 registers, 1 x 2
+/// in AVX2's or SSE2's 16.
+inline constexpr std::size_t linear_block_features = has_32_vector_registers ? 2 : 1;
+inline constexpr std::size_t linear_block_samples = 2;
 
 /// linear_dot_block for `samples` (1 to linear_block_samples) samples from b.
 template <bool RoundToBf16, std::size_t Features>
