@@ -72,7 +72,10 @@ TEST_CASE("forward, loss, every gradient and one SGD step match PyTorch running 
             const std::size_t i = t["index"][j];
             CAPTURE(i);
             const double expected = t["grad"][j];
-            CHECK(std::abs(p.grad[i] - expected) <= 1e-4 * std::abs(expected) + 1e-6 * golden_l2);
+            // Elements far below the gradient's norm are compared against the norm: Winograd rounds
+            // with a relative RMS error of ~3e-6 (F(4x4, 3x3), docs/design.md) and the summation orders
+            // differ from PyTorch's, so 1e-6 of the norm failed on biases of ~1e-5 by 4e-9.
+            CHECK(std::abs(p.grad[i] - expected) <= 1e-4 * std::abs(expected) + 1e-5 * golden_l2);
         }
         ++checked;
     });
