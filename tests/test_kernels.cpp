@@ -146,34 +146,45 @@ void check_winograd(kernels::winograd_workspace& scratch)
         if (Tile != 2)
             continue;
 
-        // Weight gradient: dW[k][c][ky][kx] = sum over pixels of dy[k][y][x] x[c][y + ky - 1][x + kx - 1].
-        aligned_vector<float> sums(kernels::winograd_weight_sums_size(in, out), 0.f);
-        std::vector<float> dweight(weight.size(), 0.f);
-        std::vector<float> bias_sums(out, 1.f); // added to
-        kernels::winograd_accumulate_weight_gradient(in, out, height, width, x.data(), dy.data(), scratch, sums.data(),
-                                                     bias_sums.data());
-        for (std::size_t k = 0; k < out; ++k) {
-            double sum = 1;
-            for (std::size_t p = 0; p < height * width; ++p)
-                sum += dy[k * height * width + p];
-            CHECK(bias_sums[k] == doctest::Approx(sum).epsilon(1e-4));
+        // Weight gradient over both images: dW[k][c][ky][kx] = sum over images and pixels of
+        // dy[k][y][x] x[c][y + ky - 1][x + kx - 1], its transformed elements summed in passes of 16
+        // (whole windows), 4 and 1 (elements alone).
+        std::vector<double> reference_dweight(weight.size(), 0.0);
+        for (std::size_t n = 0; n < images; ++n)
+            for (std::size_t k = 0; k < out; ++k)
+                for (std::size_t c = 0; c < in; ++c)
+                    for (std::size_t i = 0; i < 9; ++i)
+                        for (std::size_t y = 0; y < height; ++y)
+                            for (std::size_t x_ = 0; x_ < width; ++x_) {
+                                const std::size_t sy = y + i / 3, sx = x_ + i % 3; // source + 1
+                                if (sy >= 1 && sy <= height && sx >= 1 && sx <= width)
+                                    reference_dweight[(k * in + c) * 9 + i] +=
+                                        double(dy[((n * out + k) * height + y) * width + x_]) *
+                                        x[((n * in + c) * height + sy - 1) * width + sx - 1];
+                            }
+        for (std::size_t pass_elements : {16, 4, 1}) {
+            CAPTURE(pass_elements);
+            aligned_vector<float> sums(kernels::winograd_weight_sums_size(in, out), 0.f);
+            std::vector<float> dweight(weight.size(), 0.f);
+            std::vector<float> bias_sums(out, 1.f); // added to
+            for (std::size_t n = 0; n < images; ++n)
+                kernels::winograd_stage_weight_gradient(in, out, height, width, n, images, &x[n * in * plane],
+                                                        &dy[n * out * plane], scratch, bias_sums.data());
+            kernels::winograd_accumulate_weight_gradient(in, out, height, width, images, scratch, sums.data(),
+                                                         pass_elements);
+            for (std::size_t k = 0; k < out; ++k) {
+                double sum = 1;
+                for (std::size_t n = 0; n < images; ++n)
+                    for (std::size_t p = 0; p < plane; ++p)
+                        sum += dy[(n * out + k) * plane + p];
+                CHECK(bias_sums[k] == doctest::Approx(sum).epsilon(1e-4));
+            }
+            kernels::winograd_weight_gradient(sums.data(), in, out, dweight.data());
+            double worst = 0;
+            for (std::size_t i = 0; i < dweight.size(); ++i)
+                worst = std::max(worst, std::abs(dweight[i] - reference_dweight[i]) / (1 + std::abs(reference_dweight[i])));
+            CHECK(worst < 1e-4);
         }
-        kernels::winograd_weight_gradient(sums.data(), in, out, dweight.data());
-        double worst = 0;
-        for (std::size_t k = 0; k < out; ++k)
-            for (std::size_t c = 0; c < in; ++c)
-                for (std::size_t i = 0; i < 9; ++i) {
-                    double sum = 0;
-                    for (std::size_t y = 0; y < height; ++y)
-                        for (std::size_t x_ = 0; x_ < width; ++x_) {
-                            const std::size_t sy = y + i / 3, sx = x_ + i % 3; // source + 1
-                            if (sy >= 1 && sy <= height && sx >= 1 && sx <= width)
-                                sum += double(dy[(k * height + y) * width + x_]) * x[(c * height + sy - 1) * width + sx - 1];
-                        }
-                    const double scale = 1 + std::abs(sum);
-                    worst = std::max(worst, std::abs(dweight[(k * in + c) * 9 + i] - sum) / scale);
-                }
-        CHECK(worst < 1e-4);
     }
 }
 
@@ -189,7 +200,8 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints 
 
 TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 streamed only over enough tiles")
 {
-    using kernels::winograd_input_gradient_group, kernels::winograd_tile, kernels::winograd_weight_gradient_pays;
+    using kernels::winograd_backward_group, kernels::winograd_gradient_pass_elements, kernels::winograd_tile,
+        kernels::winograd_weight_gradient_pays;
     CHECK(winograd_tile({64, 64, 56, 56}, 1) == 4);
     CHECK(winograd_tile({128, 128, 14, 14}, 128) == 2); // 14 is not a multiple of 4
     CHECK(winograd_tile({8, 64, 56, 56}, 128) == 0);    // too few channels
@@ -200,13 +212,20 @@ TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 strea
     CHECK(winograd_tile({512, 512, 28, 28}, 1) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 4) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 3) == 0);
-    // The weight gradient by F(2x2), image by image, and the groups of images of the input gradient.
-    CHECK_FALSE(winograd_weight_gradient_pays({512, 512, 28, 28}));
-    CHECK(winograd_weight_gradient_pays({256, 256, 56, 56}));
-    CHECK(winograd_weight_gradient_pays({128, 128, 28, 28})); // F(2x2)'s 1 MB of kernels stay in L2
-    CHECK(winograd_input_gradient_group({512, 512, 28, 28}) == 4);
-    CHECK(winograd_input_gradient_group({512, 512, 14, 14}) == 8);
-    CHECK(winograd_input_gradient_group({64, 64, 56, 56}) == 1);
+    // The weight gradient by F(2x2) wherever its tiles fit, over the backward pass's groups of images,
+    // in passes over the elements whose sums stay in L2 (1 MiB).
+    CHECK(winograd_weight_gradient_pays({512, 512, 28, 28}));
+    CHECK(winograd_weight_gradient_pays({512, 512, 14, 14}));
+    CHECK_FALSE(winograd_weight_gradient_pays({512, 512, 7, 7}));
+    CHECK_FALSE(winograd_weight_gradient_pays({8, 64, 56, 56}));
+    CHECK(winograd_backward_group({512, 512, 28, 28}) == 4);
+    CHECK(winograd_backward_group({512, 512, 14, 14}) == 8);
+    CHECK(winograd_backward_group({64, 64, 56, 56}) == 1);
+    CHECK(winograd_gradient_pass_elements(128, 128) == 16);
+    CHECK(winograd_gradient_pass_elements(256, 256) == 4);
+    CHECK(winograd_gradient_pass_elements(256, 512) == 2);
+    CHECK(winograd_gradient_pass_elements(512, 512) == 1);
+    CHECK(winograd_gradient_pass_elements(8192, 8192) == 1); // never none
 }
 
 TEST_CASE("deinterleave splits interleaved values into one batch per way, interleave undoes it, transpose transposes")

@@ -39,9 +39,6 @@ struct conv3x3_dims {
 /// and reading the kernels costs more than the multiplies saved (VGG-16's 28x28 and 14x14 layers
 /// at batch 1: 49 tiles).
 inline constexpr std::size_t winograd_streaming_min_tiles = 196;
-/// Images from this size on give the Winograd weight gradient, which runs image by image, enough
-/// tiles to stream kernels larger than winograd_cached_kernel_bytes.
-inline constexpr std::size_t winograd_streaming_min_pixels = 56 * 56;
 
 /// Whether Winograd can pay at all: fp32 (its transforms would round in bf16 what fp32 keeps
 /// exact), and at least 16 channels on either side (with fewer the transforms cost more than the
@@ -72,25 +69,21 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch)
     return 0;
 }
 
-/// Whether the weight gradient runs by F(2x2, 3x3), image by image: its transformed kernels' sums
-/// and the windows it reads are in L2 for every image, so where the 4x4 transformed kernels do not
-/// fit there and the image is small (VGG-16's 28x28 and 14x14 blocks), im2col + GEMM is faster.
+/// Whether the weight gradient runs by F(2x2, 3x3): wherever Winograd may pay and the tiles fit.
+/// Its products run over the tiles of a group of images (winograd_backward_group) into sums that
+/// stay in L2 (winograd_gradient_pass_elements), so unlike the forward pass it needs no rule for
+/// large kernels: at VGG-16's 512 channels and 28x28 it takes 75-106 ms for 8 images where im2col
+/// takes 166-170 (2 threads, Xeon).
 constexpr bool winograd_weight_gradient_pays(const conv3x3_dims& d)
 {
-    if (!winograd_may_pay(d))
-        return false;
-    for (const std::size_t tile : {4, 2})
-        if (winograd_applies(tile, d.height, d.width) &&
-            (winograd_kernel_bytes(tile, d) <= winograd_cached_kernel_bytes ||
-             d.pixels() >= winograd_streaming_min_pixels))
-            return true;
-    return false;
+    return winograd_may_pay(d) && winograd_applies(2, d.height, d.width);
 }
 
-/// Images whose output gradients a backward pass keeps for one Winograd input-gradient pass: enough
-/// for winograd_streaming_min_tiles tiles by F(4x4, 3x3) (4 at 28x28, 1 from 56x56), at most 8
+/// Images a backward pass takes together: their output gradients are kept for one Winograd
+/// input-gradient pass, and staged for one weight-gradient pass. Enough for
+/// winograd_streaming_min_tiles tiles by F(4x4, 3x3) (4 at 28x28, 1 from 56x56), at most 8
 /// (VGG-16's 14x14 layers, 392 tiles by F(2x2, 3x3)).
-constexpr std::size_t winograd_input_gradient_group(const conv3x3_dims& d)
+constexpr std::size_t winograd_backward_group(const conv3x3_dims& d)
 {
     const std::size_t tiles = std::max<std::size_t>(d.pixels() / 16, 1);
     return std::clamp<std::size_t>((winograd_streaming_min_tiles + tiles - 1) / tiles, 1, 8);
@@ -376,9 +369,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     // runs by the forward pass's rule over groups of images, whose output gradients are kept for
     // it, so that large transformed kernels are streamed over enough tiles.
     const bool winograd_dweight = winograd_weight_gradient_pays(d);
-    const std::size_t group_size = winograd_input_gradient_group(d);
+    const std::size_t group_size = winograd_backward_group(d);
     const std::size_t dx_tile = dx ? winograd_tile(d, group_size) : 0;
-    const std::size_t group = dx_tile ? group_size : 1;
+    const std::size_t group = dx_tile || winograd_dweight ? group_size : 1;
     const bool bf16 = !stores_columns(d); // products of images with more than one channel in bf16
     const float* u = nullptr;             // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
     if (dx_tile) {
@@ -435,9 +428,8 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     continue;
                 }
                 if (winograd_dweight) {
-                    winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width,
-                                                        x + n * d.in_size(), g, buffers.winograd, buffers.sums.data(),
-                                                        acc + weight_size);
+                    winograd_stage_weight_gradient(d.in_channels, d.out_channels, d.height, d.width, n - n0, n1 - n0,
+                                                   x + n * d.in_size(), g, buffers.winograd, acc + weight_size);
                 } else {
                     if (d.in_channels == 1) {
                         conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g,
@@ -470,6 +462,10 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
                 }
             }
+            if (winograd_dweight)
+                winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width, n1 - n0,
+                                                    buffers.winograd, buffers.sums.data(),
+                                                    winograd_gradient_pass_elements(d.in_channels, d.out_channels));
             if (dx_tile)
                 with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {
                     winograd_conv3x3_rows<Tile>(

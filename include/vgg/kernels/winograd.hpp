@@ -11,7 +11,8 @@
 // The drivers of Winograd F(2x2, 3x3) and F(4x4, 3x3) (transforms in winograd_transforms.hpp):
 // for a chunk of tiles (of one image or several), the input windows are transformed, multiplied
 // by the transformed kernels (one product per element of the window, through the shared GEMM
-// micro-kernel) and transformed back. The weight gradient runs by F(2x2, 3x3) only, per image.
+// micro-kernel) and transformed back. The weight gradient runs by F(2x2, 3x3) only, over groups of
+// images staged channels-last.
 namespace vgg::kernels {
 
 /// Transformed Winograd kernels up to this size stay in L2 (half of Zen 4's 1 MiB per core).
@@ -29,6 +30,9 @@ inline constexpr std::size_t winograd_streaming_chunk_tiles = 256;
 inline constexpr std::size_t cache_line_floats = 64 / sizeof(float);
 /// Tiles per chunk of the weight gradient: the product depth per call.
 inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
+/// Bytes of the weight gradient's sums that one pass adds to, which stay in L2 (see
+/// winograd_gradient_pass_elements).
+inline constexpr std::size_t winograd_gradient_sums_bytes = 1 << 20;
 
 namespace detail {
 
@@ -262,81 +266,151 @@ inline std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_
     return 16 * out_channels * whole_batches(in_channels);
 }
 
-/// Adds one image's weight gradient, still in transformed space, to sums[xi][k][c] (aligned, see
-/// winograd_weight_sums_size): F(3x3, 2x2), the adjoint of the forward pass, gives
-///     dW[k][c] = G^T (sum over tiles t of (A g_t[k] A^T) * (B^T d_t[c] B)) G
-/// with g_t the 2x2 tile of the output gradient and d_t the 4x4 input window, so per xi the
-/// sum is a product whose depth is the tile count. The transforms run over channels in SIMD
-/// batches, which needs image and gradient copied channels-last first (the image with its
-/// zero border, so windows need no bounds checks). With `bias_sums`, the copy of the gradient
-/// also adds its per-channel sums there (the bias gradient).
-inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
-                                                std::size_t width, const float* image, const float* gradient,
-                                                winograd_workspace& scratch, float* sums, float* bias_sums = nullptr)
+/// Elements of the 4x4 transformed space whose sums one pass of winograd_accumulate_weight_gradient
+/// adds to: all 16 where their sums fit in winograd_gradient_sums_bytes, else the largest power of
+/// two whose sums do (at least 1). A pass reads the staged images again, but its products add into
+/// sums that stay in L2 (VGG-16's 512-channel layers have 16 MB of sums, whose products ran at half
+/// the micro-kernel's speed when all 16 elements were summed at once).
+inline std::size_t winograd_gradient_pass_elements(std::size_t in_channels, std::size_t out_channels)
 {
-    constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles;
-    const std::size_t in_padded = whole_batches(in_channels), out_padded = whole_batches(out_channels);
-    const std::size_t tiles_x = width / 2, tile_count = height * width / 4, row = (width + 2) * in_padded;
-    float* image_last = vgg::detail::reserve(scratch.image_last, (height + 2) * row);
-    float* gradient_last = vgg::detail::reserve(scratch.gradient_last, height * width * out_padded);
-    float* tiles = vgg::detail::reserve(scratch.tiles, 16 * chunk * in_padded);
-    float* gradients = vgg::detail::reserve(scratch.products, 16 * chunk * out_padded);
+    const std::size_t bytes = out_channels * whole_batches(in_channels) * sizeof(float);
+    std::size_t elements = 16;
+    while (elements > 1 && elements * bytes > winograd_gradient_sums_bytes)
+        elements /= 2;
+    return elements;
+}
 
-    // The image's zero border is written every time, so a workspace may serve any geometry; the
-    // copies write padded channels as zero.
+/// Floats of one image staged for the weight gradient: its channels-last copy with a zero
+/// border ((height + 2) x (width + 2) pixels), and its output gradient's (height x width).
+struct winograd_staged_sizes {
+    std::size_t in_padded, out_padded, row, image, gradient;
+    winograd_staged_sizes(std::size_t in_channels, std::size_t out_channels, std::size_t height, std::size_t width)
+        : in_padded(whole_batches(in_channels)), out_padded(whole_batches(out_channels)), row((width + 2) * in_padded),
+          image((height + 2) * row), gradient(height * width * out_padded)
+    {
+    }
+};
+
+/// Stages image `slot` of a group of `slots` for winograd_accumulate_weight_gradient: the image and
+/// its output gradient copied channels-last (the transforms then run over channels in SIMD
+/// batches; the image with its zero border, so windows need no bounds checks). With `bias_sums`,
+/// the copy of the gradient also adds its per-channel sums there (the bias gradient). `slots`
+/// must be the same for every image of a group.
+inline void winograd_stage_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
+                                           std::size_t width, std::size_t slot, std::size_t slots, const float* image,
+                                           const float* gradient, winograd_workspace& scratch,
+                                           float* bias_sums = nullptr)
+{
+    const winograd_staged_sizes size(in_channels, out_channels, height, width);
+    const std::size_t row = size.row;
+    float* image_last = vgg::detail::reserve(scratch.image_last, slots * size.image) + slot * size.image;
+    float* gradient_last = vgg::detail::reserve(scratch.gradient_last, slots * size.gradient) + slot * size.gradient;
+    // The border is written every time, so a workspace may serve any geometry; the copies write
+    // padded channels as zero.
     std::fill(image_last, image_last + row, 0.f);
     std::fill(image_last + (height + 1) * row, image_last + (height + 2) * row, 0.f);
     for (std::size_t y = 1; y <= height; ++y) {
-        std::fill(image_last + y * row, image_last + y * row + in_padded, 0.f);
-        std::fill(image_last + y * row + (width + 1) * in_padded, image_last + (y + 1) * row, 0.f);
+        std::fill(image_last + y * row, image_last + y * row + size.in_padded, 0.f);
+        std::fill(image_last + y * row + (width + 1) * size.in_padded, image_last + (y + 1) * row, 0.f);
     }
-    detail::copy_channels_last(image, in_channels, height, width, in_padded, row, image_last + row + in_padded);
-    detail::copy_channels_last(gradient, out_channels, height, width, out_padded, width * out_padded, gradient_last,
-                               bias_sums);
-
-    for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
-        const std::size_t t1 = std::min(t0 + chunk, tile_count);
-        for (std::size_t t = t0; t < t1; ++t) {
-            const std::size_t ty = t / tiles_x, tx = t % tiles_x;
-            const float* window = image_last + 2 * ty * row + 2 * tx * in_padded;
-            for (std::size_t c = 0; c < in_padded; c += lanes) {
-                float_batch d[4][4], v[4][4];
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                    d[xi / 4][xi % 4] = float_batch::load_aligned(window + (xi / 4) * row + (xi % 4) * in_padded + c);
-                detail::transform_2d(d, v, detail::winograd_transforms<2>::input);
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                    v[xi / 4][xi % 4].store_aligned(tiles + (xi * chunk + t - t0) * in_padded + c);
-            }
-            const float* tile = gradient_last + (2 * ty * width + 2 * tx) * out_padded;
-            for (std::size_t k = 0; k < out_padded; k += lanes) {
-                float_batch g[2][2], e[4][4];
-                for (std::size_t p = 0; p < 4; ++p)
-                    g[p / 2][p % 2] = float_batch::load_aligned(tile + ((p / 2) * width + p % 2) * out_padded + k);
-                detail::transform_2d(g, e, detail::gradient_transform);
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                    e[xi / 4][xi % 4].store_aligned(gradients + (xi * chunk + t - t0) * out_padded + k);
-            }
-        }
-        for (std::size_t xi = 0; xi < 16; ++xi)
-            gemm_unpacked(out_channels, t1 - t0, in_padded,
-                          {gradients + xi * chunk * out_padded, out_padded, tiles + xi * chunk * in_padded, in_padded,
-                           sums + xi * out_channels * in_padded, in_padded, true});
-    }
+    detail::copy_channels_last(image, in_channels, height, width, size.in_padded, row, image_last + row + size.in_padded);
+    detail::copy_channels_last(gradient, out_channels, height, width, size.out_padded, width * size.out_padded,
+                               gradient_last, bias_sums);
 }
 
-/// dweight[k][c][3][3] += G^T s G, s the 4x4 sums[.][k][c] of winograd_accumulate_weight_gradient.
+/// Adds the weight gradient of the `images` staged images, still in transformed space, to
+/// sums[xi][k][c] (aligned, see winograd_weight_sums_size): F(3x3, 2x2), the adjoint of the
+/// forward pass, gives
+///     dW[k][c] = G^T (sum over tiles t of (A g_t[k] A^T) * (B^T d_t[c] B)) G
+/// with g_t the 2x2 tile of the output gradient and d_t the 4x4 input window, so per element xi
+/// the sum is a product whose depth is the tile count (of all the images, in chunks). The
+/// elements are summed `pass_elements` at a time (winograd_gradient_pass_elements): a pass of all
+/// 16 transforms whole windows, a smaller one computes only its elements.
+inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
+                                                std::size_t width, std::size_t images, winograd_workspace& scratch,
+                                                float* sums, std::size_t pass_elements)
+{
+    constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles;
+    const winograd_staged_sizes size(in_channels, out_channels, height, width);
+    const std::size_t in_padded = size.in_padded, out_padded = size.out_padded, row = size.row;
+    const std::size_t tiles_x = width / 2, image_tiles = height * width / 4, tile_count = images * image_tiles;
+    // The products' operands have rows a batch longer than their channels, so that at 256 or 512
+    // channels a depth step's rows do not all map to a few L1 sets.
+    const std::size_t tile_step = in_padded + lanes, gradient_step = out_padded + lanes;
+    float* tiles = vgg::detail::reserve(scratch.tiles, pass_elements * chunk * tile_step);
+    float* gradients = vgg::detail::reserve(scratch.products, pass_elements * chunk * gradient_step);
+    for (std::size_t first = 0; first < 16; first += pass_elements)
+        for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
+            const std::size_t t1 = std::min(t0 + chunk, tile_count);
+            // Tile t is (tx, ty) of image n, counted along (divisions per tile cost 10% at 32 channels).
+            std::size_t n = t0 / image_tiles, ty = t0 % image_tiles / tiles_x, tx = t0 % tiles_x;
+            for (std::size_t t = t0; t < t1; ++t, tx = tx + 1 < tiles_x ? tx + 1 : 0) {
+                if (t > t0 && tx == 0 && ++ty == height / 2) {
+                    ty = 0;
+                    ++n;
+                }
+                const float* window = scratch.image_last.data() + n * size.image + 2 * ty * row + 2 * tx * in_padded;
+                const float* tile = scratch.gradient_last.data() + n * size.gradient + (2 * ty * width + 2 * tx) * out_padded;
+                float* transformed = tiles + (t - t0) * tile_step;         // element e at + e * chunk * tile_step
+                float* transformed_gradient = gradients + (t - t0) * gradient_step;
+                if (pass_elements == 16) {
+                    for (std::size_t c = 0; c < in_padded; c += lanes) {
+                        float_batch d[4][4], v[4][4];
+                        for (std::size_t xi = 0; xi < 16; ++xi)
+                            d[xi / 4][xi % 4] = float_batch::load_aligned(window + (xi / 4) * row + (xi % 4) * in_padded + c);
+                        detail::transform_2d(d, v, detail::winograd_transforms<2>::input);
+                        for (std::size_t xi = 0; xi < 16; ++xi)
+                            v[xi / 4][xi % 4].store_aligned(transformed + xi * chunk * tile_step + c);
+                    }
+                    for (std::size_t k = 0; k < out_padded; k += lanes) {
+                        float_batch g[2][2], e[4][4];
+                        for (std::size_t p = 0; p < 4; ++p)
+                            g[p / 2][p % 2] = float_batch::load_aligned(tile + ((p / 2) * width + p % 2) * out_padded + k);
+                        detail::transform_2d(g, e, detail::gradient_transform);
+                        for (std::size_t xi = 0; xi < 16; ++xi)
+                            e[xi / 4][xi % 4].store_aligned(transformed_gradient + xi * chunk * gradient_step + k);
+                    }
+                    continue;
+                }
+                for (std::size_t e = 0; e < pass_elements; ++e)
+                    detail::with_element(first + e, [&]<std::size_t I, std::size_t J>() {
+                        for (std::size_t c = 0; c < in_padded; c += lanes)
+                            detail::transformed_element<detail::input_matrix, I, J, float_batch>([&](std::size_t r, std::size_t j) {
+                                return float_batch::load_aligned(window + r * row + j * in_padded + c);
+                            }).store_aligned(transformed + e * chunk * tile_step + c);
+                        for (std::size_t k = 0; k < out_padded; k += lanes)
+                            detail::transformed_element<detail::gradient_matrix, I, J, float_batch>([&](std::size_t p, std::size_t q) {
+                                return float_batch::load_aligned(tile + (p * width + q) * out_padded + k);
+                            }).store_aligned(transformed_gradient + e * chunk * gradient_step + k);
+                    });
+            }
+            for (std::size_t e = 0; e < pass_elements; ++e)
+                gemm_unpacked(out_channels, t1 - t0, in_padded,
+                              {gradients + e * chunk * gradient_step, gradient_step, tiles + e * chunk * tile_step,
+                               tile_step, sums + (first + e) * out_channels * in_padded, in_padded, true});
+        }
+}
+
+/// dweight[k][c][3][3] += G^T s G, s the 4x4 sums[.][k][c] of winograd_accumulate_weight_gradient,
+/// transformed for a SIMD batch of input channels at a time.
 inline void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::size_t out_channels,
                                      float* dweight)
 {
+    constexpr std::size_t lanes = float_batch::size;
     const std::size_t in_padded = whole_batches(in_channels);
     for (std::size_t k = 0; k < out_channels; ++k)
-        for (std::size_t c = 0; c < in_channels; ++c) {
-            float s[4][4], w[3][3];
+        for (std::size_t c0 = 0; c0 < in_channels; c0 += lanes) {
+            float_batch s[4][4], w[3][3];
             for (std::size_t xi = 0; xi < 16; ++xi)
-                s[xi / 4][xi % 4] = sums[(xi * out_channels + k) * in_padded + c];
+                s[xi / 4][xi % 4] = float_batch::load_aligned(sums + (xi * out_channels + k) * in_padded + c0);
             detail::transform_2d(s, w, detail::weight_gradient_transform);
+            alignas(64) float taps[9][lanes];
             for (std::size_t i = 0; i < 9; ++i)
-                dweight[(k * in_channels + c) * 9 + i] += w[i / 3][i % 3];
+                w[i / 3][i % 3].store_aligned(taps[i]);
+            float* kernels = dweight + (k * in_channels + c0) * 9;
+            for (std::size_t c = 0; c < std::min(lanes, in_channels - c0); ++c)
+                for (std::size_t i = 0; i < 9; ++i)
+                    kernels[c * 9 + i] += taps[i][c];
         }
 }
 

@@ -1,5 +1,7 @@
 #pragma once
+#include <array>
 #include <cstddef>
+#include <utility>
 
 // Winograd F(m x m, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
 // 2016): each m x m output tile of a 3x3 convolution comes from an (m + 2) x (m + 2) input
@@ -16,7 +18,7 @@ namespace vgg::kernels::detail {
 // The 1-D transforms; each runs on floats and, unchanged, on SIMD batches of tiles.
 // Kernel: u = G g, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 template <class T>
-void winograd_kernel_1d(const T g[3], T u[4])
+constexpr void winograd_kernel_1d(const T g[3], T u[4])
 {
     u[0] = g[0];
     u[1] = (g[0] + g[1] + g[2]) * 0.5f;
@@ -25,7 +27,7 @@ void winograd_kernel_1d(const T g[3], T u[4])
 }
 // Input: v = B^T d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
 template <class T>
-void winograd_input_1d(const T d[4], T v[4])
+constexpr void winograd_input_1d(const T d[4], T v[4])
 {
     v[0] = d[0] - d[2];
     v[1] = d[1] + d[2];
@@ -34,7 +36,7 @@ void winograd_input_1d(const T d[4], T v[4])
 }
 // Output: y = A^T m, A^T = [1 1 1 0; 0 1 -1 -1].
 template <class T>
-void winograd_output_1d(const T m[4], T y[2])
+constexpr void winograd_output_1d(const T m[4], T y[2])
 {
     y[0] = m[0] + m[1] + m[2];
     y[1] = m[1] - m[2] - m[3];
@@ -43,7 +45,7 @@ void winograd_output_1d(const T m[4], T y[2])
 // F(4x4, 3x3). Kernel: u = G g, G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
 // 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
 template <class T>
-void winograd4_kernel_1d(const T g[3], T u[6])
+constexpr void winograd4_kernel_1d(const T g[3], T u[6])
 {
     const T even = (g[0] + g[2]) * (-1.f / 6), odd = g[1] * (-1.f / 6);
     const T even_small = g[0] * (1.f / 24) + g[2] * (1.f / 6), odd_small = g[1] * (1.f / 12);
@@ -57,7 +59,7 @@ void winograd4_kernel_1d(const T g[3], T u[6])
 // Input: v = B^T d, B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
 // 0 2 -1 -2 1 0; 0 4 0 -5 0 1].
 template <class T>
-void winograd4_input_1d(const T d[6], T v[6])
+constexpr void winograd4_input_1d(const T d[6], T v[6])
 {
     const T four = d[4] - d[2] * 4.f, four_odd = d[3] - d[1] * 4.f;
     const T two = d[4] - d[2], two_odd = (d[3] - d[1]) * 2.f;
@@ -70,7 +72,7 @@ void winograd4_input_1d(const T d[6], T v[6])
 }
 // Output: y = A^T m, A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
 template <class T>
-void winograd4_output_1d(const T m[6], T y[4])
+constexpr void winograd4_output_1d(const T m[6], T y[4])
 {
     const T sum_one = m[1] + m[2], difference_one = m[1] - m[2];
     const T sum_two = m[3] + m[4], difference_two = m[3] - m[4];
@@ -82,7 +84,7 @@ void winograd4_output_1d(const T m[6], T y[4])
 
 // Gradient tiles: a = A g, A = [1 0; 1 1; 1 -1; 0 -1] (the adjoint of the output transform).
 template <class T>
-void winograd_gradient_1d(const T g[2], T a[4])
+constexpr void winograd_gradient_1d(const T g[2], T a[4])
 {
     a[0] = g[0];
     a[1] = g[0] + g[1];
@@ -91,7 +93,7 @@ void winograd_gradient_1d(const T g[2], T a[4])
 }
 // Weight gradient: w = G^T s (the adjoint of the kernel transform).
 template <class T>
-void winograd_weight_gradient_1d(const T s[4], T w[3])
+constexpr void winograd_weight_gradient_1d(const T s[4], T w[3])
 {
     w[0] = s[0] + (s[1] + s[2]) * 0.5f;
     w[1] = (s[1] - s[2]) * 0.5f;
@@ -99,9 +101,10 @@ void winograd_weight_gradient_1d(const T s[4], T w[3])
 }
 
 // y = F x F^T for a square tile x, F the 1-D transform `f` (In values to Out): f runs along
-// every row, then along every column of the result.
+// every row, then along every column of the result. Always inlined: out of line, its arrays of SIMD
+// batches go through memory (the weight gradient at 32 channels ran 10% slower).
 template <std::size_t In, std::size_t Out, class T, class Transform>
-void transform_2d(const T (&x)[In][In], T (&y)[Out][Out], Transform f)
+[[gnu::always_inline]] inline void transform_2d(const T (&x)[In][In], T (&y)[Out][Out], Transform f)
 {
     T rows[In][Out], column[In], result[Out];
     for (std::size_t r = 0; r < In; ++r)
@@ -132,5 +135,63 @@ struct winograd_transforms<4> {
     static constexpr auto input = [](const auto* in, auto* out) { winograd4_input_1d(in, out); };
     static constexpr auto output = [](const auto* in, auto* out) { winograd4_output_1d(in, out); };
 };
+
+/// The matrix of a 1-D transform (Out x In), read off its results for unit vectors.
+template <std::size_t In, std::size_t Out, class Transform>
+constexpr std::array<std::array<float, In>, Out> transform_matrix(Transform f)
+{
+    std::array<std::array<float, In>, Out> matrix{};
+    for (std::size_t k = 0; k < In; ++k) {
+        float unit[In] = {}, column[Out] = {};
+        unit[k] = 1;
+        f(unit, column);
+        for (std::size_t i = 0; i < Out; ++i)
+            matrix[i][k] = column[i];
+    }
+    return matrix;
+}
+/// F(2x2, 3x3)'s input transform B^T and gradient transform A as matrices.
+inline constexpr auto input_matrix = transform_matrix<4, 4>(winograd_transforms<2>::input);
+inline constexpr auto gradient_matrix = transform_matrix<2, 4>(gradient_transform);
+
+/// The coefficient of x[k / n][k % n] in element (I, J) of F x F^T (x n x n).
+template <const auto& F, std::size_t I, std::size_t J>
+constexpr float element_coefficient(std::size_t k)
+{
+    constexpr std::size_t n = std::tuple_size_v<std::decay_t<decltype(F[0])>>;
+    return F[I][k / n] * F[J][k % n];
+}
+
+/// Element (I, J) of F x F^T alone, load(r, c) giving x[r][c]: the terms whose coefficient is zero
+/// are dropped at compile time (F(2x2, 3x3)'s input elements read 4 of the window's 16 values).
+template <const auto& F, std::size_t I, std::size_t J, class T, class Load>
+T transformed_element(Load&& load)
+{
+    constexpr std::size_t n = std::tuple_size_v<std::decay_t<decltype(F[0])>>;
+    constexpr std::size_t first = [] {
+        std::size_t k = 0;
+        while (element_coefficient<F, I, J>(k) == 0)
+            ++k;
+        return k;
+    }();
+    T sum = load(first / n, first % n) * T(element_coefficient<F, I, J>(first));
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+        const auto add = [&]<std::size_t Term>() {
+            if constexpr (Term > first && element_coefficient<F, I, J>(Term) != 0)
+                sum = sum + load(Term / n, Term % n) * T(element_coefficient<F, I, J>(Term));
+        };
+        (add.template operator()<K>(), ...);
+    }(std::make_index_sequence<n * n>{});
+    return sum;
+}
+
+/// f.template operator()<I, J>() for element xi = 4 I + J of a 4 x 4 transformed window, a runtime index.
+template <class F>
+void with_element(std::size_t xi, F&& f)
+{
+    [&]<std::size_t... X>(std::index_sequence<X...>) {
+        ((xi == X ? f.template operator()<X / 4, X % 4>() : void()), ...);
+    }(std::make_index_sequence<16>{});
+}
 
 } // namespace vgg::kernels::detail
