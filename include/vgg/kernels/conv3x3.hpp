@@ -69,14 +69,22 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch)
     return 0;
 }
 
-/// Whether the weight gradient runs by F(2x2, 3x3): wherever Winograd may pay and the tiles fit.
-/// Its products run over the tiles of a group of images (winograd_backward_group) into sums that
-/// stay in L2 (winograd_gradient_pass_elements), so unlike the forward pass it needs no rule for
-/// large kernels: at VGG-16's 512 channels and 28x28 it takes 75-106 ms for 8 images where im2col
-/// takes 166-170 (2 threads, Xeon).
-constexpr bool winograd_weight_gradient_pays(const conv3x3_dims& d)
+/// The output tile side of the Winograd algorithm the weight gradient runs by (0: im2col + GEMM):
+/// F(4x4, 3x3)'s adjoint (36 products per 16 outputs instead of 16 per 4) where the sides are
+/// multiples of 4 and the sums of all 36 elements fit in winograd_gradient_sums_bytes (up to 64
+/// channels a side: its elements alone would cost too much to compute pass by pass), else
+/// F(2x2, 3x3) wherever Winograd may pay. The products run over the tiles of a group of images
+/// (winograd_backward_group) into sums that stay in L2 (winograd_gradient_pass_elements), so
+/// unlike the forward pass it needs no rule for large kernels: at VGG-16's 512 channels and
+/// 28x28, F(2x2, 3x3) takes 75-106 ms for 8 images where im2col takes 166-170 (2 threads, Xeon).
+constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
 {
-    return winograd_may_pay(d) && winograd_applies(2, d.height, d.width);
+    if (!winograd_may_pay(d))
+        return 0;
+    if (winograd_applies(4, d.height, d.width) &&
+        36 * d.out_channels * whole_batches(d.in_channels) * sizeof(float) <= winograd_gradient_sums_bytes)
+        return 4;
+    return winograd_applies(2, d.height, d.width) ? 2 : 0;
 }
 
 /// Images a backward pass takes together: their output gradients are kept for one Winograd
@@ -365,13 +373,13 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
 {
     require_precision(d.compute);
     const std::size_t weight_size = d.out_channels * d.patch();
-    // The weight gradient runs image by image, by F(2x2, 3x3) where that pays. The input gradient
-    // runs by the forward pass's rule over groups of images, whose output gradients are kept for
-    // it, so that large transformed kernels are streamed over enough tiles.
-    const bool winograd_dweight = winograd_weight_gradient_pays(d);
+    // Both run over groups of images: the input gradient by the forward pass's rule, from the
+    // group's output gradients (kept), so that large transformed kernels are streamed over enough
+    // tiles; the weight gradient by Winograd from the group staged channels-last.
+    const std::size_t dweight_tile = winograd_weight_gradient_tile(d);
     const std::size_t group_size = winograd_backward_group(d);
     const std::size_t dx_tile = dx ? winograd_tile(d, group_size) : 0;
-    const std::size_t group = dx_tile || winograd_dweight ? group_size : 1;
+    const std::size_t group = dx_tile || dweight_tile ? group_size : 1;
     const bool bf16 = !stores_columns(d); // products of images with more than one channel in bf16
     const float* u = nullptr;             // Winograd's transformed adjoint kernels, or bf16's adjoint kernels
     if (dx_tile) {
@@ -401,9 +409,11 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     sum_gradients_over_threads(d, batch, 3 * d.forward_operations(), dweight, dbias,
                                [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
         Eigen::Map<Eigen::VectorXf> db(acc + weight_size, static_cast<Eigen::Index>(d.out_channels));
-        float* columns = bf16 || winograd_dweight ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
-        if (winograd_dweight)
-            buffers.sums.assign(winograd_weight_sums_size(d.in_channels, d.out_channels), 0.f);
+        float* columns = bf16 || dweight_tile ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
+        if (dweight_tile)
+            with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
+                buffers.sums.assign(winograd_weight_sums_size<Tile>(d.in_channels, d.out_channels), 0.f);
+            });
         if (amx_dweight)
             buffers.sums.assign(weight_layout.sums_size(), 0.f);
         for (std::size_t n0 = images.begin; n0 < images.end; n0 += group) {
@@ -427,7 +437,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     amx_accumulate_weight_gradient(weight_layout, staged, pairs, buffers.sums.data());
                     continue;
                 }
-                if (winograd_dweight) {
+                if (dweight_tile) {
                     winograd_stage_weight_gradient(d.in_channels, d.out_channels, d.height, d.width, n - n0, n1 - n0,
                                                    x + n * d.in_size(), g, buffers.winograd, acc + weight_size);
                 } else {
@@ -462,10 +472,12 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     col2im_3x3(columns, d.in_channels, d.height, d.width, dx + n * d.in_size());
                 }
             }
-            if (winograd_dweight)
-                winograd_accumulate_weight_gradient(d.in_channels, d.out_channels, d.height, d.width, n1 - n0,
-                                                    buffers.winograd, buffers.sums.data(),
-                                                    winograd_gradient_pass_elements(d.in_channels, d.out_channels));
+            if (dweight_tile)
+                with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
+                    winograd_accumulate_weight_gradient<Tile>(
+                        d.in_channels, d.out_channels, d.height, d.width, n1 - n0, buffers.winograd, buffers.sums.data(),
+                        winograd_gradient_pass_elements<Tile>(d.in_channels, d.out_channels));
+                });
             if (dx_tile)
                 with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {
                     winograd_conv3x3_rows<Tile>(
@@ -477,8 +489,10 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                         });
                 });
         }
-        if (winograd_dweight)
-            winograd_weight_gradient(buffers.sums.data(), d.in_channels, d.out_channels, acc);
+        if (dweight_tile)
+            with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
+                winograd_weight_gradient<Tile>(buffers.sums.data(), d.in_channels, d.out_channels, acc);
+            });
         if (amx_dweight)
             add_weight_gradient_sums(weight_layout, buffers.sums.data(), acc);
     });

@@ -11,8 +11,8 @@
 // The drivers of Winograd F(2x2, 3x3) and F(4x4, 3x3) (transforms in winograd_transforms.hpp):
 // for a chunk of tiles (of one image or several), the input windows are transformed, multiplied
 // by the transformed kernels (one product per element of the window, through the shared GEMM
-// micro-kernel) and transformed back. The weight gradient runs by F(2x2, 3x3) only, over groups of
-// images staged channels-last.
+// micro-kernel) and transformed back. The weight gradient runs over groups of images staged
+// channels-last.
 namespace vgg::kernels {
 
 /// Transformed Winograd kernels up to this size stay in L2 (half of Zen 4's 1 MiB per core).
@@ -259,25 +259,24 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
     }
 }
 
-/// Size of the sums winograd_accumulate_weight_gradient keeps: 16 x out x in channels, the
-/// input channels padded to whole SIMD batches.
-inline std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_t out_channels)
+/// Size of the sums winograd_accumulate_weight_gradient<Tile> keeps: (Tile + 2)^2 x out x in
+/// channels, the input channels padded to whole SIMD batches.
+template <std::size_t Tile>
+std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_t out_channels)
 {
-    return 16 * out_channels * whole_batches(in_channels);
+    return (Tile + 2) * (Tile + 2) * out_channels * whole_batches(in_channels);
 }
 
-/// Elements of the 4x4 transformed space whose sums one pass of winograd_accumulate_weight_gradient
-/// adds to: all 16 where their sums fit in winograd_gradient_sums_bytes, else the largest power of
-/// two whose sums do (at least 1). A pass reads the staged images again, but its products add into
-/// sums that stay in L2 (VGG-16's 512-channel layers have 16 MB of sums, whose products ran at half
-/// the micro-kernel's speed when all 16 elements were summed at once).
-inline std::size_t winograd_gradient_pass_elements(std::size_t in_channels, std::size_t out_channels)
+/// Elements of the (Tile + 2)^2 transformed space whose sums one pass of
+/// winograd_accumulate_weight_gradient<Tile> adds to: as many as fit in
+/// winograd_gradient_sums_bytes, at least 1. A pass reads the staged images again, but its
+/// products add into sums that stay in L2 (VGG-16's 512-channel layers have 16 MB of sums by
+/// F(2x2, 3x3), whose products ran at half the micro-kernel's speed when all were summed at once).
+template <std::size_t Tile>
+std::size_t winograd_gradient_pass_elements(std::size_t in_channels, std::size_t out_channels)
 {
-    const std::size_t bytes = out_channels * whole_batches(in_channels) * sizeof(float);
-    std::size_t elements = 16;
-    while (elements > 1 && elements * bytes > winograd_gradient_sums_bytes)
-        elements /= 2;
-    return elements;
+    const std::size_t element_bytes = out_channels * whole_batches(in_channels) * sizeof(float);
+    return std::clamp<std::size_t>(winograd_gradient_sums_bytes / element_bytes, 1, (Tile + 2) * (Tile + 2));
 }
 
 /// Floats of one image staged for the weight gradient: its channels-last copy with a zero
@@ -319,91 +318,103 @@ inline void winograd_stage_weight_gradient(std::size_t in_channels, std::size_t 
 }
 
 /// Adds the weight gradient of the `images` staged images, still in transformed space, to
-/// sums[xi][k][c] (aligned, see winograd_weight_sums_size): F(3x3, 2x2), the adjoint of the
-/// forward pass, gives
+/// sums[xi][k][c] (aligned, see winograd_weight_sums_size): F(3x3, Tile x Tile), the adjoint of
+/// the forward pass, gives
 ///     dW[k][c] = G^T (sum over tiles t of (A g_t[k] A^T) * (B^T d_t[c] B)) G
-/// with g_t the 2x2 tile of the output gradient and d_t the 4x4 input window, so per element xi
-/// the sum is a product whose depth is the tile count (of all the images, in chunks). The
-/// elements are summed `pass_elements` at a time (winograd_gradient_pass_elements): a pass of all
-/// 16 transforms whole windows, a smaller one computes only its elements.
-inline void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
-                                                std::size_t width, std::size_t images, winograd_workspace& scratch,
-                                                float* sums, std::size_t pass_elements)
+/// with g_t the Tile x Tile tile of the output gradient and d_t its (Tile + 2)^2 input window, so
+/// per element xi the sum is a product whose depth is the tile count (of all the images, in
+/// chunks). The elements are summed `pass_elements` at a time (winograd_gradient_pass_elements):
+/// a pass of all of them transforms whole windows, a smaller one computes only its elements.
+template <std::size_t Tile>
+void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
+                                         std::size_t width, std::size_t images, winograd_workspace& scratch,
+                                         float* sums, std::size_t pass_elements)
 {
-    constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles;
+    constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles, window = Tile + 2,
+                          elements = window * window;
+    using transforms = detail::winograd_transforms<Tile>;
     const winograd_staged_sizes size(in_channels, out_channels, height, width);
     const std::size_t in_padded = size.in_padded, out_padded = size.out_padded, row = size.row;
-    const std::size_t tiles_x = width / 2, image_tiles = height * width / 4, tile_count = images * image_tiles;
+    const std::size_t tiles_x = width / Tile, tiles_y = height / Tile, image_tiles = tiles_x * tiles_y,
+                      tile_count = images * image_tiles;
     // The products' operands have rows a batch longer than their channels, so that at 256 or 512
     // channels a depth step's rows do not all map to a few L1 sets.
     const std::size_t tile_step = in_padded + lanes, gradient_step = out_padded + lanes;
     float* tiles = vgg::detail::reserve(scratch.tiles, pass_elements * chunk * tile_step);
     float* gradients = vgg::detail::reserve(scratch.products, pass_elements * chunk * gradient_step);
-    for (std::size_t first = 0; first < 16; first += pass_elements)
+    for (std::size_t first = 0; first < elements; first += pass_elements) {
+        const std::size_t pass = std::min(pass_elements, elements - first);
         for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
             const std::size_t t1 = std::min(t0 + chunk, tile_count);
             // Tile t is (tx, ty) of image n, counted along (divisions per tile cost 10% at 32 channels).
             std::size_t n = t0 / image_tiles, ty = t0 % image_tiles / tiles_x, tx = t0 % tiles_x;
             for (std::size_t t = t0; t < t1; ++t, tx = tx + 1 < tiles_x ? tx + 1 : 0) {
-                if (t > t0 && tx == 0 && ++ty == height / 2) {
+                if (t > t0 && tx == 0 && ++ty == tiles_y) {
                     ty = 0;
                     ++n;
                 }
-                const float* window = scratch.image_last.data() + n * size.image + 2 * ty * row + 2 * tx * in_padded;
-                const float* tile = scratch.gradient_last.data() + n * size.gradient + (2 * ty * width + 2 * tx) * out_padded;
-                float* transformed = tiles + (t - t0) * tile_step;         // element e at + e * chunk * tile_step
+                const float* image_window = scratch.image_last.data() + n * size.image + Tile * ty * row + Tile * tx * in_padded;
+                const float* tile = scratch.gradient_last.data() + n * size.gradient + (Tile * ty * width + Tile * tx) * out_padded;
+                float* transformed = tiles + (t - t0) * tile_step; // element e at + e * chunk * tile_step
                 float* transformed_gradient = gradients + (t - t0) * gradient_step;
-                if (pass_elements == 16) {
+                if (pass == elements) {
                     for (std::size_t c = 0; c < in_padded; c += lanes) {
-                        float_batch d[4][4], v[4][4];
-                        for (std::size_t xi = 0; xi < 16; ++xi)
-                            d[xi / 4][xi % 4] = float_batch::load_aligned(window + (xi / 4) * row + (xi % 4) * in_padded + c);
-                        detail::transform_2d(d, v, detail::winograd_transforms<2>::input);
-                        for (std::size_t xi = 0; xi < 16; ++xi)
-                            v[xi / 4][xi % 4].store_aligned(transformed + xi * chunk * tile_step + c);
+                        float_batch d[window][window], v[window][window];
+                        for (std::size_t xi = 0; xi < elements; ++xi)
+                            d[xi / window][xi % window] =
+                                float_batch::load_aligned(image_window + (xi / window) * row + (xi % window) * in_padded + c);
+                        detail::transform_2d(d, v, transforms::input);
+                        for (std::size_t xi = 0; xi < elements; ++xi)
+                            v[xi / window][xi % window].store_aligned(transformed + xi * chunk * tile_step + c);
                     }
                     for (std::size_t k = 0; k < out_padded; k += lanes) {
-                        float_batch g[2][2], e[4][4];
-                        for (std::size_t p = 0; p < 4; ++p)
-                            g[p / 2][p % 2] = float_batch::load_aligned(tile + ((p / 2) * width + p % 2) * out_padded + k);
-                        detail::transform_2d(g, e, detail::gradient_transform);
-                        for (std::size_t xi = 0; xi < 16; ++xi)
-                            e[xi / 4][xi % 4].store_aligned(transformed_gradient + xi * chunk * gradient_step + k);
+                        float_batch g[Tile][Tile], e[window][window];
+                        for (std::size_t p = 0; p < Tile * Tile; ++p)
+                            g[p / Tile][p % Tile] =
+                                float_batch::load_aligned(tile + ((p / Tile) * width + p % Tile) * out_padded + k);
+                        detail::transform_2d(g, e, transforms::gradient);
+                        for (std::size_t xi = 0; xi < elements; ++xi)
+                            e[xi / window][xi % window].store_aligned(transformed_gradient + xi * chunk * gradient_step + k);
                     }
                     continue;
                 }
-                for (std::size_t e = 0; e < pass_elements; ++e)
-                    detail::with_element(first + e, [&]<std::size_t I, std::size_t J>() {
+                for (std::size_t e = 0; e < pass; ++e)
+                    detail::with_element<window>(first + e, [&]<std::size_t I, std::size_t J>() {
                         for (std::size_t c = 0; c < in_padded; c += lanes)
-                            detail::transformed_element<detail::input_matrix, I, J, float_batch>([&](std::size_t r, std::size_t j) {
-                                return float_batch::load_aligned(window + r * row + j * in_padded + c);
-                            }).store_aligned(transformed + e * chunk * tile_step + c);
+                            detail::transformed_element<detail::input_matrix<Tile>, I, J, float_batch>(
+                                [&](std::size_t r, std::size_t j) {
+                                    return float_batch::load_aligned(image_window + r * row + j * in_padded + c);
+                                })
+                                .store_aligned(transformed + e * chunk * tile_step + c);
                         for (std::size_t k = 0; k < out_padded; k += lanes)
-                            detail::transformed_element<detail::gradient_matrix, I, J, float_batch>([&](std::size_t p, std::size_t q) {
-                                return float_batch::load_aligned(tile + (p * width + q) * out_padded + k);
-                            }).store_aligned(transformed_gradient + e * chunk * gradient_step + k);
+                            detail::transformed_element<detail::gradient_matrix<Tile>, I, J, float_batch>(
+                                [&](std::size_t p, std::size_t q) {
+                                    return float_batch::load_aligned(tile + (p * width + q) * out_padded + k);
+                                })
+                                .store_aligned(transformed_gradient + e * chunk * gradient_step + k);
                     });
             }
-            for (std::size_t e = 0; e < pass_elements; ++e)
+            for (std::size_t e = 0; e < pass; ++e)
                 gemm_unpacked(out_channels, t1 - t0, in_padded,
                               {gradients + e * chunk * gradient_step, gradient_step, tiles + e * chunk * tile_step,
                                tile_step, sums + (first + e) * out_channels * in_padded, in_padded, true});
         }
+    }
 }
 
-/// dweight[k][c][3][3] += G^T s G, s the 4x4 sums[.][k][c] of winograd_accumulate_weight_gradient,
-/// transformed for a SIMD batch of input channels at a time.
-inline void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::size_t out_channels,
-                                     float* dweight)
+/// dweight[k][c][3][3] += G^T s G, s the (Tile + 2)^2 sums[.][k][c] of
+/// winograd_accumulate_weight_gradient<Tile>, transformed for a SIMD batch of input channels at a time.
+template <std::size_t Tile>
+void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::size_t out_channels, float* dweight)
 {
-    constexpr std::size_t lanes = float_batch::size;
+    constexpr std::size_t lanes = float_batch::size, window = Tile + 2;
     const std::size_t in_padded = whole_batches(in_channels);
     for (std::size_t k = 0; k < out_channels; ++k)
         for (std::size_t c0 = 0; c0 < in_channels; c0 += lanes) {
-            float_batch s[4][4], w[3][3];
-            for (std::size_t xi = 0; xi < 16; ++xi)
-                s[xi / 4][xi % 4] = float_batch::load_aligned(sums + (xi * out_channels + k) * in_padded + c0);
-            detail::transform_2d(s, w, detail::weight_gradient_transform);
+            float_batch s[window][window], w[3][3];
+            for (std::size_t xi = 0; xi < window * window; ++xi)
+                s[xi / window][xi % window] = float_batch::load_aligned(sums + (xi * out_channels + k) * in_padded + c0);
+            detail::transform_2d(s, w, detail::winograd_transforms<Tile>::weight_gradient);
             alignas(64) float taps[9][lanes];
             for (std::size_t i = 0; i < 9; ++i)
                 w[i / 3][i % 3].store_aligned(taps[i]);

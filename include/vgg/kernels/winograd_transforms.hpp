@@ -99,6 +99,29 @@ constexpr void winograd_weight_gradient_1d(const T s[4], T w[3])
     w[1] = (s[1] - s[2]) * 0.5f;
     w[2] = (s[1] + s[2]) * 0.5f + s[3];
 }
+// F(4x4, 3x3)'s gradient tiles: a = A g, A the transpose of winograd4_output_1d's A^T.
+template <class T>
+constexpr void winograd4_gradient_1d(const T g[4], T a[6])
+{
+    const T even = g[0] + g[2], odd = g[1] + g[3];
+    const T even_four = g[0] + g[2] * 4.f, odd_eight = g[1] * 2.f + g[3] * 8.f;
+    a[0] = g[0];
+    a[1] = even + odd;
+    a[2] = even - odd;
+    a[3] = even_four + odd_eight;
+    a[4] = even_four - odd_eight;
+    a[5] = g[3];
+}
+// F(4x4, 3x3)'s weight gradient: w = G^T s, G that of winograd4_kernel_1d.
+template <class T>
+constexpr void winograd4_weight_gradient_1d(const T s[6], T w[3])
+{
+    const T sum_one = s[1] + s[2], difference_one = s[1] - s[2];
+    const T sum_two = s[3] + s[4], difference_two = s[3] - s[4];
+    w[0] = s[0] * 0.25f - sum_one * (1.f / 6) + sum_two * (1.f / 24);
+    w[1] = difference_two * (1.f / 12) - difference_one * (1.f / 6);
+    w[2] = (sum_two - sum_one) * (1.f / 6) + s[5];
+}
 
 // y = F x F^T for a square tile x, F the 1-D transform `f` (In values to Out): f runs along
 // every row, then along every column of the result. Always inlined: out of line, its arrays of SIMD
@@ -117,10 +140,8 @@ template <std::size_t In, std::size_t Out, class T, class Transform>
             y[i][j] = result[i];
     }
 }
-constexpr auto gradient_transform = [](const auto* in, auto* out) { winograd_gradient_1d(in, out); };
-constexpr auto weight_gradient_transform = [](const auto* in, auto* out) { winograd_weight_gradient_1d(in, out); };
-
-/// The forward transforms of F(Tile x Tile, 3x3): windows of Tile + 2 values a side.
+/// The transforms of F(Tile x Tile, 3x3), windows of Tile + 2 values a side: the forward pass's,
+/// and the weight gradient's (gradient tiles in, sums out).
 template <std::size_t Tile>
 struct winograd_transforms;
 template <>
@@ -128,12 +149,16 @@ struct winograd_transforms<2> {
     static constexpr auto kernel = [](const auto* in, auto* out) { winograd_kernel_1d(in, out); };
     static constexpr auto input = [](const auto* in, auto* out) { winograd_input_1d(in, out); };
     static constexpr auto output = [](const auto* in, auto* out) { winograd_output_1d(in, out); };
+    static constexpr auto gradient = [](const auto* in, auto* out) { winograd_gradient_1d(in, out); };
+    static constexpr auto weight_gradient = [](const auto* in, auto* out) { winograd_weight_gradient_1d(in, out); };
 };
 template <>
 struct winograd_transforms<4> {
     static constexpr auto kernel = [](const auto* in, auto* out) { winograd4_kernel_1d(in, out); };
     static constexpr auto input = [](const auto* in, auto* out) { winograd4_input_1d(in, out); };
     static constexpr auto output = [](const auto* in, auto* out) { winograd4_output_1d(in, out); };
+    static constexpr auto gradient = [](const auto* in, auto* out) { winograd4_gradient_1d(in, out); };
+    static constexpr auto weight_gradient = [](const auto* in, auto* out) { winograd4_weight_gradient_1d(in, out); };
 };
 
 /// The matrix of a 1-D transform (Out x In), read off its results for unit vectors.
@@ -150,9 +175,11 @@ constexpr std::array<std::array<float, In>, Out> transform_matrix(Transform f)
     }
     return matrix;
 }
-/// F(2x2, 3x3)'s input transform B^T and gradient transform A as matrices.
-inline constexpr auto input_matrix = transform_matrix<4, 4>(winograd_transforms<2>::input);
-inline constexpr auto gradient_matrix = transform_matrix<2, 4>(gradient_transform);
+/// F(Tile x Tile, 3x3)'s input transform B^T and gradient transform A as matrices.
+template <std::size_t Tile>
+inline constexpr auto input_matrix = transform_matrix<Tile + 2, Tile + 2>(winograd_transforms<Tile>::input);
+template <std::size_t Tile>
+inline constexpr auto gradient_matrix = transform_matrix<Tile, Tile + 2>(winograd_transforms<Tile>::gradient);
 
 /// The coefficient of x[k / n][k % n] in element (I, J) of F x F^T (x n x n).
 template <const auto& F, std::size_t I, std::size_t J>
@@ -185,13 +212,14 @@ T transformed_element(Load&& load)
     return sum;
 }
 
-/// f.template operator()<I, J>() for element xi = 4 I + J of a 4 x 4 transformed window, a runtime index.
-template <class F>
+/// f.template operator()<I, J>() for element xi = Window I + J of a Window x Window transformed
+/// window, a runtime index.
+template <std::size_t Window, class F>
 void with_element(std::size_t xi, F&& f)
 {
     [&]<std::size_t... X>(std::index_sequence<X...>) {
-        ((xi == X ? f.template operator()<X / 4, X % 4>() : void()), ...);
-    }(std::make_index_sequence<16>{});
+        ((xi == X ? f.template operator()<X / Window, X % Window>() : void()), ...);
+    }(std::make_index_sequence<Window * Window>{});
 }
 
 } // namespace vgg::kernels::detail
