@@ -81,8 +81,7 @@ constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
 {
     if (!winograd_may_pay(d))
         return 0;
-    if (winograd_applies(4, d.height, d.width) &&
-        36 * d.out_channels * whole_batches(d.in_channels) * sizeof(float) <= winograd_gradient_sums_bytes)
+    if (winograd_applies(4, d.height, d.width) && winograd_gradient_pass_elements<4>(d.in_channels, d.out_channels) == 36)
         return 4;
     return winograd_applies(2, d.height, d.width) ? 2 : 0;
 }

@@ -273,7 +273,7 @@ std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_t out_c
 /// products add into sums that stay in L2 (VGG-16's 512-channel layers have 16 MB of sums by
 /// F(2x2, 3x3), whose products ran at half the micro-kernel's speed when all were summed at once).
 template <std::size_t Tile>
-std::size_t winograd_gradient_pass_elements(std::size_t in_channels, std::size_t out_channels)
+constexpr std::size_t winograd_gradient_pass_elements(std::size_t in_channels, std::size_t out_channels)
 {
     const std::size_t element_bytes = out_channels * whole_batches(in_channels) * sizeof(float);
     return std::clamp<std::size_t>(winograd_gradient_sums_bytes / element_bytes, 1, (Tile + 2) * (Tile + 2));
