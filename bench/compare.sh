@@ -48,9 +48,10 @@ def case(r):
 cases = list(dict.fromkeys(case(r) for r in rows))
 ours = [r for r in rows if r["library"] == "vgg"]
 first = ours[0]
-torch_version = next(r["library"] for r in rows if r["library"].startswith("pytorch"))
+reference = next(r for r in rows if r["library"].startswith("pytorch"))
 print(f"{first['cpu']}, {first['threads']} threads, {first['precision']}: {first['gemm']}; "
-      f"medians over {len(ours) // len(cases)} alternating rounds against {torch_version}")
+      f"medians over {len(ours) // len(cases)} alternating rounds against {reference['library']} "
+      f"(matrix products on {reference['blas']})")
 print()
 print("| network, batch | vgg train img/s | PyTorch | ratio | vgg infer img/s | PyTorch | ratio | vgg train GFLOPS | peak RSS MB vgg / PyTorch |")
 print("|---|---|---|---|---|---|---|---|---|")

@@ -7,22 +7,17 @@ backward, SGD update) and of --reps eval-mode forward passes on the same batch.
     /usr/bin/python3 bench/pytorch_reference.py --model vgg16 --batch 8 --threads 2 [--json]
 """
 import argparse
+import ctypes
 import json
+import os
+import pathlib
 import resource
 import statistics
+import sys
 import time
 
-import pathlib
-import sys
 
-import torch
-from torch import nn
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
-from seed_model import seed_network  # noqa: E402  (the seed's own vgg_block and vgg)
-
-
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="seed", choices=["seed", "vgg16"])
     parser.add_argument("--resize", type=int, default=224, choices=[224, 64, 32])
@@ -34,7 +29,51 @@ def main():
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                         help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around the forward pass and loss")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def openblas_kernels_for_this_cpu():
+    """OpenBLAS's kernel set for the CPU's instruction set. Debian's OpenBLAS 0.3.21 does not
+    recognise every CPU (an Emerald Rapids Xeon gets its generic Prescott kernels, 5x slower) and
+    PyTorch's fully connected layers go through it: the reference should get its best."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= set(flags):
+        return "SKYLAKEX"
+    if {"avx2", "fma"} <= set(flags):
+        return "HASWELL"
+    return None
+
+
+def blas_in_use():
+    """The BLAS PyTorch's matrix products run on (Debian's libblas.so.3 alternative)."""
+    blas = ctypes.CDLL("libblas.so.3")
+    if not hasattr(blas, "openblas_get_corename"):
+        return "reference BLAS"
+    blas.openblas_get_corename.restype = ctypes.c_char_p
+    return f"OpenBLAS {blas.openblas_get_corename().decode()}"
+
+
+ARGS = parse_args()
+# OpenBLAS reads these when it is loaded, that is when torch is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(ARGS.threads))
+KERNELS = openblas_kernels_for_this_cpu()
+if KERNELS:
+    os.environ.setdefault("OPENBLAS_CORETYPE", KERNELS)
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
+from seed_model import seed_network  # noqa: E402  (the seed's own vgg_block and vgg)
+
+
+def main():
+    args = ARGS
+    blas = blas_in_use()
+    if blas == "reference BLAS":
+        print("warning: PyTorch's matrix products run on the reference BLAS (tens of times slower than OpenBLAS): "
+              "bash scripts/install-deps.sh reference installs OpenBLAS", file=sys.stderr)
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
 
@@ -72,6 +111,7 @@ def main():
             infer.append(infer_s)
     result = {
         "library": f"pytorch {torch.__version__}",
+        "blas": blas,
         "model": args.model,
         "resize": args.resize, "ratio": args.ratio, "batch": args.batch, "threads": torch.get_num_threads(),
         "reps": args.reps, "precision": args.precision,

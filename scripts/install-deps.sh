@@ -8,7 +8,9 @@ packages=(cmake g++ make libeigen3-dev libxsimd-dev doctest-dev zlib1g-dev nlohm
           libstb-dev dataset-fashion-mnist
           clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin
           libturbojpeg0-dev)
-[ "${1:-}" = reference ] && packages+=(python3-torchvision)
+# libtorch recommends an optimised BLAS, which --no-install-recommends would leave out: without it PyTorch
+# multiplies matrices with the reference BLAS (3 GFLOPS), and bench/compare.sh would compare against that.
+[ "${1:-}" = reference ] && packages+=(python3-torchvision libopenblas0-pthread)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
