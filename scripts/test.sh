@@ -24,15 +24,20 @@ cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 $all || { stage "done"; exit 0; }
 
+# The sanitizer and fuzzing builds keep only line tables of debug information (-g1): their reports
+# still name files and lines, and a heavy test program compiles in 3/4 of the time of -g.
+line_tables_only="-O2 -g1 -DNDEBUG"
+
 # Compile-only tests (the shape-error demonstrations, the installed-package consumer) check the
 # compiler's verdict, which the sanitizers do not change: they run in the Release build only.
 stage "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
-cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVGG_SANITIZE=address,undefined -DVGG_BUILD_BENCH=OFF
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$line_tables_only" \
+  -DVGG_SANITIZE=address,undefined -DVGG_BUILD_BENCH=OFF
 cmake --build build-sanitize -j"$jobs"
 ctest --test-dir build-sanitize --output-on-failure -j"$jobs" --label-exclude compile-only
 
 stage "libFuzzer targets"
-cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVGG_BUILD_FUZZERS=ON \
+cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$line_tables_only" -DVGG_BUILD_FUZZERS=ON \
   -DVGG_BUILD_TESTS=OFF -DVGG_BUILD_EXAMPLES=OFF -DVGG_BUILD_BENCH=OFF -DVGG_FUZZ_SECONDS="${VGG_FUZZ_SECONDS:-20}"
 cmake --build build-fuzz -j"$jobs"
 ctest --test-dir build-fuzz --output-on-failure -j"$jobs"

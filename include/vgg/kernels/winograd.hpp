@@ -378,21 +378,18 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
                     }
                     continue;
                 }
-                for (std::size_t e = 0; e < pass; ++e)
-                    detail::with_element<window>(first + e, [&]<std::size_t I, std::size_t J>() {
-                        for (std::size_t c = 0; c < in_padded; c += lanes)
-                            detail::transformed_element<detail::input_matrix<Tile>, I, J, float_batch>(
-                                [&](std::size_t r, std::size_t j) {
-                                    return float_batch::load_aligned(image_window + r * row + j * in_padded + c);
-                                })
-                                .store_aligned(transformed + e * chunk * tile_step + c);
-                        for (std::size_t k = 0; k < out_padded; k += lanes)
-                            detail::transformed_element<detail::gradient_matrix<Tile>, I, J, float_batch>(
-                                [&](std::size_t p, std::size_t q) {
-                                    return float_batch::load_aligned(tile + (p * width + q) * out_padded + k);
-                                })
-                                .store_aligned(transformed_gradient + e * chunk * gradient_step + k);
-                    });
+                for (std::size_t e = 0; e < pass; ++e) {
+                    const auto& input_element = detail::transformed_element_terms<detail::input_matrix<Tile>>[first + e];
+                    for (std::size_t c = 0; c < in_padded; c += lanes)
+                        detail::transformed_element<float_batch>(input_element, [&](std::size_t r, std::size_t j) {
+                            return float_batch::load_aligned(image_window + r * row + j * in_padded + c);
+                        }).store_aligned(transformed + e * chunk * tile_step + c);
+                    const auto& gradient_element = detail::transformed_element_terms<detail::gradient_matrix<Tile>>[first + e];
+                    for (std::size_t k = 0; k < out_padded; k += lanes)
+                        detail::transformed_element<float_batch>(gradient_element, [&](std::size_t p, std::size_t q) {
+                            return float_batch::load_aligned(tile + (p * width + q) * out_padded + k);
+                        }).store_aligned(transformed_gradient + e * chunk * gradient_step + k);
+                }
             }
             for (std::size_t e = 0; e < pass; ++e)
                 gemm_unpacked(out_channels, t1 - t0, in_padded,

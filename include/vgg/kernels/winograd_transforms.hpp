@@ -181,45 +181,44 @@ inline constexpr auto input_matrix = transform_matrix<Tile + 2, Tile + 2>(winogr
 template <std::size_t Tile>
 inline constexpr auto gradient_matrix = transform_matrix<Tile, Tile + 2>(winograd_transforms<Tile>::gradient);
 
-/// The coefficient of x[k / n][k % n] in element (I, J) of F x F^T (x n x n).
-template <const auto& F, std::size_t I, std::size_t J>
-constexpr float element_coefficient(std::size_t k)
-{
+/// One term of an element of F x F^T: coefficient x x[row][column].
+struct transform_term {
+    std::size_t row, column;
+    float coefficient;
+};
+/// The terms of one element of F x F^T whose coefficient is not zero (at most n x n of them).
+template <std::size_t MaxTerms>
+struct element_terms {
+    std::array<transform_term, MaxTerms> terms{};
+    std::size_t count = 0;
+};
+/// The nonzero terms of every element (I, J) of F x F^T (x n x n, F rows x n), at I * rows + J:
+/// a window's elements computed one at a time read only these (F(2x2, 3x3)'s input elements 4 of
+/// the window's 16 values). A table read by one loop rather than code per element, which cost
+/// minutes of compile time per program (36 elements of F(4x4, 3x3)).
+template <const auto& F>
+inline constexpr auto transformed_element_terms = [] {
+    constexpr std::size_t rows = std::tuple_size_v<std::decay_t<decltype(F)>>;
     constexpr std::size_t n = std::tuple_size_v<std::decay_t<decltype(F[0])>>;
-    return F[I][k / n] * F[J][k % n];
-}
+    std::array<element_terms<n * n>, rows * rows> table{};
+    for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < rows; ++j)
+            for (std::size_t k = 0; k < n * n; ++k)
+                if (const float coefficient = F[i][k / n] * F[j][k % n]; coefficient != 0) {
+                    auto& element = table[i * rows + j];
+                    element.terms[element.count++] = {k / n, k % n, coefficient};
+                }
+    return table;
+}();
 
-/// Element (I, J) of F x F^T alone, load(r, c) giving x[r][c]: the terms whose coefficient is zero
-/// are dropped at compile time (F(2x2, 3x3)'s input elements read 4 of the window's 16 values).
-template <const auto& F, std::size_t I, std::size_t J, class T, class Load>
-T transformed_element(Load&& load)
+/// Element `xi` of F x F^T alone (element_terms), load(r, c) giving x[r][c].
+template <class T, std::size_t MaxTerms, class Load>
+T transformed_element(const element_terms<MaxTerms>& element, Load&& load)
 {
-    constexpr std::size_t n = std::tuple_size_v<std::decay_t<decltype(F[0])>>;
-    constexpr std::size_t first = [] {
-        std::size_t k = 0;
-        while (element_coefficient<F, I, J>(k) == 0)
-            ++k;
-        return k;
-    }();
-    T sum = load(first / n, first % n) * T(element_coefficient<F, I, J>(first));
-    [&]<std::size_t... K>(std::index_sequence<K...>) {
-        const auto add = [&]<std::size_t Term>() {
-            if constexpr (Term > first && element_coefficient<F, I, J>(Term) != 0)
-                sum = sum + load(Term / n, Term % n) * T(element_coefficient<F, I, J>(Term));
-        };
-        (add.template operator()<K>(), ...);
-    }(std::make_index_sequence<n * n>{});
+    T sum(0.f);
+    for (std::size_t t = 0; t < element.count; ++t)
+        sum = sum + load(element.terms[t].row, element.terms[t].column) * T(element.terms[t].coefficient);
     return sum;
-}
-
-/// f.template operator()<I, J>() for element xi = Window I + J of a Window x Window transformed
-/// window, a runtime index.
-template <std::size_t Window, class F>
-void with_element(std::size_t xi, F&& f)
-{
-    [&]<std::size_t... X>(std::index_sequence<X...>) {
-        ((xi == X ? f.template operator()<X / Window, X % Window>() : void()), ...);
-    }(std::make_index_sequence<Window * Window>{});
 }
 
 } // namespace vgg::kernels::detail
