@@ -122,9 +122,11 @@ void check_bf16_kernel(bf16_kernel kernel)
 
 TEST_CASE("packed gemm equals the definition for every edge of its blocking, both updates and all transposes")
 {
-    // Sizes around the register tile, the row, depth and column blocks, and 0 and 1.
+    // Sizes around the register tile (edge tiles of every width), the row, depth and column
+    // blocks, and 0 and 1.
     const gemm_sizes sizes{{1, micro_rows - 1, micro_rows + 1, gemm_row_block + 3},
-                           {1, micro_columns - 1, micro_columns, 2 * micro_columns + 5, gemm_column_block + 7},
+                           {1, micro_columns - 1, micro_columns, micro_columns + float_batch::size + 1, 2 * micro_columns + 5,
+                            gemm_column_block + 7},
                            {0, 1, 9, gemm_depth_block, gemm_depth_block + 1}};
     check_against_definition(
         sizes,
