@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite. Without arguments, the Release build with -march=native in build/ and every
-# test, compile-fail demonstration and script in it (8 min 46 s measured on 2 cores from a fresh
-# clone). With --all, as CI runs it, two more builds follow (CI took 62 minutes for all of it,
-# PyTorch's installation included, on the Xeon kind; each stage prints the minutes so far):
+# test, compile-fail demonstration and script in it (9 minutes on 2 cores from a fresh clone).
+# With --all, as CI runs it, two more builds follow (51 minutes for all of it from a fresh clone
+# on the Xeon kind, 12 of them a sanitized kill test since cut to 6 kills; each stage prints the
+# minutes so far):
 #   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
 #   build-fuzz/       the libFuzzer targets (clang), each fuzzing for VGG_FUZZ_SECONDS (default 20).
 set -euo pipefail
