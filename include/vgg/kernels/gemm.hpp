@@ -124,26 +124,16 @@ inline void pack_right(matrix_operand b, std::size_t depth, std::size_t columns,
     }
 }
 
-/// gemm_tile<micro_rows, Vectors> for the fewest SIMD batches that hold `columns` (up to Vectors):
-/// the last panel of a product 196 columns wide (VGG-16's 14x14 layers at batch 1) holds 4.
-template <std::size_t Vectors = micro_vectors>
-void gemm_tile_for_columns(std::size_t columns, std::size_t depth, const gemm_operands& m)
-{
-    if constexpr (Vectors > 1)
-        if (columns <= (Vectors - 1) * float_batch::size)
-            return gemm_tile_for_columns<Vectors - 1>(columns, depth, m);
-    gemm_tile<micro_rows, Vectors>(depth, m);
-}
-
 /// One register tile of packed operands into c, of which only rows x columns are inside c:
-/// a whole tile directly, an edge tile through a scratch tile, only as wide as it needs to be.
+/// a whole tile directly, an edge tile through a scratch tile, computed only as many SIMD batches
+/// wide as its columns need (the last of VGG-16's 196-column products at 14x14, batch 1, holds 4).
 inline void gemm_packed_tile(std::size_t depth, const float* a, const float* b, float* c, std::size_t ldc,
                              std::size_t rows, std::size_t columns, bool accumulate)
 {
     if (rows == micro_rows && columns == micro_columns)
         return gemm_tile<micro_rows, micro_vectors>(depth, {a, micro_rows, b, micro_columns, c, ldc, accumulate});
     alignas(64) float tile[micro_rows * micro_columns];
-    gemm_tile_for_columns(columns, depth, {a, micro_rows, b, micro_columns, tile, micro_columns, false});
+    gemm_row_block<micro_rows>(depth, whole_batches(columns), {a, micro_rows, b, micro_columns, tile, micro_columns, false});
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t j = 0; j < columns; ++j)
             c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.f) + tile[r * micro_columns + j];
