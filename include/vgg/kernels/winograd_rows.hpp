@@ -44,8 +44,8 @@ inline float_batch shift_in_first(const float_batch& values, float first)
     struct first_lane {
         static constexpr bool get(std::size_t lane, std::size_t) { return lane == 0; }
     };
-    return xsimd::select(xsimd::make_batch_bool_constant<float_batch, first_lane>(), float_batch(first),
-                         xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, previous_lane>()));
+    return select_lanes<first_lane>(float_batch(first),
+                                    xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, previous_lane>()));
 }
 
 /// `values` moved down one lane, `last` in the last lane.
@@ -57,8 +57,8 @@ inline float_batch shift_in_last(const float_batch& values, float last)
     struct last_lane {
         static constexpr bool get(std::size_t lane, std::size_t lanes) { return lane + 1 == lanes; }
     };
-    return xsimd::select(xsimd::make_batch_bool_constant<float_batch, last_lane>(), float_batch(last),
-                         xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, next_lane>()));
+    return select_lanes<last_lane>(float_batch(last),
+                                   xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, next_lane>()));
 }
 
 } // namespace detail
