@@ -144,8 +144,8 @@ void check_winograd(kernels::winograd_workspace& scratch)
         CHECK(pooled_from_tiles == pooled);
         CHECK(argmax_from_tiles == argmax);
         // Weight gradient over both images: dW[k][c][ky][kx] = sum over images and pixels of
-        // dy[k][y][x] x[c][y + ky - 1][x + kx - 1], its transformed elements summed in one pass
-        // (whole windows) and in passes of 4 and 1 (elements alone; by F(4x4) the last pass of 4 is shorter).
+        // dy[k][y][x] x[c][y + ky - 1][x + kx - 1], in the longest chunks of tiles it runs (128), in
+        // chunks of 5 (a shorter last one; chunks that span images) and in those winograd_gradient_chunk picks.
         std::vector<double> reference_dweight(weight.size(), 0.0);
         for (std::size_t n = 0; n < images; ++n)
             for (std::size_t k = 0; k < out; ++k)
@@ -159,16 +159,17 @@ void check_winograd(kernels::winograd_workspace& scratch)
                                         double(dy[((n * out + k) * height + y) * width + x_]) *
                                         x[((n * in + c) * height + sy - 1) * width + sx - 1];
                             }
-        for (std::size_t pass_elements : {(Tile + 2) * (Tile + 2), std::size_t{4}, std::size_t{1}}) {
-            CAPTURE(pass_elements);
+        const std::size_t tiles = images * plane / (Tile * Tile);
+        for (std::size_t chunk : {kernels::winograd_streamed_gradient_chunk_tiles, std::size_t{5},
+                                  kernels::winograd_gradient_chunk<Tile>(in, out, tiles)}) {
+            CAPTURE(chunk);
             aligned_vector<float> sums(kernels::winograd_weight_sums_size<Tile>(in, out), 0.f);
             std::vector<float> dweight(weight.size(), 0.f);
             std::vector<float> bias_sums(out, 1.f); // added to
             for (std::size_t n = 0; n < images; ++n)
                 kernels::winograd_stage_weight_gradient(in, out, height, width, n, images, &x[n * in * plane],
                                                         &dy[n * out * plane], scratch, bias_sums.data());
-            kernels::winograd_accumulate_weight_gradient<Tile>(in, out, height, width, images, scratch, sums.data(),
-                                                               pass_elements);
+            kernels::winograd_accumulate_weight_gradient<Tile>(in, out, height, width, images, scratch, sums.data(), chunk);
             for (std::size_t k = 0; k < out; ++k) {
                 double sum = 1;
                 for (std::size_t n = 0; n < images; ++n)
@@ -200,7 +201,7 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints 
 
 TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 streamed only over enough tiles")
 {
-    using kernels::winograd_backward_group, kernels::winograd_gradient_pass_elements, kernels::winograd_tile,
+    using kernels::winograd_backward_group, kernels::winograd_gradient_chunk, kernels::winograd_tile,
         kernels::winograd_weight_gradient_tile;
     CHECK(winograd_tile({64, 64, 56, 56}, 1) == 4);
     CHECK(winograd_tile({128, 128, 14, 14}, 128) == 2); // 14 is not a multiple of 4
@@ -212,23 +213,25 @@ TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 strea
     CHECK(winograd_tile({512, 512, 28, 28}, 1) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 4) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 3) == 0);
-    // The weight gradient by F(4x4) where all 36 elements' sums fit in L2 (1 MiB), else by F(2x2),
-    // over the backward pass's groups of images, in passes over the elements whose sums fit.
+    // The weight gradient by F(4x4) where the sides are multiples of 4, else by F(2x2), over the
+    // backward pass's groups of images.
     CHECK(winograd_weight_gradient_tile({64, 64, 224, 224}) == 4);
-    CHECK(winograd_weight_gradient_tile({64, 128, 112, 112}) == 2);
+    CHECK(winograd_weight_gradient_tile({512, 512, 28, 28}) == 4);
     CHECK(winograd_weight_gradient_tile({64, 64, 14, 14}) == 2);
-    CHECK(winograd_weight_gradient_tile({512, 512, 28, 28}) == 2);
     CHECK(winograd_weight_gradient_tile({512, 512, 7, 7}) == 0);
     CHECK(winograd_weight_gradient_tile({8, 64, 56, 56}) == 0);
     CHECK(winograd_backward_group({512, 512, 28, 28}) == 4);
     CHECK(winograd_backward_group({512, 512, 14, 14}) == 8);
     CHECK(winograd_backward_group({64, 64, 56, 56}) == 1);
-    CHECK(winograd_gradient_pass_elements<2>(128, 128) == 16);
-    CHECK(winograd_gradient_pass_elements<2>(256, 256) == 4);
-    CHECK(winograd_gradient_pass_elements<2>(256, 512) == 2);
-    CHECK(winograd_gradient_pass_elements<2>(512, 512) == 1);
-    CHECK(winograd_gradient_pass_elements<2>(8192, 8192) == 1); // never none
-    CHECK(winograd_gradient_pass_elements<4>(64, 64) == 36);
+    // Its chunks: equal, at most 64 tiles while all the sums fit in 1 MiB (64 channels a side by
+    // F(4x4), 128 by F(2x2)), else at most 128.
+    CHECK(winograd_gradient_chunk<4>(64, 64, 3136) == 64);
+    CHECK(winograd_gradient_chunk<4>(64, 64, 3137) == 63);
+    CHECK(winograd_gradient_chunk<2>(128, 128, 196) == 49);
+    CHECK(winograd_gradient_chunk<4>(128, 128, 196) == 98);
+    CHECK(winograd_gradient_chunk<4>(512, 512, 196) == 98);
+    CHECK(winograd_gradient_chunk<4>(512, 512, 100) == 100);
+    CHECK(winograd_gradient_chunk<4>(512, 512, 1) == 1);
 }
 
 TEST_CASE("deinterleave splits interleaved values into one batch per way, interleave undoes it, transpose transposes")

@@ -71,19 +71,19 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch)
 
 /// The output tile side of the Winograd algorithm the weight gradient runs by (0: im2col + GEMM):
 /// F(4x4, 3x3)'s adjoint (36 products per 16 outputs instead of 16 per 4) where the sides are
-/// multiples of 4 and the sums of all 36 elements fit in winograd_gradient_sums_bytes (up to 64
-/// channels a side: its elements alone would cost too much to compute pass by pass), else
-/// F(2x2, 3x3) wherever Winograd may pay. The products run over the tiles of a group of images
-/// (winograd_backward_group) into sums that stay in L2 (winograd_gradient_pass_elements), so
-/// unlike the forward pass it needs no rule for large kernels: at VGG-16's 512 channels and
-/// 28x28, F(2x2, 3x3) takes 75-106 ms for 8 images where im2col takes 166-170 (2 threads, Xeon).
+/// multiples of 4, else F(2x2, 3x3), wherever Winograd may pay. The products run over the tiles
+/// of a group of images (winograd_backward_group) in chunks long enough that sums too large for
+/// L2 cost little to stream (winograd_gradient_chunk), so unlike the forward pass it needs no rule
+/// for large kernels: 512 -> 512 at 28x28, 4 images, one thread (Xeon), takes 75-81 ms by F(4x4)
+/// where F(2x2), summed in L2-sized passes over its elements, took 95-103.
 constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
 {
     if (!winograd_may_pay(d))
         return 0;
-    if (winograd_applies(4, d.height, d.width) && winograd_gradient_pass_elements<4>(d.in_channels, d.out_channels) == 36)
-        return 4;
-    return winograd_applies(2, d.height, d.width) ? 2 : 0;
+    for (const std::size_t tile : {4, 2})
+        if (winograd_applies(tile, d.height, d.width))
+            return tile;
+    return 0;
 }
 
 /// Images a backward pass takes together: their output gradients are kept for one Winograd
@@ -473,9 +473,10 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             }
             if (dweight_tile)
                 with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
+                    const std::size_t tiles = (n1 - n0) * (d.height / Tile) * (d.width / Tile);
                     winograd_accumulate_weight_gradient<Tile>(
                         d.in_channels, d.out_channels, d.height, d.width, n1 - n0, buffers.winograd, buffers.sums.data(),
-                        winograd_gradient_pass_elements<Tile>(d.in_channels, d.out_channels));
+                        winograd_gradient_chunk<Tile>(d.in_channels, d.out_channels, tiles));
                 });
             if (dx_tile)
                 with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {

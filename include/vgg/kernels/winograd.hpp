@@ -28,11 +28,15 @@ inline constexpr std::size_t winograd_forward_chunk_tiles = Tile == 2 ? 128 : 64
 inline constexpr std::size_t winograd_streaming_chunk_tiles = 256;
 /// Floats per cache line, the step of the prefetches of the next channel's rows.
 inline constexpr std::size_t cache_line_floats = 64 / sizeof(float);
-/// Tiles per chunk of the weight gradient: the product depth per call.
-inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
-/// Bytes of the weight gradient's sums that one pass adds to, which stay in L2 (see
-/// winograd_gradient_pass_elements).
+/// Bytes of the weight gradient's sums (all transformed elements) that stay in L2 between its
+/// chunks of tiles (see winograd_gradient_chunk).
 inline constexpr std::size_t winograd_gradient_sums_bytes = 1 << 20;
+/// Most tiles per chunk of the weight gradient (the depth of its products) whose sums stay in L2.
+inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
+/// Most tiles per chunk whose sums do not (VGG-16's layers from 128 channels: 2.4-38 MB by
+/// F(4x4, 3x3)): every chunk reads and writes them all, depth / 4 multiply-adds a byte, so the
+/// chunks are longer (512 -> 512 at 28x28, 4 images, one thread: 80 ms at 128 tiles, 104 at 64).
+inline constexpr std::size_t winograd_streamed_gradient_chunk_tiles = 128;
 
 namespace detail {
 
@@ -262,21 +266,23 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
 /// Size of the sums winograd_accumulate_weight_gradient<Tile> keeps: (Tile + 2)^2 x out x in
 /// channels, the input channels padded to whole SIMD batches.
 template <std::size_t Tile>
-std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_t out_channels)
+constexpr std::size_t winograd_weight_sums_size(std::size_t in_channels, std::size_t out_channels)
 {
     return (Tile + 2) * (Tile + 2) * out_channels * whole_batches(in_channels);
 }
 
-/// Elements of the (Tile + 2)^2 transformed space whose sums one pass of
-/// winograd_accumulate_weight_gradient<Tile> adds to: as many as fit in
-/// winograd_gradient_sums_bytes, at least 1. A pass reads the staged images again, but its
-/// products add into sums that stay in L2 (VGG-16's 512-channel layers have 16 MB of sums by
-/// F(2x2, 3x3), whose products ran at half the micro-kernel's speed when all were summed at once).
+/// Tiles per chunk of winograd_accumulate_weight_gradient<Tile> over `tiles` tiles: chunks of
+/// equal length (a short last one would read and write all the sums for a few tiles), at most
+/// winograd_gradient_chunk_tiles where the sums fit in winograd_gradient_sums_bytes, else at most
+/// winograd_streamed_gradient_chunk_tiles.
 template <std::size_t Tile>
-constexpr std::size_t winograd_gradient_pass_elements(std::size_t in_channels, std::size_t out_channels)
+constexpr std::size_t winograd_gradient_chunk(std::size_t in_channels, std::size_t out_channels, std::size_t tiles)
 {
-    const std::size_t element_bytes = out_channels * whole_batches(in_channels) * sizeof(float);
-    return std::clamp<std::size_t>(winograd_gradient_sums_bytes / element_bytes, 1, (Tile + 2) * (Tile + 2));
+    const std::size_t sums_bytes = winograd_weight_sums_size<Tile>(in_channels, out_channels) * sizeof(float);
+    const std::size_t longest = sums_bytes <= winograd_gradient_sums_bytes ? winograd_gradient_chunk_tiles
+                                                                            : winograd_streamed_gradient_chunk_tiles;
+    const std::size_t chunks = std::max<std::size_t>((tiles + longest - 1) / longest, 1);
+    return (tiles + chunks - 1) / chunks;
 }
 
 /// Floats of one image staged for the weight gradient: its channels-last copy with a zero
@@ -323,15 +329,15 @@ inline void winograd_stage_weight_gradient(std::size_t in_channels, std::size_t 
 ///     dW[k][c] = G^T (sum over tiles t of (A g_t[k] A^T) * (B^T d_t[c] B)) G
 /// with g_t the Tile x Tile tile of the output gradient and d_t its (Tile + 2)^2 input window, so
 /// per element xi the sum is a product whose depth is the tile count (of all the images, in
-/// chunks). The elements are summed `pass_elements` at a time (winograd_gradient_pass_elements):
-/// a pass of all of them transforms whole windows, a smaller one computes only its elements.
+/// chunks of `chunk` tiles, winograd_gradient_chunk). Every element is summed in one pass over
+/// the tiles, as windows transform whole (per element alone, each pass would read the staged
+/// images again).
 template <std::size_t Tile>
 void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
                                          std::size_t width, std::size_t images, winograd_workspace& scratch,
-                                         float* sums, std::size_t pass_elements)
+                                         float* sums, std::size_t chunk)
 {
-    constexpr std::size_t lanes = float_batch::size, chunk = winograd_gradient_chunk_tiles, window = Tile + 2,
-                          elements = window * window;
+    constexpr std::size_t lanes = float_batch::size, window = Tile + 2, elements = window * window;
     using transforms = detail::winograd_transforms<Tile>;
     const winograd_staged_sizes size(in_channels, out_channels, height, width);
     const std::size_t in_padded = size.in_padded, out_padded = size.out_padded, row = size.row;
@@ -340,62 +346,43 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
     // The products' operands have rows a batch longer than their channels, so that at 256 or 512
     // channels a depth step's rows do not all map to a few L1 sets.
     const std::size_t tile_step = in_padded + lanes, gradient_step = out_padded + lanes;
-    float* tiles = vgg::detail::reserve(scratch.tiles, pass_elements * chunk * tile_step);
-    float* gradients = vgg::detail::reserve(scratch.products, pass_elements * chunk * gradient_step);
-    for (std::size_t first = 0; first < elements; first += pass_elements) {
-        const std::size_t pass = std::min(pass_elements, elements - first);
-        for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
-            const std::size_t t1 = std::min(t0 + chunk, tile_count);
-            // Tile t is (tx, ty) of image n, counted along (divisions per tile cost 10% at 32 channels).
-            std::size_t n = t0 / image_tiles, ty = t0 % image_tiles / tiles_x, tx = t0 % tiles_x;
-            for (std::size_t t = t0; t < t1; ++t, tx = tx + 1 < tiles_x ? tx + 1 : 0) {
-                if (t > t0 && tx == 0 && ++ty == tiles_y) {
-                    ty = 0;
-                    ++n;
-                }
-                const float* image_window = scratch.image_last.data() + n * size.image + Tile * ty * row + Tile * tx * in_padded;
-                const float* tile = scratch.gradient_last.data() + n * size.gradient + (Tile * ty * width + Tile * tx) * out_padded;
-                float* transformed = tiles + (t - t0) * tile_step; // element e at + e * chunk * tile_step
-                float* transformed_gradient = gradients + (t - t0) * gradient_step;
-                if (pass == elements) {
-                    for (std::size_t c = 0; c < in_padded; c += lanes) {
-                        float_batch d[window][window], v[window][window];
-                        for (std::size_t xi = 0; xi < elements; ++xi)
-                            d[xi / window][xi % window] =
-                                float_batch::load_aligned(image_window + (xi / window) * row + (xi % window) * in_padded + c);
-                        detail::transform_2d(d, v, transforms::input);
-                        for (std::size_t xi = 0; xi < elements; ++xi)
-                            v[xi / window][xi % window].store_aligned(transformed + xi * chunk * tile_step + c);
-                    }
-                    for (std::size_t k = 0; k < out_padded; k += lanes) {
-                        float_batch g[Tile][Tile], e[window][window];
-                        for (std::size_t p = 0; p < Tile * Tile; ++p)
-                            g[p / Tile][p % Tile] =
-                                float_batch::load_aligned(tile + ((p / Tile) * width + p % Tile) * out_padded + k);
-                        detail::transform_2d(g, e, transforms::gradient);
-                        for (std::size_t xi = 0; xi < elements; ++xi)
-                            e[xi / window][xi % window].store_aligned(transformed_gradient + xi * chunk * gradient_step + k);
-                    }
-                    continue;
-                }
-                for (std::size_t e = 0; e < pass; ++e) {
-                    const auto& input_element = detail::transformed_element_terms<detail::input_matrix<Tile>>[first + e];
-                    for (std::size_t c = 0; c < in_padded; c += lanes)
-                        detail::transformed_element<float_batch>(input_element, [&](std::size_t r, std::size_t j) {
-                            return float_batch::load_aligned(image_window + r * row + j * in_padded + c);
-                        }).store_aligned(transformed + e * chunk * tile_step + c);
-                    const auto& gradient_element = detail::transformed_element_terms<detail::gradient_matrix<Tile>>[first + e];
-                    for (std::size_t k = 0; k < out_padded; k += lanes)
-                        detail::transformed_element<float_batch>(gradient_element, [&](std::size_t p, std::size_t q) {
-                            return float_batch::load_aligned(tile + (p * width + q) * out_padded + k);
-                        }).store_aligned(transformed_gradient + e * chunk * gradient_step + k);
-                }
+    float* tiles = vgg::detail::reserve(scratch.tiles, elements * chunk * tile_step);
+    float* gradients = vgg::detail::reserve(scratch.products, elements * chunk * gradient_step);
+    for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
+        const std::size_t t1 = std::min(t0 + chunk, tile_count);
+        // Tile t is (tx, ty) of image n, counted along (divisions per tile cost 10% at 32 channels).
+        std::size_t n = t0 / image_tiles, ty = t0 % image_tiles / tiles_x, tx = t0 % tiles_x;
+        for (std::size_t t = t0; t < t1; ++t, tx = tx + 1 < tiles_x ? tx + 1 : 0) {
+            if (t > t0 && tx == 0 && ++ty == tiles_y) {
+                ty = 0;
+                ++n;
             }
-            for (std::size_t e = 0; e < pass; ++e)
-                gemm_unpacked(out_channels, t1 - t0, in_padded,
-                              {gradients + e * chunk * gradient_step, gradient_step, tiles + e * chunk * tile_step,
-                               tile_step, sums + (first + e) * out_channels * in_padded, in_padded, true});
+            const float* image_window = scratch.image_last.data() + n * size.image + Tile * ty * row + Tile * tx * in_padded;
+            const float* tile = scratch.gradient_last.data() + n * size.gradient + (Tile * ty * width + Tile * tx) * out_padded;
+            float* transformed = tiles + (t - t0) * tile_step; // element e at + e * chunk * tile_step
+            float* transformed_gradient = gradients + (t - t0) * gradient_step;
+            for (std::size_t c = 0; c < in_padded; c += lanes) {
+                float_batch d[window][window], v[window][window];
+                for (std::size_t xi = 0; xi < elements; ++xi)
+                    d[xi / window][xi % window] =
+                        float_batch::load_aligned(image_window + (xi / window) * row + (xi % window) * in_padded + c);
+                detail::transform_2d(d, v, transforms::input);
+                for (std::size_t xi = 0; xi < elements; ++xi)
+                    v[xi / window][xi % window].store_aligned(transformed + xi * chunk * tile_step + c);
+            }
+            for (std::size_t k = 0; k < out_padded; k += lanes) {
+                float_batch g[Tile][Tile], e[window][window];
+                for (std::size_t p = 0; p < Tile * Tile; ++p)
+                    g[p / Tile][p % Tile] = float_batch::load_aligned(tile + ((p / Tile) * width + p % Tile) * out_padded + k);
+                detail::transform_2d(g, e, transforms::gradient);
+                for (std::size_t xi = 0; xi < elements; ++xi)
+                    e[xi / window][xi % window].store_aligned(transformed_gradient + xi * chunk * gradient_step + k);
+            }
         }
+        for (std::size_t xi = 0; xi < elements; ++xi)
+            gemm_unpacked(out_channels, t1 - t0, in_padded,
+                          {gradients + xi * chunk * gradient_step, gradient_step, tiles + xi * chunk * tile_step,
+                           tile_step, sums + xi * out_channels * in_padded, in_padded, true});
     }
 }
 

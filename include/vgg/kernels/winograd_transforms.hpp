@@ -1,5 +1,4 @@
 #pragma once
-#include <array>
 #include <cstddef>
 #include <utility>
 
@@ -160,65 +159,5 @@ struct winograd_transforms<4> {
     static constexpr auto gradient = [](const auto* in, auto* out) { winograd4_gradient_1d(in, out); };
     static constexpr auto weight_gradient = [](const auto* in, auto* out) { winograd4_weight_gradient_1d(in, out); };
 };
-
-/// The matrix of a 1-D transform (Out x In), read off its results for unit vectors.
-template <std::size_t In, std::size_t Out, class Transform>
-constexpr std::array<std::array<float, In>, Out> transform_matrix(Transform f)
-{
-    std::array<std::array<float, In>, Out> matrix{};
-    for (std::size_t k = 0; k < In; ++k) {
-        float unit[In] = {}, column[Out] = {};
-        unit[k] = 1;
-        f(unit, column);
-        for (std::size_t i = 0; i < Out; ++i)
-            matrix[i][k] = column[i];
-    }
-    return matrix;
-}
-/// F(Tile x Tile, 3x3)'s input transform B^T and gradient transform A as matrices.
-template <std::size_t Tile>
-inline constexpr auto input_matrix = transform_matrix<Tile + 2, Tile + 2>(winograd_transforms<Tile>::input);
-template <std::size_t Tile>
-inline constexpr auto gradient_matrix = transform_matrix<Tile, Tile + 2>(winograd_transforms<Tile>::gradient);
-
-/// One term of an element of F x F^T: coefficient x x[row][column].
-struct transform_term {
-    std::size_t row, column;
-    float coefficient;
-};
-/// The terms of one element of F x F^T whose coefficient is not zero (at most n x n of them).
-template <std::size_t MaxTerms>
-struct element_terms {
-    std::array<transform_term, MaxTerms> terms{};
-    std::size_t count = 0;
-};
-/// The nonzero terms of every element (I, J) of F x F^T (x n x n, F rows x n), at I * rows + J:
-/// a window's elements computed one at a time read only these (F(2x2, 3x3)'s input elements 4 of
-/// the window's 16 values). A table read by one loop rather than code per element, which cost
-/// minutes of compile time per program (36 elements of F(4x4, 3x3)).
-template <const auto& F>
-inline constexpr auto transformed_element_terms = [] {
-    constexpr std::size_t rows = std::tuple_size_v<std::decay_t<decltype(F)>>;
-    constexpr std::size_t n = std::tuple_size_v<std::decay_t<decltype(F[0])>>;
-    std::array<element_terms<n * n>, rows * rows> table{};
-    for (std::size_t i = 0; i < rows; ++i)
-        for (std::size_t j = 0; j < rows; ++j)
-            for (std::size_t k = 0; k < n * n; ++k)
-                if (const float coefficient = F[i][k / n] * F[j][k % n]; coefficient != 0) {
-                    auto& element = table[i * rows + j];
-                    element.terms[element.count++] = {k / n, k % n, coefficient};
-                }
-    return table;
-}();
-
-/// Element `xi` of F x F^T alone (element_terms), load(r, c) giving x[r][c].
-template <class T, std::size_t MaxTerms, class Load>
-T transformed_element(const element_terms<MaxTerms>& element, Load&& load)
-{
-    T sum(0.f);
-    for (std::size_t t = 0; t < element.count; ++t)
-        sum = sum + load(element.terms[t].row, element.terms[t].column) * T(element.terms[t].coefficient);
-    return sum;
-}
 
 } // namespace vgg::kernels::detail
