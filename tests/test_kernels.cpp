@@ -62,7 +62,7 @@ TEST_CASE_TEMPLATE("im2col + GEMM convolution equals the direct definition", Cas
 
 namespace {
 
-/// Winograd F(Tile x Tile, 3x3) convolution, its adjoint and (for Tile 2) the weight gradient
+/// Winograd F(Tile x Tile, 3x3) convolution, its adjoint and the weight gradient by its adjoint
 /// against the direct definition, with sizes in multiples of `Tile`.
 template <std::size_t Tile>
 void check_winograd(kernels::winograd_workspace& scratch)
