@@ -74,8 +74,8 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch)
 /// multiples of 4, else F(2x2, 3x3), wherever Winograd may pay. The products run over the tiles
 /// of a group of images (winograd_backward_group) in chunks long enough that sums too large for
 /// L2 cost little to stream (winograd_gradient_chunk), so unlike the forward pass it needs no rule
-/// for large kernels: 512 -> 512 at 28x28, 4 images, one thread (Xeon), takes 75-81 ms by F(4x4)
-/// where F(2x2), summed in L2-sized passes over its elements, took 95-103.
+/// for large kernels: 512 -> 512 at 28x28, 4 images, one thread (Xeon), takes 76-93 ms by F(4x4)
+/// where F(2x2), summed in L2-sized passes over its elements, took 90-103.
 constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
 {
     if (!winograd_may_pay(d))

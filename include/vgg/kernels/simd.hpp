@@ -43,8 +43,9 @@ inline float_batch fused_multiply_add(const float_batch& a, const float_batch& b
 }
 
 /// if_true where Pattern::get(lane, lanes) holds, else if_false. xsimd 8's select by a
-/// batch_bool_constant has no AVX-512 overload for floats: it builds the mask lane by lane, out of
-/// line (4% of a 512-channel Winograd forward pass), where AVX-512 blends by one constant mask.
+/// batch_bool_constant has no AVX-512 overload for floats: it builds the mask lane by lane, which
+/// a program that does not inline it pays (4% of a 512-channel Winograd forward pass in a small
+/// one); AVX-512 blends by one constant mask.
 template <class Pattern>
 float_batch select_lanes(const float_batch& if_true, const float_batch& if_false)
 {

@@ -35,7 +35,7 @@ inline constexpr std::size_t winograd_gradient_sums_bytes = 1 << 20;
 inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
 /// Most tiles per chunk whose sums do not (VGG-16's layers from 128 channels: 2.4-38 MB by
 /// F(4x4, 3x3)): every chunk reads and writes them all, depth / 4 multiply-adds a byte, so the
-/// chunks are longer (512 -> 512 at 28x28, 4 images, one thread: 80 ms at 128 tiles, 104 at 64).
+/// chunks are longer (512 -> 512 at 28x28, 4 images, one thread: 81-86 ms at 128 tiles, 104 at 64).
 inline constexpr std::size_t winograd_streamed_gradient_chunk_tiles = 128;
 
 namespace detail {
