@@ -199,6 +199,51 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions and their adjoints 
     check_winograd<4>(scratch);
 }
 
+TEST_CASE("the Winograd kernel transform stores G g G^T in the GEMM's panels, from ranges of whole panels")
+{
+    // Sizes cover a partial SIMD batch of sources, a partial panel of targets, and more sources
+    // than one block of the transform.
+    using kernels::micro_rows;
+    struct sizes {
+        std::size_t in, out;
+    };
+    for (const auto [in, out] : {sizes{3, 5}, sizes{17, 9}, sizes{kernels::winograd_kernel_source_block + 20, 12},
+                                 sizes{20, 33}})
+        for (const bool adjoint : {false, true})
+            for (const std::size_t tile : {2, 4})
+                kernels::with_winograd_tile(tile, [&]<std::size_t Tile>() {
+                    CAPTURE(in);
+                    CAPTURE(out);
+                    CAPTURE(adjoint);
+                    CAPTURE(Tile);
+                    constexpr std::size_t window = Tile + 2;
+                    const std::size_t to = adjoint ? in : out, from = adjoint ? out : in;
+                    const std::size_t panel_rows = kernels::winograd_panel_rows(to), panels = panel_rows / micro_rows;
+                    rng random(in * 100 + out);
+                    std::vector<float> weight(out * in * 9);
+                    fill_uniform(weight, random);
+                    aligned_vector<float> u(kernels::winograd_kernels_size<Tile>(from, to), std::nanf(""));
+                    // Two ranges, as two threads would take the panels (the first is empty with one panel).
+                    const std::size_t split = panels / 2 * micro_rows;
+                    kernels::winograd_transform_kernels<Tile>(weight.data(), out, in, adjoint, {0, split}, u.data());
+                    kernels::winograd_transform_kernels<Tile>(weight.data(), out, in, adjoint, {split, to}, u.data());
+                    std::size_t wrong = 0;
+                    for (std::size_t o = 0; o < panel_rows; ++o)
+                        for (std::size_t i = 0; i < from; ++i) {
+                            float g[3][3] = {}, expected[window][window] = {};
+                            for (std::size_t k = 0; k < 9 && o < to; ++k)
+                                g[k / 3][k % 3] = adjoint ? weight[(i * in + o) * 9 + 8 - k] : weight[(o * in + i) * 9 + k];
+                            kernels::detail::transform_2d(g, expected, kernels::detail::winograd_transforms<Tile>::kernel);
+                            for (std::size_t xi = 0; xi < window * window; ++xi) {
+                                const float stored = u[xi * from * panel_rows + (o / micro_rows * from + i) * micro_rows + o % micro_rows];
+                                const float value = expected[xi / window][xi % window];
+                                wrong += !(std::abs(stored - value) <= 1e-6f * (1 + std::abs(value))); // NaN: never written
+                            }
+                        }
+                    CHECK(wrong == 0);
+                });
+}
+
 TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 streamed only over enough tiles")
 {
     using kernels::winograd_backward_group, kernels::winograd_gradient_chunk, kernels::winograd_tile,

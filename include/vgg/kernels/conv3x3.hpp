@@ -152,17 +152,18 @@ inline thread_buffers& this_thread_buffers()
 template <std::size_t Tile>
 inline constexpr std::size_t winograd_kernel_transform_operations = 2 * (Tile + 2) * 3 * (Tile + 5);
 
-/// winograd_transform_kernels split over threads by target channels: with a small batch it
+/// winograd_transform_kernels split over threads by panels of target channels: with a small batch it
 /// would otherwise be a serial share of the pass (16,384 kernel pairs for 128 -> 128 channels).
 template <std::size_t Tile>
 void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* weight, bool adjoint, float* u)
 {
-    const std::size_t others = adjoint ? d.out_channels : d.in_channels;
-    vgg::detail::parallel_ranges(adjoint ? d.in_channels : d.out_channels,
-                                 winograd_kernel_transform_operations<Tile> * others,
-                                 [&](std::size_t, std::size_t, vgg::detail::range targets) {
-                                     winograd_transform_kernels<Tile>(weight, d.out_channels, d.in_channels, adjoint,
-                                                                      targets, u);
+    const std::size_t to = adjoint ? d.in_channels : d.out_channels, from = adjoint ? d.out_channels : d.in_channels;
+    vgg::detail::parallel_ranges(winograd_panel_rows(to) / micro_rows,
+                                 winograd_kernel_transform_operations<Tile> * from * micro_rows,
+                                 [&](std::size_t, std::size_t, vgg::detail::range panels) {
+                                     winograd_transform_kernels<Tile>(
+                                         weight, d.out_channels, d.in_channels, adjoint,
+                                         {panels.begin * micro_rows, std::min(panels.end * micro_rows, to)}, u);
                                  });
 }
 

@@ -1,10 +1,11 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "vgg/core/tensor.hpp"
 #include "vgg/detail/parallel.hpp"
-#include "vgg/kernels/gemm_microkernel.hpp"
+#include "vgg/kernels/gemm.hpp"
 #include "vgg/kernels/winograd_rows.hpp"
 #include "vgg/kernels/winograd_transforms.hpp"
 
@@ -88,8 +89,8 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
 } // namespace detail
 
 
-/// Source channels whose transformed kernels are computed before they are written out: each
-/// panel then receives runs of up to 8 KB (16 sources: 5x slower for 512 x 512 channels).
+/// Source channels whose transformed kernels are computed before they are packed into panels
+/// (a buffer of (Tile + 2)^2 x micro_rows x this many floats: 288 KB by F(4x4, 3x3)).
 inline constexpr std::size_t winograd_kernel_source_block = 256;
 
 /// Target channels of the transformed kernels, padded to whole panels of the micro-kernel.
@@ -113,59 +114,54 @@ std::size_t winograd_chunk_tiles(std::size_t from, std::size_t to)
 
 /// Transforms 3x3 kernels weight[out][in][3][3] into the (Tile + 2)^2 matrices the Winograd
 /// products multiply by, for the target channels `targets` (all are out_channels, or in_channels
-/// with `adjoint`). Each matrix (target x source channels) is stored as gemm_panels reads it:
-/// panels of micro_rows targets, each source x micro_rows; the padding targets of the last panel
-/// are zero (written with the last non-empty range). With `adjoint`, transforms the kernels of the
-/// convolution that maps an output gradient to the input gradient instead: in and out swapped
-/// and each 3x3 window turned by 180 degrees (a 3x3, pad-1 convolution's transpose is again one).
+/// with `adjoint`; the range starts at a whole panel, a multiple of micro_rows). Each matrix
+/// (target x source channels) is stored as gemm_panels reads it: panels of micro_rows targets,
+/// each source x micro_rows, the padding targets of the last panel zero. With `adjoint`,
+/// transforms the kernels of the convolution that maps an output gradient to the input gradient
+/// instead: in and out swapped and each 3x3 window turned by 180 degrees (a 3x3, pad-1
+/// convolution's transpose is again one).
 template <std::size_t Tile>
 void winograd_transform_kernels(const float* weight, std::size_t out_channels, std::size_t in_channels, bool adjoint,
                                 vgg::detail::range targets, float* u)
 {
-    constexpr std::size_t window = Tile + 2, lanes = float_batch::size;
+    constexpr std::size_t window = Tile + 2, elements = window * window, lanes = float_batch::size;
+    using index_batch = xsimd::batch<std::int32_t>;
     const std::size_t to = adjoint ? in_channels : out_channels, from = adjoint ? out_channels : in_channels;
     const std::size_t matrix = from * winograd_panel_rows(to);
-    const auto at = [&](std::size_t xi, std::size_t i, std::size_t o) {
-        return u + xi * matrix + (o / micro_rows * from + i) * micro_rows + o % micro_rows;
-    };
-    // A batch of targets at a time: their taps are copied into lanes and transformed in SIMD, for
-    // a block of sources, whose results are then written out along the panels (written source by
-    // source, each would scatter over (Tile + 2)^2 matrices: too many write streams).
+    // Tap k of the kernel from source i to target o is weight[o * target_step + i * source_step + k]
+    // (8 - k with `adjoint`).
+    const std::size_t target_step = adjoint ? 9 : 9 * in_channels, source_step = adjoint ? 9 * in_channels : 9;
+    // A batch of sources of one target at a time: their taps are gathered into lanes and
+    // transformed in SIMD into rows of a block of sources, which are then packed into the panels by
+    // the GEMM's register transposes (scattering lane by lane was 2x slower).
     constexpr std::size_t block = winograd_kernel_source_block;
     thread_local aligned_vector<float> buffer;
-    float* values = vgg::detail::reserve(buffer, window * window * block * lanes); // [xi][source][lane]
-    for (std::size_t o0 = targets.begin; o0 < targets.end; o0 += lanes) {
-        const std::size_t count = std::min(lanes, targets.end - o0);
+    float* rows = vgg::detail::reserve(buffer, elements * micro_rows * block); // [xi][target in panel][source]
+    alignas(64) std::int32_t offsets[lanes];
+    for (std::size_t o0 = targets.begin; o0 < targets.end; o0 += micro_rows) {
+        const std::size_t count = std::min(micro_rows, to - o0);
         for (std::size_t i0 = 0; i0 < from; i0 += block) {
             const std::size_t sources = std::min(block, from - i0);
-            for (std::size_t s = 0; s < sources; ++s) {
-                alignas(64) float taps[9][lanes] = {};
+            for (std::size_t s0 = 0; s0 < sources; s0 += lanes) {
+                // Lanes past the last source read the last one again; their results are not packed.
+                for (std::size_t lane = 0; lane < lanes; ++lane)
+                    offsets[lane] = static_cast<std::int32_t>(std::min(s0 + lane, sources - 1) * source_step);
+                const auto offset = index_batch::load_aligned(offsets);
                 for (std::size_t j = 0; j < count; ++j) {
-                    const std::size_t o = o0 + j, i = i0 + s;
-                    const float* w = adjoint ? weight + (i * in_channels + o) * 9 : weight + (o * in_channels + i) * 9;
+                    const float* taps = weight + (o0 + j) * target_step + i0 * source_step;
+                    float_batch g[3][3], transformed[window][window];
                     for (std::size_t k = 0; k < 9; ++k)
-                        taps[k][j] = adjoint ? w[8 - k] : w[k];
+                        g[k / 3][k % 3] = float_batch::gather(taps + (adjoint ? 8 - k : k), offset);
+                    detail::transform_2d(g, transformed, detail::winograd_transforms<Tile>::kernel);
+                    for (std::size_t xi = 0; xi < elements; ++xi)
+                        transformed[xi / window][xi % window].store_aligned(rows + (xi * micro_rows + j) * block + s0);
                 }
-                float_batch g[3][3], transformed[window][window];
-                for (std::size_t k = 0; k < 9; ++k)
-                    g[k / 3][k % 3] = float_batch::load_aligned(taps[k]);
-                detail::transform_2d(g, transformed, detail::winograd_transforms<Tile>::kernel);
-                for (std::size_t xi = 0; xi < window * window; ++xi)
-                    transformed[xi / window][xi % window].store_aligned(values + (xi * block + s) * lanes);
             }
-            for (std::size_t xi = 0; xi < window * window; ++xi)
-                for (std::size_t s = 0; s < sources; ++s)
-                    for (std::size_t j = 0, run = 0; j < count; j += run) { // runs within a panel
-                        run = std::min({count - j, micro_rows - (o0 + j) % micro_rows, lanes});
-                        store_first(load_first(values + (xi * block + s) * lanes + j, run), at(xi, i0 + s, o0 + j), run);
-                    }
+            for (std::size_t xi = 0; xi < elements; ++xi)
+                detail::pack_left(row_major(rows + xi * micro_rows * block, block), count, sources,
+                                  u + xi * matrix + o0 * from + i0 * micro_rows);
         }
     }
-    if (targets.size() > 0 && targets.end == to) // one range: threads with no targets get empty ones at the end
-        for (std::size_t o = to; o < winograd_panel_rows(to); ++o)
-            for (std::size_t i = 0; i < from; ++i)
-                for (std::size_t xi = 0; xi < window * window; ++xi)
-                    *at(xi, i, o) = 0.f;
 }
 
 /// Scratch of one thread for the Winograd passes; each buffer grows to its largest request.
