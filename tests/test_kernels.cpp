@@ -24,6 +24,13 @@ float max_abs_difference(std::span<const float> a, std::span<const float> b)
     return worst;
 }
 
+/// Sets the OpenMP thread count for its lifetime, for results that depend on it.
+struct scoped_threads {
+    int before = detail::max_threads();
+    explicit scoped_threads(int threads) { omp_set_num_threads(threads); }
+    ~scoped_threads() { omp_set_num_threads(before); }
+};
+
 float largest_magnitude(std::span<const float> values)
 {
     float largest = 0;
@@ -96,19 +103,24 @@ void check_winograd(kernels::winograd_workspace& scratch)
                 for (std::size_t i = 0; i < 9; ++i)
                     adjoint_weight[(c * out + k) * 9 + i] = weight[(k * in + c) * 9 + 8 - i];
 
-        // The batch's tile rows in `pieces` ranges, as threads share them (some may be empty).
+        // The batch's tile rows, or the panels of target channels, in `pieces` ranges, as threads
+        // share them (some may be empty).
         auto run = [&](std::size_t from, std::size_t to, const float* input, bool adjoint, const float* b,
-                       std::size_t pieces) {
+                       std::size_t pieces, bool by_targets) {
             aligned_vector<float> u(kernels::winograd_kernels_size<Tile>(from, to), std::nanf(""));
             kernels::winograd_transform_kernels<Tile>(weight.data(), out, in, adjoint, {0, to}, u.data());
             std::vector<float> result(images * to * plane);
-            for (std::size_t piece = 0; piece < pieces; ++piece)
+            const std::size_t panels = kernels::winograd_panel_rows(to) / kernels::micro_rows;
+            for (std::size_t piece = 0; piece < pieces; ++piece) {
+                const auto own = detail::partition(by_targets ? panels : images * tile_rows, pieces, piece);
+                const detail::range targets{own.begin * kernels::micro_rows, std::min(own.end * kernels::micro_rows, to)};
                 kernels::winograd_conv3x3_rows<Tile>(
                     from, to, height, width, input, u.data(), b, scratch,
-                    detail::partition(images * tile_rows, pieces, piece),
+                    by_targets ? detail::range{0, images * tile_rows} : own, by_targets ? targets : detail::range{0, to},
                     [&](std::size_t n, std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
                         kernels::store_tile_row(o, width, &result[((n * to + k) * height + Tile * ty) * width], false);
                     });
+            }
             return result;
         };
         std::vector<float> reference(images * out * plane), adjoint_reference(images * in * plane);
@@ -120,11 +132,15 @@ void check_winograd(kernels::winograd_workspace& scratch)
         const float relative = Tile == 4 ? 3e-5f : 1e-6f;
         const float tolerance = relative * (1 + largest_magnitude(reference)),
                     adjoint_tolerance = relative * (1 + largest_magnitude(adjoint_reference));
-        for (std::size_t pieces : {1, 3}) {
-            CAPTURE(pieces);
-            CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data(), pieces), reference) < tolerance);
-            CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr, pieces), adjoint_reference) < adjoint_tolerance);
-        }
+        for (std::size_t pieces : {1, 3})
+            for (bool by_targets : {false, true}) {
+                CAPTURE(pieces);
+                CAPTURE(by_targets);
+                CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data(), pieces, by_targets), reference) <
+                      tolerance);
+                CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr, pieces, by_targets), adjoint_reference) <
+                      adjoint_tolerance);
+            }
 
         // Pooling straight from the tiles gives what max-pool and ReLU give on the stored outputs, bit for bit.
         aligned_vector<float> u(kernels::winograd_kernels_size<Tile>(in, out));
@@ -133,7 +149,7 @@ void check_winograd(kernels::winograd_workspace& scratch)
         std::vector<float> stored(out * height * width), pooled(pooled_size), pooled_from_tiles(pooled_size);
         std::vector<std::uint8_t> argmax(pooled_size), argmax_from_tiles(pooled_size);
         kernels::winograd_conv3x3_rows<Tile>(in, out, height, width, x.data(), u.data(), bias.data(), scratch,
-                                             {0, tile_rows},
+                                             {0, tile_rows}, {0, out},
                                              [&](std::size_t, std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
                                                   kernels::store_tile_row(o, width, &stored[(k * height + Tile * ty) * width], false);
                                                   const std::size_t at = (k * height + Tile * ty) / 2 * (width / 2);
@@ -246,6 +262,7 @@ TEST_CASE("the Winograd kernel transform stores G g G^T in the GEMM's panels, fr
 
 TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 streamed only over enough tiles")
 {
+    const scoped_threads two(2); // fewer images than threads split the output channels, with other rules
     using kernels::winograd_backward_group, kernels::winograd_gradient_chunk, kernels::winograd_tile,
         kernels::winograd_weight_gradient_tile;
     CHECK(winograd_tile({64, 64, 56, 56}, 1) == 4);
@@ -277,6 +294,48 @@ TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 strea
     CHECK(winograd_gradient_chunk<4>(512, 512, 196) == 98);
     CHECK(winograd_gradient_chunk<4>(512, 512, 100) == 100);
     CHECK(winograd_gradient_chunk<4>(512, 512, 1) == 1);
+}
+
+TEST_CASE("a Winograd forward pass of fewer images than threads splits the output channels between them")
+{
+    const scoped_threads two(2);
+    CHECK(kernels::winograd_splits_targets({16, 256, 8, 8}, 1));
+    CHECK_FALSE(kernels::winograd_splits_targets({16, 256, 8, 8}, 2));     // as many images as threads
+    CHECK_FALSE(kernels::winograd_splits_targets({128, 128, 112, 112}, 1)); // 64 channels a thread
+    // Streamed kernels of F(2x2) pay from 49 tiles when each thread reads only its share (VGG-16's
+    // 14x14 layers at batch 1); F(4x4)'s do not.
+    CHECK(kernels::winograd_tile({512, 512, 14, 14}, 1) == 2);
+    CHECK(kernels::winograd_tile({512, 512, 28, 28}, 1) == 2);
+    {
+        const scoped_threads one(1);
+        CHECK(kernels::winograd_tile({512, 512, 14, 14}, 1) == 0);
+    }
+    // One image by F(4x4) and by F(2x2) (6x6), the second with a partial last panel of targets,
+    // stored and pooled, against the direct definition.
+    struct sizes {
+        std::size_t in, out, side;
+    };
+    for (const auto [in, out, side] : {sizes{16, 256, 8}, sizes{20, 260, 6}}) {
+        CAPTURE(out);
+        const kernels::conv3x3_dims d{in, out, side, side};
+        REQUIRE(kernels::winograd_splits_targets(d, 1));
+        REQUIRE(kernels::winograd_tile(d, 1) == (side % 4 ? 2 : 4));
+        rng random(out);
+        std::vector<float> x(d.in_size()), weight(out * in * 9), bias(out), reference(d.out_size()), y(d.out_size());
+        for (auto* values : {&x, &weight, &bias})
+            fill_uniform(*values, random);
+        kernels::conv3x3_reference(1, in, out, side, side, x.data(), weight.data(), bias.data(), reference.data());
+        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), y.data(), false);
+        CHECK(max_abs_difference(y, reference) < 1e-4f);
+
+        std::vector<float> pooled(d.out_size() / 4), pooled_reference(d.out_size() / 4);
+        std::vector<std::uint8_t> argmax(pooled.size()), argmax_reference(pooled.size());
+        kernels::conv3x3_relu_pool_forward(d, 1, x.data(), weight.data(), bias.data(), pooled.data(), argmax.data());
+        kernels::maxpool2x2_forward(out, side, side, reference.data(), pooled_reference.data(), argmax_reference.data());
+        for (auto& v : pooled_reference)
+            v = std::max(v, 0.f);
+        CHECK(max_abs_difference(pooled, pooled_reference) < 1e-4f);
+    }
 }
 
 TEST_CASE("deinterleave splits interleaved values into one batch per way, interleave undoes it, transpose transposes")

@@ -181,24 +181,25 @@ constexpr bool winograd_applies(std::size_t tile, std::size_t height, std::size_
 /// each, u the winograd_transform_kernels<Tile> of the weights, bias may be null. Tile rows are
 /// processed in chunks of about winograd_chunk_tiles tiles, which may span images; within a
 /// chunk tiles are numbered row after row, and every transform runs over that flat index in
-/// whole SIMD batches (a row of 14 tiles would be all tail). Results leave through
-/// epilogue(image, channel, tile_row, tile_row_outputs).
+/// whole SIMD batches (a row of 14 tiles would be all tail). Only the output channels `targets`
+/// are computed (a range from a whole panel of u on, as winograd_transform_kernels takes).
+/// Results leave through epilogue(image, channel, tile_row, tile_row_outputs).
 template <std::size_t Tile, class Epilogue>
 void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, std::size_t height, std::size_t width,
                            const float* images, const float* u, const float* bias, winograd_workspace& scratch,
-                           vgg::detail::range tile_rows, Epilogue&& epilogue)
+                           vgg::detail::range tile_rows, vgg::detail::range targets, Epilogue&& epilogue)
 {
     constexpr std::size_t lanes = float_batch::size, window = Tile + 2, elements = window * window;
     using transforms = detail::winograd_transforms<Tile>;
     const std::size_t tiles_x = width / Tile, tiles_y = height / Tile, image_size = in_channels * height * width;
-    const std::size_t panel_rows = winograd_panel_rows(out_channels);
+    const std::size_t panel_rows = winograd_panel_rows(out_channels), rows = winograd_panel_rows(targets.size());
     const std::size_t chunk_rows = std::max<std::size_t>(winograd_chunk_tiles<Tile>(in_channels, out_channels) / tiles_x, 1);
     // Tiles per chunk, padded: whole batches, and room for the batch the row gathers and stores write past their end.
     const std::size_t stride = whole_batches(chunk_rows * tiles_x) + lanes;
     using vgg::detail::reserve;
     float* windows = reserve(scratch.windows, elements * stride);
     float* tiles = reserve(scratch.tiles, elements * in_channels * stride);
-    float* products = reserve(scratch.products, elements * panel_rows * stride);
+    float* products = reserve(scratch.products, elements * rows * stride);
     float* outputs = reserve(scratch.outputs, Tile * Tile * stride);
 
     for (std::size_t g0 = tile_rows.begin; g0 < tile_rows.end; g0 += chunk_rows) {
@@ -239,16 +240,17 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
         }
 
         for (std::size_t xi = 0; xi < elements; ++xi)
-            gemm_panels(panel_rows, in_channels, whole_batches(chunk_end), u + xi * in_channels * panel_rows,
-                        tiles + xi * in_channels * stride, stride, products + xi * panel_rows * stride, stride);
+            gemm_panels(rows, in_channels, whole_batches(chunk_end),
+                        u + (xi * panel_rows + targets.begin) * in_channels, tiles + xi * in_channels * stride, stride,
+                        products + xi * rows * stride, stride);
 
-        for (std::size_t k = 0; k < out_channels; ++k) {
-            const float* product = products + k * stride;
+        for (std::size_t k = targets.begin; k < targets.end; ++k) {
+            const float* product = products + (k - targets.begin) * stride;
             const float_batch b(bias ? bias[k] : 0.f);
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
                 float_batch m[window][window], y[Tile][Tile];
                 for (std::size_t xi = 0; xi < elements; ++xi)
-                    m[xi / window][xi % window] = float_batch::load_aligned(product + xi * panel_rows * stride + t);
+                    m[xi / window][xi % window] = float_batch::load_aligned(product + xi * rows * stride + t);
                 detail::transform_2d(m, y, transforms::output);
                 for (std::size_t p = 0; p < Tile * Tile; ++p)
                     (y[p / Tile][p % Tile] + b).store_aligned(outputs + p * stride + t);
