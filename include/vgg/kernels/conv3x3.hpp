@@ -43,8 +43,8 @@ inline constexpr std::size_t winograd_streaming_min_tiles = 196;
 /// Output channels each thread must have before a forward pass of fewer images than threads splits
 /// the output channels between threads instead of the tiles (winograd_splits_targets): each thread
 /// then transforms and reads only its own share of the kernels, but transforms every input tile
-/// itself. On the Xeon, one image: 256 -> 512 at 28x28 5.0-6.0 -> 4.1-5.1 ms, 512 -> 512 7-13%
-/// faster; 128 -> 128 at 112x112 15% slower (64 channels a thread).
+/// itself. On the Xeon, one image, two threads: 256 -> 512 at 28x28 5.4-6.0 -> 4.7-5.4 ms,
+/// 512 -> 512 11.2-12.2 -> 10.1-11.4; 128 -> 128 at 112x112 14-18% slower (64 channels a thread).
 inline constexpr std::size_t winograd_split_min_targets = 128;
 /// Tiles a forward pass needs before it streams transformed kernels of F(2x2, 3x3) when threads
 /// split the output channels: each thread's share of them is read once for all the tiles (VGG-16's
