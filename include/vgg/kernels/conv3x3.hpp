@@ -185,9 +185,8 @@ void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* 
     vgg::detail::parallel_ranges(winograd_panel_rows(to) / micro_rows,
                                  winograd_kernel_transform_operations<Tile> * from * micro_rows,
                                  [&](std::size_t, std::size_t, vgg::detail::range panels) {
-                                     winograd_transform_kernels<Tile>(
-                                         weight, d.out_channels, d.in_channels, adjoint,
-                                         {panels.begin * micro_rows, std::min(panels.end * micro_rows, to)}, u);
+                                     winograd_transform_kernels<Tile>(weight, d.out_channels, d.in_channels, adjoint,
+                                                                      winograd_panel_targets(panels, to), u);
                                  });
 }
 
@@ -205,7 +204,7 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
         const std::size_t panels = winograd_panel_rows(d.out_channels) / micro_rows;
         vgg::detail::parallel_ranges(panels, batch * d.forward_operations() / panels,
                                      [&](std::size_t, std::size_t, vgg::detail::range own) {
-            const vgg::detail::range targets{own.begin * micro_rows, std::min(own.end * micro_rows, d.out_channels)};
+            const vgg::detail::range targets = winograd_panel_targets(own, d.out_channels);
             winograd_transform_kernels<Tile>(weight, d.out_channels, d.in_channels, false, targets, u);
             winograd_conv3x3_rows<Tile>(d.in_channels, d.out_channels, d.height, d.width, x, u, bias,
                                         this_thread_buffers().winograd, {0, batch * tile_rows}, targets, epilogue);

@@ -90,11 +90,19 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
 
 
 /// Source channels whose transformed kernels are computed before they are packed into panels
-/// (a buffer of (Tile + 2)^2 x micro_rows x this many floats: 288 KB by F(4x4, 3x3)).
+/// (a buffer of (Tile + 2)^2 x micro_rows x this many floats: 288 KB by F(4x4, 3x3) with
+/// AVX-512's 8-row panels).
 inline constexpr std::size_t winograd_kernel_source_block = 256;
 
 /// Target channels of the transformed kernels, padded to whole panels of the micro-kernel.
 inline std::size_t winograd_panel_rows(std::size_t to) { return (to + micro_rows - 1) / micro_rows * micro_rows; }
+
+/// The target channels of panels `panels` of `to` targets (the last panel may hold fewer than
+/// micro_rows): the ranges winograd_transform_kernels and winograd_conv3x3_rows take.
+inline vgg::detail::range winograd_panel_targets(vgg::detail::range panels, std::size_t to)
+{
+    return {panels.begin * micro_rows, std::min(panels.end * micro_rows, to)};
+}
 
 /// Floats of winograd_transform_kernels<Tile>'s result for `from` -> `to` channels.
 template <std::size_t Tile>

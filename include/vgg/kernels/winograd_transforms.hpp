@@ -1,6 +1,5 @@
 #pragma once
 #include <cstddef>
-#include <utility>
 
 // Winograd F(m x m, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
 // 2016): each m x m output tile of a 3x3 convolution comes from an (m + 2) x (m + 2) input
