@@ -61,6 +61,13 @@ inline gradient_report check_gradient(const std::string& what, std::span<float> 
     return report;
 }
 
+/// Sets the OpenMP thread count for its lifetime, for results that depend on it.
+struct scoped_threads {
+    int before = detail::max_threads();
+    explicit scoped_threads(int threads) { omp_set_num_threads(threads); }
+    ~scoped_threads() { omp_set_num_threads(before); }
+};
+
 /// Fills a tensor with uniform values in [low, high).
 template <class T>
 void fill_uniform(T&& values, rng& random, float low = -1.f, float high = 1.f)

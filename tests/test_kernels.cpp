@@ -8,6 +8,7 @@
 
 using namespace vgg;
 using vgg::testing::fill_uniform;
+using vgg::testing::scoped_threads;
 
 namespace {
 
@@ -23,13 +24,6 @@ float max_abs_difference(std::span<const float> a, std::span<const float> b)
         worst = std::max(worst, std::abs(a[i] - b[i]));
     return worst;
 }
-
-/// Sets the OpenMP thread count for its lifetime, for results that depend on it.
-struct scoped_threads {
-    int before = detail::max_threads();
-    explicit scoped_threads(int threads) { omp_set_num_threads(threads); }
-    ~scoped_threads() { omp_set_num_threads(before); }
-};
 
 float largest_magnitude(std::span<const float> values)
 {
@@ -113,7 +107,7 @@ void check_winograd(kernels::winograd_workspace& scratch)
             const std::size_t panels = kernels::winograd_panel_rows(to) / kernels::micro_rows;
             for (std::size_t piece = 0; piece < pieces; ++piece) {
                 const auto own = detail::partition(by_targets ? panels : images * tile_rows, pieces, piece);
-                const detail::range targets{own.begin * kernels::micro_rows, std::min(own.end * kernels::micro_rows, to)};
+                const detail::range targets = kernels::winograd_panel_targets(own, to);
                 kernels::winograd_conv3x3_rows<Tile>(
                     from, to, height, width, input, u.data(), b, scratch,
                     by_targets ? detail::range{0, images * tile_rows} : own, by_targets ? targets : detail::range{0, to},

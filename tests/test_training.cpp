@@ -38,8 +38,7 @@ struct training_run {
 training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::max_threads(),
                    precision compute = precision::fp32, float learning_rate = 0.05f)
 {
-    const int threads_before = detail::max_threads();
-    omp_set_num_threads(threads);
+    const testing::scoped_threads set_threads(threads);
     small_net net;
     rng random(seed);
     net.initialize(weight_init::xavier_uniform, random);
@@ -60,7 +59,6 @@ training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::
     make_batch(random, x, labels, 400);
     run.accuracy = float(softmax_cross_entropy(net.forward(x, {mode::eval, 0, 0, compute}), labels, grad).correct) / 400.f;
     net.visit_parameters([&](const parameter_view& p) { run.weights.insert(run.weights.end(), p.value.begin(), p.value.end()); });
-    omp_set_num_threads(threads_before);
     return run;
 }
 
