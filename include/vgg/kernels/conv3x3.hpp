@@ -371,31 +371,36 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
 /// dweight and dbias (overwritten) = the sums of per-thread accumulators: each thread runs
 /// accumulate(images, buffers, accumulators) on its share of the batch, with weight size +
 /// out_channels zeroed floats of its own (the weight gradient, then the bias gradient), and the
-/// sums are taken in thread order, so a given thread count is reproducible.
+/// sums are taken in thread order, so a given thread count is reproducible. The threads share the
+/// summing (VGG-16's 512-channel layers: 9.4 MB a thread).
 template <class Accumulate>
 void sum_gradients_over_threads(const conv3x3_dims& d, std::size_t batch, std::size_t work_per_image, float* dweight,
                                 float* dbias, Accumulate&& accumulate)
 {
-    const std::size_t weight_size = d.out_channels * d.patch();
+    const std::size_t weight_size = d.out_channels * d.patch(), size = weight_size + d.out_channels;
     std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
     std::size_t used_threads = 1;
     vgg::detail::parallel_ranges(batch, work_per_image, [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
         if (thread == 0)
             used_threads = threads;
         thread_buffers& buffers = this_thread_buffers();
-        buffers.accumulators.assign(weight_size + d.out_channels, 0.f);
+        buffers.accumulators.assign(size, 0.f);
         partial[thread] = buffers.accumulators.data();
         accumulate(images, buffers, buffers.accumulators.data());
     });
-    std::fill(dweight, dweight + weight_size, 0.f);
-    std::fill(dbias, dbias + d.out_channels, 0.f);
-    for (std::size_t t = 0; t < used_threads; ++t) {
-        const float* acc = partial[t];
-        for (std::size_t i = 0; i < weight_size; ++i)
-            dweight[i] += acc[i];
-        for (std::size_t o = 0; o < d.out_channels; ++o)
-            dbias[o] += acc[weight_size + o];
-    }
+    // Elements [begin, end) of the sums go to target[0, end - begin).
+    const auto sum_partials = [&](std::size_t begin, std::size_t end, float* target) {
+        if (begin >= end)
+            return;
+        std::copy(partial[0] + begin, partial[0] + end, target);
+        for (std::size_t t = 1; t < used_threads; ++t)
+            for (std::size_t i = begin; i < end; ++i)
+                target[i - begin] += partial[t][i];
+    };
+    vgg::detail::parallel_ranges(size, used_threads, [&](std::size_t, std::size_t, vgg::detail::range part) {
+        sum_partials(part.begin, std::min(part.end, weight_size), dweight + part.begin);
+        sum_partials(std::max(part.begin, weight_size), part.end, dbias + std::max(part.begin, weight_size) - weight_size);
+    });
 }
 
 /// Gradients of a batch. `gradient(n, image_buffer)` gives image n's output gradient (out_size
@@ -448,7 +453,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
         float* columns = bf16 || dweight_tile ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
         if (dweight_tile)
             with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
-                buffers.sums.assign(winograd_weight_sums_size<Tile>(d.in_channels, d.out_channels), 0.f);
+                vgg::detail::reserve(buffers.sums, winograd_weight_sums_size<Tile>(d.in_channels, d.out_channels));
             });
         if (amx_dweight)
             buffers.sums.assign(weight_layout.sums_size(), 0.f);
@@ -513,7 +518,8 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     const std::size_t tiles = (n1 - n0) * (d.height / Tile) * (d.width / Tile);
                     winograd_accumulate_weight_gradient<Tile>(
                         d.in_channels, d.out_channels, d.height, d.width, n1 - n0, buffers.winograd, buffers.sums.data(),
-                        winograd_gradient_chunk<Tile>(d.in_channels, d.out_channels, tiles));
+                        winograd_gradient_chunk<Tile>(d.in_channels, d.out_channels, tiles),
+                        n0 == images.begin ? gemm_update::overwrite : gemm_update::accumulate);
                 });
             if (dx_tile)
                 with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {
@@ -526,7 +532,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                         });
                 });
         }
-        if (dweight_tile)
+        if (dweight_tile && images.size() > 0) // a thread without images has no sums
             with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
                 winograd_weight_gradient<Tile>(buffers.sums.data(), d.in_channels, d.out_channels, acc);
             });

@@ -331,7 +331,9 @@ inline void winograd_stage_weight_gradient(std::size_t in_channels, std::size_t 
 }
 
 /// Adds the weight gradient of the `images` staged images, still in transformed space, to
-/// sums[xi][k][c] (aligned, see winograd_weight_sums_size): F(3x3, Tile x Tile), the adjoint of
+/// sums[xi][k][c] (aligned, see winograd_weight_sums_size), or with gemm_update::overwrite
+/// writes it there (the sums need no zeroing first: at 512 channels they are 17-38 MB, read and
+/// written again by each chunk of tiles). F(3x3, Tile x Tile), the adjoint of
 /// the forward pass, gives
 ///     dW[k][c] = G^T (sum over tiles t of (A g_t[k] A^T) * (B^T d_t[c] B)) G
 /// with g_t the Tile x Tile tile of the output gradient and d_t its (Tile + 2)^2 input window, so
@@ -342,7 +344,7 @@ inline void winograd_stage_weight_gradient(std::size_t in_channels, std::size_t 
 template <std::size_t Tile>
 void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
                                          std::size_t width, std::size_t images, winograd_workspace& scratch,
-                                         float* sums, std::size_t chunk)
+                                         float* sums, std::size_t chunk, gemm_update update)
 {
     constexpr std::size_t lanes = float_batch::size, window = Tile + 2, elements = window * window;
     using transforms = detail::winograd_transforms<Tile>;
@@ -389,7 +391,8 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
         for (std::size_t xi = 0; xi < elements; ++xi)
             gemm_unpacked(out_channels, t1 - t0, in_padded,
                           {gradients + xi * chunk * gradient_step, gradient_step, tiles + xi * chunk * tile_step,
-                           tile_step, sums + xi * out_channels * in_padded, in_padded, true});
+                           tile_step, sums + xi * out_channels * in_padded, in_padded,
+                           t0 > 0 || update == gemm_update::accumulate});
     }
 }
 
