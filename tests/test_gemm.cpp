@@ -176,36 +176,54 @@ TEST_CASE("the AVX512_BF16 gemm equals the definition on bf16-rounded operands")
     check_bf16_kernel(bf16_kernel::avx512_bf16);
 }
 
+namespace {
+
+/// gemm_unpacked on random operands against a double-precision sum.
+void check_unpacked(std::size_t rows, std::size_t depth, std::size_t columns, bool accumulate, rng& random)
+{
+    CAPTURE(rows);
+    CAPTURE(columns);
+    CAPTURE(depth);
+    CAPTURE(accumulate);
+    // a is stored depth x rows, b depth x columns, as gemm_operands says.
+    aligned_vector<float> a(depth * rows), b(depth * columns), c(rows * columns);
+    for (auto* values : {&a, &b, &c})
+        for (auto& v : *values)
+            v = random.uniform(-1.f, 1.f);
+    const auto c0 = c;
+    gemm_unpacked(rows, depth, columns, {a.data(), rows, b.data(), columns, c.data(), columns, accumulate});
+    double worst = 0;
+    for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < columns; ++j) {
+            double sum = accumulate ? c0[i * columns + j] : 0.0;
+            for (std::size_t p = 0; p < depth; ++p)
+                sum += double(a[p * rows + i]) * b[p * columns + j];
+            worst = std::max(worst, std::abs(c[i * columns + j] - sum));
+        }
+    CHECK(worst < 1e-5);
+}
+
+} // namespace
+
 TEST_CASE("the unpacked micro-kernel driver handles row tails and every column tail")
 {
-    constexpr std::size_t lanes = float_batch::size;
     rng random(5);
     for (std::size_t rows : {std::size_t{1}, micro_rows - 1, micro_rows, 2 * micro_rows + 3})
         for (std::size_t vectors = 1; vectors <= 2 * micro_vectors + 1; ++vectors)
             for (std::size_t depth : {1, 7, 40})
-                for (bool accumulate : {false, true}) {
-                    CAPTURE(rows);
-                    CAPTURE(vectors);
-                    CAPTURE(depth);
-                    CAPTURE(accumulate);
-                    const std::size_t columns = vectors * lanes;
-                    // a is stored depth x rows, b depth x columns, as gemm_operands says.
-                    aligned_vector<float> a(depth * rows), b(depth * columns), c(rows * columns);
-                    for (auto* values : {&a, &b, &c})
-                        for (auto& v : *values)
-                            v = random.uniform(-1.f, 1.f);
-                    const auto c0 = c;
-                    gemm_unpacked(rows, depth, columns, {a.data(), rows, b.data(), columns, c.data(), columns, accumulate});
-                    double worst = 0;
-                    for (std::size_t i = 0; i < rows; ++i)
-                        for (std::size_t j = 0; j < columns; ++j) {
-                            double sum = accumulate ? c0[i * columns + j] : 0.0;
-                            for (std::size_t p = 0; p < depth; ++p)
-                                sum += double(a[p * rows + i]) * b[p * columns + j];
-                            worst = std::max(worst, std::abs(c[i * columns + j] - sum));
-                        }
-                    CHECK(worst < 1e-5);
-                }
+                for (bool accumulate : {false, true})
+                    check_unpacked(rows, depth, vectors * float_batch::size, accumulate, random);
+}
+
+TEST_CASE("the unpacked micro-kernel driver runs row blocks outermost for a c larger than L2 holds")
+{
+    // c just over unpacked_rows_outer_bytes, with a row tail and a column tail.
+    const std::size_t columns = 8 * micro_columns + float_batch::size;
+    const std::size_t rows = (unpacked_rows_outer_bytes / (columns * sizeof(float)) / micro_rows + 1) * micro_rows + 3;
+    REQUIRE(rows * columns * sizeof(float) > unpacked_rows_outer_bytes);
+    rng random(6);
+    for (bool accumulate : {false, true})
+        check_unpacked(rows, 5, columns, accumulate, random);
 }
 
 namespace {
