@@ -215,7 +215,7 @@ TEST_CASE("the unpacked micro-kernel driver handles row tails and every column t
                     check_unpacked(rows, depth, vectors * float_batch::size, accumulate, random);
 }
 
-TEST_CASE("the unpacked micro-kernel driver runs row blocks outermost for a c larger than L2 holds")
+TEST_CASE("the unpacked micro-kernel driver runs row blocks outermost for a c over unpacked_rows_outer_bytes")
 {
     // c just over unpacked_rows_outer_bytes, with a row tail and a column tail.
     const std::size_t columns = 8 * micro_columns + float_batch::size;

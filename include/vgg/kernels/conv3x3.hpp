@@ -372,7 +372,7 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
 /// accumulate(images, buffers, accumulators) on its share of the batch, with weight size +
 /// out_channels zeroed floats of its own (the weight gradient, then the bias gradient), and the
 /// sums are taken in thread order, so a given thread count is reproducible. The threads share the
-/// summing (VGG-16's 512-channel layers: 9.4 MB a thread).
+/// weight gradient's summing (VGG-16's 512-channel layers: 9.4 MB a thread).
 template <class Accumulate>
 void sum_gradients_over_threads(const conv3x3_dims& d, std::size_t batch, std::size_t work_per_image, float* dweight,
                                 float* dbias, Accumulate&& accumulate)
@@ -390,17 +390,15 @@ void sum_gradients_over_threads(const conv3x3_dims& d, std::size_t batch, std::s
     });
     // Elements [begin, end) of the sums go to target[0, end - begin).
     const auto sum_partials = [&](std::size_t begin, std::size_t end, float* target) {
-        if (begin >= end)
-            return;
         std::copy(partial[0] + begin, partial[0] + end, target);
         for (std::size_t t = 1; t < used_threads; ++t)
             for (std::size_t i = begin; i < end; ++i)
                 target[i - begin] += partial[t][i];
     };
-    vgg::detail::parallel_ranges(size, used_threads, [&](std::size_t, std::size_t, vgg::detail::range part) {
-        sum_partials(part.begin, std::min(part.end, weight_size), dweight + part.begin);
-        sum_partials(std::max(part.begin, weight_size), part.end, dbias + std::max(part.begin, weight_size) - weight_size);
+    vgg::detail::parallel_ranges(weight_size, used_threads, [&](std::size_t, std::size_t, vgg::detail::range part) {
+        sum_partials(part.begin, part.end, dweight + part.begin);
     });
+    sum_partials(weight_size, size, dbias);
 }
 
 /// Gradients of a batch. `gradient(n, image_buffer)` gives image n's output gradient (out_size
