@@ -185,7 +185,7 @@ TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf
     }
 }
 
-TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the definition on bf16-rounded operands; the same pass copies g for the input gradient and sums it for the bias")
+TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the definition on bf16-rounded operands, and the same pass copies g for the input gradient and sums it for the bias")
 {
     testing::skip_unless_runs(kernels::bf16_kernel::amx);
     struct convolution {

@@ -118,7 +118,7 @@ std::string gzip_bytes(const std::string& bytes)
 }
 } // namespace
 
-TEST_CASE("gzip IDX data: concatenated members are one file; corrupt, truncated or trailed data is an error")
+TEST_CASE("gzip IDX data: concatenated members are one file, and corrupt, truncated or trailed data is an error")
 {
     const std::string bytes = idx_header(0x0801, {6}) + std::string("\x01\x02\x03\x04\x05\x06", 6);
     const auto path = scratch_file("gz-idx1.gz");

@@ -93,26 +93,31 @@ TEST_CASE("a small VGG learns the synthetic task in bf16 precision as well, repr
     CHECK(train(7, 150, detail::max_threads(), precision::fp32, learning_rate).weights != run.weights); // bf16 ran
 }
 
-TEST_CASE("the same seed and thread count give bit-identical weights; another thread count only rounds differently")
+TEST_CASE("the same seed and thread count give bit-identical weights, another thread count only rounds differently")
 {
     const auto one = train(11, 20, 1), two = train(11, 20, 2);
     CHECK(train(11, 20, 1).weights == one.weights);
     CHECK(train(11, 20, 2).weights == two.weights);
-    // Threads split the weight-gradient sums over images differently, so the float rounding differs.
-    REQUIRE(one.weights.size() == two.weights.size());
+    // Threads split the weight-gradient sums over images differently, so the float rounding
+    // differs; at lr 0.05 with momentum 0.9 training amplifies that (largest weight difference
+    // 4e-8 after 5 steps, 1e-4 after 10, 5e-3 after 20), so the rounding is compared early.
+    const auto early_one = train(11, 5, 1), early_two = train(11, 5, 2);
+    REQUIRE(early_one.weights.size() == early_two.weights.size());
     double largest_difference = 0;
-    for (std::size_t i = 0; i < one.weights.size(); ++i)
-        largest_difference = std::max(largest_difference, double(std::abs(one.weights[i] - two.weights[i])));
-    MESSAGE("largest weight difference between 1 and 2 threads after 20 steps: " << largest_difference);
-    CHECK(largest_difference < 1e-3);
+    for (std::size_t i = 0; i < early_one.weights.size(); ++i)
+        largest_difference = std::max(largest_difference, double(std::abs(early_one.weights[i] - early_two.weights[i])));
+    MESSAGE("largest weight difference between 1 and 2 threads after 5 steps: " << largest_difference);
+    CHECK(largest_difference < 1e-6);
 }
 
-TEST_CASE("SGD follows torch.optim.SGD with momentum and weight decay")
+// Three steps of torch.optim.SGD's update, written out, against sgd's on the weights of Net's Linear layer.
+template <class Net>
+void check_sgd_follows_torch()
 {
-    Sequential<shape<3>, Linear<3, 2>> net;
-    auto& layer = net.layer<0>();
+    auto net = std::make_unique<Net>();
+    auto& layer = net->template layer<0>();
     rng random(1);
-    net.initialize(weight_init::xavier_uniform, random);
+    net->initialize(weight_init::xavier_uniform, random);
     std::vector<float> w(layer.weight.value.begin(), layer.weight.value.end()), v(w.size());
     sgd optimiser(0.1f, 0.9f, 0.01f);
     for (int step = 0; step < 3; ++step) {
@@ -123,10 +128,19 @@ TEST_CASE("SGD follows torch.optim.SGD with momentum and weight decay")
             v[i] = step == 0 ? d : 0.9f * v[i] + d;
             w[i] -= 0.1f * v[i];
         }
-        optimiser.step(net);
+        optimiser.step(*net);
+        std::size_t wrong = 0;
         for (std::size_t i = 0; i < w.size(); ++i)
-            CHECK(layer.weight.value[i] == doctest::Approx(w[i]).epsilon(1e-6));
+            wrong += !(layer.weight.value[i] == doctest::Approx(w[i]).epsilon(1e-6));
+        CHECK(wrong == 0);
     }
+}
+
+TEST_CASE("SGD follows torch.optim.SGD with momentum and weight decay")
+{
+    check_sgd_follows_torch<Sequential<shape<3>, Linear<3, 2>>>();
+    // Large enough for the update to be split over threads.
+    check_sgd_follows_torch<Sequential<shape<1024>, Linear<1024, 512>>>();
 }
 
 TEST_CASE("Xavier-uniform initialisation stays within its bound and fills it")
