@@ -5,6 +5,7 @@
 
 #include "vgg/core/layer.hpp"
 #include "vgg/core/tensor.hpp"
+#include "vgg/detail/parallel.hpp"
 
 namespace vgg {
 
@@ -48,24 +49,31 @@ public:
     float learning_rate, momentum, weight_decay;
 
 private:
+    // Split over threads: the update reads and writes memory at what one core can move (VGG-16's
+    // 138 million parameters: 2.2 GB, 76-80 ms on one core of the Xeon). Each element is updated
+    // alone, so the split does not change the results.
     void update(const parameter_view& p, std::size_t index)
     {
         float* w = p.value.data();
         const float* g = p.grad.data();
-        const std::size_t n = p.value.size();
-        if (momentum == 0.f) {
-            for (std::size_t i = 0; i < n; ++i)
-                w[i] -= learning_rate * (g[i] + weight_decay * w[i]);
-            return;
-        }
-        float* v = velocity_[index].data();
+        float* v = momentum != 0.f ? velocity_[index].data() : nullptr;
         const bool first = steps_ == 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const float d = g[i] + weight_decay * w[i];
-            v[i] = first ? d : momentum * v[i] + d;
-            w[i] -= learning_rate * v[i];
-        }
+        vgg::detail::parallel_ranges(p.value.size(), update_operations, [&](std::size_t, std::size_t, vgg::detail::range part) {
+            if (!v) {
+                for (std::size_t i = part.begin; i < part.end; ++i)
+                    w[i] -= learning_rate * (g[i] + weight_decay * w[i]);
+                return;
+            }
+            for (std::size_t i = part.begin; i < part.end; ++i) {
+                const float d = g[i] + weight_decay * w[i];
+                v[i] = first ? d : momentum * v[i] + d;
+                w[i] -= learning_rate * v[i];
+            }
+        });
     }
+
+    /// Operations per parameter of an update, for parallel_ranges' threshold.
+    static constexpr std::size_t update_operations = 4;
 
     std::vector<aligned_vector<float>> velocity_;
     std::size_t steps_ = 0;
