@@ -506,7 +506,7 @@ TEST_CASE("convolution backward is the adjoint of forward")
 TEST_CASE("convolution backward is the adjoint of forward where the input gradient runs over groups of images")
 {
     // <dy, conv(x)> = <conv^T(dy), x> = <dW, w>. 128 -> 128 at 28x28: F(2x2) weight gradient, F(4x4) input gradient
-    // over groups of 4 images (5 = 4 + 1); 120 -> 140 at 14x14: im2col weight gradient, F(2x2) input gradient over
+    // over groups of 4 images (5 = 4 + 1: the group of one reads its output gradient in place); 120 -> 140 at 14x14: im2col weight gradient, F(2x2) input gradient over
     // groups of 8, with transformed kernels larger than L2.
     struct sizes {
         std::size_t in, out, side, batch;

@@ -457,11 +457,18 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             buffers.sums.assign(weight_layout.sums_size(), 0.f);
         for (std::size_t n0 = images.begin; n0 < images.end; n0 += group) {
             const std::size_t n1 = std::min(n0 + group, images.end);
-            float* kept = dx_tile ? vgg::detail::reserve(buffers.kept_gradients, (n1 - n0) * d.out_size()) : nullptr;
+            // The group's output gradients for the Winograd input gradient: one image's is read where
+            // it is (in dy or the image buffer, unchanged until the next image), more are copied
+            // together.
+            const bool keeps = dx_tile && n1 - n0 > 1;
+            float* kept = keeps ? vgg::detail::reserve(buffers.kept_gradients, (n1 - n0) * d.out_size()) : nullptr;
+            const float* group_gradients = kept;
             for (std::size_t n = n0; n < n1; ++n) {
                 const float* g = gradient(n, buffers.image);
-                if (kept)
+                if (keeps)
                     std::copy(g, g + d.out_size(), kept + (n - n0) * d.out_size());
+                else
+                    group_gradients = g;
                 if (amx_dweight) {
                     // One pass over g gives the weight gradient's copy, the input gradient's and the
                     // bias gradient; the image's copy then takes the buffer the input gradient read.
@@ -522,7 +529,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             if (dx_tile)
                 with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {
                     winograd_conv3x3_rows<Tile>(
-                        d.out_channels, d.in_channels, d.height, d.width, kept, u, nullptr, buffers.winograd,
+                        d.out_channels, d.in_channels, d.height, d.width, group_gradients, u, nullptr, buffers.winograd,
                         {0, (n1 - n0) * d.height / Tile}, {0, d.in_channels},
                         [&](std::size_t n, std::size_t c, std::size_t ty, const tile_row_outputs& outputs) {
                             store_tile_row(outputs, d.width, dx + ((n0 + n) * d.in_channels + c) * d.pixels() + Tile * ty * d.width,
