@@ -177,12 +177,10 @@ void check_winograd(kernels::winograd_workspace& scratch)
             aligned_vector<float> sums(kernels::winograd_weight_sums_size<Tile>(in, out), std::nanf(""));
             std::vector<float> dweight(weight.size(), 0.f);
             std::vector<float> bias_sums(out, 1.f); // added to
-            for (std::size_t n = 0; n < images; ++n)
-                kernels::winograd_stage_weight_gradient(in, out, height, width, n, images, &x[n * in * plane],
-                                                        &dy[n * out * plane], scratch, bias_sums.data());
             for (const auto update : {kernels::gemm_update::overwrite, kernels::gemm_update::accumulate})
-                kernels::winograd_accumulate_weight_gradient<Tile>(in, out, height, width, images, scratch, sums.data(),
-                                                                   chunk, update);
+                kernels::winograd_accumulate_weight_gradient<Tile>(
+                    in, out, height, width, images, x.data(), dy.data(), scratch, sums.data(), chunk, update,
+                    update == kernels::gemm_update::overwrite ? bias_sums.data() : nullptr);
             for (std::size_t k = 0; k < out; ++k) {
                 double sum = 1;
                 for (std::size_t n = 0; n < images; ++n)

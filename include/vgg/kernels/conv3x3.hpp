@@ -111,7 +111,7 @@ constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
 }
 
 /// Images a backward pass takes together: their output gradients are kept for one Winograd
-/// input-gradient pass, and staged for one weight-gradient pass. Enough for
+/// input-gradient pass, and read by one weight-gradient pass. Enough for
 /// winograd_streaming_min_tiles tiles by F(4x4, 3x3) (4 at 28x28, 1 from 56x56), at most 8
 /// (VGG-16's 14x14 layers, 392 tiles by F(2x2, 3x3)).
 constexpr std::size_t winograd_backward_group(const conv3x3_dims& d)
@@ -414,7 +414,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     const std::size_t weight_size = d.out_channels * d.patch();
     // Both run over groups of images: the input gradient by the forward pass's rule, from the
     // group's output gradients (kept), so that large transformed kernels are streamed over enough
-    // tiles; the weight gradient by Winograd from the group staged channels-last.
+    // tiles; the weight gradient by Winograd from the group's images and output gradients.
     const std::size_t dweight_tile = winograd_weight_gradient_tile(d);
     const std::size_t group_size = winograd_backward_group(d);
     const std::size_t dx_tile = dx ? winograd_tile(d, group_size) : 0;
@@ -457,10 +457,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
             buffers.sums.assign(weight_layout.sums_size(), 0.f);
         for (std::size_t n0 = images.begin; n0 < images.end; n0 += group) {
             const std::size_t n1 = std::min(n0 + group, images.end);
-            // The group's output gradients for the Winograd input gradient: one image's is read where
-            // it is (in dy or the image buffer, unchanged until the next image), more are copied
-            // together.
-            const bool keeps = dx_tile && n1 - n0 > 1;
+            // The group's output gradients for the Winograd passes: one image's is read where it is
+            // (in dy or the image buffer, unchanged until the next image), more are copied together.
+            const bool keeps = (dx_tile || dweight_tile) && n1 - n0 > 1;
             float* kept = keeps ? vgg::detail::reserve(buffers.kept_gradients, (n1 - n0) * d.out_size()) : nullptr;
             const float* group_gradients = kept;
             for (std::size_t n = n0; n < n1; ++n) {
@@ -483,10 +482,7 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                     amx_accumulate_weight_gradient(weight_layout, staged, pairs, buffers.sums.data());
                     continue;
                 }
-                if (dweight_tile) {
-                    winograd_stage_weight_gradient(d.in_channels, d.out_channels, d.height, d.width, n - n0, n1 - n0,
-                                                   x + n * d.in_size(), g, buffers.winograd, acc + weight_size);
-                } else {
+                if (!dweight_tile) {
                     if (d.in_channels == 1) {
                         conv3x3_single_channel_weight_gradient(x + n * d.in_size(), d.height, d.width, g,
                                                                d.out_channels, columns, acc);
@@ -522,9 +518,9 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                 with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
                     const std::size_t tiles = (n1 - n0) * (d.height / Tile) * (d.width / Tile);
                     winograd_accumulate_weight_gradient<Tile>(
-                        d.in_channels, d.out_channels, d.height, d.width, n1 - n0, buffers.winograd, buffers.sums.data(),
-                        winograd_gradient_chunk<Tile>(d.in_channels, d.out_channels, tiles),
-                        n0 == images.begin ? gemm_update::overwrite : gemm_update::accumulate);
+                        d.in_channels, d.out_channels, d.height, d.width, n1 - n0, x + n0 * d.in_size(), group_gradients,
+                        buffers.winograd, buffers.sums.data(), winograd_gradient_chunk<Tile>(d.in_channels, d.out_channels, tiles),
+                        n0 == images.begin ? gemm_update::overwrite : gemm_update::accumulate, acc + weight_size);
                 });
             if (dx_tile)
                 with_winograd_tile(dx_tile, [&]<std::size_t Tile>() {

@@ -12,8 +12,8 @@
 // The drivers of Winograd F(2x2, 3x3) and F(4x4, 3x3) (transforms in winograd_transforms.hpp):
 // for a chunk of tiles (of one image or several), the input windows are transformed, multiplied
 // by the transformed kernels (one product per element of the window, through the shared GEMM
-// micro-kernel) and transformed back. The weight gradient runs over groups of images staged
-// channels-last.
+// micro-kernel) and transformed back. The weight gradient runs over groups of images, copied
+// channels-last a row of tiles at a time.
 namespace vgg::kernels {
 
 /// Transformed Winograd kernels up to this size stay in L2 (half of Zen 4's 1 MiB per core).
@@ -41,21 +41,22 @@ inline constexpr std::size_t winograd_streamed_gradient_chunk_tiles = 128;
 
 namespace detail {
 
-// Copies `channels` planes of height x width to channels-last order: pixel (y, x) of plane c
-// goes to target[y * row + x * pixel + c], with pixel >= whole_batches(channels) (the channels
-// past the last are written as zero). Squares of a batch of channels by a batch of pixels are
-// transposed in registers; a row's last pixels are copied one by one. With `plane_sums`, adds
-// each plane's sum to plane_sums[c] on the way (the bias gradient, when the planes are a
-// convolution's output gradient).
+// Copies rows `rows` of `channels` planes of height x width to channels-last order: pixel (y, x)
+// of plane c goes to target[(y - rows.begin) * row + x * pixel + c], with pixel >=
+// whole_batches(channels) (the channels past the last are written as zero). Squares of a batch
+// of channels by a batch of pixels are transposed in registers; a row's last pixels are copied
+// one by one. With `plane_sums`, adds the rows' sums to plane_sums[c] on the way, row by row
+// (the bias gradient, when the planes are a convolution's output gradient).
 inline void copy_channels_last(const float* planes, std::size_t channels, std::size_t height, std::size_t width,
-                               std::size_t pixel, std::size_t row, float* target, float* plane_sums = nullptr)
+                               vgg::detail::range rows, std::size_t pixel, std::size_t row, float* target,
+                               float* plane_sums = nullptr)
 {
     constexpr std::size_t lanes = float_batch::size;
-    for (std::size_t y = 0; y < height; ++y)
+    for (std::size_t y = rows.begin; y < rows.end; ++y)
         for (std::size_t c0 = 0; c0 < channels; c0 += lanes) {
             const std::size_t count = std::min(lanes, channels - c0);
             const float* source = planes + (c0 * height + y) * width;
-            float* to = target + y * row + c0;
+            float* to = target + (y - rows.begin) * row + c0;
             float_batch sums(0.f);
             std::size_t x = 0;
             for (; x + lanes <= width; x += lanes) {
@@ -175,7 +176,7 @@ void winograd_transform_kernels(const float* weight, std::size_t out_channels, s
 
 /// Scratch of one thread for the Winograd passes; each buffer grows to its largest request.
 struct winograd_workspace {
-    aligned_vector<float> windows, tiles, products, outputs, image_last, gradient_last;
+    aligned_vector<float> windows, tiles, products, outputs, image_band, gradient_band;
 };
 
 /// Whether winograd_conv3x3_image<Tile> handles a convolution: it needs whole output tiles.
@@ -292,71 +293,59 @@ constexpr std::size_t winograd_gradient_chunk(std::size_t in_channels, std::size
     return (tiles + chunks - 1) / chunks;
 }
 
-/// Floats of one image staged for the weight gradient: its channels-last copy with a zero
-/// border ((height + 2) x (width + 2) pixels), and its output gradient's (height x width).
-struct winograd_staged_sizes {
-    std::size_t in_padded, out_padded, row, image, gradient;
-    winograd_staged_sizes(std::size_t in_channels, std::size_t out_channels, std::size_t height, std::size_t width)
-        : in_padded(whole_batches(in_channels)), out_padded(whole_batches(out_channels)), row((width + 2) * in_padded),
-          image((height + 2) * row), gradient(height * width * out_padded)
-    {
-    }
-};
-
-/// Stages image `slot` of a group of `slots` for winograd_accumulate_weight_gradient: the image and
-/// its output gradient copied channels-last (the transforms then run over channels in SIMD
-/// batches; the image with its zero border, so windows need no bounds checks). With `bias_sums`,
-/// the copy of the gradient also adds its per-channel sums there (the bias gradient). `slots`
-/// must be the same for every image of a group.
-inline void winograd_stage_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
-                                           std::size_t width, std::size_t slot, std::size_t slots, const float* image,
-                                           const float* gradient, winograd_workspace& scratch,
-                                           float* bias_sums = nullptr)
-{
-    const winograd_staged_sizes size(in_channels, out_channels, height, width);
-    const std::size_t row = size.row;
-    float* image_last = vgg::detail::reserve(scratch.image_last, slots * size.image) + slot * size.image;
-    float* gradient_last = vgg::detail::reserve(scratch.gradient_last, slots * size.gradient) + slot * size.gradient;
-    // The border is written every time, so a workspace may serve any geometry; the copies write
-    // padded channels as zero.
-    std::fill(image_last, image_last + row, 0.f);
-    std::fill(image_last + (height + 1) * row, image_last + (height + 2) * row, 0.f);
-    for (std::size_t y = 1; y <= height; ++y) {
-        std::fill(image_last + y * row, image_last + y * row + size.in_padded, 0.f);
-        std::fill(image_last + y * row + (width + 1) * size.in_padded, image_last + (y + 1) * row, 0.f);
-    }
-    detail::copy_channels_last(image, in_channels, height, width, size.in_padded, row, image_last + row + size.in_padded);
-    detail::copy_channels_last(gradient, out_channels, height, width, size.out_padded, width * size.out_padded,
-                               gradient_last, bias_sums);
-}
-
-/// Adds the weight gradient of the `images` staged images, still in transformed space, to
-/// sums[xi][k][c] (aligned, see winograd_weight_sums_size), or with gemm_update::overwrite
-/// writes it there (the sums need no zeroing first: at 512 channels they are 17-38 MB, read and
-/// written again by each chunk of tiles). F(3x3, Tile x Tile), the adjoint of
-/// the forward pass, gives
+/// Adds the weight gradient of `images` images (in_channels planes of height x width each,
+/// contiguous) and their output gradients (`gradients`, out_channels planes each), still in
+/// transformed space, to sums[xi][k][c] (aligned, see winograd_weight_sums_size), or with
+/// gemm_update::overwrite writes it there (the sums need no zeroing first: at 512 channels they
+/// are 17-38 MB, read and written again by each chunk of tiles). With `bias_sums`, adds each
+/// output gradient plane's sum there too (the bias gradient). F(3x3, Tile x Tile), the adjoint
+/// of the forward pass, gives
 ///     dW[k][c] = G^T (sum over tiles t of (A g_t[k] A^T) * (B^T d_t[c] B)) G
 /// with g_t the Tile x Tile tile of the output gradient and d_t its (Tile + 2)^2 input window, so
 /// per element xi the sum is a product whose depth is the tile count (of all the images, in
 /// chunks of `chunk` tiles, winograd_gradient_chunk). Every element is summed in one pass over
-/// the tiles, as windows transform whole (per element alone, each pass would read the staged
-/// images again).
+/// the tiles, as windows transform whole (per element alone, each pass would read the images
+/// again). The transforms run over channels in SIMD batches, from a channels-last copy of one
+/// row of tiles at a time (its windows' rows with a zero border, and its gradient rows), made
+/// when the tiles reach it, so that it is still in L2 when they are transformed.
 template <std::size_t Tile>
 void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t out_channels, std::size_t height,
-                                         std::size_t width, std::size_t images, winograd_workspace& scratch,
-                                         float* sums, std::size_t chunk, gemm_update update)
+                                         std::size_t width, std::size_t images, const float* image_planes,
+                                         const float* gradients, winograd_workspace& scratch, float* sums,
+                                         std::size_t chunk, gemm_update update, float* bias_sums = nullptr)
 {
     constexpr std::size_t lanes = float_batch::size, window = Tile + 2, elements = window * window;
     using transforms = detail::winograd_transforms<Tile>;
-    const winograd_staged_sizes size(in_channels, out_channels, height, width);
-    const std::size_t in_padded = size.in_padded, out_padded = size.out_padded, row = size.row;
+    const std::size_t in_padded = whole_batches(in_channels), out_padded = whole_batches(out_channels);
+    const std::size_t row = (width + 2) * in_padded, gradient_row = width * out_padded;
     const std::size_t tiles_x = width / Tile, tiles_y = height / Tile, image_tiles = tiles_x * tiles_y,
                       tile_count = images * image_tiles;
     // The products' operands have rows a batch longer than their channels, so that at 256 or 512
     // channels a depth step's rows do not all map to a few L1 sets.
     const std::size_t tile_step = in_padded + lanes, gradient_step = out_padded + lanes;
     float* tiles = vgg::detail::reserve(scratch.tiles, elements * chunk * tile_step);
-    float* gradients = vgg::detail::reserve(scratch.products, elements * chunk * gradient_step);
+    float* gradients_transformed = vgg::detail::reserve(scratch.products, elements * chunk * gradient_step);
+    float* image_band = vgg::detail::reserve(scratch.image_band, window * row);
+    float* gradient_band = vgg::detail::reserve(scratch.gradient_band, Tile * gradient_row);
+    // Copies tile row ty of image n channels-last: the windows' rows (padded row r of the band is
+    // image row Tile * ty + r - 1, zero above and below the image) and the gradient's rows.
+    const auto stage_band = [&](std::size_t n, std::size_t ty) {
+        const float* image = image_planes + n * in_channels * height * width;
+        for (std::size_t r = 0; r < window; ++r) {
+            float* target = image_band + r * row;
+            const std::size_t y = Tile * ty + r; // one more than the image row
+            if (y == 0 || y > height) {
+                std::fill(target, target + row, 0.f);
+                continue;
+            }
+            std::fill(target, target + in_padded, 0.f);
+            std::fill(target + (width + 1) * in_padded, target + row, 0.f);
+            detail::copy_channels_last(image, in_channels, height, width, {y - 1, y}, in_padded, row, target + in_padded);
+        }
+        detail::copy_channels_last(gradients + n * out_channels * height * width, out_channels, height, width,
+                                   {Tile * ty, Tile * ty + Tile}, out_padded, gradient_row, gradient_band, bias_sums);
+    };
+    std::size_t staged_band = tile_count; // n * tiles_y + ty of the band staged, none yet
     for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
         const std::size_t t1 = std::min(t0 + chunk, tile_count);
         // Tile t is (tx, ty) of image n, counted along (divisions per tile cost 10% at 32 channels).
@@ -366,10 +355,14 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
                 ty = 0;
                 ++n;
             }
-            const float* image_window = scratch.image_last.data() + n * size.image + Tile * ty * row + Tile * tx * in_padded;
-            const float* tile = scratch.gradient_last.data() + n * size.gradient + (Tile * ty * width + Tile * tx) * out_padded;
+            if (n * tiles_y + ty != staged_band) {
+                stage_band(n, ty);
+                staged_band = n * tiles_y + ty;
+            }
+            const float* image_window = image_band + Tile * tx * in_padded;
+            const float* tile = gradient_band + Tile * tx * out_padded;
             float* transformed = tiles + (t - t0) * tile_step; // element e at + e * chunk * tile_step
-            float* transformed_gradient = gradients + (t - t0) * gradient_step;
+            float* transformed_gradient = gradients_transformed + (t - t0) * gradient_step;
             for (std::size_t c = 0; c < in_padded; c += lanes) {
                 float_batch d[window][window], v[window][window];
                 for (std::size_t xi = 0; xi < elements; ++xi)
@@ -382,7 +375,7 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
             for (std::size_t k = 0; k < out_padded; k += lanes) {
                 float_batch g[Tile][Tile], e[window][window];
                 for (std::size_t p = 0; p < Tile * Tile; ++p)
-                    g[p / Tile][p % Tile] = float_batch::load_aligned(tile + ((p / Tile) * width + p % Tile) * out_padded + k);
+                    g[p / Tile][p % Tile] = float_batch::load_aligned(tile + (p / Tile) * gradient_row + (p % Tile) * out_padded + k);
                 detail::transform_2d(g, e, transforms::gradient);
                 for (std::size_t xi = 0; xi < elements; ++xi)
                     e[xi / window][xi % window].store_aligned(transformed_gradient + xi * chunk * gradient_step + k);
@@ -390,7 +383,7 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
         }
         for (std::size_t xi = 0; xi < elements; ++xi)
             gemm_unpacked(out_channels, t1 - t0, in_padded,
-                          {gradients + xi * chunk * gradient_step, gradient_step, tiles + xi * chunk * tile_step,
+                          {gradients_transformed + xi * chunk * gradient_step, gradient_step, tiles + xi * chunk * tile_step,
                            tile_step, sums + xi * out_channels * in_padded, in_padded,
                            t0 > 0 || update == gemm_update::accumulate});
     }
