@@ -604,7 +604,8 @@ TEST_CASE("SIMD ReLU kernels agree with scalar code on every tail length")
 TEST_CASE("linear forward and backward equal plain loops, by dot products and by GEMM")
 {
     // Batches up to kernels::linear_dot_product_batch take the dot-product path (in register blocks
-    // of 2 samples: 1 and 3 leave partial ones), larger ones gemm().
+    // of 2 samples: 1 and 3 leave partial ones; a single sample reads more features at a time),
+    // larger ones gemm().
     constexpr std::size_t in = 75, out = 53;
     for (std::size_t batch : {std::size_t{1}, std::size_t{3}, std::size_t{6}, kernels::linear_dot_product_batch,
                               kernels::linear_dot_product_batch + 1, std::size_t{13}}) {
@@ -640,6 +641,29 @@ TEST_CASE("linear forward and backward equal plain loops, by dot products and by
                     sum += double(dy(n, o)) * w[o * in + i];
                 CHECK(dx(n, i) == doctest::Approx(sum).epsilon(1e-5));
             }
+    }
+}
+
+TEST_CASE("linear forward of one sample gives the same sums as that sample in a batch")
+{
+    // A batch of one reads more weight rows at a time (kernels::detail::
+    // linear_single_sample_block_features); every dot product keeps its partial sums, so the
+    // results are equal to the bit. 53 features leave partial blocks on one and two threads.
+    constexpr std::size_t in = 75, out = 53, batch = 3;
+    Linear<in, out>::layer<shape<in>> linear;
+    rng random(11);
+    linear.initialize(weight_init::xavier_uniform, random);
+    tensor<shape<in>> x(batch);
+    fill_uniform(x.values(), random);
+    tensor<shape<out>> y;
+    linear.forward(x, y, {});
+    for (std::size_t n = 0; n < batch; ++n) {
+        tensor<shape<in>> one(1);
+        std::copy_n(&x(n, 0), in, &one(0, 0));
+        tensor<shape<out>> alone;
+        linear.forward(one, alone, {});
+        for (std::size_t o = 0; o < out; ++o)
+            CHECK(alone(0, o) == y(n, o));
     }
 }
 
