@@ -667,6 +667,49 @@ TEST_CASE("linear forward of one sample gives the same sums as that sample in a 
     }
 }
 
+TEST_CASE("linear input gradient of small batches equals plain loops, and any split of the inputs")
+{
+    // Batches up to kernels::linear_dot_product_batch read the weight rows in blocks of
+    // kernels::linear_gradient_rows (203 rows leave 3) with two threads splitting 3000 inputs in
+    // SIMD batches (a partial one at the end); one thread must give the same bits.
+    constexpr std::size_t in = 3000, out = 203;
+    rng random(17);
+    std::vector<float> weight(in * out);
+    fill_uniform(weight, random);
+    for (std::size_t batch : {std::size_t{1}, std::size_t{5}, kernels::linear_dot_product_batch}) {
+        CAPTURE(batch);
+        std::vector<float> x(batch * in), dy(batch * out), dweight(in * out), dbias(out), dx(batch * in),
+            dx_one_thread(batch * in, -1.f);
+        fill_uniform(x, random);
+        fill_uniform(dy, random);
+        {
+            const scoped_threads two(2);
+            kernels::linear_backward(batch, in, out, x.data(), dy.data(), weight.data(), dweight.data(), dbias.data(),
+                                     dx.data());
+        }
+        {
+            const scoped_threads one(1);
+            kernels::linear_backward(batch, in, out, x.data(), dy.data(), weight.data(), dweight.data(), dbias.data(),
+                                     dx_one_thread.data());
+        }
+        CHECK(dx == dx_one_thread);
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t i = 0; i < in; i += 7) {
+                double sum = 0;
+                for (std::size_t o = 0; o < out; ++o)
+                    sum += double(dy[n * out + o]) * weight[o * in + i];
+                CHECK(dx[n * in + i] == doctest::Approx(sum).epsilon(1e-5));
+            }
+        CHECK(dx[batch * in - 1] ==
+              doctest::Approx([&] {
+                  double sum = 0;
+                  for (std::size_t o = 0; o < out; ++o)
+                      sum += double(dy[batch * out - out + o]) * weight[o * in + in - 1];
+                  return sum;
+              }()).epsilon(1e-5));
+    }
+}
+
 TEST_CASE("dropout keeps about 1 - p of the elements, scaled, and is the identity in evaluation")
 {
     Dropout<50>::layer<shape<1000>> dropout;
