@@ -207,7 +207,7 @@ inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, 
     if (batch <= linear_dot_product_batch && compute == precision::fp32) {
         // Threads split the inputs in whole SIMD batches, so each reads whole cache lines.
         constexpr std::size_t lanes = float_batch::size;
-        vgg::detail::parallel_ranges((in + lanes - 1) / lanes, 2 * batch * out * lanes,
+        vgg::detail::parallel_ranges(whole_batches(in) / lanes, 2 * batch * out * lanes,
                                      [&](std::size_t, std::size_t, vgg::detail::range batches) {
                                          const vgg::detail::range inputs{batches.begin * lanes,
                                                                          std::min(batches.end * lanes, in)};
