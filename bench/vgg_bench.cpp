@@ -56,8 +56,9 @@ std::string cpu_model()
 std::string gemm_description(vgg::precision compute)
 {
     if (compute == vgg::precision::bf16)
-        return "vgg gemm_bf16 on " + std::string(to_string(vgg::kernels::best_bf16_kernel())) +
-               " (fp32 sums), no Winograd";
+        return vgg::kernels::best_bf16_kernel() == vgg::kernels::bf16_kernel::amx
+                   ? "vgg gemm_bf16 and convolutions on AMX (fp32 sums), no Winograd"
+                   : "vgg gemm_bf16 on AVX512_BF16 (fp32 sums), fp32 Winograd where it runs a convolution";
     return "vgg gemm, " + std::to_string(vgg::kernels::micro_rows) + "x" + std::to_string(vgg::kernels::micro_columns) +
            " register tile, " + xsimd::default_arch::name();
 }

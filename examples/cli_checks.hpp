@@ -79,7 +79,7 @@ inline CLI::Option* add_precision_option(CLI::App& app, vgg::precision& value)
             "--precision",
             [&value](const std::string& name) { value = name == "bf16" ? vgg::precision::bf16 : vgg::precision::fp32; },
             "Arithmetic of the convolutions and fully connected layers: fp32, or bf16 products with fp32 sums (on "
-            "CPUs with AMX or AVX512_BF16)")
+            "CPUs with AMX or AVX512_BF16; without AMX, convolutions Winograd can run stay fp32, which is faster)")
         ->check(CLI::IsMember({"fp32", "bf16"}))
         ->check(CLI::Validator(
             [](std::string& name) { return name == "bf16" ? vgg::kernels::bf16_unsupported_reason() : std::string(); },

@@ -62,9 +62,11 @@ std::vector<float> weight_gradient(auto& layer)
 }
 
 /// Runs `Layer` in bf16 and, as the reference, in fp32 on the bf16-rounded input, weight and
-/// output gradient (biases and their gradients stay fp32 in both).
+/// output gradient (biases and their gradients stay fp32 in both). With `runs_fp32` (a
+/// convolution with_fastest_products runs by fp32 Winograd here), the reference is its fp32 self
+/// on the unrounded operands, bit for bit.
 template <class Layer>
-void check_layer_rounds_its_operands(std::size_t batch)
+void check_layer_rounds_its_operands(std::size_t batch, bool runs_fp32 = false)
 {
     rng random(19);
     Layer bf16_layer, reference;
@@ -92,6 +94,17 @@ void check_layer_rounds_its_operands(std::size_t batch)
 
     bf16_layer.forward(x, y, {mode::train, 0, 0, precision::bf16});
     bf16_layer.backward(x, y, dy, &dx);
+    Layer unrounded;
+    at = 0;
+    unrounded.visit_parameters("", [&](const parameter_view& p) { std::copy(values[at].begin(), values[at].end(), p.value.begin()), ++at; });
+    if (runs_fp32) {
+        unrounded.forward(x, reference_y, {});
+        unrounded.backward(x, reference_y, dy, &reference_dx);
+        CHECK(std::ranges::equal(y.values(), reference_y.values()));
+        CHECK(std::ranges::equal(dx.values(), reference_dx.values()));
+        CHECK(weight_gradient(bf16_layer) == weight_gradient(unrounded));
+        return;
+    }
     reference.forward(rounded_x, reference_y, {});
     reference.backward(rounded_x, reference_y, rounded_dy, &reference_dx);
     CHECK(relative_difference(y.values(), reference_y.values()) < 2e-5);
@@ -99,9 +112,6 @@ void check_layer_rounds_its_operands(std::size_t batch)
     CHECK(relative_difference(weight_gradient(bf16_layer), weight_gradient(reference)) < 2e-5);
 
     // The bf16 path really rounds: fp32 on the unrounded operands differs by bf16's step.
-    Layer unrounded;
-    at = 0;
-    unrounded.visit_parameters("", [&](const parameter_view& p) { std::copy(values[at].begin(), values[at].end(), p.value.begin()), ++at; });
     unrounded.forward(x, reference_y, {});
     CHECK(relative_difference(y.values(), reference_y.values()) > 1e-4);
 }
@@ -111,10 +121,18 @@ void check_layer_rounds_its_operands(std::size_t batch)
 TEST_CASE("Conv3x3 in bf16 is the fp32 convolution of bf16-rounded operands, forward and backward")
 {
     testing::skip_unless_bf16();
+    // Where Winograd can run a convolution, fp32 Winograd beats bf16 products on AVX512_BF16 alone
+    // (with_fastest_products); AMX keeps bf16, and so do convolutions Winograd cannot run.
+    const bool winograd_beats_bf16 = kernels::best_bf16_kernel() == kernels::bf16_kernel::avx512_bf16;
+    const auto runs_as = [](kernels::conv3x3_dims d) { return kernels::with_fastest_products(d).compute; };
+    CHECK(runs_as({16, 32, 8, 8, precision::bf16}) == (winograd_beats_bf16 ? precision::fp32 : precision::bf16));
+    CHECK(runs_as({8, 32, 8, 8, precision::bf16}) == precision::bf16);   // too few channels for Winograd
+    CHECK(runs_as({32, 48, 9, 17, precision::bf16}) == precision::bf16); // odd sides
+    CHECK(runs_as({16, 32, 8, 8, precision::fp32}) == precision::fp32);
     SUBCASE("3 -> 20 channels, 10 x 12") { check_layer_rounds_its_operands<Conv3x3<3, 20>::layer<shape<3, 10, 12>>>(3); }
-    SUBCASE("16 -> 32 channels, 8 x 8 (Winograd in fp32)")
+    SUBCASE("16 -> 32 channels, 8 x 8 (the reference by Winograd in fp32)")
     {
-        check_layer_rounds_its_operands<Conv3x3<16, 32>::layer<shape<16, 8, 8>>>(2);
+        check_layer_rounds_its_operands<Conv3x3<16, 32>::layer<shape<16, 8, 8>>>(2, winograd_beats_bf16);
     }
     SUBCASE("32 -> 48 channels, 9 x 17 (on AMX from a channels-last copy)")
     {

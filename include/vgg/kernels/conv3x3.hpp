@@ -22,7 +22,7 @@ struct conv3x3_dims {
     /// The products' arithmetic. bf16 runs on AMX from channels-last copies where the CPU has AMX
     /// and the output channels come in 16s (the weight gradient: both sides; conv3x3_amx.hpp),
     /// otherwise as im2col + gemm_bf16; never by Winograd, whose transforms would round in bf16
-    /// what fp32 keeps exact.
+    /// what fp32 keeps exact (layers ask with_fastest_products whether fp32 Winograd is faster).
     vgg::precision compute = vgg::precision::fp32;
     constexpr std::size_t pixels() const { return height * width; }
     constexpr std::size_t patch() const { return in_channels * 9; }
@@ -108,6 +108,23 @@ constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
         if (winograd_applies(tile, d.height, d.width))
             return tile;
     return 0;
+}
+
+/// The sizes a layer's convolution runs with: `requested` itself, except a bf16 convolution that
+/// Winograd can run on a CPU with AVX512_BF16 but no AMX (Zen 4), which runs by fp32 Winograd: it
+/// does a quarter of the multiplies of bf16's direct products (F(4x4, 3x3)) at half their rate.
+/// The seed's network at 224, batch 128, Zen 4: bf16 inference 312 img/s with every convolution
+/// in bf16, fp32 361, bf16 with these convolutions in fp32 ~390 (its fully connected layers stay
+/// bf16, and every convolution is more exact). Throws, as every bf16 pass does, where no bf16
+/// kernel runs.
+inline conv3x3_dims with_fastest_products(const conv3x3_dims& requested)
+{
+    conv3x3_dims fp32 = requested;
+    fp32.compute = precision::fp32;
+    const bool winograd_beats_bf16 = requested.compute == precision::bf16 &&
+                                     best_bf16_kernel() == bf16_kernel::avx512_bf16 &&
+                                     winograd_weight_gradient_tile(fp32) != 0;
+    return winograd_beats_bf16 ? fp32 : requested;
 }
 
 /// Images a backward pass takes together: their output gradients are kept for one Winograd

@@ -116,7 +116,8 @@ private:
     // The sizes and the precision of the last forward pass, which its backward pass repeats.
     kernels::conv3x3_dims dims() const
     {
-        return {In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width, precision_};
+        return kernels::with_fastest_products(
+            {In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width, precision_});
     }
     vgg::precision precision_ = vgg::precision::fp32;
 };

@@ -90,9 +90,9 @@ public:
         }
         fold_all(std::make_index_sequence<conv_count>{});
         const auto dims = [&](std::size_t j) {
-            return kernels::conv3x3_dims{j == 0 ? checked::in : checked::out, checked::out,
-                                         image_dims<conv_shape>::height, image_dims<conv_shape>::width,
-                                         context.precision};
+            return kernels::with_fastest_products({j == 0 ? checked::in : checked::out, checked::out,
+                                                   image_dims<conv_shape>::height, image_dims<conv_shape>::width,
+                                                   context.precision});
         };
         y.resize(x.batch());
         argmax_.resize(y.size());
