@@ -90,7 +90,7 @@ inline void conv3x3_single_channel(const float* image, std::size_t height, std::
                 const float* w = weight + o * 9;
                 float sum = bias[o];
                 for (std::size_t k = 0; k < 9; ++k)
-                    sum += rows[k / 3][x + k % 3] * w[k];
+                    sum = fused_multiply_add(rows[k / 3][x + k % 3], w[k], sum);
                 out[o * pixels + y * width + x] = sum;
             }
     }

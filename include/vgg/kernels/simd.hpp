@@ -1,5 +1,6 @@
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -39,6 +40,18 @@ inline float_batch fused_multiply_add(const float_batch& a, const float_batch& b
     return _mm512_fmadd_ps(a, b, c);
 #else
     return xsimd::fma(a, b, c);
+#endif
+}
+
+/// The a * b + c of fused_multiply_add for one value, for a SIMD loop's scalar tail: fused where
+/// the target has FMA, whatever the compiler would contract (GCC 12 under the sanitizers left
+/// conv3x3_single_channel's tail unfused on Zen 4, so it no longer matched the SIMD lanes).
+inline float fused_multiply_add(float a, float b, float c)
+{
+#if defined(__FMA__)
+    return std::fma(a, b, c);
+#else
+    return a * b + c;
 #endif
 }
 
