@@ -1,6 +1,5 @@
 #pragma once
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <utility>
 
@@ -146,7 +145,7 @@ void linear_input_gradient_rows(std::size_t batch, std::size_t in, std::size_t o
     for (; i < inputs.end; ++i)
         for (std::size_t b = 0; b < batch; ++b)
             for (std::size_t r = 0; r < Rows; ++r)
-                dx[b * in + i] = std::fma(dy[b * out + o + r], weight[(o + r) * in + i], dx[b * in + i]);
+                dx[b * in + i] = fused_multiply_add(dy[b * out + o + r], weight[(o + r) * in + i], dx[b * in + i]);
 }
 
 /// dx = dY W over `inputs` (overwritten) for batches up to linear_dot_product_batch: the weight
