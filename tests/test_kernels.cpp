@@ -255,7 +255,7 @@ TEST_CASE("the Winograd kernel transform stores G g G^T in the GEMM's panels, fr
                 });
 }
 
-TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 streamed only over enough tiles")
+TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 made in the pass only for enough tiles")
 {
     const scoped_threads two(2); // fewer images than threads split the output channels, with other rules
     using kernels::winograd_backward_group, kernels::winograd_gradient_chunk, kernels::winograd_tile,
@@ -270,6 +270,10 @@ TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 strea
     CHECK(winograd_tile({512, 512, 28, 28}, 1) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 4) == 2);
     CHECK(winograd_tile({512, 512, 14, 14}, 3) == 0);
+    // Kept kernels (winograd_kernel_cache) are only read: Winograd at any batch.
+    CHECK(winograd_tile({512, 512, 28, 28}, 1, true) == 4);
+    CHECK(winograd_tile({512, 512, 14, 14}, 3, true) == 2);
+    CHECK(winograd_tile({8, 64, 56, 56}, 128, true) == 0);
     // The weight gradient by F(4x4) where the sides are multiples of 4, else by F(2x2), over the
     // backward pass's groups of images.
     CHECK(winograd_weight_gradient_tile({64, 64, 224, 224}) == 4);
@@ -330,6 +334,78 @@ TEST_CASE("a Winograd forward pass of fewer images than threads splits the outpu
         for (auto& v : pooled_reference)
             v = std::max(v, 0.f);
         CHECK(max_abs_difference(pooled, pooled_reference) < 1e-4f);
+    }
+}
+
+TEST_CASE("kept Winograd kernels are made again whenever the weights or the tile change")
+{
+    // 32 -> 48 channels, one image: F(4x4) at 8x8 and F(2x2) at 6x6 (the same number of weights),
+    // over tile rows, kept or not; kept kernels must give the bytes of kernels made in the pass.
+    const std::size_t in = 32, out = 48;
+    rng random(11);
+    std::vector<float> weight(out * in * 9), bias(out);
+    fill_uniform(weight, random);
+    fill_uniform(bias, random);
+    kernels::winograd_kernel_cache kept;
+    const auto convolve = [&](const kernels::conv3x3_dims& d, const std::vector<float>& x, kernels::winograd_kernel_cache* cache) {
+        std::vector<float> y(d.out_size());
+        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), y.data(), false, cache);
+        return y;
+    };
+    const kernels::conv3x3_dims d8{in, out, 8, 8}, d6{in, out, 6, 6};
+    REQUIRE(kernels::winograd_tile(d8, 1, true) == 4);
+    REQUIRE(kernels::winograd_tile(d6, 1, true) == 2);
+    std::vector<float> x8(d8.in_size()), x6(d6.in_size()), reference(d8.out_size());
+    fill_uniform(x8, random);
+    fill_uniform(x6, random);
+    kernels::conv3x3_reference(1, in, out, 8, 8, x8.data(), weight.data(), bias.data(), reference.data());
+    const auto first = convolve(d8, x8, &kept);
+    CHECK(max_abs_difference(first, reference) < 1e-5f * (1 + largest_magnitude(reference))); // F(4x4) rounding
+    CHECK(first == convolve(d8, x8, nullptr));
+    CHECK(first == convolve(d8, x8, &kept)); // from the kept kernels
+    // A change anywhere in the weights, the first, a middle or the last one, is seen.
+    for (const std::size_t at : {std::size_t{0}, weight.size() / 2, weight.size() - 1}) {
+        CAPTURE(at);
+        const auto before = convolve(d8, x8, &kept);
+        weight[at] += 0.25f;
+        const auto after = convolve(d8, x8, &kept);
+        CHECK(after != before);
+        CHECK(after == convolve(d8, x8, nullptr));
+    }
+    // Another tile with weights of the same size: made again by F(2x2).
+    CHECK(convolve(d6, x6, &kept) == convolve(d6, x6, nullptr));
+    // The pooled pass reads them too.
+    std::vector<float> pooled(d6.out_size() / 4), pooled_kept(pooled.size());
+    std::vector<std::uint8_t> argmax(pooled.size()), argmax_kept(pooled.size());
+    kernels::conv3x3_relu_pool_forward(d6, 1, x6.data(), weight.data(), bias.data(), pooled.data(), argmax.data());
+    weight[1] -= 0.5f;
+    kernels::conv3x3_relu_pool_forward(d6, 1, x6.data(), weight.data(), bias.data(), pooled_kept.data(), argmax_kept.data(), &kept);
+    CHECK(pooled_kept != pooled);
+    kernels::conv3x3_relu_pool_forward(d6, 1, x6.data(), weight.data(), bias.data(), pooled.data(), argmax.data());
+    CHECK(pooled_kept == pooled);
+    CHECK(argmax_kept == argmax);
+}
+
+TEST_CASE("a convolution layer evaluates with the weights it has now, and trains as before, after evaluating")
+{
+    using conv_t = conv3x3_layer<16, 32, shape<16, 8, 8>>;
+    conv_t conv;
+    rng random(12);
+    conv.initialize(weight_init::xavier_uniform, random);
+    tensor<shape<16, 8, 8>> x(1);
+    fill_uniform(x.values(), random);
+    const auto direct = [&](const conv_t& layer) {
+        std::vector<float> reference(32 * 8 * 8);
+        kernels::conv3x3_reference(1, 16, 32, 8, 8, x.data(), layer.weight.value.data(), layer.bias.value.data(),
+                                   reference.data());
+        return reference;
+    };
+    tensor<shape<32, 8, 8>> y;
+    for (const auto pass : {mode::eval, mode::eval, mode::train, mode::eval}) {
+        CAPTURE(pass == mode::eval);
+        conv.weight.value[7] += 0.5f; // as an optimizer step or a user's edit would
+        conv.forward(x, y, {pass, 0});
+        CHECK(max_abs_difference(y.values(), direct(conv)) < 1e-4f);
     }
 }
 

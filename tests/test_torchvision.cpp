@@ -197,6 +197,32 @@ TEST_CASE("a batch-norm VGG block evaluates folded exactly as its layers evaluat
         CHECK(dx_folded.data()[i] == dx_layers.data()[i]);
 }
 
+TEST_CASE("a batch-norm VGG block evaluates with the statistics it has now, after a training pass or an edit")
+{
+    // 16 channels at 8x8: Winograd, from transformed kernels kept between evaluations.
+    using block_t = vgg_block_bn_layer<2, 16, 16, shape<16, 8, 8>>;
+    auto block = std::make_unique<block_t>();
+    rng random(6);
+    block->initialize(weight_init::pytorch_default, random);
+    tensor<shape<16, 8, 8>> x(2);
+    testing::fill_uniform(x.values(), random);
+    tensor<shape<16, 4, 4>> y;
+    const auto check_against_layers = [&] {
+        block->forward(x, y, {mode::eval, 0});
+        const auto& unfolded = block->layers.forward(x, {mode::eval, 0});
+        for (std::size_t i = 0; i < y.size(); ++i)
+            CHECK(y.data()[i] == doctest::Approx(unfolded.data()[i]).epsilon(1e-5).scale(1.0));
+    };
+    check_against_layers();
+    block->forward(x, y, {mode::train, 1}); // moves the running statistics
+    check_against_layers();
+    block->visit_parameters("", [&](const parameter_view& p) {
+        if (p.name.ends_with("running_var")) // scales the folded weights
+            testing::fill_uniform(p.value, random, 0.5f, 1.5f);
+    });
+    check_against_layers();
+}
+
 TEST_CASE("batch norm gradients: the layer and a batch-norm VGG block in training, the layer in evaluation")
 {
     batchnorm2d_layer<3, shape<3, 4, 5>> norm;

@@ -52,7 +52,8 @@ public:
     {
         precision_ = context.precision;
         y.resize(x.batch());
-        kernels::conv3x3_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(), y.data(), fuse_relu);
+        kernels::conv3x3_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(), y.data(), fuse_relu,
+                                 kept_kernels(context));
     }
 
     /// Writes the weight and bias gradients, and the input gradient when dx is not null.
@@ -86,7 +87,7 @@ public:
         pooled.resize(x.batch());
         argmax.resize(pooled.size());
         kernels::conv3x3_relu_pool_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(),
-                                           pooled.data(), argmax.data());
+                                           pooled.data(), argmax.data(), kept_kernels(context));
     }
 
     /// Backward of forward_relu_pool.
@@ -119,7 +120,16 @@ private:
         return kernels::with_fastest_products(
             {In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width, precision_});
     }
+    // The transformed kernels that evaluation keeps between passes; a training pass frees them.
+    kernels::winograd_kernel_cache* kept_kernels(const run_context& context)
+    {
+        if (context.mode == mode::eval)
+            return &kept_kernels_;
+        kept_kernels_.clear();
+        return nullptr;
+    }
     vgg::precision precision_ = vgg::precision::fp32;
+    kernels::winograd_kernel_cache kept_kernels_;
 };
 
 } // namespace vgg

@@ -83,6 +83,8 @@ public:
         context_ = context;
         evaluated_folded_ = context.mode == mode::eval;
         if (!evaluated_folded_) {
+            for (auto& kept : kept_kernels_)
+                kept.clear();
             const auto& out = layers.forward(x, context);
             y.resize(x.batch());
             std::copy(out.values().begin(), out.values().end(), y.values().begin());
@@ -100,11 +102,11 @@ public:
         for (std::size_t j = 0; j + 1 < conv_count; ++j) {
             folded_activations_[j].resize(x.batch());
             kernels::conv3x3_forward(dims(j), x.batch(), in, folded_[j].weight.data(), folded_[j].bias.data(),
-                                     folded_activations_[j].data(), true);
+                                     folded_activations_[j].data(), true, &kept_kernels_[j]);
             in = folded_activations_[j].data();
         }
         kernels::conv3x3_relu_pool_forward(dims(conv_count - 1), x.batch(), in, folded_.back().weight.data(),
-                                           folded_.back().bias.data(), y.data(), argmax_.data());
+                                           folded_.back().bias.data(), y.data(), argmax_.data(), &kept_kernels_.back());
     }
 
     /// After an evaluation pass (gradients of a frozen network, as for a perceptual loss) the
@@ -163,6 +165,7 @@ private:
     run_context context_;
     bool evaluated_folded_ = false;
     std::array<folded_conv, conv_count> folded_;
+    std::array<kernels::winograd_kernel_cache, conv_count> kept_kernels_; ///< of the folded convolutions; training frees them
     std::array<tensor<conv_shape>, conv_count - 1> folded_activations_;
     std::vector<std::uint8_t> argmax_;
 };
