@@ -374,6 +374,28 @@ TEST_CASE("kept Winograd kernels are made again whenever the weights or the tile
     }
     // Another tile with weights of the same size: made again by F(2x2).
     CHECK(convolve(d6, x6, &kept) == convolve(d6, x6, nullptr));
+    // Where the kept kernels' rule picks another tile than the pass's own, a pass with changed
+    // weights runs by its own rule (and copies them), the next ones by the kept kernels' rule:
+    // 96 -> 96 at 8x8 has 1.3 MB of F(4x4) kernels, too large to make for 4 tiles in the pass.
+    {
+        const kernels::conv3x3_dims d{96, 96, 8, 8};
+        std::vector<float> weights(d.out_channels * d.patch()), biases(96), x(d.in_size()), reference(d.out_size());
+        for (auto* values : {&weights, &biases, &x})
+            fill_uniform(*values, random);
+        kernels::conv3x3_reference(1, 96, 96, 8, 8, x.data(), weights.data(), biases.data(), reference.data());
+        kernels::winograd_kernel_cache cache;
+        std::vector<std::size_t> tiles;
+        for (int pass = 0; pass < 3; ++pass) {
+            tiles.push_back(kernels::winograd_forward_tile(d, 1, weights.data(), &cache));
+            std::vector<float> y(d.out_size());
+            kernels::conv3x3_forward(d, 1, x.data(), weights.data(), biases.data(), y.data(), false, &cache);
+            CHECK(max_abs_difference(y, reference) < 1e-5f * (1 + largest_magnitude(reference)));
+        }
+        weights.back() = -weights.back();
+        tiles.push_back(kernels::winograd_forward_tile(d, 1, weights.data(), &cache));
+        CHECK(tiles == std::vector<std::size_t>{2, 4, 4, 2});
+        CHECK(kernels::winograd_tile(d, 1) == 2);
+    }
     // The pooled pass reads them too.
     std::vector<float> pooled(d6.out_size() / 4), pooled_kept(pooled.size());
     std::vector<std::uint8_t> argmax(pooled.size()), argmax_kept(pooled.size());

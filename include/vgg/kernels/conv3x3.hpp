@@ -222,35 +222,63 @@ inline bool same_bytes(const float* a, const float* b, std::size_t count)
     return !differ.load(std::memory_order_relaxed);
 }
 
+/// Copies `count` floats from `from` to `to`, split over threads (one thread streams about half
+/// the memory bandwidth of two).
+inline void copy_in_parallel(const float* from, std::size_t count, float* to)
+{
+    vgg::detail::parallel_ranges(count, 1, [&](std::size_t, std::size_t, vgg::detail::range part) {
+        std::copy(from + part.begin, from + part.end, to + part.begin);
+    });
+}
+
 /// The transformed kernels of one convolution, kept between its forward passes (the layers keep
-/// one in evaluation, when the weights rarely change) and made again only when the weights differ
-/// byte for byte from the copy they were made from, or the pass runs by another tile. A small
-/// batch would otherwise transform every kernel for a few tiles: at batch 1 the kernels of
-/// VGG-16's 512-channel layers are 4.5-9 times the multiplies of a tile each.
+/// them in evaluation, when the weights rarely change) with a copy of the weights they are made
+/// from, and made again only when the weights differ from it byte for byte, or a pass runs by
+/// another tile. A small batch would otherwise transform every kernel for a few tiles: at batch 1
+/// the kernels of VGG-16's 512-channel layers are 4.5-9 times the multiplies of a tile each.
 class winograd_kernel_cache {
 public:
-    /// winograd_transform_kernels<Tile> of `weight` (all output channels), current.
-    template <std::size_t Tile>
-    const float* kernels(const conv3x3_dims& d, const float* weight)
+    /// Whether it has a copy of `weight` already; if not, it takes one, and makes the kernels of
+    /// it when next asked. Called once a pass, before the pass picks its tile (winograd_forward_tile).
+    bool keep_weights(const conv3x3_dims& d, const float* weight)
     {
         const std::size_t count = d.out_channels * d.patch();
-        if (tile_ != Tile || weights_.size() != count || !same_bytes(weights_.data(), weight, count)) {
-            tile_ = 0; // not current until both copies are made
-            weights_.assign(weight, weight + count);
+        if (weights_.size() == count && same_bytes(weights_.data(), weight, count))
+            return true;
+        tile_ = 0;
+        weights_.resize(count);
+        copy_in_parallel(weight, count, weights_.data());
+        return false;
+    }
+
+    /// winograd_transform_kernels<Tile> of the kept weights (all output channels).
+    template <std::size_t Tile>
+    const float* kernels(const conv3x3_dims& d)
+    {
+        if (tile_ != Tile) {
+            tile_ = 0; // none until they are made
             kernels_.resize(winograd_kernels_size<Tile>(d.in_channels, d.out_channels));
-            winograd_transform_kernels_in_parallel<Tile>(d, weight, false, kernels_.data());
+            winograd_transform_kernels_in_parallel<Tile>(d, weights_.data(), false, kernels_.data());
             tile_ = Tile;
         }
         return kernels_.data();
     }
 
-    /// Frees both copies (the layers do when they train: every step changes the weights).
-    void clear() { *this = {}; }
-
 private:
     aligned_vector<float> weights_, kernels_;
-    std::size_t tile_ = 0; ///< the tile kernels_ is for; 0 when it is not current
+    std::size_t tile_ = 0; ///< the tile kernels_ is for; 0: none is made of weights_
 };
+
+/// The Winograd tile of a forward pass (winograd_tile; 0: none) with kernels kept in `kept`, if
+/// any. Where kept kernels would let Winograd run, `kept` first takes a copy of changed weights;
+/// then the pass runs as without it, and only passes with the weights it has copied take the kept
+/// kernels' rule: after every training step, the evaluation pass costs what it did without.
+inline std::size_t winograd_forward_tile(const conv3x3_dims& d, std::size_t batch, const float* weight,
+                                         winograd_kernel_cache* kept)
+{
+    const bool kept_current = kept && winograd_tile(d, batch, true) != 0 && kept->keep_weights(d, weight);
+    return winograd_tile(d, batch, kept_current);
+}
 
 /// Winograd F(Tile x Tile, 3x3) convolution of every image of a batch, split over threads by
 /// tile rows counted across the batch (so a small batch, even one image, uses every thread), or by
@@ -264,7 +292,7 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
     float* transformed = kept ? nullptr
                               : vgg::detail::reserve(this_thread_buffers().kernels,
                                                      winograd_kernels_size<Tile>(d.in_channels, d.out_channels));
-    const float* u = kept ? kept->kernels<Tile>(d, weight) : transformed;
+    const float* u = kept ? kept->kernels<Tile>(d) : transformed;
     const std::size_t tile_rows = d.height / Tile;
     if (winograd_splits_targets(d, batch)) {
         const std::size_t panels = winograd_panel_rows(d.out_channels) / micro_rows;
@@ -288,12 +316,12 @@ void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const flo
                                  });
 }
 
-/// winograd_forward_images with the tile winograd_tile(d, batch) chose.
+/// winograd_forward_images by F(tile x tile, 3x3), the tile winograd_forward_tile chose.
 template <class Epilogue>
-void winograd_forward_images(const conv3x3_dims& d, std::size_t batch, const float* x, const float* weight,
-                             const float* bias, winograd_kernel_cache* kept, Epilogue&& epilogue)
+void winograd_forward_images(std::size_t tile, const conv3x3_dims& d, std::size_t batch, const float* x,
+                             const float* weight, const float* bias, winograd_kernel_cache* kept, Epilogue&& epilogue)
 {
-    with_winograd_tile(winograd_tile(d, batch, kept != nullptr), [&]<std::size_t Tile>() {
+    with_winograd_tile(tile, [&]<std::size_t Tile>() {
         winograd_forward_images<Tile>(d, batch, x, weight, bias, kept, epilogue);
     });
 }
@@ -373,8 +401,8 @@ inline void conv3x3_forward(const conv3x3_dims& d, std::size_t batch, const floa
         return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
             return amx_conv3x3_output{.planes = y + n * d.out_size(), .relu = fuse_relu};
         });
-    if (winograd_tile(d, batch, kept != nullptr) != 0)
-        return winograd_forward_images(d, batch, x, weight, bias, kept,
+    if (const std::size_t tile = winograd_forward_tile(d, batch, weight, kept); tile != 0)
+        return winograd_forward_images(tile, d, batch, x, weight, bias, kept,
                                        [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
                                            store_tile_row(outputs, d.width,
                                                           y + n * d.out_size() + (k * d.height + outputs.tile * ty) * d.width,
@@ -401,11 +429,11 @@ inline void conv3x3_relu_pool_forward(const conv3x3_dims& d, std::size_t batch, 
         return amx_conv3x3_forward_images(d, batch, x, weight, bias, [&](std::size_t n) {
             return amx_conv3x3_output{.pooled = pooled + n * pooled_size, .argmax = argmax + n * pooled_size};
         });
-    if (winograd_tile(d, batch, kept != nullptr) != 0) {
+    if (const std::size_t tile = winograd_forward_tile(d, batch, weight, kept); tile != 0) {
         // A Winograd tile is one pooling window or four whole ones: pool straight from the tile outputs.
         const std::size_t pooled_width = d.width / 2;
         return winograd_forward_images(
-            d, batch, x, weight, bias, kept, [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
+            tile, d, batch, x, weight, bias, kept, [&](std::size_t n, std::size_t k, std::size_t ty, const tile_row_outputs& outputs) {
                 const std::size_t at = n * pooled_size + (k * d.height + outputs.tile * ty) / 2 * pooled_width;
                 pool_tile_row(outputs, d.width, pooled + at, argmax + at);
             });

@@ -120,13 +120,12 @@ private:
         return kernels::with_fastest_products(
             {In, Out, image_dims<InputShape>::height, image_dims<InputShape>::width, precision_});
     }
-    // The transformed kernels that evaluation keeps between passes; a training pass frees them.
+    // The transformed kernels evaluation keeps between passes (training transforms them in each
+    // pass: every step changes the weights). Kept, not freed, when training resumes: made again in
+    // place, an evaluation after each step costs no fresh memory.
     kernels::winograd_kernel_cache* kept_kernels(const run_context& context)
     {
-        if (context.mode == mode::eval)
-            return &kept_kernels_;
-        kept_kernels_.clear();
-        return nullptr;
+        return context.mode == mode::eval ? &kept_kernels_ : nullptr;
     }
     vgg::precision precision_ = vgg::precision::fp32;
     kernels::winograd_kernel_cache kept_kernels_;

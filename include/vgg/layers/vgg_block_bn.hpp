@@ -83,8 +83,6 @@ public:
         context_ = context;
         evaluated_folded_ = context.mode == mode::eval;
         if (!evaluated_folded_) {
-            for (auto& kept : kept_kernels_)
-                kept.clear();
             const auto& out = layers.forward(x, context);
             y.resize(x.batch());
             std::copy(out.values().begin(), out.values().end(), y.values().begin());
@@ -165,7 +163,7 @@ private:
     run_context context_;
     bool evaluated_folded_ = false;
     std::array<folded_conv, conv_count> folded_;
-    std::array<kernels::winograd_kernel_cache, conv_count> kept_kernels_; ///< of the folded convolutions; training frees them
+    std::array<kernels::winograd_kernel_cache, conv_count> kept_kernels_; ///< of the folded convolutions
     std::array<tensor<conv_shape>, conv_count - 1> folded_activations_;
     std::vector<std::uint8_t> argmax_;
 };
