@@ -64,6 +64,14 @@ for c in cases:
     vt, tt, vi, ti = med(v, "train_img_per_s"), med(t, "train_img_per_s"), med(v, "infer_img_per_s"), med(t, "infer_img_per_s")
     print(f"| {name}, {c[2]} | {vt:.1f} | {tt:.1f} | {vt / tt:.2f}x | {vi:.1f} | {ti:.1f} | {vi / ti:.2f}x | "
           f"{med(v, 'train_gflops'):.0f} | {med(v, 'peak_rss_mb'):.0f} / {med(t, 'peak_rss_mb'):.0f} |")
+print()
+print("Inference right after each training step (the weights just changed; the table's inference is the pass after it):")
+for c in cases:
+    v = [r for r in ours if case(r) == c]
+    t = [r for r in rows if r["library"].startswith("pytorch") and case(r) == c]
+    if v and t:
+        va, ta = med(v, "infer_after_step_img_per_s"), med(t, "infer_after_step_img_per_s")
+        print(f"- {c[0]} {c[1]} batch {c[2]}: vgg {va:.1f}, PyTorch {ta:.1f} img/s, {va / ta:.2f}x")
 single = [r for r in rows if r["library"] == "vgg-1thread"]
 if single:
     c = case(single[0])

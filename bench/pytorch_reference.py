@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The seed's network (or torchvision's VGG-16) in PyTorch (Debian's python3-torch), timed the way vgg_bench times vgg:
 warm-up repetitions, then the median of --reps training steps (forward, cross-entropy,
-backward, SGD update) and of --reps eval-mode forward passes on the same batch.
+backward, SGD update) and of --reps eval-mode forward passes on the same batch, each the second
+of two after its step (the first, right after the weights changed, is reported too).
 
     /usr/bin/python3 bench/pytorch_reference.py --resize 224 --batch 128 --threads 2 [--json]
     /usr/bin/python3 bench/pytorch_reference.py --model vgg16 --batch 8 --threads 2 [--json]
@@ -91,7 +92,7 @@ def main():
     y = torch.randint(0, classes, (args.batch,))
 
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
-    train, infer = [], []
+    train, infer, infer_after_step = [], [], []
     for rep in range(args.warmup + args.reps):
         net.train()
         start = time.perf_counter()
@@ -102,13 +103,16 @@ def main():
         optimizer.step()
         train_s = time.perf_counter() - start
         net.eval()
+        infer_s = []  # right after the step, then again with the same weights (as vgg_bench)
         with torch.no_grad(), autocast():
-            start = time.perf_counter()
-            net(x)
-            infer_s = time.perf_counter() - start
+            for _ in range(2):
+                start = time.perf_counter()
+                net(x)
+                infer_s.append(time.perf_counter() - start)
         if rep >= args.warmup:
             train.append(train_s)
-            infer.append(infer_s)
+            infer_after_step.append(infer_s[0])
+            infer.append(infer_s[1])
     result = {
         "library": f"pytorch {torch.__version__}",
         "blas": blas,
@@ -118,6 +122,7 @@ def main():
         "train_step_s": statistics.median(train),
         "train_img_per_s": args.batch / statistics.median(train),
         "infer_img_per_s": args.batch / statistics.median(infer),
+        "infer_after_step_img_per_s": args.batch / statistics.median(infer_after_step),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if args.json:
