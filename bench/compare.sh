@@ -65,7 +65,7 @@ for c in cases:
     print(f"| {name}, {c[2]} | {vt:.1f} | {tt:.1f} | {vt / tt:.2f}x | {vi:.1f} | {ti:.1f} | {vi / ti:.2f}x | "
           f"{med(v, 'train_gflops'):.0f} | {med(v, 'peak_rss_mb'):.0f} / {med(t, 'peak_rss_mb'):.0f} |")
 print()
-print("Inference right after each training step (the weights just changed; the table's inference is the pass after it):")
+print("Inference right after each training step (the weights just changed; the table's inference repeats the same weights):")
 for c in cases:
     v = [r for r in ours if case(r) == c]
     t = [r for r in rows if r["library"].startswith("pytorch") and case(r) == c]

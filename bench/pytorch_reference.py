@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The seed's network (or torchvision's VGG-16) in PyTorch (Debian's python3-torch), timed the way vgg_bench times vgg:
 warm-up repetitions, then the median of --reps training steps (forward, cross-entropy,
-backward, SGD update) and of --reps eval-mode forward passes on the same batch, each the second
-of two after its step (the first, right after the weights changed, is reported too).
+backward, SGD update) and of --reps eval-mode forward passes on the same batch with the same
+weights, after them (an eval pass right after each step, as the weights just changed, is
+reported too).
 
     /usr/bin/python3 bench/pytorch_reference.py --resize 224 --batch 128 --threads 2 [--json]
     /usr/bin/python3 bench/pytorch_reference.py --model vgg16 --batch 8 --threads 2 [--json]
@@ -103,16 +104,20 @@ def main():
         optimizer.step()
         train_s = time.perf_counter() - start
         net.eval()
-        infer_s = []  # right after the step, then again with the same weights (as vgg_bench)
-        with torch.no_grad(), autocast():
-            for _ in range(2):
-                start = time.perf_counter()
-                net(x)
-                infer_s.append(time.perf_counter() - start)
+        with torch.no_grad(), autocast():  # right after the step
+            start = time.perf_counter()
+            net(x)
+            infer_s = time.perf_counter() - start
         if rep >= args.warmup:
             train.append(train_s)
-            infer_after_step.append(infer_s[0])
-            infer.append(infer_s[1])
+            infer_after_step.append(infer_s)
+    for rep in range(args.warmup + args.reps):  # the same weights pass after pass
+        with torch.no_grad(), autocast():
+            start = time.perf_counter()
+            net(x)
+            infer_s = time.perf_counter() - start
+        if rep >= args.warmup:
+            infer.append(infer_s)
     result = {
         "library": f"pytorch {torch.__version__}",
         "blas": blas,
