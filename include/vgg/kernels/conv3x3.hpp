@@ -234,8 +234,9 @@ inline void copy_in_parallel(const float* from, std::size_t count, float* to)
 /// The transformed kernels of one convolution, kept between its forward passes (the layers keep
 /// them in evaluation, when the weights rarely change) with a copy of the weights they are made
 /// from, and made again only when the weights differ from it byte for byte, or a pass runs by
-/// another tile. A small batch would otherwise transform every kernel for a few tiles: at batch 1
-/// the kernels of VGG-16's 512-channel layers are 4.5-9 times the multiplies of a tile each.
+/// another tile. A small batch would otherwise transform every kernel for a few tiles, each
+/// transform as many operations as the kernel's products with 4.5 tiles (F(4x4, 3x3)) or 5
+/// (F(2x2, 3x3)): VGG-16's 28x28 and 14x14 layers have 49 tiles an image.
 class winograd_kernel_cache {
 public:
     /// Whether it has a copy of `weight` already; if not, it takes one, and makes the kernels of
