@@ -15,7 +15,9 @@ template <std::size_t In, std::size_t Out, class InputShape>
 class conv3x3_layer;
 
 /// nn.Conv2d(In, Out, kernel_size=3, padding=1): a 3x3 convolution, stride 1, padding 1, with
-/// bias. Input shape<In, H, W>, output shape<Out, H, W>.
+/// bias. Input shape<In, H, W>, output shape<Out, H, W>. Evaluation keeps the transformed kernels
+/// of a Winograd convolution between passes (about 5 times the weights' memory), made again when
+/// the weights change.
 template <std::size_t In, std::size_t Out>
 struct Conv3x3 {
     template <class S>
