@@ -93,6 +93,14 @@ def main():
     y = torch.randint(0, classes, (args.batch,))
 
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+    def timed_inference():
+        net.eval()
+        with torch.no_grad(), autocast():
+            start = time.perf_counter()
+            net(x)
+            return time.perf_counter() - start
+
     train, infer, infer_after_step = [], [], []
     for rep in range(args.warmup + args.reps):
         net.train()
@@ -103,19 +111,12 @@ def main():
         l.backward()
         optimizer.step()
         train_s = time.perf_counter() - start
-        net.eval()
-        with torch.no_grad(), autocast():  # right after the step
-            start = time.perf_counter()
-            net(x)
-            infer_s = time.perf_counter() - start
+        infer_s = timed_inference()  # right after the step
         if rep >= args.warmup:
             train.append(train_s)
             infer_after_step.append(infer_s)
     for rep in range(args.warmup + args.reps):  # the same weights pass after pass
-        with torch.no_grad(), autocast():
-            start = time.perf_counter()
-            net(x)
-            infer_s = time.perf_counter() - start
+        infer_s = timed_inference()
         if rep >= args.warmup:
             infer.append(infer_s)
     result = {

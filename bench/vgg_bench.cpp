@@ -132,6 +132,11 @@ int run(const options& opt)
     for (std::size_t i = 0; i < layers; ++i)
         step_flops += flops[i] * (i == 0 ? 2 : 3); // the first layer computes no input gradient
 
+    const auto timed_inference = [&] {
+        const auto start = clock_type::now();
+        net->forward(x, {vgg::mode::eval, 0, 0, opt.precision});
+        return seconds_since(start);
+    };
     std::vector<std::array<double, layers>> forward_ms, backward_ms;
     std::vector<double> train_seconds, infer_seconds, infer_after_step_seconds;
     for (std::size_t rep = 0; rep < opt.warmup + opt.reps; ++rep) {
@@ -149,9 +154,7 @@ int run(const options& opt)
         net->backward(grad, nullptr, timed(bwd));
         optimiser.step(*net);
         const double train = seconds_since(start);
-        const auto infer_start = clock_type::now(); // right after the step: the weights just changed
-        net->forward(x, {vgg::mode::eval, 0, 0, opt.precision});
-        const double infer_after_step = seconds_since(infer_start);
+        const double infer_after_step = timed_inference(); // the weights just changed
         if (rep >= opt.warmup) {
             train_seconds.push_back(train);
             infer_after_step_seconds.push_back(infer_after_step);
@@ -162,10 +165,9 @@ int run(const options& opt)
     // Inference with the same weights pass after pass, as a trained network serves (evaluation
     // keeps its transformed kernels; the warm-up passes make them).
     for (std::size_t rep = 0; rep < opt.warmup + opt.reps; ++rep) {
-        const auto infer_start = clock_type::now();
-        net->forward(x, {vgg::mode::eval, 0, 0, opt.precision});
+        const double infer = timed_inference();
         if (rep >= opt.warmup)
-            infer_seconds.push_back(seconds_since(infer_start));
+            infer_seconds.push_back(infer);
     }
     const double ceiling = gemm_ceiling_gflops();
     const double train_s = median(train_seconds), infer_s = median(infer_seconds),

@@ -273,7 +273,8 @@ private:
 /// The Winograd tile of a forward pass (winograd_tile; 0: none) with kernels kept in `kept`, if
 /// any. Where kept kernels would let Winograd run, `kept` first takes a copy of changed weights;
 /// then the pass runs as without it, and only passes with the weights it has copied take the kept
-/// kernels' rule: after every training step, the evaluation pass costs what it did without.
+/// kernels' rule: after every training step, the evaluation pass costs what it did without, plus
+/// the comparison and the copy.
 inline std::size_t winograd_forward_tile(const conv3x3_dims& d, std::size_t batch, const float* weight,
                                          winograd_kernel_cache* kept)
 {
