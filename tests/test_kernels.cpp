@@ -70,7 +70,7 @@ void check_winograd(kernels::winograd_workspace& scratch)
 {
     // Sizes cover one tile, SIMD tails of the flat tile index, several chunks, chunks that span
     // images, channel counts that are not multiples of the GEMM's row panels, kernels too large
-    // for L2 (longer chunks), and more source channels than the kernel transform's block.
+    // for L2 and for L3 (longer chunks), and more source channels than the kernel transform's block.
     struct sizes {
         std::size_t in, out, height, width;
     };
@@ -78,7 +78,7 @@ void check_winograd(kernels::winograd_workspace& scratch)
     for (const auto [in, out, height, width] :
          {sizes{1, 1, Tile, Tile}, sizes{3, 5, 2 * Tile, 20 * Tile}, sizes{17, 9, 28, 28}, sizes{16, 24, 3 * Tile, 300},
           sizes{20, 16, 112, 4 * Tile}, sizes{4, 6, Tile, 16 * Tile}, sizes{5, 3, 3 * Tile, 17 * Tile},
-          sizes{96, 90, 2 * Tile, 3 * Tile},
+          sizes{96, 90, 2 * Tile, 3 * Tile}, sizes{200, 170, 2 * Tile, 3 * Tile},
           sizes{kernels::winograd_kernel_source_block + 4, 20, Tile, 2 * Tile},
           sizes{20, kernels::winograd_kernel_source_block + 4, Tile, 2 * Tile}}) {
         CAPTURE(in);
@@ -293,6 +293,14 @@ TEST_CASE("the Winograd tile: F(4x4) before F(2x2), kernels larger than L2 made 
     CHECK(winograd_gradient_chunk<4>(512, 512, 196) == 98);
     CHECK(winograd_gradient_chunk<4>(512, 512, 100) == 100);
     CHECK(winograd_gradient_chunk<4>(512, 512, 1) == 1);
+    // The forward pass's chunks: short while the transformed kernels stay in L2 or L3 (128 -> 128
+    // channels by F(4x4): 2.4 MB), longer from 128 -> 256 (4.7 MB), read from memory by each chunk.
+    using kernels::winograd_chunk_tiles, kernels::winograd_forward_chunk_tiles, kernels::winograd_streaming_chunk_tiles;
+    CHECK(winograd_chunk_tiles<4>(64, 64) == winograd_forward_chunk_tiles<4>);
+    CHECK(winograd_chunk_tiles<4>(128, 128) == winograd_forward_chunk_tiles<4>);
+    CHECK(winograd_chunk_tiles<4>(128, 256) == winograd_streaming_chunk_tiles);
+    CHECK(winograd_chunk_tiles<2>(128, 256) == winograd_forward_chunk_tiles<2>);
+    CHECK(winograd_chunk_tiles<2>(512, 512) == winograd_streaming_chunk_tiles);
 }
 
 TEST_CASE("a Winograd forward pass of fewer images than threads splits the output channels between them")
