@@ -226,6 +226,42 @@ TEST_CASE("the unpacked micro-kernel driver runs row blocks outermost for a c ov
         check_unpacked(rows, 5, columns, accumulate, random);
 }
 
+TEST_CASE("the packed-panel micro-kernel driver equals the definition in either order, over every depth block edge")
+{
+    rng random(7);
+    for (const panel_order order : {panel_order::depth_blocks, panel_order::whole_panels})
+        for (std::size_t rows : {micro_rows, 3 * micro_rows})
+            for (std::size_t depth : {std::size_t{1}, std::size_t{7}, panel_depth_block, 2 * panel_depth_block + 5})
+                for (std::size_t vectors = 1; vectors <= 2 * micro_vectors + 1; ++vectors) {
+                    CAPTURE(order == panel_order::whole_panels);
+                    CAPTURE(rows);
+                    CAPTURE(depth);
+                    CAPTURE(vectors);
+                    // Rows of b and of c a batch longer than the columns, as the Winograd drivers' are.
+                    const std::size_t columns = vectors * float_batch::size, step = columns + float_batch::size;
+                    const auto matrix = random_values(rows * depth, random); // row-major, rows x depth
+                    aligned_vector<float> panels(rows * depth), b(depth * step), c(rows * step, std::nanf(""));
+                    for (std::size_t r = 0; r < rows; ++r)
+                        for (std::size_t p = 0; p < depth; ++p)
+                            panels[r / micro_rows * micro_rows * depth + p * micro_rows + r % micro_rows] =
+                                matrix[r * depth + p];
+                    for (auto& v : b)
+                        v = random.uniform(-1.f, 1.f);
+                    gemm_panels(rows, depth, columns, panels.data(), b.data(), step, c.data(), step, order);
+                    const double tolerance = 1e-6 * double(depth + 8);
+                    std::size_t wrong = 0; // NaN counts: c starts as NaN, so every value must be written
+                    for (std::size_t i = 0; i < rows; ++i)
+                        for (std::size_t j = 0; j < columns; ++j) {
+                            double sum = 0;
+                            for (std::size_t p = 0; p < depth; ++p)
+                                sum += double(matrix[i * depth + p]) * b[p * step + j];
+                            if (!(std::abs(c[i * step + j] - sum) <= tolerance))
+                                ++wrong;
+                        }
+                    CHECK(wrong == 0);
+                }
+}
+
 namespace {
 
 /// gemm_bf16 reading im2col_3x3 from the image (and its transpose) gives exactly what it gives on

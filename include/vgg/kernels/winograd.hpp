@@ -120,13 +120,19 @@ std::size_t winograd_kernels_size(std::size_t from, std::size_t to)
     return (Tile + 2) * (Tile + 2) * from * winograd_panel_rows(to);
 }
 
+/// Whether the transformed kernels of a convolution from `from` to `to` channels are read from
+/// memory by every chunk of tiles: larger than winograd_l3_kernel_bytes.
+template <std::size_t Tile>
+bool winograd_kernels_streamed(std::size_t from, std::size_t to)
+{
+    return winograd_kernels_size<Tile>(from, to) * sizeof(float) > winograd_l3_kernel_bytes;
+}
+
 /// Tiles per chunk of a convolution from `from` to `to` channels (see winograd_forward_chunk_tiles).
 template <std::size_t Tile>
 std::size_t winograd_chunk_tiles(std::size_t from, std::size_t to)
 {
-    return winograd_kernels_size<Tile>(from, to) * sizeof(float) <= winograd_l3_kernel_bytes
-               ? winograd_forward_chunk_tiles<Tile>
-               : winograd_streaming_chunk_tiles;
+    return winograd_kernels_streamed<Tile>(from, to) ? winograd_streaming_chunk_tiles : winograd_forward_chunk_tiles<Tile>;
 }
 
 /// Transforms 3x3 kernels weight[out][in][3][3] into the (Tile + 2)^2 matrices the Winograd
@@ -212,6 +218,8 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
     const std::size_t tiles_x = width / Tile, tiles_y = height / Tile, image_size = in_channels * height * width;
     const std::size_t panel_rows = winograd_panel_rows(out_channels), rows = winograd_panel_rows(targets.size());
     const std::size_t chunk_rows = std::max<std::size_t>(winograd_chunk_tiles<Tile>(in_channels, out_channels) / tiles_x, 1);
+    const panel_order order = winograd_kernels_streamed<Tile>(in_channels, out_channels) ? panel_order::whole_panels
+                                                                                         : panel_order::depth_blocks;
     // Tiles per chunk, padded: whole batches, and room for the batch the row gathers and stores write past their end.
     const std::size_t stride = whole_batches(chunk_rows * tiles_x) + lanes;
     using vgg::detail::reserve;
@@ -260,7 +268,7 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
         for (std::size_t xi = 0; xi < elements; ++xi)
             gemm_panels(rows, in_channels, whole_batches(chunk_end),
                         u + (xi * panel_rows + targets.begin) * in_channels, tiles + xi * in_channels * stride, stride,
-                        products + xi * rows * stride, stride);
+                        products + xi * rows * stride, stride, order);
 
         for (std::size_t k = targets.begin; k < targets.end; ++k) {
             const float* product = products + (k - targets.begin) * stride;
