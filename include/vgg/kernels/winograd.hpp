@@ -25,15 +25,15 @@ inline constexpr std::size_t winograd_cached_kernel_bytes = 1 << 20;
 /// the seed's 28x28 block forward 93-114 -> 75-94 ms, VGG-16's 112x112 block 92-115 -> 77-88 ms.
 inline constexpr std::size_t winograd_l3_kernel_bytes = 4 << 20;
 /// Tiles per chunk of a convolution (a forward pass or an input gradient), per output tile side,
-/// when the transformed kernels stay in L2 or L3. F(4x4, 3x3) takes 112, a whole number of SIMD batches
-/// and of rows of 7, 14, 28 or 56 tiles (sides 28-224), so no product column is padding: 64 padded
-/// the 56 tiles of two rows at 112x112 or four at 56x56 to 64 (the seed's block 2 forward, Zen 4,
-/// batch 128: 107 -> 96 ms).
+/// when the transformed kernels stay in L2 or L3. F(4x4, 3x3) takes 112, a whole number of SIMD
+/// batches and of rows of 7, 14, 28 or 56 tiles (sides 28-224), so no product column is padding:
+/// 64 padded the 56 tiles of two rows at 112x112 or four at 56x56 to 64 (the seed's block 2
+/// forward, Zen 4, batch 128: 107 -> 96 ms).
 template <std::size_t Tile>
 inline constexpr std::size_t winograd_forward_chunk_tiles = Tile == 2 ? 128 : 112;
 /// Tiles per chunk when they do not (VGG-16's layers from 256 channels: 4.7-38 MB of kernels).
-/// They are read again from memory for every chunk, so chunks are longer, and span images where an image has fewer
-/// tiles (49 at 28x28 by F(4x4, 3x3)).
+/// They are read again from memory for every chunk, so chunks are longer, and span images where
+/// an image has fewer tiles (49 at 28x28 by F(4x4, 3x3)).
 inline constexpr std::size_t winograd_streaming_chunk_tiles = 256;
 /// Floats per cache line, the step of the prefetches of the next channel's rows.
 inline constexpr std::size_t cache_line_floats = 64 / sizeof(float);
