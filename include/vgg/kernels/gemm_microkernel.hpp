@@ -131,9 +131,7 @@ inline void gemm_panels(std::size_t rows, std::size_t depth, std::size_t columns
 {
     if (order == panel_order::whole_panels) {
         for (std::size_t r = 0; r < rows; r += micro_rows)
-            for (std::size_t j = 0; j < columns; j += micro_columns)
-                detail::gemm_row_block<micro_rows>(depth, std::min(micro_columns, columns - j),
-                                                   {a + r * depth, micro_rows, b + j, b_step, c + r * ldc + j, ldc, false});
+            detail::gemm_row_block<micro_rows>(depth, columns, {a + r * depth, micro_rows, b, b_step, c + r * ldc, ldc, false});
         return;
     }
     for (std::size_t p0 = 0; p0 < depth; p0 += panel_depth_block) {
