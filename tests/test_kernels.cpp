@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <tuple>
 
@@ -747,6 +749,60 @@ TEST_CASE("linear forward and backward equal plain loops, by dot products and by
                     sum += double(dy(n, o)) * w[o * in + i];
                 CHECK(dx(n, i) == doctest::Approx(sum).epsilon(1e-5));
             }
+    }
+}
+
+TEST_CASE("parallel_pieces hands every item to exactly one piece, in pieces of the length asked")
+{
+    const scoped_threads two(2);
+    for (const std::size_t count : {0, 1, 31, 32, 33, 4096, 4100}) {
+        CAPTURE(count);
+        std::vector<int> times(count, 0);
+        std::atomic<std::size_t> wrong_pieces{0};
+        // Enough operations an item that two threads take the pieces.
+        vgg::detail::parallel_pieces(count, 32, vgg::detail::parallel_min_operations, [&](vgg::detail::range piece) {
+            if (piece.begin % 32 != 0 || (piece.size() != 32 && piece.end != count) || piece.size() == 0)
+                ++wrong_pieces;
+            for (std::size_t i = piece.begin; i < piece.end; ++i)
+                ++times[i]; // pieces are disjoint, so no two threads write one element
+        });
+        CHECK(wrong_pieces == 0);
+        CHECK(std::count(times.begin(), times.end(), 1) == static_cast<std::ptrdiff_t>(count));
+    }
+}
+
+TEST_CASE("a small batch's linear forward gives the same bits in pieces on two threads as on one")
+{
+    // 301 features: pieces of kernels::linear_dot_piece_features and a short last one, register
+    // blocks of 4 and a partial one; enough operations that two threads take the pieces.
+    constexpr std::size_t in = 2000, out = 301;
+    Linear<in, out>::layer<shape<in>> linear;
+    rng random(12);
+    linear.initialize(weight_init::xavier_uniform, random);
+    for (const std::size_t batch : {std::size_t{1}, std::size_t{3}}) {
+        CAPTURE(batch);
+        tensor<shape<in>> x(batch);
+        fill_uniform(x.values(), random);
+        tensor<shape<out>> on_two, on_one;
+        {
+            const scoped_threads two(2);
+            linear.forward(x, on_two, {});
+        }
+        {
+            const scoped_threads one(1);
+            linear.forward(x, on_one, {});
+        }
+        CHECK(std::equal(on_two.values().begin(), on_two.values().end(), on_one.values().begin()));
+        const float* w = linear.weight.value.data();
+        std::size_t wrong = 0;
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t o = 0; o < out; ++o) {
+                double sum = linear.bias.value[o];
+                for (std::size_t i = 0; i < in; ++i)
+                    sum += double(x(n, i)) * w[o * in + i];
+                wrong += std::abs(on_two(n, o) - sum) > 1e-4 * (1 + std::abs(sum));
+            }
+        CHECK(wrong == 0);
     }
 }
 

@@ -211,11 +211,18 @@ void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* 
                                  });
 }
 
+/// Floats from which same_bytes and copy_in_parallel split over threads (as many operations as
+/// vgg::detail::parallel_min_operations): one core compares 128K floats in about 35 us (Zen 4),
+/// waking the other thread takes a few, and every evaluation pass compares each kept layer's
+/// weights (the seed's 128 -> 128 layers: 147K floats each).
+inline constexpr std::size_t parallel_copy_min_floats = 1 << 17;
+
 /// Whether `count` floats at a and b are the same bytes, the comparison split over threads.
 inline bool same_bytes(const float* a, const float* b, std::size_t count)
 {
     std::atomic<bool> differ{false};
-    vgg::detail::parallel_ranges(count, 1, [&](std::size_t, std::size_t, vgg::detail::range part) {
+    vgg::detail::parallel_ranges(count, vgg::detail::parallel_min_operations / parallel_copy_min_floats,
+                                 [&](std::size_t, std::size_t, vgg::detail::range part) {
         if (std::memcmp(a + part.begin, b + part.begin, part.size() * sizeof(float)) != 0)
             differ.store(true, std::memory_order_relaxed);
     });
@@ -226,7 +233,8 @@ inline bool same_bytes(const float* a, const float* b, std::size_t count)
 /// the memory bandwidth of two).
 inline void copy_in_parallel(const float* from, std::size_t count, float* to)
 {
-    vgg::detail::parallel_ranges(count, 1, [&](std::size_t, std::size_t, vgg::detail::range part) {
+    vgg::detail::parallel_ranges(count, vgg::detail::parallel_min_operations / parallel_copy_min_floats,
+                                 [&](std::size_t, std::size_t, vgg::detail::range part) {
         std::copy(from + part.begin, from + part.end, to + part.begin);
     });
 }

@@ -166,20 +166,35 @@ inline void linear_input_gradient(std::size_t batch, std::size_t in, std::size_t
 
 } // namespace detail
 
+/// Output features the threads of a small batch's forward pass take at a time
+/// (vgg::detail::parallel_pieces): a multiple of every register block's features, and short
+/// enough that the thread last to finish does not keep the other waiting long (Zen 4, the seed's
+/// fully connected layers at batch 1: 32 5.6 ms, 128 5.7, halves 5.9).
+inline constexpr std::size_t linear_dot_piece_features = 32;
+
 /// Y[batch, out] = X[batch, in] * W[out, in]^T + b. Threads split the output features, so each
-/// reads a disjoint slice of the (large) weight matrix once.
+/// reads a disjoint slice of the (large) weight matrix once: in pieces taken as they finish the
+/// last for small batches (read at the memory's speed), a fixed share each otherwise.
 inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
                            const float* bias, float* y, precision compute = precision::fp32)
 {
     require_precision(compute);
+    const auto start_from_bias = [&](vgg::detail::range features) {
+        for (std::size_t b = 0; b < batch; ++b)
+            std::copy(bias + features.begin, bias + features.end, y + b * out + features.begin);
+    };
+    if (batch <= linear_dot_product_batch) {
+        vgg::detail::parallel_pieces(out, linear_dot_piece_features, 2 * batch * in, [&](vgg::detail::range features) {
+            start_from_bias(features);
+            compute == precision::bf16 ? detail::linear_dot_products<true>(batch, in, out, x, weight, features, y)
+                                       : detail::linear_dot_products<false>(batch, in, out, x, weight, features, y);
+        });
+        return;
+    }
     vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
-        for (std::size_t b = 0; b < batch; ++b)
-            std::copy(bias + features.begin, bias + features.end, y + b * out + features.begin);
-        if (batch <= linear_dot_product_batch)
-            return compute == precision::bf16 ? detail::linear_dot_products<true>(batch, in, out, x, weight, features, y)
-                                              : detail::linear_dot_products<false>(batch, in, out, x, weight, features, y);
+        start_from_bias(features);
         gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin * in, in).transposed(),
              y + features.begin, out, gemm_update::accumulate, compute);
     });
