@@ -35,24 +35,32 @@ void single_channel_weight_gradient(const float* padded, std::size_t height, std
     const std::size_t padded_width = width + 2, pixels = height * width;
     batch sums[Count][9];
     float tail[Count][9] = {};
+    VGG_UNROLL
     for (std::size_t c = 0; c < Count; ++c)
+        VGG_UNROLL
         for (std::size_t k = 0; k < 9; ++k)
             sums[c][k] = batch(0.f);
     for (std::size_t y = 0; y < height; ++y) {
         const float* rows[3] = {padded + y * padded_width, padded + (y + 1) * padded_width, padded + (y + 2) * padded_width};
         std::size_t x = 0;
         for (; x + lanes <= width; x += lanes)
+            VGG_UNROLL
             for (std::size_t c = 0; c < Count; ++c) {
                 const batch g = batch::load_unaligned(gradient + (first + c) * pixels + y * width + x);
+                VGG_UNROLL
                 for (std::size_t k = 0; k < 9; ++k)
                     sums[c][k] = fused_multiply_add(g, batch::load_unaligned(rows[k / 3] + x + k % 3), sums[c][k]);
             }
         for (; x < width; ++x)
+            VGG_UNROLL
             for (std::size_t c = 0; c < Count; ++c)
+                VGG_UNROLL
                 for (std::size_t k = 0; k < 9; ++k)
                     tail[c][k] += gradient[(first + c) * pixels + y * width + x] * rows[k / 3][x + k % 3];
     }
+    VGG_UNROLL
     for (std::size_t c = 0; c < Count; ++c)
+        VGG_UNROLL
         for (std::size_t k = 0; k < 9; ++k)
             dweight[(first + c) * 9 + k] += xsimd::hadd(sums[c][k]) + tail[c][k];
 }
@@ -75,11 +83,13 @@ inline void conv3x3_single_channel(const float* image, std::size_t height, std::
         std::size_t x = 0;
         for (; x + lanes <= width; x += lanes) {
             batch in[9];
+            VGG_UNROLL
             for (std::size_t k = 0; k < 9; ++k)
                 in[k] = batch::load_unaligned(rows[k / 3] + x + k % 3);
             for (std::size_t o = 0; o < out_channels; ++o) {
                 const float* w = weight + o * 9;
                 batch sum(bias[o]);
+                VGG_UNROLL
                 for (std::size_t k = 0; k < 9; ++k)
                     sum = fused_multiply_add(in[k], batch(w[k]), sum);
                 sum.store_unaligned(out + o * pixels + y * width + x);
@@ -89,6 +99,7 @@ inline void conv3x3_single_channel(const float* image, std::size_t height, std::
             for (std::size_t o = 0; o < out_channels; ++o) {
                 const float* w = weight + o * 9;
                 float sum = bias[o];
+                VGG_UNROLL
                 for (std::size_t k = 0; k < 9; ++k)
                     sum = fused_multiply_add(rows[k / 3][x + k % 3], w[k], sum);
                 out[o * pixels + y * width + x] = sum;
@@ -155,9 +166,11 @@ struct pooling_window_inputs {
     pooling_window_inputs(const float* split, std::size_t height, std::size_t width, std::size_t i, std::size_t j)
     {
         const std::size_t half = width / 2 + 1;
+        VGG_UNROLL
         for (std::size_t t = 0; t < 4; ++t) {
             const float* even = split + (2 * i + t) * half + j;
             const float* odd = split + (height + 2 + 2 * i + t) * half + j;
+            VGG_UNROLL
             for (std::size_t s = 0; s < 4; ++s)
                 at[t][s] = float_batch::load_unaligned((s % 2 == 0 ? even : odd) + s / 2);
         }
@@ -187,9 +200,12 @@ inline void conv3x3_single_channel_relu_pool(const float* image, std::size_t hei
             for (std::size_t o = 0; o < out_channels; ++o) {
                 const float* w = weight + o * 9;
                 float_batch sum[2][2];
+                VGG_UNROLL
                 for (std::size_t a = 0; a < 2; ++a)
+                    VGG_UNROLL
                     for (std::size_t b = 0; b < 2; ++b) {
                         sum[a][b] = float_batch(bias[o]);
+                        VGG_UNROLL
                         for (std::size_t k = 0; k < 9; ++k)
                             sum[a][b] = fused_multiply_add(in.at[a + k / 3][b + k % 3], float_batch(w[k]), sum[a][b]);
                     }
@@ -226,13 +242,17 @@ inline void conv3x3_single_channel_relu_pool_weight_gradient(const float* image,
                                                            load_first(dpooled + at, count), zero);
                 const float_batch winner = detail::load_winners(argmax + at, count);
                 bias_sum += gradient;
+                VGG_UNROLL
                 for (std::size_t a = 0; a < 2; ++a)
+                    VGG_UNROLL
                     for (std::size_t b = 0; b < 2; ++b) {
                         const float_batch routed = xsimd::select(winner == float_batch(float(2 * a + b)), gradient, zero);
+                        VGG_UNROLL
                         for (std::size_t k = 0; k < 9; ++k)
                             sums[k] = fused_multiply_add(routed, in.at[a + k / 3][b + k % 3], sums[k]);
                     }
             }
+        VGG_UNROLL
         for (std::size_t k = 0; k < 9; ++k)
             dweight[o * 9 + k] += xsimd::hadd(sums[k]);
         dbias[o] += xsimd::hadd(bias_sum);

@@ -50,11 +50,13 @@ inline float* packing_buffer(std::size_t which, std::size_t size)
 inline void pack_left_panel_from_rows(matrix_operand a, std::size_t depth, std::size_t count, float* panel)
 {
     constexpr std::size_t lanes = float_batch::size;
+    VGG_UNROLL
     for (std::size_t r0 = 0; r0 < micro_rows; r0 += lanes) {
         const std::size_t group = std::min(lanes, micro_rows - r0);
         for (std::size_t p0 = 0; p0 < depth; p0 += lanes) {
             const std::size_t steps = std::min(lanes, depth - p0);
             float_batch square[lanes];
+            VGG_UNROLL
             for (std::size_t r = 0; r < lanes; ++r)
                 square[r] = r0 + r < count ? load_first(a.at(r0 + r, p0), steps) : float_batch(0.f);
             transpose(square);
@@ -74,6 +76,7 @@ inline void pack_left(matrix_operand a, std::size_t rows, std::size_t depth, flo
             pack_left_panel_from_rows(a.block(r0, 0), depth, count, packed);
         else
             for (std::size_t p = 0; p < depth; ++p)
+                VGG_UNROLL
                 for (std::size_t r = 0; r < micro_rows; ++r)
                     packed[p * micro_rows + r] = r < count ? a(r0 + r, p) : 0.f;
     }
@@ -90,6 +93,7 @@ inline void pack_right_panel_from_columns(matrix_operand b, std::size_t depth, s
         for (std::size_t p0 = 0; p0 < depth; p0 += lanes) {
             const std::size_t steps = std::min(lanes, depth - p0);
             float_batch square[lanes];
+            VGG_UNROLL
             for (std::size_t j = 0; j < lanes; ++j)
                 square[j] = j < columns ? load_first(b.at(p0, first + j), steps) : float_batch(0.f);
             transpose(square);

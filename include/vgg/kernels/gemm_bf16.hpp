@@ -141,10 +141,12 @@ struct image_rows {
         std::size_t y = first / width, x = first % width;
         for (std::size_t lane = 0; lane < count; x = 0, ++y) {
             const std::size_t length = std::min(count - lane, width - x);
+            VGG_UNROLL
             for (std::size_t ky = 0; ky < 3; ++ky) {
                 const std::size_t source_y = y + ky; // one above the real source row, so that it stays unsigned
                 if (source_y < 1 || source_y > source.height)
                     continue;
+                VGG_UNROLL
                 for (std::size_t kx = 0; kx < 3; ++kx) {
                     const std::size_t skip_first = kx == 0 && x == 0, skip_last = kx == 2 && x + length == width;
                     if (length <= skip_first + skip_last)
@@ -229,10 +231,12 @@ VGG_TARGET_AVX512_BF16 void pack_right_columns(const Source& source, std::size_t
         for (std::size_t j = 0; j < columns; j += bf16_panel) {
             const std::size_t count = std::min(bf16_panel, columns - j);
             __m512i pairs[16]; // pairs[column][pair], then [pair][column]
+            VGG_UNROLL
             for (std::size_t jj = 0; jj < 16; ++jj)
                 pairs[jj] = jj < count ? to_bf16(low.load(j0 + j + jj), high.load(j0 + j + jj)) : _mm512_setzero_si512();
             transpose_16x16(pairs);
             std::uint16_t* block = packed + j * padded + p * bf16_panel;
+            VGG_UNROLL
             for (std::size_t q = 0; q < 16; ++q)
                 _mm512_storeu_si512(block + q * 2 * bf16_panel, pairs[q]);
         }
@@ -383,6 +387,7 @@ VGG_TARGET_AMX inline void amx_multiply(std::size_t rows, std::size_t columns, s
             const bool two_rows = i + bf16_panel < rows, two_columns = j + bf16_panel < columns;
             c_block parts[4];
             accumulator_tiles targets;
+            VGG_UNROLL
             for (std::size_t t = 0; t < 4; ++t) {
                 const std::size_t r = i + t / 2 * bf16_panel, col = j + t % 2 * bf16_panel;
                 parts[t] = {c + r * ldc + col, ldc, r < rows ? std::min(bf16_panel, rows - r) : 0,
@@ -401,6 +406,7 @@ VGG_TARGET_AMX inline void amx_multiply(std::size_t rows, std::size_t columns, s
             with_tile_flags(two_rows, two_columns, [&]<bool TwoRows, bool TwoColumns>() {
                 amx_tiles<TwoRows, TwoColumns>(blocks, a0, a1, b0, b1, targets, accumulate);
             });
+            VGG_UNROLL
             for (std::size_t t = 0; t < 4; ++t)
                 if (!parts[t].whole())
                     for (std::size_t rr = 0; rr < parts[t].rows; ++rr)
@@ -416,7 +422,9 @@ VGG_TARGET_AVX512_BF16 void dpbf16_tile(std::size_t blocks, const std::uint16_t*
                                         std::size_t panel_size, float* c, std::size_t ldc, bool accumulate)
 {
     __m512 sum[dpbf16_rows][Vectors];
+    VGG_UNROLL
     for (std::size_t r = 0; r < dpbf16_rows; ++r)
+        VGG_UNROLL
         for (std::size_t v = 0; v < Vectors; ++v)
             sum[r][v] = _mm512_setzero_ps();
     for (std::size_t k = 0; k < blocks; ++k)
@@ -424,17 +432,22 @@ VGG_TARGET_AVX512_BF16 void dpbf16_tile(std::size_t blocks, const std::uint16_t*
             const std::uint16_t* right_pairs = b + k * bf16_block + q * 2 * bf16_panel;
             const std::uint16_t* left_pairs = a + k * bf16_block + q * 2;
             __m512bh right[Vectors];
+            VGG_UNROLL
             for (std::size_t v = 0; v < Vectors; ++v)
                 right[v] = (__m512bh)_mm512_load_si512(right_pairs + v * panel_size);
+            VGG_UNROLL
             for (std::size_t r = 0; r < dpbf16_rows; ++r) {
                 std::int32_t pair;
                 std::memcpy(&pair, left_pairs + r * bf16_depth_step, sizeof pair);
                 const __m512bh left = (__m512bh)_mm512_set1_epi32(pair);
+                VGG_UNROLL
                 for (std::size_t v = 0; v < Vectors; ++v)
                     sum[r][v] = _mm512_dpbf16_ps(sum[r][v], left, right[v]);
             }
         }
+    VGG_UNROLL
     for (std::size_t r = 0; r < dpbf16_rows; ++r)
+        VGG_UNROLL
         for (std::size_t v = 0; v < Vectors; ++v) {
             float* out = c + r * ldc + v * bf16_panel;
             _mm512_storeu_ps(out, accumulate ? _mm512_add_ps(sum[r][v], _mm512_loadu_ps(out)) : sum[r][v]);

@@ -45,20 +45,27 @@ void gemm_tile(std::size_t depth, const gemm_operands& m)
     // The sums start from zero and c is added at the end: loading c first would keep all the
     // accumulators live across a branch, which the compiler spills to the stack.
     float_batch sum[Rows][Vectors];
+    VGG_UNROLL
     for (std::size_t r = 0; r < Rows; ++r)
+        VGG_UNROLL
         for (std::size_t v = 0; v < Vectors; ++v)
             sum[r][v] = float_batch(0.f);
     for (std::size_t p = 0; p < depth; ++p) {
         float_batch row[Vectors];
+        VGG_UNROLL
         for (std::size_t v = 0; v < Vectors; ++v)
             row[v] = float_batch::load_aligned(m.b + p * m.b_step + v * lanes);
+        VGG_UNROLL
         for (std::size_t r = 0; r < Rows; ++r) {
             const float_batch broadcast(m.a[p * m.a_step + r]);
+            VGG_UNROLL
             for (std::size_t v = 0; v < Vectors; ++v)
                 sum[r][v] = fused_multiply_add(broadcast, row[v], sum[r][v]);
         }
     }
+    VGG_UNROLL
     for (std::size_t r = 0; r < Rows; ++r)
+        VGG_UNROLL
         for (std::size_t v = 0; v < Vectors; ++v) {
             float* c = m.c + r * m.ldc + v * lanes;
             (m.accumulate ? sum[r][v] + float_batch::load_unaligned(c) : sum[r][v]).store_unaligned(c);

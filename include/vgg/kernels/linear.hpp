@@ -40,21 +40,28 @@ void linear_dot_block(std::size_t in, std::size_t out, const float* x, const flo
                 sum = float_batch(0.f);
     const auto step = [&](std::size_t p, std::size_t chain) {
         float_batch w[Features], v[Samples];
+        VGG_UNROLL
         for (std::size_t f = 0; f < Features; ++f)
             w[f] = load(weight + (j + f) * in + p);
+        VGG_UNROLL
         for (std::size_t s = 0; s < Samples; ++s)
             v[s] = load(x + (b + s) * in + p);
+        VGG_UNROLL
         for (std::size_t f = 0; f < Features; ++f)
+            VGG_UNROLL
             for (std::size_t s = 0; s < Samples; ++s)
                 sums[f][s][chain] = fused_multiply_add(w[f], v[s], sums[f][s][chain]);
     };
     std::size_t p = 0;
     for (; p + chains * lanes <= in; p += chains * lanes)
+        VGG_UNROLL
         for (std::size_t c = 0; c < chains; ++c)
             step(p + c * lanes, c);
     for (; p + lanes <= in; p += lanes)
         step(p, 0);
+    VGG_UNROLL
     for (std::size_t f = 0; f < Features; ++f)
+        VGG_UNROLL
         for (std::size_t s = 0; s < Samples; ++s) {
             const auto& partial = sums[f][s];
             float total = xsimd::hadd((partial[0] + partial[1]) + (partial[2] + partial[3]));
@@ -133,10 +140,12 @@ void linear_input_gradient_rows(std::size_t batch, std::size_t in, std::size_t o
     std::size_t i = inputs.begin;
     for (; i + lanes <= inputs.end; i += lanes) {
         float_batch w[Rows];
+        VGG_UNROLL
         for (std::size_t r = 0; r < Rows; ++r)
             w[r] = float_batch::load_unaligned(weight + (o + r) * in + i);
         for (std::size_t b = 0; b < batch; ++b) {
             float_batch sum = float_batch::load_unaligned(dx + b * in + i);
+            VGG_UNROLL
             for (std::size_t r = 0; r < Rows; ++r)
                 sum = fused_multiply_add(float_batch(dy[b * out + o + r]), w[r], sum);
             sum.store_unaligned(dx + b * in + i);
@@ -144,6 +153,7 @@ void linear_input_gradient_rows(std::size_t batch, std::size_t in, std::size_t o
     }
     for (; i < inputs.end; ++i)
         for (std::size_t b = 0; b < batch; ++b)
+            VGG_UNROLL
             for (std::size_t r = 0; r < Rows; ++r)
                 dx[b * in + i] = fused_multiply_add(dy[b * out + o + r], weight[(o + r) * in + i], dx[b * in + i]);
 }

@@ -76,12 +76,15 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
             std::size_t x = 0;
             for (; x + lanes <= width; x += lanes) {
                 float_batch square[lanes];
+                VGG_UNROLL
                 for (std::size_t c = 0; c < lanes; ++c)
                     square[c] = c < count ? float_batch::load_unaligned(source + c * height * width + x) : float_batch(0.f);
                 transpose(square);
+                VGG_UNROLL
                 for (std::size_t p = 0; p < lanes; ++p)
                     square[p].store_unaligned(to + (x + p) * pixel);
                 if (plane_sums)
+                    VGG_UNROLL
                     for (std::size_t p = 0; p < lanes; ++p)
                         sums += square[p];
             }
@@ -175,19 +178,23 @@ void winograd_transform_kernels(const float* weight, std::size_t out_channels, s
             const std::size_t sources = std::min(block, from - i0);
             for (std::size_t s0 = 0; s0 < sources; s0 += lanes) {
                 // Lanes past the last source read the last one again; their results are not packed.
+                VGG_UNROLL
                 for (std::size_t lane = 0; lane < lanes; ++lane)
                     offsets[lane] = static_cast<std::int32_t>(std::min(s0 + lane, sources - 1) * source_step);
                 const auto offset = index_batch::load_aligned(offsets);
                 for (std::size_t j = 0; j < count; ++j) {
                     const float* taps = weight + (o0 + j) * target_step + i0 * source_step;
                     float_batch g[3][3], transformed[window][window];
+                    VGG_UNROLL
                     for (std::size_t k = 0; k < 9; ++k)
                         g[k / 3][k % 3] = float_batch::gather(taps + (adjoint ? 8 - k : k), offset);
                     detail::transform_2d(g, transformed, detail::winograd_transforms<Tile>::kernel);
+                    VGG_UNROLL
                     for (std::size_t xi = 0; xi < elements; ++xi)
                         transformed[xi / window][xi % window].store_aligned(rows + (xi * micro_rows + j) * block + s0);
                 }
             }
+            VGG_UNROLL
             for (std::size_t xi = 0; xi < elements; ++xi)
                 detail::pack_left(row_major(rows + xi * micro_rows * block, block), count, sources,
                                   u + xi * matrix + o0 * from + i0 * micro_rows);
@@ -254,10 +261,12 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
                 }
                 // windows[window * r + j][t]: the input pixel at (r, j) of tile t's window, which
                 // starts one pixel up and left of the tile; zero in the padding.
+                VGG_UNROLL
                 for (std::size_t r = 0; r < window; ++r) {
                     float* row = windows + window * r * stride + (g - g0) * tiles_x;
                     const std::size_t y = Tile * ty + r; // one more than the image row: padding
                     if (y == 0 || y > height) {
+                        VGG_UNROLL
                         for (std::size_t j = 0; j < window; ++j)
                             std::fill(row + j * stride, row + j * stride + tiles_x, 0.f);
                         continue;
@@ -269,14 +278,17 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
             float* transformed = tiles + c * stride;
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
                 float_batch d[window][window], v[window][window];
+                VGG_UNROLL
                 for (std::size_t xi = 0; xi < elements; ++xi)
                     d[xi / window][xi % window] = float_batch::load_aligned(windows + xi * stride + t);
                 detail::transform_2d(d, v, transforms::input);
+                VGG_UNROLL
                 for (std::size_t xi = 0; xi < elements; ++xi)
                     v[xi / window][xi % window].store_aligned(transformed + xi * tiles_step + t);
             }
         }
 
+        VGG_UNROLL
         for (std::size_t xi = 0; xi < elements; ++xi)
             gemm_panels(rows, in_channels, whole_batches(chunk_end),
                         u + (xi * panel_rows + targets.begin) * in_channels, tiles + xi * tiles_step, stride,
@@ -287,9 +299,11 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
             const float_batch b(bias ? bias[k] : 0.f);
             for (std::size_t t = 0; t < chunk_end; t += lanes) {
                 float_batch m[window][window], y[Tile][Tile];
+                VGG_UNROLL
                 for (std::size_t xi = 0; xi < elements; ++xi)
                     m[xi / window][xi % window] = float_batch::load_aligned(product + xi * products_step + t);
                 detail::transform_2d(m, y, transforms::output);
+                VGG_UNROLL
                 for (std::size_t p = 0; p < Tile * Tile; ++p)
                     (y[p / Tile][p % Tile] + b).store_aligned(outputs + p * stride + t);
             }
@@ -363,6 +377,7 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
     // image row Tile * ty + r - 1, zero above and below the image) and the gradient's rows.
     const auto stage_band = [&](std::size_t n, std::size_t ty) {
         const float* image = image_planes + n * in_channels * height * width;
+        VGG_UNROLL
         for (std::size_t r = 0; r < window; ++r) {
             float* target = image_band + r * row;
             const std::size_t y = Tile * ty + r; // one more than the image row
@@ -397,22 +412,27 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
             float* transformed_gradient = gradients_transformed + (t - t0) * gradient_step;
             for (std::size_t c = 0; c < in_padded; c += lanes) {
                 float_batch d[window][window], v[window][window];
+                VGG_UNROLL
                 for (std::size_t xi = 0; xi < elements; ++xi)
                     d[xi / window][xi % window] =
                         float_batch::load_aligned(image_window + (xi / window) * row + (xi % window) * in_padded + c);
                 detail::transform_2d(d, v, transforms::input);
+                VGG_UNROLL
                 for (std::size_t xi = 0; xi < elements; ++xi)
                     v[xi / window][xi % window].store_aligned(transformed + xi * tiles_element + c);
             }
             for (std::size_t k = 0; k < out_padded; k += lanes) {
                 float_batch g[Tile][Tile], e[window][window];
+                VGG_UNROLL
                 for (std::size_t p = 0; p < Tile * Tile; ++p)
                     g[p / Tile][p % Tile] = float_batch::load_aligned(tile + (p / Tile) * gradient_row + (p % Tile) * out_padded + k);
                 detail::transform_2d(g, e, transforms::gradient);
+                VGG_UNROLL
                 for (std::size_t xi = 0; xi < elements; ++xi)
                     e[xi / window][xi % window].store_aligned(transformed_gradient + xi * gradients_element + k);
             }
         }
+        VGG_UNROLL
         for (std::size_t xi = 0; xi < elements; ++xi)
             gemm_unpacked(out_channels, t1 - t0, in_padded,
                           {gradients_transformed + xi * gradients_element, gradient_step, tiles + xi * tiles_element,
@@ -431,14 +451,17 @@ void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::s
     for (std::size_t k = 0; k < out_channels; ++k)
         for (std::size_t c0 = 0; c0 < in_channels; c0 += lanes) {
             float_batch s[window][window], w[3][3];
+            VGG_UNROLL
             for (std::size_t xi = 0; xi < window * window; ++xi)
                 s[xi / window][xi % window] = float_batch::load_aligned(sums + (xi * out_channels + k) * in_padded + c0);
             detail::transform_2d(s, w, detail::winograd_transforms<Tile>::weight_gradient);
             alignas(64) float taps[9][lanes];
+            VGG_UNROLL
             for (std::size_t i = 0; i < 9; ++i)
                 w[i / 3][i % 3].store_aligned(taps[i]);
             float* kernels = dweight + (k * in_channels + c0) * 9;
             for (std::size_t c = 0; c < std::min(lanes, in_channels - c0); ++c)
+                VGG_UNROLL
                 for (std::size_t i = 0; i < 9; ++i)
                     kernels[c * 9 + i] += taps[i][c];
         }

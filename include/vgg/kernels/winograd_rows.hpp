@@ -77,9 +77,11 @@ void gather_window_columns(const float* source, std::size_t tiles_x, const float
         const float* from = source + Tile * tx;
         const auto readable = static_cast<std::size_t>(std::min<std::ptrdiff_t>(Tile * lanes, readable_end - from));
         float_batch pixels[Tile], middle[Tile];
+        VGG_UNROLL
         for (std::size_t i = 0; i < Tile; ++i)
             pixels[i] = i * lanes < readable ? load_first(from + i * lanes, readable - i * lanes) : float_batch(0.f);
         deinterleave(pixels, middle);
+        VGG_UNROLL
         for (std::size_t j = 1; j <= Tile; ++j)
             middle[j - 1].store_unaligned(columns + j * stride + tx);
         // Column 0 is column Tile of the tile to the left, column Tile + 1 column 1 of the tile to the right.
@@ -98,9 +100,11 @@ inline void store_tile_row(const tile_row_outputs& outputs, std::size_t width, f
         constexpr std::size_t lanes = float_batch::size;
         const std::size_t tiles_x = width / Tile;
         const float_batch zero(0.f);
+        VGG_UNROLL
         for (std::size_t i = 0; i < Tile; ++i)
             for (std::size_t tx = 0; tx < tiles_x; tx += lanes) {
                 float_batch tile_columns[Tile], pixels[Tile];
+                VGG_UNROLL
                 for (std::size_t j = 0; j < Tile; ++j) {
                     const float_batch v = outputs.batch(i, j, tx);
                     tile_columns[j] = relu ? xsimd::select(v < zero, zero, v) : v; // std::max(v, 0.f), NaN kept

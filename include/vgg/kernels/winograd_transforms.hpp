@@ -1,6 +1,8 @@
 #pragma once
 #include <cstddef>
 
+#include "vgg/kernels/simd.hpp"
+
 // Winograd F(m x m, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
 // 2016): each m x m output tile of a 3x3 convolution comes from an (m + 2) x (m + 2) input
 // window through (m + 2)^2 multiplies per channel pair instead of 9 m^2. In transformed space
@@ -128,12 +130,16 @@ template <std::size_t In, std::size_t Out, class T, class Transform>
 [[gnu::always_inline]] inline void transform_2d(const T (&x)[In][In], T (&y)[Out][Out], Transform f)
 {
     T rows[In][Out], column[In], result[Out];
+    VGG_UNROLL
     for (std::size_t r = 0; r < In; ++r)
         f(x[r], rows[r]);
+    VGG_UNROLL
     for (std::size_t j = 0; j < Out; ++j) {
+        VGG_UNROLL
         for (std::size_t r = 0; r < In; ++r)
             column[r] = rows[r][j];
         f(column, result);
+        VGG_UNROLL
         for (std::size_t i = 0; i < Out; ++i)
             y[i][j] = result[i];
     }
