@@ -84,7 +84,6 @@ float_batch select_lanes(const float_batch& if_true, const float_batch& if_false
 #if defined(__AVX512F__)
     constexpr auto mask = [] {
         std::uint32_t bits = 0;
-        VGG_UNROLL
         for (std::size_t lane = 0; lane < float_batch::size; ++lane)
             bits |= static_cast<std::uint32_t>(Pattern::get(lane, float_batch::size)) << lane;
         return static_cast<__mmask16>(bits);

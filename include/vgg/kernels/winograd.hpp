@@ -42,7 +42,7 @@ inline constexpr std::size_t cache_line_floats = 64 / sizeof(float);
 /// store or load together, fall in as many L1 sets (matrices of a multiple of 4 KB put all 36 in
 /// one 8-way set). Zen 4, the seed's network, per-layer medians of alternating builds: one
 /// image's 56x56 block 1.08 -> 0.95 ms, 28x28 0.86 -> 0.79; batch 64, 112x112 block forward 26 ->
-/// 23 ms, training 110-115 -> 113-122 img/s.
+/// 23 ms, training 110-116 -> 114-123 img/s.
 inline constexpr std::size_t winograd_element_step(std::size_t matrix) { return matrix + cache_line_floats; }
 /// Bytes of the weight gradient's sums (all transformed elements) that stay in L2 between its
 /// chunks of tiles (see winograd_gradient_chunk).
