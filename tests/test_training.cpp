@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "cpu_skip.hpp"
@@ -141,6 +146,53 @@ TEST_CASE("SGD follows torch.optim.SGD with momentum and weight decay")
     check_sgd_follows_torch<Sequential<shape<3>, Linear<3, 2>>>();
     // Large enough for the update to be split over threads.
     check_sgd_follows_torch<Sequential<shape<1024>, Linear<1024, 512>>>();
+}
+
+TEST_CASE("a large parameter starts on a 2 MiB page, a small one on a cache line, and growing keeps the values")
+{
+    const auto offset_in = [](const float* data, std::size_t alignment) {
+        return reinterpret_cast<std::uintptr_t>(data) % alignment;
+    };
+    Linear<1024, 1024>::layer<shape<1024>> linear; // a 4 MiB weight and a 4 KB bias
+    CHECK(offset_in(linear.weight.value.data(), detail::large_page_bytes) == 0);
+    CHECK(offset_in(linear.weight.grad.data(), detail::large_page_bytes) == 0);
+    CHECK(offset_in(linear.bias.value.data(), tensor_alignment) == 0);
+    CHECK(linear.weight.value.size() == 1024 * 1024);
+    CHECK(std::all_of(linear.weight.value.begin(), linear.weight.value.end(), [](float v) { return v == 0.f; }));
+
+    large_page_vector<float> values(100, 1.f);
+    values.resize((3 << 20) / sizeof(float) + 1, 2.f); // moves to large pages, past a whole one
+    CHECK(offset_in(values.data(), detail::large_page_bytes) == 0);
+    CHECK(std::count(values.begin(), values.end(), 1.f) == 100);
+    CHECK(values.back() == 2.f);
+}
+
+TEST_CASE("a large parameter is backed by transparent huge pages where Linux gives them")
+{
+#if defined(VGG_ADDRESS_SANITIZER)
+    testing::skip_because("AddressSanitizer's allocator places large buffers itself");
+#endif
+    std::ifstream setting("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string modes;
+    std::getline(setting, modes);
+    if (modes.find("[always]") == std::string::npos && modes.find("[madvise]") == std::string::npos)
+        testing::skip_because("transparent huge pages are off on this machine (/sys/kernel/mm/transparent_hugepage/enabled: '" +
+                              modes + "')");
+    Linear<2048, 2048>::layer<shape<2048>> linear; // 16 MiB, written (zeroed) on construction
+    const auto address = reinterpret_cast<std::uintptr_t>(linear.weight.value.data());
+    // The mapping that holds the weights, and its AnonHugePages line.
+    std::ifstream maps("/proc/self/smaps");
+    bool inside = false;
+    std::size_t huge_kb = 0;
+    for (std::string line; std::getline(maps, line);) {
+        std::uintptr_t begin = 0, end = 0;
+        char dash = 0;
+        if (std::istringstream(line) >> std::hex >> begin >> dash >> end && dash == '-')
+            inside = begin <= address && address < end;
+        else if (inside && line.rfind("AnonHugePages:", 0) == 0)
+            std::istringstream(line.substr(14)) >> huge_kb;
+    }
+    CHECK(huge_kb >= 2048);
 }
 
 TEST_CASE("Xavier-uniform initialisation stays within its bound and fills it")

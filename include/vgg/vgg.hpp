@@ -3,6 +3,7 @@
 
 #include "vgg/config.hpp"
 
+#include "vgg/core/large_pages.hpp"
 #include "vgg/core/layer.hpp"
 #include "vgg/core/parameter.hpp"
 #include "vgg/core/rng.hpp"

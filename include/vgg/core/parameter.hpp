@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "vgg/core/large_pages.hpp"
 #include "vgg/core/layer.hpp"
 #include "vgg/core/rng.hpp"
 #include "vgg/core/tensor.hpp"
@@ -29,7 +30,7 @@ struct parameter {
     parameter_view view(const std::string& name) { return {name, shape, value, grad}; }
 
     std::vector<std::size_t> shape;
-    aligned_vector<float> value, grad;
+    large_page_vector<float> value, grad;
 };
 
 /// A tensor a layer keeps between passes without learning it by gradient, as PyTorch's

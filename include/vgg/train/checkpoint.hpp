@@ -45,7 +45,7 @@ void load_checkpoint(Net& net, sgd& optimiser, const io::safetensors_content& co
     const auto steps = content.metadata.find("optimizer_steps");
     if (steps == content.metadata.end())
         throw io::file_error(path, "is not a checkpoint: it has no optimizer_steps metadata");
-    std::vector<aligned_vector<float>> velocity;
+    std::vector<large_page_vector<float>> velocity;
     std::size_t parameters = 0;
     net.visit_parameters([&](const parameter_view& p) {
         if (!p.trainable)

@@ -3,8 +3,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "vgg/core/large_pages.hpp"
 #include "vgg/core/layer.hpp"
-#include "vgg/core/tensor.hpp"
 #include "vgg/detail/parallel.hpp"
 
 namespace vgg {
@@ -43,7 +43,7 @@ public:
 
     /// Momentum buffers, one per trainable parameter in visiting order (empty without momentum), and
     /// the number of steps taken: what a checkpoint must keep to resume exactly.
-    std::vector<aligned_vector<float>>& velocity() { return velocity_; }
+    std::vector<large_page_vector<float>>& velocity() { return velocity_; }
     std::size_t& steps() { return steps_; }
 
     float learning_rate, momentum, weight_decay;
@@ -75,7 +75,7 @@ private:
     /// Operations per parameter of an update, for parallel_ranges' threshold.
     static constexpr std::size_t update_operations = 4;
 
-    std::vector<aligned_vector<float>> velocity_;
+    std::vector<large_page_vector<float>> velocity_;
     std::size_t steps_ = 0;
 };
 
