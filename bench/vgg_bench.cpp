@@ -7,7 +7,9 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/resource.h>
@@ -99,6 +101,33 @@ struct options {
     bool json = false;
 };
 
+/// The share of each fully connected layer's inputs zero in every image of the last forward pass:
+/// a batch of up to kernels::linear_small_batch images does not read their weights, so its speed
+/// depends on them (ReLU zeroes about half with random weights).
+template <class Net>
+std::vector<double> linear_inputs_zero(const Net& net)
+{
+    std::vector<double> shares;
+    std::span<const float> previous_output;
+    std::size_t previous_batch = 0;
+    net.visit_layers([&](std::size_t, const auto& layer, const auto& output) {
+        if (layer.name == std::string_view("Linear") && previous_batch > 0) {
+            const std::size_t features = previous_output.size() / previous_batch;
+            std::size_t zero = 0;
+            for (std::size_t k = 0; k < features; ++k) {
+                bool all_zero = true;
+                for (std::size_t b = 0; b < previous_batch; ++b)
+                    all_zero = all_zero && previous_output[b * features + k] == 0.f;
+                zero += all_zero;
+            }
+            shares.push_back(double(zero) / double(features));
+        }
+        previous_output = output.values();
+        previous_batch = output.batch();
+    });
+    return shares;
+}
+
 template <class Net>
 int run(const options& opt)
 {
@@ -189,6 +218,7 @@ int run(const options& opt)
         {"gemm_ceiling_gflops", ceiling},
         {"fraction_of_ceiling", train_gflops / ceiling},
         {"peak_rss_mb", peak_rss_mb()},
+        {"linear_inputs_zero", linear_inputs_zero(*net)},
         {"cpu", cpu_model()},
         {"precision", to_string(opt.precision)},
         {"gemm", gemm_description(opt.precision)},
@@ -233,6 +263,11 @@ int run(const options& opt)
     std::printf("inference:     %.3f s, %.1f img/s (%.1f right after a training step)\n", infer_s,
                 double(opt.batch) / infer_s, double(opt.batch) / infer_after_step_s);
     std::printf("peak RSS:      %.0f MB\n", peak_rss_mb());
+    std::printf("fully connected inputs zero in every image (weights not read up to batch %zu):",
+                vgg::kernels::linear_small_batch);
+    for (const double share : linear_inputs_zero(*net))
+        std::printf(" %.0f%%", 100 * share);
+    std::printf("\n");
     return 0;
 }
 

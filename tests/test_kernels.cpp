@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "gradient_check.hpp"
@@ -709,14 +710,16 @@ TEST_CASE("SIMD ReLU kernels agree with scalar code on every tail length")
     }
 }
 
-TEST_CASE("linear forward and backward equal plain loops, by dot products and by GEMM")
+TEST_CASE("linear forward and backward equal plain loops, for small batches and by GEMM")
 {
-    // Batches up to kernels::linear_dot_product_batch take the dot-product path (in register blocks
-    // of 2 samples: 1 and 3 leave partial ones; a single sample reads more features at a time),
-    // larger ones gemm().
+    // Batches up to kernels::linear_small_batch take the paths that read the weights in place:
+    // the forward pass by rows (one per input that is not zero in every sample; 75 inputs, a fifth
+    // of them zero everywhere and a seventh zero in the first sample, leave a partial block of
+    // rows), the input gradient by dot products along them (in register blocks of 2 samples: 1
+    // and 3 leave partial ones; a single sample reads more features at a time); larger ones gemm().
     constexpr std::size_t in = 75, out = 53;
-    for (std::size_t batch : {std::size_t{1}, std::size_t{3}, std::size_t{6}, kernels::linear_dot_product_batch,
-                              kernels::linear_dot_product_batch + 1, std::size_t{13}}) {
+    for (std::size_t batch : {std::size_t{1}, std::size_t{3}, std::size_t{6}, kernels::linear_small_batch,
+                              kernels::linear_small_batch + 1, std::size_t{13}}) {
         CAPTURE(batch);
         Linear<in, out>::layer<shape<in>> linear;
         rng random(4 + batch);
@@ -724,15 +727,19 @@ TEST_CASE("linear forward and backward equal plain loops, by dot products and by
         tensor<shape<in>> x(batch), dx;
         tensor<shape<out>> y, dy(batch);
         fill_uniform(x.values(), random);
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t i = 0; i < in; ++i)
+                if (i % 5 == 0 || (n == 0 && i % 7 == 0))
+                    x(n, i) = 0.f;
         fill_uniform(dy.values(), random);
         linear.forward(x, y, {});
         linear.backward(x, y, dy, &dx);
-        const float* w = linear.weight.value.data();
+        const float* w = linear.weight.value.data(); // [in, out]
         for (std::size_t n = 0; n < batch; ++n)
             for (std::size_t o = 0; o < out; ++o) {
                 double sum = linear.bias.value[o];
                 for (std::size_t i = 0; i < in; ++i)
-                    sum += double(x(n, i)) * w[o * in + i];
+                    sum += double(x(n, i)) * w[i * out + o];
                 CHECK(y(n, o) == doctest::Approx(sum).epsilon(1e-5));
             }
         for (std::size_t o = 0; o < out; ++o)
@@ -740,14 +747,46 @@ TEST_CASE("linear forward and backward equal plain loops, by dot products and by
                 double sum = 0;
                 for (std::size_t n = 0; n < batch; ++n)
                     sum += double(dy(n, o)) * x(n, i);
-                CHECK(linear.weight.grad[o * in + i] == doctest::Approx(sum).epsilon(1e-5));
+                CHECK(linear.weight.grad[i * out + o] == doctest::Approx(sum).epsilon(1e-5));
             }
         for (std::size_t n = 0; n < batch; ++n)
             for (std::size_t i = 0; i < in; ++i) {
                 double sum = 0;
                 for (std::size_t o = 0; o < out; ++o)
-                    sum += double(dy(n, o)) * w[o * in + i];
+                    sum += double(dy(n, o)) * w[i * out + o];
                 CHECK(dx(n, i) == doctest::Approx(sum).epsilon(1e-5));
+            }
+    }
+}
+
+TEST_CASE("a small batch's linear forward does not read the weights of inputs zero in every sample")
+{
+    // Their rows hold NaN: read, they would turn every output into NaN (0 * NaN).
+    constexpr std::size_t in = 40, out = 37;
+    Linear<in, out>::layer<shape<in>> linear;
+    rng random(21);
+    linear.initialize(weight_init::xavier_uniform, random);
+    const auto zero_everywhere = [](std::size_t i) { return i % 3 == 1; };
+    for (std::size_t i = 0; i < in; ++i)
+        if (zero_everywhere(i))
+            std::fill_n(&linear.weight.value[i * out], out, std::numeric_limits<float>::quiet_NaN());
+    for (std::size_t batch : {std::size_t{1}, std::size_t{4}, kernels::linear_small_batch}) {
+        CAPTURE(batch);
+        tensor<shape<in>> x(batch);
+        fill_uniform(x.values(), random);
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t i = 0; i < in; ++i)
+                if (zero_everywhere(i))
+                    x(n, i) = 0.f;
+        tensor<shape<out>> y;
+        linear.forward(x, y, {});
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t o = 0; o < out; ++o) {
+                double sum = linear.bias.value[o];
+                for (std::size_t i = 0; i < in; ++i)
+                    if (!zero_everywhere(i))
+                        sum += double(x(n, i)) * linear.weight.value[i * out + o];
+                CHECK(y(n, o) == doctest::Approx(sum).epsilon(1e-5));
             }
     }
 }
@@ -771,10 +810,10 @@ TEST_CASE("parallel_pieces hands every item to exactly one piece, in pieces of t
     }
 }
 
-TEST_CASE("a small batch's linear forward gives the same bits in pieces on two threads as on one")
+TEST_CASE("a small batch's linear forward gives the same bits split over two threads as on one")
 {
-    // 301 features: pieces of kernels::linear_dot_piece_features and a short last one, register
-    // blocks of 4 and a partial one; enough operations that two threads take the pieces.
+    // 301 features: whole SIMD batches and a partial one in the second thread's share; enough
+    // operations that two threads split them.
     constexpr std::size_t in = 2000, out = 301;
     Linear<in, out>::layer<shape<in>> linear;
     rng random(12);
@@ -793,13 +832,13 @@ TEST_CASE("a small batch's linear forward gives the same bits in pieces on two t
             linear.forward(x, on_one, {});
         }
         CHECK(std::equal(on_two.values().begin(), on_two.values().end(), on_one.values().begin()));
-        const float* w = linear.weight.value.data();
+        const float* w = linear.weight.value.data(); // [in, out]
         std::size_t wrong = 0;
         for (std::size_t n = 0; n < batch; ++n)
             for (std::size_t o = 0; o < out; ++o) {
                 double sum = linear.bias.value[o];
                 for (std::size_t i = 0; i < in; ++i)
-                    sum += double(x(n, i)) * w[o * in + i];
+                    sum += double(x(n, i)) * w[i * out + o];
                 wrong += std::abs(on_two(n, o) - sum) > 1e-4 * (1 + std::abs(sum));
             }
         CHECK(wrong == 0);
@@ -808,15 +847,18 @@ TEST_CASE("a small batch's linear forward gives the same bits in pieces on two t
 
 TEST_CASE("linear forward of one sample gives the same sums as that sample in a batch")
 {
-    // A batch of one reads more weight rows at a time (kernels::detail::
-    // linear_single_sample_block_features); every dot product keeps its partial sums, so the
-    // results are equal to the bit. 53 features leave partial blocks on one and two threads.
+    // Each sum runs over the weight rows in order; rows read only for the other samples (inputs
+    // zero in this one) add exact zeros, so the results are equal to the bit. 53 features leave
+    // a partial SIMD batch; 75 inputs, some zero in one sample only, partial blocks of rows.
     constexpr std::size_t in = 75, out = 53, batch = 3;
     Linear<in, out>::layer<shape<in>> linear;
     rng random(11);
     linear.initialize(weight_init::xavier_uniform, random);
     tensor<shape<in>> x(batch);
     fill_uniform(x.values(), random);
+    for (std::size_t n = 0; n < batch; ++n)
+        for (std::size_t i = n; i < in; i += 4)
+            x(n, i) = 0.f;
     tensor<shape<out>> y;
     linear.forward(x, y, {});
     for (std::size_t n = 0; n < batch; ++n) {
@@ -831,14 +873,15 @@ TEST_CASE("linear forward of one sample gives the same sums as that sample in a 
 
 TEST_CASE("linear input gradient of small batches equals plain loops, and any split of the inputs")
 {
-    // Batches up to kernels::linear_dot_product_batch read the weight rows in blocks of
-    // kernels::linear_gradient_rows (203 rows leave 3) with two threads splitting 3000 inputs in
-    // SIMD batches (a partial one at the end); one thread must give the same bits.
+    // Batches up to kernels::linear_small_batch take dot products along the weight rows of [in,
+    // out] (203 features: SIMD batches and a scalar tail), the threads taking pieces of
+    // kernels::linear_dot_piece_features inputs (3000: a short last piece); one thread must give
+    // the same bits.
     constexpr std::size_t in = 3000, out = 203;
     rng random(17);
     std::vector<float> weight(in * out);
     fill_uniform(weight, random);
-    for (std::size_t batch : {std::size_t{1}, std::size_t{5}, kernels::linear_dot_product_batch}) {
+    for (std::size_t batch : {std::size_t{1}, std::size_t{5}, kernels::linear_small_batch}) {
         CAPTURE(batch);
         std::vector<float> x(batch * in), dy(batch * out), dweight(in * out), dbias(out), dx(batch * in),
             dx_one_thread(batch * in, -1.f);
@@ -858,13 +901,13 @@ TEST_CASE("linear input gradient of small batches equals plain loops, and any sp
         const auto check_input = [&](std::size_t n, std::size_t i) {
             double sum = 0;
             for (std::size_t o = 0; o < out; ++o)
-                sum += double(dy[n * out + o]) * weight[o * in + i];
+                sum += double(dy[n * out + o]) * weight[i * out + o];
             CHECK(dx[n * in + i] == doctest::Approx(sum).epsilon(1e-5));
         };
         for (std::size_t n = 0; n < batch; ++n)
             for (std::size_t i = 0; i < in; i += 7)
                 check_input(n, i);
-        check_input(batch - 1, in - 1); // in the partial SIMD batch at the end
+        check_input(batch - 1, in - 1); // in the short last piece
     }
 }
 

@@ -61,6 +61,12 @@ TEST_CASE("weights round-trip through safetensors under state_dict names")
     CHECK(content.tensors.at("0.0.weight").shape == std::vector<std::size_t>{2, 1, 3, 3});
     CHECK(content.tensors.at("2.weight").shape == std::vector<std::size_t>{3, 8});
     CHECK(content.tensors.size() == 4);
+    // Linear stores its weight transposed, [8, 3]; the file has PyTorch's [3, 8].
+    const auto& file_weight = content.tensors.at("2.weight").values;
+    const auto& stored_weight = saved.layer<2>().weight.value;
+    for (std::size_t o = 0; o < 3; ++o)
+        for (std::size_t i = 0; i < 8; ++i)
+            CHECK(file_weight[o * 8 + i] == stored_weight[i * 3 + o]);
     io::load_weights(loaded, path);
     CHECK(all_values(loaded) == all_values(saved));
     std::uint64_t header_length;
@@ -132,15 +138,18 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
     tensors.push_back({"extra", {5}, extra_values});
     io::write_safetensors(path, tensors);
     CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"extra\" [5] is not a parameter of this network");
+    tensors.back().order = storage_order::transposed;
+    CHECK(error_of([&] { io::write_safetensors(path, tensors); }) == p + "tensor \"extra\" is stored transposed but is not a matrix");
     tensors.pop_back();
     tensors[0].shape = {1, 2, 3, 3};
     io::write_safetensors(path, tensors);
     CHECK(error_of([&] { io::load_weights(net, path); }) ==
           p + "tensor \"0.0.weight\" has shape [1, 2, 3, 3], but this network needs [2, 1, 3, 3]");
     tensors[0].shape = {2, 1, 3, 3};
-    std::vector<float> with_nan(tensors[2].values.begin(), tensors[2].values.end());
+    std::vector<float> with_nan(tensors[2].values.size()); // in the file's order: Linear stores its weight transposed
+    copy_in_shape_order(tensors[2].shape, tensors[2].order, tensors[2].values, with_nan.data());
     with_nan[5] = std::numeric_limits<float>::quiet_NaN();
-    tensors[2].values = with_nan;
+    tensors[2] = {tensors[2].name, tensors[2].shape, with_nan};
     io::write_safetensors(path, tensors);
     CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"2.weight\" holds nan at index 5: weights must be finite");
     CHECK(all_values(net) == before);
@@ -177,6 +186,13 @@ TEST_CASE("a checkpoint keeps the momentum buffers and the step count")
     for (std::size_t i = 0; i < optimiser.velocity().size(); ++i)
         CHECK(restored_optimiser.velocity()[i] == optimiser.velocity()[i]);
     CHECK(all_values(restored) == all_values(net));
+    // The Linear's momentum, stored as its weight is ([8, 3]), is in PyTorch's order in the file.
+    const auto content = io::read_safetensors(path);
+    const auto& file_momentum = content.tensors.at(optimizer_prefix + "2.weight").values;
+    const auto& stored_momentum = optimiser.velocity()[2];
+    for (std::size_t o = 0; o < 3; ++o)
+        for (std::size_t i = 0; i < 8; ++i)
+            CHECK(file_momentum[o * 8 + i] == stored_momentum[i * 3 + o]);
 }
 
 TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkpoint or as weights")

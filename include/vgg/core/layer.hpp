@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <concepts>
 #include <cstdint>
@@ -31,6 +32,11 @@ struct run_context {
     run_context at(std::size_t position) const { return {mode, mix64(stream, position), first_sample, precision}; }
 };
 
+/// How a parameter lays its values out in memory: in the row-major order of its shape, as PyTorch
+/// and weight files do, or, for a matrix, transposed: Linear keeps its [Out, In] weight as
+/// [In, Out], so one input's weights are contiguous and a zero input's need not be read.
+enum class storage_order { as_shape, transposed };
+
 /// A view of one tensor of a network's state, as PyTorch's state_dict holds it: its name, its
 /// shape, its values and the gradient the last backward pass wrote for it. A buffer (batch
 /// norm's running statistics) is state but not learnt: it has no gradient and `trainable` is
@@ -43,7 +49,48 @@ struct parameter_view {
     bool trainable = true;
     /// Index of the top-level layer holding it (set by Sequential), the order backward reaches it in.
     std::size_t layer = 0;
+    /// How `value` and `grad` lay it out: files and PyTorch have it in the order of `shape`
+    /// (copy_in_shape_order, copy_from_shape_order translate).
+    storage_order order = storage_order::as_shape;
 };
+
+namespace detail {
+
+/// to[c][r] = from[r][c] for a rows x columns row-major matrix `from`, in square blocks that
+/// stay in L1 while both sides are read and written.
+inline void transpose_matrix(const float* from, std::size_t rows, std::size_t columns, float* to)
+{
+    constexpr std::size_t block = 32;
+    for (std::size_t r0 = 0; r0 < rows; r0 += block)
+        for (std::size_t c0 = 0; c0 < columns; c0 += block)
+            for (std::size_t r = r0; r < std::min(r0 + block, rows); ++r)
+                for (std::size_t c = c0; c < std::min(c0 + block, columns); ++c)
+                    to[c * rows + r] = from[r * columns + c];
+}
+
+} // namespace detail
+
+/// Copies `stored` (a tensor of `shape` laid out in `order`: a parameter's values, gradient or
+/// momentum) to `to` in the row-major order of `shape`, as weight files and PyTorch hold it.
+inline void copy_in_shape_order(const std::vector<std::size_t>& shape, storage_order order,
+                                std::span<const float> stored, float* to)
+{
+    if (order == storage_order::transposed)
+        detail::transpose_matrix(stored.data(), shape.at(1), shape.at(0), to);
+    else
+        std::copy(stored.begin(), stored.end(), to);
+}
+
+/// Copies `ordered` (a tensor of `shape` in its row-major order, as a weight file holds it) to
+/// `to`, laid out in `order`.
+inline void copy_from_shape_order(const std::vector<std::size_t>& shape, storage_order order,
+                                  std::span<const float> ordered, float* to)
+{
+    if (order == storage_order::transposed)
+        detail::transpose_matrix(ordered.data(), shape.at(0), shape.at(1), to);
+    else
+        std::copy(ordered.begin(), ordered.end(), to);
+}
 
 /// A layer spec is what networks are written with (Conv3x3<1, 16>, ReLU, MaxPool2x2, Flatten,
 /// Linear<512, 10>, Dropout<50>, VGGBlock<2, 16, 32>): for the shape that reaches it, it names

@@ -41,11 +41,13 @@ struct safetensors_content {
     std::map<std::string, std::string> metadata;
 };
 
-/// A named tensor to write: a view of float data and its shape.
+/// A named tensor to write: a view of float data, its shape, and how the data lays it out
+/// (written in the order of the shape either way).
 struct tensor_to_write {
     std::string name;
     std::vector<std::size_t> shape;
     std::span<const float> values;
+    storage_order order = storage_order::as_shape;
 };
 
 namespace detail {
@@ -205,6 +207,8 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
         if (count != t.values.size())
             throw file_error(path, "tensor \"" + t.name + "\" has " + std::to_string(t.values.size()) +
                                        " values but its shape needs " + std::to_string(count));
+        if (t.order == storage_order::transposed && t.shape.size() != 2)
+            throw file_error(path, "tensor \"" + t.name + "\" is stored transposed but is not a matrix");
         header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * count}}};
         offset += 4 * count;
     }
@@ -215,8 +219,16 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
     std::memcpy(bytes.data(), &header_length, 8);
     bytes += json;
     bytes.reserve(bytes.size() + offset);
-    for (const auto& t : tensors)
-        bytes.append(reinterpret_cast<const char*>(t.values.data()), t.values.size_bytes());
+    std::vector<float> in_shape_order;
+    for (const auto& t : tensors) {
+        std::span<const float> values = t.values;
+        if (t.order == storage_order::transposed) {
+            in_shape_order.resize(values.size());
+            copy_in_shape_order(t.shape, t.order, values, in_shape_order.data());
+            values = in_shape_order;
+        }
+        bytes.append(reinterpret_cast<const char*>(values.data()), values.size_bytes());
+    }
     write_file_atomically(path, bytes);
 }
 
@@ -242,7 +254,7 @@ std::vector<tensor_to_write> finite_parameter_tensors(Net& net, const std::files
     if (const auto bad = first_non_finite_parameter(net); !bad.empty())
         throw file_error(path, "not written: parameter \"" + bad + "\" holds a NaN or an infinity");
     std::vector<tensor_to_write> tensors;
-    net.visit_parameters([&](const parameter_view& p) { tensors.push_back({p.name, p.shape, p.value}); });
+    net.visit_parameters([&](const parameter_view& p) { tensors.push_back({p.name, p.shape, p.value, p.order}); });
     return tensors;
 }
 
@@ -289,8 +301,7 @@ void load_weights(Net& net, const safetensors_content& content, const std::files
         if (!expected.count(name) && (extra_prefix.empty() || name.rfind(extra_prefix, 0) != 0))
             throw file_error(source, "tensor \"" + name + "\" " + shape_text(tensor.shape) + " is not a parameter of this network");
     net.visit_parameters([&](const parameter_view& p) {
-        const auto& values = content.tensors.at(p.name).values;
-        std::copy(values.begin(), values.end(), p.value.begin());
+        copy_from_shape_order(p.shape, p.order, content.tensors.at(p.name).values, p.value.data());
     });
 }
 

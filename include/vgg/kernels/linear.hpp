@@ -1,18 +1,20 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "vgg/detail/parallel.hpp"
 #include "vgg/kernels/gemm.hpp"
 
 namespace vgg::kernels {
 
-/// Batches up to this size multiply by dot products along the weight rows instead of gemm():
-/// the weights are read once, in memory order, where gemm() would first pack them for a product
-/// of at most one register tile's rows. Both run at the memory's speed at batch 8 (VGG-16's first
-/// Linear: 23-33 ms on the Xeon); from 16 on gemm() is faster.
-inline constexpr std::size_t linear_dot_product_batch = 8;
+/// Batches up to this size multiply without gemm(): the weights are read once, in memory order,
+/// where gemm() would first pack them for a product of at most one register tile's rows. Both run
+/// at the memory's speed at batch 8 (VGG-16's first Linear: 23-33 ms on the Xeon); from 16 on
+/// gemm() is faster.
+inline constexpr std::size_t linear_small_batch = 8;
 
 namespace detail {
 
@@ -110,11 +112,11 @@ void linear_dot_feature_blocks(std::size_t batch, std::size_t in, std::size_t ou
     }
 }
 
-/// y[b][j] += x[b] . weight[j] for every sample b and feature j of `features`; with RoundToBf16,
-/// of both rounded to bf16 as they are loaded (a product of two bf16 values is exact in fp32, so
-/// this is gemm_bf16's arithmetic without packing the weights). A block of features is read once
-/// for up to linear_block_samples samples, and again (from L2) for each further group. Every
-/// blocking gives the same sums.
+/// y[b][j] += x[b] . weight[j] for every sample b and feature j of `features` (weight `out` rows
+/// of `in`); with RoundToBf16, of both rounded to bf16 as they are loaded (a product of two bf16
+/// values is exact in fp32, so this is gemm_bf16's arithmetic without packing the weights). A
+/// block of features is read once for up to linear_block_samples samples, and again (from L2) for
+/// each further group. Every blocking gives the same sums.
 template <bool RoundToBf16>
 void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
                          vgg::detail::range features, float* y)
@@ -126,65 +128,102 @@ void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, con
         linear_dot_feature_blocks<RoundToBf16, linear_block_features>(batch, in, out, x, weight, features, y);
 }
 
-/// Weight rows linear_input_gradient reads at a time: each is one stream from memory (as
-/// linear_single_sample_block_features), and every input-gradient load serves all of them.
-inline constexpr std::size_t linear_gradient_rows = 8;
-
-/// dx[b][i] += sum over Rows rows o.. of dy[b][o] weight[o][i], for the inputs i of `inputs` and
-/// every sample b: each weight batch is loaded once for all samples, the sums added row by row.
-template <std::size_t Rows>
-void linear_input_gradient_rows(std::size_t batch, std::size_t in, std::size_t out, const float* dy,
-                                const float* weight, std::size_t o, vgg::detail::range inputs, float* dx)
+/// The inputs whose weights a small batch's forward pass reads: those where some sample is not
+/// zero. A zero input adds nothing (0 times a finite weight), and a ReLU before a Linear zeroes
+/// about half of them (the seed's network, random weights: 51% of each fully connected layer's
+/// inputs), each a row of Out weights left in memory.
+inline std::vector<std::uint32_t> nonzero_inputs(std::size_t batch, std::size_t in, const float* x)
 {
-    constexpr std::size_t lanes = float_batch::size;
-    std::size_t i = inputs.begin;
-    for (; i + lanes <= inputs.end; i += lanes) {
-        float_batch w[Rows];
-        VGG_UNROLL
-        for (std::size_t r = 0; r < Rows; ++r)
-            w[r] = float_batch::load_unaligned(weight + (o + r) * in + i);
-        for (std::size_t b = 0; b < batch; ++b) {
-            float_batch sum = float_batch::load_unaligned(dx + b * in + i);
-            VGG_UNROLL
-            for (std::size_t r = 0; r < Rows; ++r)
-                sum = fused_multiply_add(float_batch(dy[b * out + o + r]), w[r], sum);
-            sum.store_unaligned(dx + b * in + i);
-        }
-    }
-    for (; i < inputs.end; ++i)
+    std::vector<std::uint32_t> inputs;
+    inputs.reserve(in);
+    for (std::size_t k = 0; k < in; ++k) {
+        bool nonzero = false;
         for (std::size_t b = 0; b < batch; ++b)
-            VGG_UNROLL
-            for (std::size_t r = 0; r < Rows; ++r)
-                dx[b * in + i] = fused_multiply_add(dy[b * out + o + r], weight[(o + r) * in + i], dx[b * in + i]);
+            nonzero = nonzero || x[b * in + k] != 0.f;
+        if (nonzero)
+            inputs.push_back(static_cast<std::uint32_t>(k));
+    }
+    return inputs;
 }
 
-/// dx = dY W over `inputs` (overwritten) for batches up to linear_dot_product_batch: the weight
-/// rows are read in order, linear_gradient_rows at a time, where gemm() would pack them in short
-/// strided pieces (a row is 25 KB in the seed's first Linear: 14 ms at batch 1 on the Xeon).
-/// Each input's sum runs over the rows in order, so it does not depend on how inputs are split.
-inline void linear_input_gradient(std::size_t batch, std::size_t in, std::size_t out, const float* dy,
-                                  const float* weight, vgg::detail::range inputs, float* dx)
+/// Weight rows linear_rows_forward reads at a time: each is one stream from memory (a core reads
+/// faster from more streams at once), and every output load serves all of them (Zen 4, the seed's
+/// two large Linears at batch 1: 8 rows 5-7% faster than 4, with or without zero inputs).
+inline constexpr std::size_t linear_rows_at_a_time = 8;
+
+/// y[b][j] += x[b][k] weight[k][j] for the Rows inputs k of `rows`, in order, for the features j
+/// of `features` and every sample b (weight: `in` rows of `out`, the transposed [In, Out] layout).
+/// Each weight batch is loaded once for all samples. `next_rows` (null for the last block) are
+/// prefetched at the same features, so their streams are under way when the next block reads them
+/// (Zen 4, the seed's two large Linears at batch 1 with no zero input, medians of 40 passes:
+/// 5.7-5.9 ms without, 5.3 with; dot products along the rows of [Out, In] took 5.2-5.4).
+template <bool RoundToBf16, std::size_t Rows>
+void linear_rows_block(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
+                       const std::uint32_t* rows, const std::uint32_t* next_rows, vgg::detail::range features,
+                       float* y)
 {
+    const auto value = [](float v) { return RoundToBf16 ? kernels::round_to_bf16(v) : v; };
+    constexpr std::size_t lanes = float_batch::size;
+    std::size_t j = features.begin;
+    for (; j + lanes <= features.end; j += lanes) {
+        float_batch w[Rows];
+        VGG_UNROLL
+        for (std::size_t r = 0; r < Rows; ++r) {
+            w[r] = float_batch::load_unaligned(weight + rows[r] * out + j);
+            if constexpr (RoundToBf16)
+                w[r] = round_to_bf16(w[r]);
+        }
+        if (next_rows) {
+            VGG_UNROLL
+            for (std::size_t r = 0; r < Rows; ++r)
+                __builtin_prefetch(weight + next_rows[r] * out + j, 0, 1); // to L2 (prefetcht2)
+        }
+        for (std::size_t b = 0; b < batch; ++b) {
+            float_batch sum = float_batch::load_unaligned(y + b * out + j);
+            VGG_UNROLL
+            for (std::size_t r = 0; r < Rows; ++r)
+                sum = fused_multiply_add(float_batch(value(x[b * in + rows[r]])), w[r], sum);
+            sum.store_unaligned(y + b * out + j);
+        }
+    }
+    // The last features, row by row: the features' sums are independent chains, not one.
     for (std::size_t b = 0; b < batch; ++b)
-        std::fill(dx + b * in + inputs.begin, dx + b * in + inputs.end, 0.f);
-    std::size_t o = 0;
-    for (; o + linear_gradient_rows <= out; o += linear_gradient_rows)
-        linear_input_gradient_rows<linear_gradient_rows>(batch, in, out, dy, weight, o, inputs, dx);
-    for (; o < out; ++o)
-        linear_input_gradient_rows<1>(batch, in, out, dy, weight, o, inputs, dx);
+        for (std::size_t r = 0; r < Rows; ++r) {
+            const float input = value(x[b * in + rows[r]]);
+            for (std::size_t f = j; f < features.end; ++f)
+                y[b * out + f] = fused_multiply_add(input, value(weight[rows[r] * out + f]), y[b * out + f]);
+        }
+}
+
+/// y[b][j] += sum over the inputs k of `rows` of x[b][k] weight[k][j] for the features j of
+/// `features` (weight [In, Out]): the rows are read in order, linear_rows_at_a_time at a time, and
+/// each sum runs over them in order, so it depends neither on how the features are split nor on
+/// which other samples share the batch (the rows where they alone are not zero add zero).
+template <bool RoundToBf16>
+void linear_rows_forward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
+                         const std::vector<std::uint32_t>& rows, vgg::detail::range features, float* y)
+{
+    constexpr std::size_t block = linear_rows_at_a_time;
+    std::size_t r = 0;
+    for (; r + block <= rows.size(); r += block)
+        linear_rows_block<RoundToBf16, block>(batch, in, out, x, weight, rows.data() + r,
+                                              r + 2 * block <= rows.size() ? rows.data() + r + block : nullptr,
+                                              features, y);
+    for (; r < rows.size(); ++r)
+        linear_rows_block<RoundToBf16, 1>(batch, in, out, x, weight, rows.data() + r, nullptr, features, y);
 }
 
 } // namespace detail
 
-/// Output features the threads of a small batch's forward pass take at a time
-/// (vgg::detail::parallel_pieces): a multiple of every register block's features, and short
-/// enough that the thread last to finish does not keep the other waiting long (Zen 4, the seed's
-/// fully connected layers at batch 1: 32 5.6 ms, 128 5.7, halves 5.9).
+/// Inputs the threads of a small batch's input gradient take at a time: a multiple of every
+/// register block's features, and short enough that the thread last to finish does not keep the
+/// other waiting long (Zen 4, the seed's fully connected layers at batch 1, as dot products along
+/// [Out, In]: 32 5.6 ms, 128 5.7, halves 5.9).
 inline constexpr std::size_t linear_dot_piece_features = 32;
 
-/// Y[batch, out] = X[batch, in] * W[out, in]^T + b. Threads split the output features, so each
-/// reads a disjoint slice of the (large) weight matrix once: in pieces taken as they finish the
-/// last for small batches (read at the memory's speed), a fixed share each otherwise.
+/// Y[batch, out] = X[batch, in] * W[in, out] + b (W is PyTorch's weight transposed). Threads split
+/// the output features, a fixed share each, so each reads its columns of the (large) weight matrix
+/// once; small batches skip the rows of inputs that are zero in every sample.
 inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
                            const float* bias, float* y, precision compute = precision::fp32)
 {
@@ -193,24 +232,36 @@ inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, c
         for (std::size_t b = 0; b < batch; ++b)
             std::copy(bias + features.begin, bias + features.end, y + b * out + features.begin);
     };
-    if (batch <= linear_dot_product_batch) {
-        vgg::detail::parallel_pieces(out, linear_dot_piece_features, 2 * batch * in, [&](vgg::detail::range features) {
-            start_from_bias(features);
-            compute == precision::bf16 ? detail::linear_dot_products<true>(batch, in, out, x, weight, features, y)
-                                       : detail::linear_dot_products<false>(batch, in, out, x, weight, features, y);
-        });
+    if (batch <= linear_small_batch) {
+        const auto rows = detail::nonzero_inputs(batch, in, x);
+        // Fixed shares of whole SIMD batches: a row's share is long enough to stream from memory
+        // (Zen 4, the seed's two large Linears at batch 1: pieces of 512 features taken as the
+        // threads finish the last 2.7-2.8 ms, halves 2.4-2.5).
+        constexpr std::size_t lanes = float_batch::size;
+        vgg::detail::parallel_ranges(whole_batches(out) / lanes, 2 * batch * rows.size() * lanes,
+                                     [&](std::size_t, std::size_t, vgg::detail::range batches) {
+                                         const vgg::detail::range features{batches.begin * lanes,
+                                                                           std::min(batches.end * lanes, out)};
+                                         if (features.size() == 0)
+                                             return;
+                                         start_from_bias(features);
+                                         compute == precision::bf16
+                                             ? detail::linear_rows_forward<true>(batch, in, out, x, weight, rows, features, y)
+                                             : detail::linear_rows_forward<false>(batch, in, out, x, weight, rows, features, y);
+                                     });
         return;
     }
     vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
         start_from_bias(features);
-        gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin * in, in).transposed(),
+        gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin, out),
              y + features.begin, out, gemm_update::accumulate, compute);
     });
 }
 
-/// dW = dY^T X and db = column sums of dY (both overwritten); dX = dY W when dx is not null.
+/// dW = X^T dY [in, out] and db = column sums of dY (both overwritten); dX = dY W^T when dx is not
+/// null.
 inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* dy,
                             const float* weight, float* dweight, float* dbias, float* dx,
                             precision compute = precision::fp32)
@@ -221,30 +272,27 @@ inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, 
     vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
-        gemm(features.size(), in, batch, row_major(dy + features.begin, out).transposed(), row_major(x, in),
-             dweight + features.begin * in, in, gemm_update::overwrite, compute);
+        gemm(in, features.size(), batch, row_major(x, in).transposed(), row_major(dy + features.begin, out),
+             dweight + features.begin, out, gemm_update::overwrite, compute);
         const auto begin = static_cast<Eigen::Index>(features.begin), count = static_cast<Eigen::Index>(features.size());
         db.segment(begin, count) = G.middleCols(begin, count).colwise().sum();
     });
     if (!dx)
         return;
-    if (batch <= linear_dot_product_batch && compute == precision::fp32) {
-        // Threads split the inputs in whole SIMD batches, so each reads whole cache lines.
-        constexpr std::size_t lanes = float_batch::size;
-        vgg::detail::parallel_ranges(whole_batches(in) / lanes, 2 * batch * out * lanes,
-                                     [&](std::size_t, std::size_t, vgg::detail::range batches) {
-                                         const vgg::detail::range inputs{batches.begin * lanes,
-                                                                         std::min(batches.end * lanes, in)};
-                                         if (inputs.size() > 0)
-                                             detail::linear_input_gradient(batch, in, out, dy, weight, inputs, dx);
-                                     });
+    if (batch <= linear_small_batch && compute == precision::fp32) {
+        // dx[b][i] = dy[b] . weight[i]: dot products along the rows of [In, Out], read once in order.
+        vgg::detail::parallel_pieces(in, linear_dot_piece_features, 2 * batch * out, [&](vgg::detail::range inputs) {
+            for (std::size_t b = 0; b < batch; ++b)
+                std::fill(dx + b * in + inputs.begin, dx + b * in + inputs.end, 0.f);
+            detail::linear_dot_products<false>(batch, out, in, dy, weight, inputs, dx);
+        });
         return;
     }
     vgg::detail::parallel_ranges(in, 2 * batch * out, [&](std::size_t, std::size_t, vgg::detail::range inputs) {
         if (inputs.size() == 0)
             return;
-        gemm(batch, inputs.size(), out, row_major(dy, out), row_major(weight + inputs.begin, in), dx + inputs.begin, in,
-             gemm_update::overwrite, compute);
+        gemm(batch, inputs.size(), out, row_major(dy, out), row_major(weight + inputs.begin * out, out).transposed(),
+             dx + inputs.begin, in, gemm_update::overwrite, compute);
     });
 }
 

@@ -12,7 +12,9 @@ namespace vgg {
 template <std::size_t In, std::size_t Out, class InputShape>
 class linear_layer;
 
-/// nn.Linear(In, Out): shape<In> to shape<Out>, weight [Out, In] as in PyTorch.
+/// nn.Linear(In, Out): shape<In> to shape<Out>. Its weight has PyTorch's shape [Out, In] (in
+/// files and parameter views) but is stored transposed, [In, Out]: one input's weights are
+/// contiguous, so a small batch's forward pass reads only the rows of inputs that are not zero.
 template <std::size_t In, std::size_t Out>
 struct Linear {
     template <class S>
@@ -64,7 +66,7 @@ public:
         visit(bias.view(prefix + "bias"));
     }
 
-    parameter weight{{Out, In}};
+    parameter weight{{Out, In}, storage_order::transposed};
     parameter bias{Out};
 
 private:

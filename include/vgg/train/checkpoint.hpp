@@ -29,7 +29,7 @@ void save_checkpoint(Net& net, sgd& optimiser, const std::filesystem::path& path
     std::size_t trainable = 0; // momentum buffers follow the trainable parameters, in order
     net.visit_parameters([&](const parameter_view& p) {
         if (p.trainable && trainable < optimiser.velocity().size())
-            tensors.push_back({optimizer_prefix + p.name, p.shape, optimiser.velocity()[trainable]});
+            tensors.push_back({optimizer_prefix + p.name, p.shape, optimiser.velocity()[trainable], p.order});
         trainable += p.trainable ? 1 : 0;
     });
     metadata["optimizer_steps"] = std::to_string(optimiser.steps());
@@ -56,7 +56,8 @@ void load_checkpoint(Net& net, sgd& optimiser, const io::safetensors_content& co
             return;
         if (buffer->second.shape != p.shape)
             throw io::file_error(path, "momentum buffer of \"" + p.name + "\" does not have the parameter's shape");
-        velocity.emplace_back(buffer->second.values.begin(), buffer->second.values.end());
+        velocity.emplace_back(buffer->second.values.size());
+        copy_from_shape_order(p.shape, p.order, buffer->second.values, velocity.back().data());
     });
     if (!velocity.empty() && velocity.size() != parameters)
         throw io::file_error(path, "has momentum buffers for only some parameters");
