@@ -759,6 +759,38 @@ TEST_CASE("linear forward and backward equal plain loops, for small batches and 
     }
 }
 
+TEST_CASE("the small-batch linear forward kernel equals plain loops at the edges of its blocks")
+{
+    // kernels::linear_forward directly, weight [in, out]: outputs narrower than, equal to and just
+    // past a SIMD batch (and a thread's share ending in a partial one), 0 to 17 rows that are not
+    // zero (no block, a partial block of kernels::detail::linear_rows_at_a_time, whole blocks with
+    // and without a next block to prefetch), batches 1 to kernels::linear_small_batch.
+    constexpr std::size_t lanes = kernels::float_batch::size, block = kernels::detail::linear_rows_at_a_time;
+    rng random(23);
+    for (const std::size_t out : {std::size_t{1}, lanes - 1, lanes, lanes + 1, 2 * lanes + 3})
+        for (const std::size_t nonzero_rows : {std::size_t{0}, block - 1, block, block + 1, 2 * block + 1})
+            for (const std::size_t batch : {std::size_t{1}, std::size_t{2}, kernels::linear_small_batch}) {
+                CAPTURE(out);
+                CAPTURE(nonzero_rows);
+                CAPTURE(batch);
+                const std::size_t in = 2 * nonzero_rows + 3; // every other input zero in every sample
+                std::vector<float> x(batch * in, 0.f), weight(in * out), bias(out), y(batch * out, -7.f);
+                fill_uniform(weight, random);
+                fill_uniform(bias, random);
+                for (std::size_t n = 0; n < batch; ++n)
+                    for (std::size_t r = 0; r < nonzero_rows; ++r)
+                        x[n * in + 2 * r + 1] = n == 0 && r % 3 == 0 ? 0.f : random.uniform(-1.f, 1.f);
+                kernels::linear_forward(batch, in, out, x.data(), weight.data(), bias.data(), y.data());
+                for (std::size_t n = 0; n < batch; ++n)
+                    for (std::size_t o = 0; o < out; ++o) {
+                        double sum = bias[o];
+                        for (std::size_t i = 0; i < in; ++i)
+                            sum += double(x[n * in + i]) * weight[i * out + o];
+                        CHECK(y[n * out + o] == doctest::Approx(sum).epsilon(1e-5));
+                    }
+            }
+}
+
 TEST_CASE("a small batch's linear forward does not read the weights of inputs zero in every sample")
 {
     // Their rows hold NaN: read, they would turn every output into NaN (0 * NaN).
