@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,22 @@ TEST_CASE("SGD follows torch.optim.SGD with momentum and weight decay")
     check_sgd_follows_torch<Sequential<shape<3>, Linear<3, 2>>>();
     // Large enough for the update to be split over threads.
     check_sgd_follows_torch<Sequential<shape<1024>, Linear<1024, 512>>>();
+}
+
+TEST_CASE("only a matrix can be stored transposed, and it is initialised in its shape's order")
+{
+    CHECK_THROWS_WITH_AS(parameter({4, 3, 3, 3}, storage_order::transposed),
+                         "a parameter stored transposed must be a matrix, not a tensor of 4 dimensions",
+                         std::invalid_argument);
+    // The same draws as a parameter stored as its shape, each at its transposed place.
+    parameter as_shape({37, 5}), as_shape_bias({37}), transposed({37, 5}, storage_order::transposed), transposed_bias({37});
+    rng first(8), second(8);
+    detail::initialize_weight_and_bias(as_shape, as_shape_bias, 5, 37, weight_init::xavier_uniform, first);
+    detail::initialize_weight_and_bias(transposed, transposed_bias, 5, 37, weight_init::xavier_uniform, second);
+    for (std::size_t o = 0; o < 37; ++o)
+        for (std::size_t i = 0; i < 5; ++i)
+            CHECK(transposed.value[i * 37 + o] == as_shape.value[o * 5 + i]);
+    CHECK(transposed_bias.value == as_shape_bias.value);
 }
 
 TEST_CASE("a large parameter starts on a 2 MiB page, a small one on a cache line, and growing keeps the values")

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstddef>
 #include <initializer_list>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct parameter {
             shape.push_back(d);
             size *= d;
         }
+        if (order == storage_order::transposed && shape.size() != 2)
+            throw std::invalid_argument("a parameter stored transposed must be a matrix, not a tensor of " +
+                                        std::to_string(shape.size()) + " dimensions");
         value.assign(size, 0.f);
         grad.assign(size, 0.f);
     }
