@@ -198,6 +198,7 @@ int run(const options& opt)
         if (rep >= opt.warmup)
             infer_seconds.push_back(infer);
     }
+    const auto zero_inputs = linear_inputs_zero(*net);
     const double ceiling = gemm_ceiling_gflops();
     const double train_s = median(train_seconds), infer_s = median(infer_seconds),
                  infer_after_step_s = median(infer_after_step_seconds);
@@ -218,7 +219,7 @@ int run(const options& opt)
         {"gemm_ceiling_gflops", ceiling},
         {"fraction_of_ceiling", train_gflops / ceiling},
         {"peak_rss_mb", peak_rss_mb()},
-        {"linear_inputs_zero", linear_inputs_zero(*net)},
+        {"linear_inputs_zero", zero_inputs},
         {"cpu", cpu_model()},
         {"precision", to_string(opt.precision)},
         {"gemm", gemm_description(opt.precision)},
@@ -265,7 +266,7 @@ int run(const options& opt)
     std::printf("peak RSS:      %.0f MB\n", peak_rss_mb());
     std::printf("fully connected inputs zero in every image (weights not read up to batch %zu):",
                 vgg::kernels::linear_small_batch);
-    for (const double share : linear_inputs_zero(*net))
+    for (const double share : zero_inputs)
         std::printf(" %.0f%%", 100 * share);
     std::printf("\n");
     return 0;
