@@ -13,6 +13,9 @@ case "${1:-}" in
   --all) all=true ;;
   *) echo "usage: bash scripts/test.sh [--all]" >&2; exit 2 ;;
 esac
+# The convolution and network sweeps (tests/test_conv_sweep.cpp, tests/test_network_sweep.cpp) run
+# a sample quickly, and every configuration with --all, in both of its builds.
+$all && export VGG_SWEEP=full
 started=$SECONDS
 stage() { echo "== $1 ($(( (SECONDS - started) / 60 )) min so far)"; }
 stage "installing what is missing"

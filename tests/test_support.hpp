@@ -1,5 +1,7 @@
 #pragma once
-// Helpers shared by the tests that read and write files.
+// Helpers shared by the tests: files to read and write, and how large a sweep runs.
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -33,6 +35,14 @@ inline std::string error_of(const std::function<void()>& action)
         return e.what();
     }
     return "no error";
+}
+
+/// Whether the sweeps run every configuration (VGG_SWEEP=full, as scripts/test.sh --all sets it)
+/// rather than a sample.
+inline bool full_sweep()
+{
+    const char* sweep = std::getenv("VGG_SWEEP");
+    return sweep && std::strcmp(sweep, "full") == 0;
 }
 
 } // namespace vgg::testing

@@ -553,10 +553,17 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
     // The weight gradient on AMX, from bf16 copies of the image and the gradient.
     const bool amx_dweight = d.compute == precision::bf16 && amx_weight_gradient_runs(d.in_channels, d.out_channels);
     const amx_weight_gradient_layout weight_layout{d.in_channels, d.out_channels, d.height, d.width};
+    // The column buffer, for each of the two gradients that runs through it: the weight gradient by
+    // im2col (or the one-channel direct kernel's padded copy), the input gradient by its column
+    // gradient folded back (col2im). Each gradient chooses its path on its own, so either may need it.
+    const bool columns_for_weight_gradient = !dweight_tile && !amx_dweight && !bf16;
+    const bool columns_for_input_gradient = dx && !dx_tile && !amx_dx && !bf16;
     sum_gradients_over_threads(d, batch, 3 * d.forward_operations(), dweight, dbias,
                                [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
         Eigen::Map<Eigen::VectorXf> db(acc + weight_size, static_cast<Eigen::Index>(d.out_channels));
-        float* columns = bf16 || dweight_tile ? nullptr : vgg::detail::reserve(buffers.columns, d.columns_size());
+        float* columns = columns_for_weight_gradient || columns_for_input_gradient
+                             ? vgg::detail::reserve(buffers.columns, d.columns_size())
+                             : nullptr;
         if (dweight_tile)
             with_winograd_tile(dweight_tile, [&]<std::size_t Tile>() {
                 vgg::detail::reserve(buffers.sums, winograd_weight_sums_size<Tile>(d.in_channels, d.out_channels));
