@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -49,9 +50,14 @@ inline std::vector<std::string> read_class_names(const std::filesystem::path& pa
 
 /// "NAME: class p, class p" for the top classes by softmax probability, or with --logits
 /// "NAME: z0 z1 ..." (every raw output, to compare with PyTorch's). Returns the best class.
+/// Outputs that are NaN or infinite are an error (std::runtime_error), never probabilities.
 inline std::size_t print_scores(const std::string& name, const float* z, std::size_t classes,
                                 const std::vector<std::string>& class_names, const options& opt)
 {
+    if (!std::all_of(z, z + classes, [](float v) { return std::isfinite(v); }))
+        throw std::runtime_error((name.empty() ? std::string("an image") : name) +
+                                 ": the network's outputs are not finite (NaN or infinity): its weights overflow or "
+                                 "hold NaN");
     if (opt.logits) {
         std::cout << name << ':';
         for (std::size_t k = 0; k < classes; ++k)

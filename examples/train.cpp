@@ -103,13 +103,14 @@ int train(const options& opt, const team& group)
                    " Fashion-MNIST images at " + std::to_string(Resize) + "x" + std::to_string(Resize) +
                    ", testing on " + std::to_string(test_set.size()) + "; " +
                    vgg::workers_text(std::size_t(group.size), opt.precision);
+    vgg::fit_result result;
     try {
 #ifdef VGG_WITH_MPI
         if (group.size > 1)
             vgg::distributed::broadcast_parameters(*net);
-        vgg::fit(*net, optimiser, train_set, test_set, fit, vgg::distributed::mpi_team<net_t>(*net));
+        result = vgg::fit(*net, optimiser, train_set, test_set, fit, vgg::distributed::mpi_team<net_t>(*net));
 #else
-        vgg::fit(*net, optimiser, train_set, test_set, fit);
+        result = vgg::fit(*net, optimiser, train_set, test_set, fit);
 #endif
     } catch (const vgg::training_diverged& e) {
         if (group.leader())
@@ -118,11 +119,18 @@ int train(const options& opt, const team& group)
     }
     if (!group.leader())
         return 0;
+    if (opt.out.empty()) {
+        std::cout << "wrote nothing: --out is empty\n";
+        return 0;
+    }
+    // The weights the run ends with, trained now or (every epoch done already) from the checkpoint;
+    // then the files fit wrote in this run, if any.
     vgg::io::save_weights(*net, opt.out / "model.safetensors",
                           {{"resize", std::to_string(Resize)}, {"ratio", std::to_string(Ratio)}});
-    std::cout << "wrote " << (opt.out / "model.safetensors").string() << ", "
-              << (opt.out / "checkpoint.safetensors").string() << ", " << (opt.out / "metrics.csv").string() << ", "
-              << (opt.plot.empty() ? opt.out / "curves.svg" : opt.plot).string() << "\n";
+    std::cout << "wrote " << (opt.out / "model.safetensors").string();
+    for (const auto& path : result.written)
+        std::cout << ", " << path.string();
+    std::cout << "\n";
     return 0;
 }
 

@@ -1,7 +1,8 @@
 // Trains a batch-norm VGG on your own images: a folder with one sub-folder per class (the layout
 // of torchvision's ImageFolder), and a second one to test on. Usage:
 //     vgg_train_folder TRAIN_FOLDER TEST_FOLDER [EPOCHS]
-// tools/export_image_folder.py writes Fashion-MNIST in that layout to try it.
+// tools/export_image_folder.py writes Fashion-MNIST in that layout to try it. Files that do not
+// decode (damaged, or not images) are skipped and listed; every other error stops the run.
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -24,11 +25,19 @@ int main(int argc, char** argv)
         return 2;
     }
     try {
-        vgg::data::image_folder_options augmented;
+        vgg::data::image_folder_options as_is;
+        as_is.unreadable = vgg::data::unreadable_images::skip;
+        vgg::data::image_folder_options augmented = as_is;
         augmented.random_horizontal_flip = true;
-        const vgg::data::image_folder<net_t::input_shape> train(argv[1], augmented), test(argv[2]);
+        const vgg::data::image_folder<net_t::input_shape> train(argv[1], augmented), test(argv[2], as_is);
+        for (const auto* set : {&train, &test})
+            for (const auto& skipped : set->skipped())
+                std::cerr << "skipped: " << skipped.reason << '\n';
         std::cout << train.size() << " training images in " << train.classes() << " classes, " << test.size()
-                  << " test images\n";
+                  << " test images";
+        if (const auto skipped = train.skipped().size() + test.skipped().size())
+            std::cout << " (" << skipped << " unreadable files skipped)";
+        std::cout << '\n';
 
         auto net = std::make_unique<net_t>();
         vgg::rng random(42);
@@ -40,6 +49,8 @@ int main(int argc, char** argv)
         options.log = &std::cout;
         vgg::fit(*net, optimiser, train, test, options);
         vgg::io::save_weights(*net, options.out / "model.safetensors");
+        std::cout << "wrote " << (options.out / "model.safetensors").string() << " and the files above it in "
+                  << options.out.string() << '\n';
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << '\n';
         return 1;

@@ -4,6 +4,7 @@
 #include "test_support.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include <vgg/data/image_folder.hpp>
+#include <vgg/image/decode.hpp>
 #include <vgg/train/fit.hpp>
 #include <vgg/vgg.hpp>
 
@@ -221,6 +223,100 @@ TEST_CASE("image_folder errors name the folder or file at fault")
     wrong.std = {0.5f};
     CHECK_THROWS_WITH_AS((data::image_folder<shape<3, 4, 4>>(root, wrong)),
                          doctest::Contains("mean and std need 3 values each"), std::invalid_argument);
+    // A std of 0, NaN or below 0 would turn every pixel into an infinity or a NaN.
+    for (const float bad_std : {0.f, std::nanf(""), -0.5f}) {
+        wrong.std = {bad_std};
+        CHECK_THROWS_WITH_AS((data::image_folder<shape<1, 4, 4>>(root, wrong)),
+                             doctest::Contains("the mean must be finite and the std finite and above 0"),
+                             std::invalid_argument);
+    }
+    wrong.mean = {INFINITY};
+    wrong.std = {0.5f};
+    CHECK_THROWS_AS((data::image_folder<shape<1, 4, 4>>(root, wrong)), std::invalid_argument);
+    data::image_folder_options crop;
+    crop.random_crop_padding = 5;
+    CHECK_THROWS_WITH_AS((data::image_folder<shape<1, 4, 4>>(root, crop)),
+                         "image_folder: a random crop padding of 5 is more than the image's side (4)", std::invalid_argument);
+}
+
+TEST_CASE("image_folder skips unreadable files when asked, and lists them, and a class left empty is an error")
+{
+    const auto root = fresh_folder("skipping");
+    write_pnm(root / "a" / "1.pgm", 4, 3, 1, pattern_pixels(1));
+    write_pnm(root / "a" / "2.pgm", 4, 3, 1, pattern_pixels(1));
+    write_pnm(root / "b" / "1.pgm", 4, 3, 1, pattern_pixels(1));
+    write_bytes(root / "a" / "broken.jpg", "not a JPEG");
+    write_bytes(root / "b" / "empty.png", "");
+    data::image_folder_options skip;
+    skip.unreadable = data::unreadable_images::skip;
+    for (const std::size_t cache_bytes : {std::size_t(1) << 20, std::size_t(0)}) {
+        CAPTURE(cache_bytes);
+        skip.cache_bytes = cache_bytes;
+        const data::image_folder<shape<1, 4, 4>> folder(root, skip);
+        REQUIRE(folder.size() == 3);
+        CHECK(folder.label(0) == 0);
+        CHECK(folder.label(1) == 0);
+        CHECK(folder.label(2) == 1);
+        CHECK(folder.file(2) == root / "b" / "1.pgm");
+        REQUIRE(folder.skipped().size() == 2);
+        CHECK(folder.skipped()[0].file == root / "a" / "broken.jpg");
+        CHECK(folder.skipped()[0].reason.find("broken.jpg: cannot read as an image") != std::string::npos);
+        CHECK(folder.skipped()[1].file == root / "b" / "empty.png");
+        // The kept images are the ones their paths say (the cache was compacted with them).
+        tensor<shape<1, 4, 4>> images;
+        std::vector<int> labels;
+        folder.load_batch(std::vector<std::size_t>{0, 1, 2}, images, labels);
+        CHECK(labels == std::vector<int>{0, 0, 1});
+        CHECK(images.sample(2)[0] == doctest::Approx(images.sample(0)[0]));
+    }
+    CHECK(error_of([&] { data::image_folder<shape<1, 4, 4>> f(root); }).find("broken.jpg: cannot read as an image") !=
+          std::string::npos); // stopping is the default
+    fs::remove(root / "b" / "1.pgm");
+    CHECK(error_of([&] { data::image_folder<shape<1, 4, 4>> f(root, skip); }) ==
+          (root / "b").string() + ": has no readable image: all its image files were skipped as unreadable");
+}
+
+TEST_CASE("a CMYK JPEG decodes as PIL converts it: each colour is (255 - ink) x (255 - black) / 255")
+{
+    // Photoshop stores CMYK inverted: these are the bytes libjpeg-turbo encodes and decodes.
+    constexpr int side = 16;
+    const std::array<std::uint8_t, 4> stored{200, 120, 40, 180};
+    std::vector<std::uint8_t> cmyk;
+    for (int i = 0; i < side * side; ++i)
+        cmyk.insert(cmyk.end(), stored.begin(), stored.end());
+    const std::unique_ptr<void, int (*)(tjhandle)> encoder(tjInitCompress(), tjDestroy);
+    unsigned char* jpeg = nullptr;
+    unsigned long jpeg_size = 0;
+    REQUIRE(tjCompress2(encoder.get(), cmyk.data(), side, 0, side, TJPF_CMYK, &jpeg, &jpeg_size, TJSAMP_444, 100, 0) == 0);
+    const std::vector<std::uint8_t> bytes(jpeg, jpeg + jpeg_size);
+    tjFree(jpeg);
+    const auto rgb = image::decode(bytes, "cmyk.jpg", 3);
+    REQUIRE(rgb.values.size() == side * side * 3);
+    for (std::size_t c = 0; c < 3; ++c)
+        CHECK(std::abs(int(rgb.values[c]) - stored[c] * stored[3] / 255) <= 2);
+    const auto grey = image::decode(bytes, "cmyk.jpg", 1);
+    const int expected_grey = (stored[0] * stored[3] / 255 * 77 + stored[1] * stored[3] / 255 * 150 +
+                               stored[2] * stored[3] / 255 * 29) >> 8;
+    CHECK(std::abs(int(grey.values[0]) - expected_grey) <= 2);
+}
+
+TEST_CASE("fit refuses a test set whose classes are named otherwise than the training set's")
+{
+    const auto root = fresh_folder("renamed");
+    for (const char* name : {"train/cat", "train/dog", "test/cat", "test/wolf"})
+        write_pnm(root / name / "1.pgm", 4, 3, 1, pattern_pixels(1));
+    const data::image_folder<shape<1, 4, 4>> train(root / "train"), test(root / "test");
+    using net_t = Sequential<shape<1, 4, 4>, Flatten, Linear<16, 2>>;
+    net_t net;
+    sgd optimiser(0.1f);
+    fit_options options;
+    options.batch_size = 1;
+    CHECK_THROWS_WITH_AS(fit(net, optimiser, train, test, options),
+                         "fit: the training set's classes (cat, dog) are not the test set's (cat, wolf): label numbers "
+                         "would name other classes in each",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(evaluate_accuracy(net, test, 0, precision::fp32), "evaluate_accuracy: the batch size is 0",
+                         std::invalid_argument);
 }
 
 TEST_CASE("fit trains a batch-norm network from an image folder and refuses a folder with another class count")

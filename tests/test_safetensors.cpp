@@ -8,9 +8,11 @@
 #include <fstream>
 #include <functional>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gradient_check.hpp"
+#include <vgg/io/output_folder.hpp>
 #include <vgg/io/safetensors.hpp>
 #include <vgg/train/checkpoint.hpp>
 #include <vgg/vgg.hpp>
@@ -129,6 +131,18 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
           p + "tensor \"x\" leaves a gap before it in the data section");
     CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8)) ==
           p + "4 bytes after the last tensor belong to no tensor");
+    // A name given twice (nlohmann's parser would keep the last one): with the offsets swapped,
+    // the tensors would load each other's values.
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8)) ==
+          p + "the safetensors header names \"x\" twice (a JSON object with a repeated key)");
+    CHECK(load_error(handmade(R"({"__metadata__":{"epoch":"1","epoch":"2"}})", 0)) ==
+          p + "the safetensors header names \"epoch\" twice (a JSON object with a repeated key)");
+    // Only regular files are read: a device would be read until memory runs out.
+    CHECK(error_of([&] { io::read_safetensors("/dev/zero"); }) ==
+          "/dev/zero: is not a regular file (a folder, device or pipe): vgg reads only regular files");
+    CHECK(error_of([&] { io::read_safetensors(fs::temp_directory_path()); }).find("is not a regular file") != std::string::npos);
+    write_bytes(path, std::string(100, 'x'));
+    CHECK(error_of([&] { io::read_file_bytes(path, 99); }) == p + "is 100 bytes, more than the 99 this reader accepts");
 
     // Well-formed files that do not fit the network.
     auto tensors = io::finite_parameter_tensors(good, path);
@@ -166,6 +180,42 @@ TEST_CASE("saving replaces a file atomically and never leaves a temporary behind
     io::save_weights(net, dir / "w.safetensors");
     CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 1);
     CHECK(error_of([&] { io::save_weights(net, dir / "no-such-dir" / "w.safetensors"); }).find("cannot create temporary file") != std::string::npos);
+}
+
+TEST_CASE("an output folder: one run holds it, temporaries of dead runs are removed, files are tried for writing")
+{
+    const auto dir = scratch_file("output_folder");
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    {
+        const io::folder_lock held(dir);
+        CHECK(file_bytes(dir / ".vgg-lock") == std::to_string(::getpid()));
+        const std::string refused = error_of([&] { io::folder_lock again(dir); });
+        CHECK(refused == dir.string() + ": is in use by another run (process " + std::to_string(::getpid()) +
+                             "): two runs writing one folder would overwrite each other's files; wait for it to end "
+                             "or choose another folder");
+    }
+    CHECK(error_of([&] { io::folder_lock again(dir); }) == "no error"); // released with its holder
+
+    // A process that has ended (a child that exited) left a checkpoint half-written; a live one's stays.
+    const pid_t child = ::fork();
+    if (child == 0)
+        ::_exit(0);
+    REQUIRE(child > 0);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    write_bytes(dir / ("checkpoint.safetensors.tmp" + std::to_string(child)), "partial");
+    write_bytes(dir / ("metrics.csv.tmp" + std::to_string(::getpid())), "being written");
+    write_bytes(dir / "notes.tmpx", "not ours");
+    CHECK(io::remove_stale_temporaries(dir) == 1);
+    CHECK(!fs::exists(dir / ("checkpoint.safetensors.tmp" + std::to_string(child))));
+    CHECK(fs::exists(dir / ("metrics.csv.tmp" + std::to_string(::getpid()))));
+    CHECK(fs::exists(dir / "notes.tmpx"));
+
+    CHECK(error_of([&] { io::check_writable(dir / "curves.svg"); }) == "no error");
+    CHECK(!fs::exists(dir / "curves.svg"));
+    CHECK(error_of([&] { io::check_writable(dir); }) == dir.string() + ": is a folder, not a file to write");
+    CHECK(error_of([&] { io::check_writable("/proc/vgg-curves.svg"); }).find("/proc/vgg-curves.svg: cannot be written: ") == 0);
 }
 
 TEST_CASE("a checkpoint keeps the momentum buffers and the step count")

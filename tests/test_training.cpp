@@ -1,15 +1,20 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <span>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cpu_skip.hpp"
 #include "gradient_check.hpp"
+#include <vgg/train/fit.hpp>
 
 using namespace vgg;
 
@@ -244,7 +249,8 @@ TEST_CASE("misusing a network is a clear error, not a crash or a NaN")
     net.initialize(weight_init::xavier_uniform, random);
     tensor<shape<3>> gradient(2);
     CHECK(message_of([&] { net.backward(gradient); }) ==
-          "Sequential::backward called before forward: it needs the activations of a forward pass");
+          "Sequential::backward called before forward, or after a forward pass that failed: it needs the activations "
+          "of a whole forward pass");
 
     tensor<shape<1, 4, 4>> x(4), empty(0);
     vgg::testing::fill_uniform(x.values(), random);
@@ -253,8 +259,154 @@ TEST_CASE("misusing a network is a clear error, not a crash or a NaN")
           "Sequential::backward: the gradient has a batch of 2, but the last forward pass had 4 samples");
     CHECK(message_of([&] { net.forward(empty); }) == "Sequential::forward: the input batch is empty (0 samples)");
 
+    // The batch is the forward pass's: an input grown since cannot make backward read past its buffers.
+    tensor<shape<3>> four(4);
+    net.forward(x);
+    x.resize(6);
+    CHECK(message_of([&] { net.backward(four); }) ==
+          "Sequential::backward: the input of the last forward pass had 4 samples and now has 6: it must stay "
+          "unchanged until backward");
+
     const tensor<shape<3>> no_logits(0);
     tensor<shape<3>> no_gradient;
     CHECK(message_of([&] { softmax_cross_entropy(no_logits, std::vector<int>{}, no_gradient); }) ==
           "softmax_cross_entropy: the batch is empty (0 samples)");
+}
+
+TEST_CASE("one network used from two threads at once is refused, not silently wrong")
+{
+    using tiny = Sequential<shape<1, 4, 4>, Conv3x3<1, 2>, ReLU, Flatten, Linear<32, 3>>;
+    tiny net;
+    rng random(3);
+    net.initialize(weight_init::xavier_uniform, random);
+    tensor<shape<1, 4, 4>> x(2), other(2);
+    vgg::testing::fill_uniform(x.values(), random);
+    vgg::testing::fill_uniform(other.values(), random);
+    // The first call is held inside its first layer while another thread calls forward and backward.
+    std::string second_forward, second_backward;
+    net.forward(x, {}, [&](std::size_t index, auto&& run) {
+        if (index == 0)
+            std::thread([&] {
+                tensor<shape<3>> gradient(2);
+                try {
+                    net.forward(other);
+                } catch (const std::logic_error& e) {
+                    second_forward = e.what();
+                }
+                try {
+                    net.backward(gradient);
+                } catch (const std::logic_error& e) {
+                    second_backward = e.what();
+                }
+            }).join();
+        run();
+    });
+    CHECK(second_forward == "Sequential::forward: another forward or backward of this network is running (on another "
+                            "thread); a network is not thread-safe: give each thread its own copy");
+    CHECK(second_backward.find("Sequential::backward: another forward or backward") == 0);
+    // The network is free again afterwards, and its result is the first input's.
+    const auto first = net.forward(x).values();
+    tiny copy = net;
+    CHECK(std::equal(first.begin(), first.end(), copy.forward(x).values().begin()));
+}
+
+TEST_CASE("NaN passes through ReLU and max-pool as in PyTorch, so a NaN pixel reaches the loss")
+{
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    // ReLU keeps NaN, at every position of a SIMD batch and its tail.
+    std::vector<float> values(37, -1.f);
+    for (std::size_t at : {0u, 5u, 16u, 36u})
+        values[at] = nan;
+    kernels::relu_inplace(values.data(), values.size());
+    for (std::size_t i = 0; i < values.size(); ++i)
+        CHECK(std::isnan(values[i]) == (i == 0 || i == 5 || i == 16 || i == 36));
+    // A window holding a NaN pools to NaN wherever the NaN sits, and its winner is the NaN.
+    for (std::size_t where = 0; where < 4; ++where) {
+        std::vector<float> window{1.f, 2.f, 3.f, 4.f};
+        window[where] = nan;
+        const std::vector<float> planes{window[0], window[1], window[2], window[3]};
+        float pooled = 0;
+        std::uint8_t winner = 9;
+        kernels::maxpool2x2_planes(0, 1, 2, 2, planes.data(), &pooled, &winner);
+        CHECK(std::isnan(pooled));
+        CHECK(winner == where);
+    }
+    // Through a whole network, the fused convolution + ReLU + pool paths included.
+    small_net net;
+    rng random(4);
+    net.initialize(weight_init::xavier_uniform, random);
+    tensor<shape<1, 32, 32>> x(2);
+    testing::fill_uniform(x.values(), random, 0.f, 1.f);
+    x(1, 0, 7, 9) = nan;
+    const auto& logits = net.forward(x, {mode::eval});
+    for (std::size_t k = 0; k < 4; ++k) {
+        CHECK(std::isfinite(logits.sample(0)[k]));
+        CHECK(std::isnan(logits.sample(1)[k]));
+    }
+    tensor<shape<4>> grad;
+    CHECK(std::isnan(softmax_cross_entropy(logits, std::vector<int>{0, 1}, grad).loss));
+}
+
+namespace {
+
+/// Random images of the learnable task; the `bad_call`-th batch loaded (from 1) carries one NaN pixel.
+struct poisoned_dataset {
+    using sample_shape = shape<1, 32, 32>;
+    std::size_t bad_call;
+    mutable std::size_t calls = 0;
+    std::size_t size() const { return 64; }
+    std::size_t classes() const { return 4; }
+    void load_batch(std::span<const std::size_t> indices, tensor<sample_shape>& images, std::vector<int>& labels) const
+    {
+        rng random(indices[0]);
+        make_batch(random, images, labels, indices.size());
+        if (++calls == bad_call)
+            images(0, 0, 3, 3) = std::numeric_limits<float>::quiet_NaN();
+    }
+};
+
+} // namespace
+
+TEST_CASE("fit stops at the batch where a NaN first appears, and names it")
+{
+    small_net net;
+    rng random(5);
+    net.initialize(weight_init::xavier_uniform, random);
+    sgd optimiser(0.01f);
+    const poisoned_dataset train{3}, test{0};
+    fit_options options;
+    options.epochs = 2;
+    options.batch_size = 16;
+    CHECK_THROWS_WITH_AS(fit(net, optimiser, train, test, options),
+                         doctest::Contains("nan at epoch 1, batch 3; stopping."), training_diverged);
+    // An update that leaves a parameter infinite is caught at its own step, before the next batch.
+    small_net huge;
+    huge.initialize(weight_init::xavier_uniform, random);
+    sgd reckless(std::numeric_limits<float>::infinity());
+    const poisoned_dataset clean{0};
+    CHECK_THROWS_WITH_AS(fit(huge, reckless, clean, clean, options),
+                         doctest::Contains("became NaN or infinite at epoch 1, batch 1; stopping."), training_diverged);
+}
+
+TEST_CASE("SGD reports the first parameter that an update left NaN or infinite, at every SIMD position")
+{
+    for (const std::size_t at : {0u, 7u, 16u, 35u}) {
+        CAPTURE(at);
+        Sequential<shape<36>, Linear<36, 1>> net;
+        rng random(6);
+        net.initialize(weight_init::xavier_uniform, random);
+        tensor<shape<36>> x(1);
+        net.forward(x);
+        tensor<shape<1>> dy(1);
+        net.backward(dy);
+        sgd optimiser(0.1f, 0.9f);
+        optimiser.step(net);
+        CHECK(optimiser.non_finite_parameter().empty());
+        net.visit_parameters([&](const parameter_view& p) {
+            if (p.name == "0.weight")
+                p.grad[at] = std::numeric_limits<float>::infinity();
+        });
+        optimiser.step(net);
+        CHECK(optimiser.non_finite_parameter() == "0.weight");
+    }
 }

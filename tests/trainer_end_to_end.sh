@@ -11,6 +11,7 @@ work=$3
 rm -rf "$work" && mkdir -p "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 common=(--resize 32 --limit-train 384 --limit-test 128 --batch-size 64 --seed 5)
+quick=(--resize 32 --limit-train 64 --limit-test 64 --batch-size 64 --seed 5)
 
 echo "== two epochs in one run"
 "$train" "${common[@]}" --epochs 2 --out "$work/whole" > "$work/whole.log"
@@ -31,6 +32,8 @@ csv="$work/whole/metrics.csv"
 [ "$(grep -Ec '^[12],,,[0-9.]+$' "$csv")" -eq 2 ] || fail "metrics.csv should have one test point per epoch"
 [ -s "$work/whole/checkpoint.safetensors" ] && [ -s "$work/whole/model.safetensors" ] || fail "missing weights"
 grep -aq '"epoch":"2"' "$work/whole/checkpoint.safetensors" || fail "checkpoint does not record epoch 2"
+grep -qx "wrote $work/whole/model.safetensors, $work/whole/checkpoint.safetensors, $work/whole/metrics.csv, $work/whole/curves.svg" \
+  "$work/whole.log" || fail "no wrote line naming the four files"
 
 echo "== bf16 precision: trains where the CPU has AMX or AVX512_BF16, a clear refusal elsewhere"
 if "$train" "${common[@]}" --epochs 1 --precision bf16 --out "$work/bf16" > "$work/bf16.log" 2>&1; then
@@ -51,6 +54,14 @@ echo "== one epoch, then resume for the second"
 cp "$work/resumed/checkpoint.safetensors" "$work/epoch1.safetensors"
 "$train" "${common[@]}" --epochs 2 --out "$work/resumed" --resume "$work/epoch1.safetensors" > "$work/resumed.log"
 grep -q "resumed from .* after epoch 1" "$work/resumed.log" || fail "no resume line"
+# Nothing is left to train: only the model file is written, and only it is named.
+"$train" "${common[@]}" --epochs 2 --out "$work/resumed" --resume "$work/resumed/checkpoint.safetensors" > "$work/done.log"
+grep -qx "wrote $work/resumed/model.safetensors" "$work/done.log" || fail "a run with nothing to train named files it did not write"
+"$train" "${quick[@]}" --epochs 1 --out "" > "$work/no-out.log"
+grep -qx "wrote nothing: --out is empty" "$work/no-out.log" || fail "--out \"\" claimed to write files"
+# Another learning rate at resume is a warning: the run goes on, but will not repeat the original.
+"$train" "${common[@]}" --epochs 2 --lr 0.1 --out "$work/other-lr" --resume "$work/epoch1.safetensors" > /dev/null 2> "$work/other-lr.err"
+grep -q "warning: the checkpoint was made with lr 0.05, this run uses 0.1" "$work/other-lr.err" || fail "no warning for a changed --lr"
 cmp "$work/whole/model.safetensors" "$work/resumed/model.safetensors" || fail "resumed weights differ from an uninterrupted run"
 cmp "$work/whole/metrics.csv" "$work/resumed/metrics.csv" || fail "resumed metrics differ"
 
@@ -82,6 +93,19 @@ expect_error "is a checkpoint for resize 32, ratio 4, not resize 64, ratio 4" \
 expect_error "is a checkpoint for resize 32, ratio 4, not resize 32, ratio 1" \
   "$train" --resize 32 --ratio 1 --limit-train 64 --limit-test 64 --out "$work/t" --resume "$work/epoch1.safetensors"
 
+echo "== one output folder, one run; files are tried before the first epoch; temporaries of dead runs go"
+"$train" "${common[@]}" --epochs 3 --out "$work/shared" > "$work/first.log" 2>&1 &
+first=$!
+for _ in $(seq 600); do grep -q "^training VGG-11" "$work/first.log" 2>/dev/null && break; sleep 0.1; done
+expect_error "$work/shared: is in use by another run (process $first)" "$train" "${common[@]}" --epochs 1 --out "$work/shared"
+wait "$first" || fail "the first run on the shared folder failed: $(cat "$work/first.log")"
+( exit 0 ) & dead=$!; wait "$dead"
+echo partial > "$work/shared/checkpoint.safetensors.tmp$dead"
+"$train" "${quick[@]}" --epochs 1 --out "$work/shared" > /dev/null
+[ ! -e "$work/shared/checkpoint.safetensors.tmp$dead" ] || fail "a dead run's temporary file was left"
+expect_error "/proc/curves.svg: cannot be written" "$train" "${quick[@]}" --out "$work/t" --plot /proc/curves.svg
+grep -q "^epoch 1/" "$work/error.log" && fail "an unwritable --plot was found only after an epoch"
+
 echo "== a diverging run stops and keeps the last good checkpoint"
 cp "$work/epoch1.safetensors" "$work/diverge-start.safetensors"
 mkdir -p "$work/diverge" && cp "$work/epoch1.safetensors" "$work/diverge/checkpoint.safetensors"
@@ -90,7 +114,7 @@ status=0
   > "$work/diverge.log" 2>&1 || status=$?
 cat "$work/diverge.log"
 [ "$status" -eq 3 ] || fail "a diverging run should exit 3, not $status"
-grep -q "the loss became" "$work/diverge.log" || fail "no divergence message"
+grep -Eq "the loss became|became NaN or infinite" "$work/diverge.log" || fail "no divergence message"
 cmp "$work/epoch1.safetensors" "$work/diverge/checkpoint.safetensors" || fail "the last good checkpoint was overwritten"
 
 echo "== vgg_predict with the weights vgg_train wrote"
@@ -112,6 +136,17 @@ echo "not an image" > "$work/text.png"
 expect_error "text.png: cannot read as an image" "$predict" --weights "$work/whole/model.safetensors" --resize 32 "$work/text.png"
 expect_error "model.safetensors: was trained with --resize 32, not 64" "$predict" --weights "$work/whole/model.safetensors" --resize 64 "$work/first.pgm"
 expect_error "give image files or --idx" "$predict" --weights "$work/whole/model.safetensors" --resize 32
+# Finite weights whose products overflow: an error, never NaN probabilities.
+/usr/bin/python3 - "$work/whole/model.safetensors" "$work/huge.safetensors" <<'PY'
+import array, struct, sys
+data = open(sys.argv[1], "rb").read()
+header_end = 8 + struct.unpack("<Q", data[:8])[0]
+values = array.array("f", data[header_end:])
+open(sys.argv[2], "wb").write(data[:header_end] + array.array("f", [v * 1e30 for v in values]).tobytes())
+PY
+expect_error "first.pgm: the network's outputs are not finite (NaN or infinity)" \
+  "$predict" --weights "$work/huge.safetensors" --resize 32 "$work/first.pgm"
+expect_error "/dev/zero: is not a regular file" "$predict" --weights /dev/zero --resize 32 "$work/first.pgm"
 expect_error "t10k-labels-idx1-ubyte.gz: wrong magic number 0x00000801, expected 0x00000803" \
   "$predict" --weights "$work/whole/model.safetensors" --resize 32 --idx "$data/t10k-labels-idx1-ubyte.gz"
 # One unreadable image among good ones: an error line for it, the others classified, exit 1.

@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <mutex>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +67,18 @@ void planes_to_sample(const std::uint8_t* planes, const std::vector<float>& mean
     }
 }
 
+/// What image_folder does with a file it cannot decode (damaged, or not an image at all).
+enum class unreadable_images {
+    stop, ///< an error naming the file (the default: a dataset is what its folder holds)
+    skip, ///< left out, and listed in image_folder::skipped(); every file is decoded once to find them
+};
+
+/// A file image_folder left out, and why.
+struct skipped_image {
+    std::filesystem::path file;
+    std::string reason;
+};
+
 /// How image_folder turns files into samples, after torchvision's Resize((H, W)) and ToTensor().
 struct image_folder_options {
     /// Per-channel (x - mean) / std after scaling to [0, 1], as transforms.Normalize (empty: none).
@@ -77,13 +91,15 @@ struct image_folder_options {
     /// The resized images are decoded once and kept when they fit in this many bytes; otherwise
     /// every batch decodes its files.
     std::size_t cache_bytes = std::size_t(4) << 30;
+    unreadable_images unreadable = unreadable_images::stop;
 };
 
 /// torchvision's ImageFolder: under `root`, one sub-folder per class, classes numbered in the
 /// order of their names; in each, image files (image_folder_extensions), sub-folders included.
 /// Every image is read as grey or RGB as Shape says (shape<1, H, W> or shape<3, H, W>), resized
 /// to H x W, scaled to [0, 1] and normalised as the options say. Images are decoded in parallel
-/// and kept in memory when they fit. A file that cannot be read is an error naming it.
+/// and kept in memory when they fit. A file that cannot be read is an error naming it, or, with
+/// unreadable_images::skip, left out and listed in skipped().
 template <class Shape>
 class image_folder {
     static_assert(is_image_shape_v<Shape> && (image_dims<Shape>::channels == 1 || image_dims<Shape>::channels == 3),
@@ -95,13 +111,22 @@ public:
     using sample_shape = Shape;
 
     explicit image_folder(const std::filesystem::path& root, image_folder_options options = {})
-        : options_(std::move(options))
+        : options_(std::move(options)), root_(root)
     {
         namespace fs = std::filesystem;
-        if (!options_.mean.empty() && (options_.mean.size() != channels || options_.std.size() != channels))
+        if (options_.mean.size() != options_.std.size() || (!options_.mean.empty() && options_.mean.size() != channels))
             throw std::invalid_argument("image_folder: mean and std need " + std::to_string(channels) +
                                         " values each (one per channel), got " + std::to_string(options_.mean.size()) +
                                         " and " + std::to_string(options_.std.size()));
+        for (std::size_t c = 0; c < options_.mean.size(); ++c)
+            if (!std::isfinite(options_.mean[c]) || !std::isfinite(options_.std[c]) || !(options_.std[c] > 0))
+                throw std::invalid_argument("image_folder: channel " + std::to_string(c) + " has mean " +
+                                            std::to_string(options_.mean[c]) + " and std " + std::to_string(options_.std[c]) +
+                                            ": the mean must be finite and the std finite and above 0");
+        if (options_.random_crop_padding > std::max(height, width))
+            throw std::invalid_argument("image_folder: a random crop padding of " +
+                                        std::to_string(options_.random_crop_padding) + " is more than the image's side (" +
+                                        std::to_string(std::max(height, width)) + ")");
         if (!fs::is_directory(root))
             throw io::file_error(root, "is not a folder (an image folder holds one sub-folder of images per class)");
         for (const auto& entry : fs::directory_iterator(root))
@@ -124,14 +149,29 @@ public:
                 labels_.push_back(int(label));
             }
         }
-        if (files_.size() * sample_bytes <= options_.cache_bytes) {
+        const bool cached = files_.size() * sample_bytes <= options_.cache_bytes;
+        if (cached)
             cache_.resize(files_.size() * sample_bytes);
-            decode_each(files_.size(), [&](std::size_t i) {
+        if (!cached && options_.unreadable == unreadable_images::stop)
+            return;
+        // Decoded now: into the cache, or, to find the unreadable ones, only to see that they decode.
+        std::vector<std::string> failures(files_.size());
+        decode_each(files_.size(), [&](std::size_t i) {
+            try {
                 const auto planes = read_planes(i);
-                std::copy(planes.begin(), planes.end(), cache_.begin() + long(i * sample_bytes));
-            });
-        }
+                if (cached)
+                    std::copy(planes.begin(), planes.end(), cache_.begin() + long(i * sample_bytes));
+            } catch (const io::file_error& e) {
+                if (options_.unreadable == unreadable_images::stop)
+                    throw;
+                failures[i] = e.what();
+            }
+        });
+        leave_out(failures);
     }
+
+    /// The files left out as unreadable (unreadable_images::skip), in file order.
+    const std::vector<skipped_image>& skipped() const { return skipped_; }
 
     std::size_t size() const { return files_.size(); }
     std::size_t classes() const { return class_names_.size(); }
@@ -228,7 +268,37 @@ private:
         });
     }
 
+    /// Removes the files with a failure (non-empty) from the dataset, and its cached planes;
+    /// a class left without images is an error.
+    void leave_out(const std::vector<std::string>& failures)
+    {
+        std::size_t kept = 0;
+        std::vector<std::size_t> per_class(class_names_.size(), 0);
+        for (std::size_t i = 0; i < files_.size(); ++i) {
+            if (!failures[i].empty()) {
+                skipped_.push_back({files_[i], failures[i]});
+                continue;
+            }
+            if (!cache_.empty() && kept != i)
+                std::copy_n(cache_.begin() + long(i * sample_bytes), sample_bytes, cache_.begin() + long(kept * sample_bytes));
+            files_[kept] = std::move(files_[i]);
+            labels_[kept] = labels_[i];
+            ++per_class[std::size_t(labels_[kept])];
+            ++kept;
+        }
+        files_.resize(kept);
+        labels_.resize(kept);
+        if (!cache_.empty())
+            cache_.resize(kept * sample_bytes);
+        for (std::size_t label = 0; label < class_names_.size(); ++label)
+            if (per_class[label] == 0)
+                throw io::file_error(root_ / class_names_[label],
+                                     "has no readable image: all its image files were skipped as unreadable");
+    }
+
     image_folder_options options_;
+    std::filesystem::path root_;
+    std::vector<skipped_image> skipped_;
     std::vector<std::string> class_names_;
     std::vector<std::filesystem::path> files_;
     std::vector<int> labels_;

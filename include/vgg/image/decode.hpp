@@ -34,6 +34,9 @@ namespace vgg::image {
 /// Larger images are refused before decoding: a small corrupt header must not claim gigabytes.
 inline constexpr int max_image_side = 16384;
 inline constexpr long long max_image_pixels = 64ll << 20;
+/// Larger image files are refused before they are read (a compressed image of max_image_pixels
+/// is far smaller).
+inline constexpr std::uintmax_t max_image_file_bytes = std::uintmax_t(256) << 20;
 
 namespace detail {
 
@@ -129,8 +132,20 @@ inline void check_image_size(int width, int height, const std::filesystem::path&
                                               std::to_string(max_image_pixels >> 20) + " M pixels) vgg accepts");
 }
 
-/// A JPEG decoded by libjpeg-turbo to grey (1 channel) or RGB (3); a damaged file (even one
-/// libjpeg could half-read with a warning) is an error.
+/// CMYK pixels as libjpeg-turbo decodes them from a CMYK or YCCK JPEG, stored inverted as
+/// Photoshop writes them (255 - ink), to grey or RGB as PIL's convert does: each colour is its
+/// ink's complement times black's, (255 - C)(255 - K) / 255.
+inline std::vector<std::uint8_t> inverted_cmyk_to(const std::uint8_t* cmyk, std::size_t pixel_count, std::size_t channels)
+{
+    std::vector<std::uint8_t> rgb(pixel_count * 3);
+    for (std::size_t i = 0; i < pixel_count; ++i)
+        for (std::size_t c = 0; c < 3; ++c)
+            rgb[i * 3 + c] = std::uint8_t((cmyk[i * 4 + c] * cmyk[i * 4 + 3] + 127) / 255);
+    return channels == 3 ? rgb : convert_channels(rgb.data(), pixel_count, 3, 1);
+}
+
+/// A JPEG decoded by libjpeg-turbo to grey (1 channel) or RGB (3), CMYK ones too; a damaged file
+/// (even one libjpeg could half-read with a warning) is an error.
 inline std::vector<std::uint8_t> decode_jpeg(std::span<const std::uint8_t> bytes, const std::filesystem::path& source,
                                              std::size_t channels, int& width, int& height)
 {
@@ -143,11 +158,15 @@ inline std::vector<std::uint8_t> decode_jpeg(std::span<const std::uint8_t> bytes
                             &subsampling, &colourspace) != 0)
         throw fail();
     check_image_size(width, height, source);
-    std::vector<std::uint8_t> pixels(std::size_t(width) * std::size_t(height) * channels);
+    // libjpeg-turbo converts CMYK to nothing else: it is decoded as it is and converted here.
+    const bool cmyk = colourspace == TJCS_CMYK || colourspace == TJCS_YCCK;
+    const std::size_t pixel_count = std::size_t(width) * std::size_t(height);
+    std::vector<std::uint8_t> pixels(pixel_count * (cmyk ? 4 : channels));
     if (tjDecompress2(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), pixels.data(), width, 0,
-                      height, channels == 1 ? TJPF_GRAY : TJPF_RGB, TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
+                      height, cmyk ? TJPF_CMYK : channels == 1 ? TJPF_GRAY : TJPF_RGB,
+                      TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
         throw fail();
-    return pixels;
+    return cmyk ? inverted_cmyk_to(pixels.data(), pixel_count, channels) : pixels;
 }
 
 } // namespace detail
@@ -203,7 +222,7 @@ inline pixels decode(std::span<const std::uint8_t> bytes, const std::filesystem:
 /// Reads an image file and decodes it as above.
 inline pixels read(const std::filesystem::path& path, std::size_t channels)
 {
-    return decode(io::read_file_bytes(path), path, channels);
+    return decode(io::read_file_bytes(path, max_image_file_bytes), path, channels);
 }
 
 } // namespace vgg::image

@@ -100,10 +100,26 @@ inline safetensors_content decode_safetensors(std::string_view bytes, const std:
     if (header_length > bytes.size() - 8)
         throw file_error(path, "truncated or not a safetensors file: header length " + std::to_string(header_length) +
                                    " exceeds the " + std::to_string(bytes.size() - 8) + " bytes that follow");
+    // nlohmann keeps the last of a repeated key without a word: a header naming a tensor twice
+    // could load other bytes than its writer meant, so a repeated key is refused.
+    std::vector<std::set<std::string>> open_objects;
+    std::string repeated;
+    const nlohmann::json::parser_callback_t watch_keys = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        using event_t = nlohmann::json::parse_event_t;
+        if (event == event_t::object_start)
+            open_objects.emplace_back();
+        else if (event == event_t::object_end)
+            open_objects.pop_back();
+        else if (event == event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second && repeated.empty())
+            repeated = parsed.get<std::string>();
+        return true;
+    };
     const auto header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_length),
-                                              nullptr, false);
+                                              watch_keys, false);
     if (header.is_discarded() || !header.is_object())
         throw file_error(path, "the safetensors header is not a JSON object");
+    if (!repeated.empty())
+        throw file_error(path, "the safetensors header names \"" + repeated + "\" twice (a JSON object with a repeated key)");
     const std::size_t data_begin = 8 + header_length, data_size = bytes.size() - data_begin;
 
     safetensors_content content;

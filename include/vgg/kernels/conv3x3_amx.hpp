@@ -297,8 +297,8 @@ VGG_TARGET_AVX512_BF16 inline void store_output_rows(const amx_conv3x3_layout& l
         __m512 values = _mm512_castsi512_ps(channels[o]);
         if (bias)
             values = _mm512_add_ps(values, _mm512_set1_ps(bias[channel]));
-        if (output.relu) // v > 0 ? v : 0, as relu_inplace
-            values = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(values, _mm512_setzero_ps(), _CMP_GT_OQ), values);
+        if (output.relu) // v < 0 ? 0 : v, NaN kept, as relu_inplace
+            values = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(values, _mm512_setzero_ps(), _CMP_NLT_UQ), values);
         _mm512_mask_storeu_ps(output.planes + (channel * l.height + y) * l.width + x0, lanes, values);
     }
 }

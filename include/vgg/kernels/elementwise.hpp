@@ -9,20 +9,21 @@
 
 namespace vgg::kernels {
 
-/// x = max(x, 0).
+/// x = max(x, 0), NaN kept as NaN (as PyTorch's ReLU): a NaN input must reach the loss, where
+/// training notices it, not vanish into a zero.
 inline void relu_inplace(float* x, std::size_t n)
 {
     constexpr std::size_t lanes = float_batch::size;
     const std::size_t vector_end = n - n % lanes;
     const float_batch zero(0.f);
     // A compare and select, not xsimd::max: GCC 12 warns that _mm512_max_ps's operand "may be
-    // used uninitialized" in every program that inlines it. Both give 0 for NaN and -0.
+    // used uninitialized" in every program that inlines it.
     for (std::size_t i = 0; i < vector_end; i += lanes) {
         const auto v = float_batch::load_unaligned(x + i);
-        xsimd::select(v > zero, v, zero).store_unaligned(x + i);
+        xsimd::select(v < zero, zero, v).store_unaligned(x + i);
     }
     for (std::size_t i = vector_end; i < n; ++i)
-        x[i] = x[i] > 0.f ? x[i] : 0.f;
+        x[i] = x[i] < 0.f ? 0.f : x[i];
 }
 
 /// ReLU backward from its output: grad = output > 0 ? grad : 0.

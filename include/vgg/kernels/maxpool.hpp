@@ -9,24 +9,29 @@
 namespace vgg::kernels {
 
 /// The maximum of a 2x2 window (a b over c d) and which input won, `winner` 0..3 in that order;
-/// on ties the first wins. Arithmetic instead of branches, so loops over it vectorise: on real
+/// on ties the first wins, and a NaN wins as in PyTorch (`value > max || isnan(value)`), so that
+/// it reaches the loss. Arithmetic instead of branches, so loops over it vectorise: on real
 /// activations the winner is random, and mispredicted branches would cost more than the pool.
 inline float max_of_window(float a, float b, float c, float d, std::uint8_t& winner)
 {
-    // std::max(p, q) returns p unless q is strictly larger: the first maximum wins.
-    const float top_max = std::max(a, b), bottom_max = std::max(c, d);
-    const int right_top = b > a, right_bottom = d > c, bottom_wins = bottom_max > top_max;
+    const auto beats = [](float challenger, float holder) { return challenger > holder || challenger != challenger; };
+    const int right_top = beats(b, a), right_bottom = beats(d, c);
+    const float top_max = right_top ? b : a, bottom_max = right_bottom ? d : c;
+    const int bottom_wins = beats(bottom_max, top_max);
     winner = static_cast<std::uint8_t>(bottom_wins * (2 + right_bottom) + (1 - bottom_wins) * right_top);
-    return std::max(top_max, bottom_max);
+    return bottom_wins ? bottom_max : top_max;
 }
 
 /// max_of_window for a batch of windows, the winners as floats 0 to 3, bit for bit the same.
 inline float_batch max_of_windows(const float_batch& a, const float_batch& b, const float_batch& c, const float_batch& d,
                                   float_batch& winner)
 {
-    const auto right_top = b > a, right_bottom = d > c;
+    const auto beats = [](const float_batch& challenger, const float_batch& holder) {
+        return (challenger > holder) || xsimd::isnan(challenger);
+    };
+    const auto right_top = beats(b, a), right_bottom = beats(d, c);
     const auto top_max = xsimd::select(right_top, b, a), bottom_max = xsimd::select(right_bottom, d, c);
-    const auto bottom_wins = bottom_max > top_max;
+    const auto bottom_wins = beats(bottom_max, top_max);
     const float_batch zero(0.f), one(1.f), two(2.f), three(3.f);
     winner = xsimd::select(bottom_wins, xsimd::select(right_bottom, three, two), xsimd::select(right_top, one, zero));
     return xsimd::select(bottom_wins, bottom_max, top_max);

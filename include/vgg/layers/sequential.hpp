@@ -1,5 +1,6 @@
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -70,6 +71,37 @@ struct network_input : layer_chain<std::conditional_t<rules::network_input_v<Inp
 template <class Input, class... Specs>
 using bind_layers = decltype((network_input<Input>{} >> ... >> spec_tag<Specs>{}));
 
+/// Refuses a second forward or backward on one network while one runs (a call from another
+/// thread): a network keeps its activations and gradients in itself, so two calls at once would
+/// overwrite each other's. Copies start free.
+class exclusive_use {
+public:
+    exclusive_use() = default;
+    exclusive_use(const exclusive_use&) {}
+    exclusive_use& operator=(const exclusive_use&) { return *this; }
+
+    /// Holds the network for one call.
+    class hold {
+    public:
+        hold(exclusive_use& use, const char* call) : use_(use)
+        {
+            if (use_.busy_.exchange(true, std::memory_order_acquire))
+                throw std::logic_error(std::string("Sequential::") + call +
+                                       ": another forward or backward of this network is running (on another thread); a "
+                                       "network is not thread-safe: give each thread its own copy");
+        }
+        ~hold() { use_.busy_.store(false, std::memory_order_release); }
+        hold(const hold&) = delete;
+        hold& operator=(const hold&) = delete;
+
+    private:
+        exclusive_use& use_;
+    };
+
+private:
+    std::atomic<bool> busy_{false};
+};
+
 /// The default for Sequential's per-layer hook: just run the layer.
 struct run_directly {
     template <class Run>
@@ -101,32 +133,42 @@ public:
     /// Runs every layer in order and keeps each output for backward. `x` must stay alive and
     /// unchanged until backward. `around_layer(index, run)` is called for each layer and must
     /// call run() once: a place to time or trace layers. An empty batch is an error
-    /// (std::invalid_argument).
+    /// (std::invalid_argument). A network is not thread-safe: a call while another forward or
+    /// backward of it runs is refused (std::logic_error); give each thread its own network.
     template <class AroundLayer = run_directly>
     const tensor<output_shape>& forward(const tensor<input_shape>& x, const run_context& context = {},
                                         AroundLayer around_layer = {})
     {
+        const exclusive_use::hold held(in_use_, "forward");
         if (x.batch() == 0)
             throw std::invalid_argument("Sequential::forward: the input batch is empty (0 samples)");
         input_ = &x;
+        batch_ = 0; // no backward from a forward pass that did not finish
         forward_each(context, around_layer, std::make_index_sequence<count>{});
+        batch_ = x.batch();
         return std::get<count - 1>(outputs_);
     }
 
     /// Backpropagates `dy` (the gradient of the loss with respect to the last forward's output)
     /// and overwrites every parameter gradient. With dx null the first layer skips its input
     /// gradient, which nothing needs when it is the network's input. Calling it before any
-    /// forward (std::logic_error) or with a batch other than the last forward's
-    /// (std::invalid_argument) is an error.
+    /// forward (std::logic_error), with a batch other than the last forward's, or after the
+    /// forward pass's input changed its batch (std::invalid_argument) is an error.
     template <class AroundLayer = run_directly>
     void backward(const tensor<output_shape>& dy, tensor<input_shape>* dx = nullptr, AroundLayer around_layer = {})
     {
-        if (!input_)
-            throw std::logic_error("Sequential::backward called before forward: it needs the activations of a forward pass");
-        if (dy.batch() != input_->batch())
+        const exclusive_use::hold held(in_use_, "backward");
+        if (batch_ == 0)
+            throw std::logic_error("Sequential::backward called before forward, or after a forward pass that failed: it "
+                                   "needs the activations of a whole forward pass");
+        if (dy.batch() != batch_)
             throw std::invalid_argument("Sequential::backward: the gradient has a batch of " + std::to_string(dy.batch()) +
-                                        ", but the last forward pass had " + std::to_string(input_->batch()) +
-                                        " samples");
+                                        ", but the last forward pass had " + std::to_string(batch_) + " samples");
+        if (input_->batch() != batch_)
+            throw std::invalid_argument("Sequential::backward: the input of the last forward pass had " +
+                                        std::to_string(batch_) + " samples and now has " +
+                                        std::to_string(input_->batch()) +
+                                        ": it must stay unchanged until backward");
         backward_each(dy, dx, around_layer, std::make_index_sequence<count>{});
     }
 
@@ -227,6 +269,8 @@ private:
     std::tuple<tensor<typename Layers::output_shape>...> outputs_;
     std::tuple<tensor<typename Layers::output_shape>...> gradients_;
     const tensor<input_shape>* input_ = nullptr;
+    std::size_t batch_ = 0; ///< the batch of the last forward pass; 0 until one finishes
+    exclusive_use in_use_;
 };
 
 } // namespace detail

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <stdexcept>
@@ -23,6 +24,7 @@
 #include "vgg/data/dataset.hpp"
 #include "vgg/detail/parallel.hpp"
 #include "vgg/io/atomic_file.hpp"
+#include "vgg/io/output_folder.hpp"
 #include "vgg/kernels/cpu_features.hpp"
 #include "vgg/train/checkpoint.hpp"
 #include "vgg/train/history.hpp"
@@ -85,6 +87,8 @@ struct fit_result {
     std::vector<metric_point> history;
     double train_seconds = 0;
     std::size_t examples_per_epoch = 0;
+    /// The files this call wrote (none when every epoch was done already, or out is empty).
+    std::vector<std::filesystem::path> written;
     double train_loss = NAN, train_acc = NAN, test_acc = NAN;
     /// Examples trained per second of training time, as d2l prints it.
     double examples_per_second(std::size_t epochs) const
@@ -105,6 +109,14 @@ inline std::string workers_text(std::size_t ranks, vgg::precision precision)
     return std::to_string(detail::max_threads()) + " threads" +
            (ranks > 1 ? " x " + std::to_string(ranks) + " MPI ranks" : "") + ", " + std::string(to_string(precision)) +
            (precision == vgg::precision::bf16 ? " on " + std::string(to_string(kernels::best_bf16_kernel())) : "");
+}
+
+/// The shortest text that reads back as `value` ("0.05", not "0.050000").
+inline std::string shortest_text(float value)
+{
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+    return std::string(text, end);
 }
 
 /// Metadata entries in order, e.g. {{"resize", "224"}, {"ratio", "4"}}.
@@ -165,7 +177,10 @@ checkpointed_run load_run(Net& net, sgd& optimiser, const io::safetensors_conten
     load_checkpoint(net, optimiser, checkpoint, path);
     for (const auto& [key, value] : settings) {
         const auto found = metadata.find(key);
-        // Checkpoints from before MPI and bf16 support were made by one process in fp32.
+        // Checkpoints from before MPI and bf16 support were made by one process in fp32; those from
+        // before the optimiser's settings were kept say nothing of them.
+        if (found == metadata.end() && (key == "lr" || key == "momentum" || key == "weight_decay"))
+            continue;
         const std::string older = key == "ranks" ? "1" : key == "precision" ? "fp32" : "?";
         const std::string made_with = found != metadata.end() ? found->second : older;
         if (made_with != value && warnings)
@@ -181,6 +196,10 @@ template <class Net, data::dataset_for<typename Net::input_shape> Test, class Te
 double evaluate_accuracy(Net& net, const Test& test, std::size_t batch_size, vgg::precision precision,
                          const Team& team = {}, std::ostream* log = nullptr, bool terminal = false)
 {
+    if (batch_size == 0)
+        throw std::invalid_argument("evaluate_accuracy: the batch size is 0");
+    if (test.size() == 0)
+        throw std::invalid_argument("evaluate_accuracy: the test set is empty");
     tensor<typename Net::input_shape> images;
     std::vector<int> labels;
     tensor<typename Net::output_shape> grad;
@@ -200,6 +219,32 @@ double evaluate_accuracy(Net& net, const Test& test, std::size_t batch_size, vgg
     progress.finish();
     team.sum(std::span(&correct, 1));
     return correct / double(test.size());
+}
+
+/// The class names of a dataset that has them (image_folder: its folders), in label order.
+template <class Dataset>
+concept named_classes = requires(const Dataset& set) {
+    { set.class_names() } -> std::convertible_to<std::vector<std::string>>;
+};
+
+/// Throws std::invalid_argument unless `train` and `test` name their classes alike, where both
+/// name them: with the same count but other names, every test label would mean another class.
+template <class Train, class Test>
+void check_same_classes(const Train& train, const Test& test)
+{
+    if constexpr (named_classes<Train> && named_classes<Test>) {
+        const std::vector<std::string> ours = train.class_names(), theirs = test.class_names();
+        if (ours == theirs)
+            return;
+        const auto list = [](const std::vector<std::string>& names) {
+            std::string text;
+            for (const auto& name : names)
+                text += (text.empty() ? "" : ", ") + name;
+            return text;
+        };
+        throw std::invalid_argument("fit: the training set's classes (" + list(ours) + ") are not the test set's (" +
+                                    list(theirs) + "): label numbers would name other classes in each");
+    }
 }
 
 /// Why `processes` cannot share the training set (`train_size` examples in batches of
@@ -241,6 +286,7 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
     if (train.classes() != classes || test.classes() != classes)
         throw std::invalid_argument("fit: the network has " + std::to_string(classes) + " classes, but the training set has " +
                                     std::to_string(train.classes()) + " and the test set " + std::to_string(test.classes()));
+    check_same_classes(train, test);
     if (const auto problem = sharding_problem(train.size(), test.size(), options.batch_size, team.size()); !problem.empty())
         throw std::invalid_argument("fit: " + problem);
     const bool leader = team.rank() == 0;
@@ -256,7 +302,10 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
         {"train_examples", std::to_string(train.size())},
         {"threads", std::to_string(detail::max_threads())},
         {"ranks", std::to_string(team.size())},
-        {"precision", std::string(to_string(options.precision))}};
+        {"precision", std::string(to_string(options.precision))},
+        {"lr", shortest_text(optimiser.learning_rate)},
+        {"momentum", shortest_text(optimiser.momentum)},
+        {"weight_decay", shortest_text(optimiser.weight_decay)}};
 
     fit_result result;
     result.examples_per_epoch = train.size();
@@ -274,8 +323,19 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
         result.train_acc = std::isnan(p.train_acc) ? result.train_acc : p.train_acc;
         result.test_acc = std::isnan(p.test_acc) ? result.test_acc : p.test_acc;
     }
-    if (leader && !options.out.empty())
-        std::filesystem::create_directories(options.out);
+    // The output folder is this run's alone from now on, and every file it will write is tried
+    // before the first epoch.
+    std::optional<io::folder_lock> out_lock;
+    if (leader && !options.out.empty()) {
+        std::error_code error;
+        std::filesystem::create_directories(options.out, error);
+        if (error)
+            throw io::file_error(options.out, "cannot create the output folder: " + error.message());
+        out_lock.emplace(options.out);
+        io::remove_stale_temporaries(options.out);
+        for (const auto& path : {checkpoint_path, options.out / "metrics.csv", plot_path})
+            io::check_writable(path);
+    }
     if (!options.headline.empty())
         log << options.headline << "\n";
 
@@ -323,6 +383,10 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
             }
             team.backward(net, grad, float(mine.size()) / float(count));
             optimiser.step(net);
+            if (const auto& bad = optimiser.non_finite_parameter(); !bad.empty()) {
+                progress.finish();
+                throw diverged("parameter \"" + bad + "\" became NaN or infinite", epoch, b);
+            }
             loss_sum += totals[0];
             correct += static_cast<std::size_t>(totals[1]);
             seen += count;
@@ -340,8 +404,6 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
         result.test_acc = evaluate_accuracy(net, test, options.batch_size, options.precision, team, &log, terminal);
         result.history.push_back({double(epoch + 1), NAN, NAN, result.test_acc});
 
-        if (const auto bad = first_non_finite_parameter(net); !bad.empty())
-            throw diverged("parameter \"" + bad + "\" became NaN or infinite", epoch, batches - 1);
         char line[256];
         std::snprintf(line, sizeof line, "epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%s)\n",
                       epoch + 1, options.epochs, result.train_loss, result.train_acc, result.test_acc,
@@ -360,6 +422,8 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
         for (const auto& entry : settings)
             metadata.insert(entry);
         save_checkpoint(net, optimiser, checkpoint_path, metadata);
+        if (result.written.empty())
+            result.written = {checkpoint_path, options.out / "metrics.csv", plot_path};
     }
 
     // d2l's closing lines.
