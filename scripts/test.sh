@@ -14,7 +14,8 @@ case "${1:-}" in
   *) echo "usage: bash scripts/test.sh [--all]" >&2; exit 2 ;;
 esac
 # The convolution and network sweeps (tests/test_conv_sweep.cpp, tests/test_network_sweep.cpp) run
-# a sample quickly, and every configuration with --all, in both of its builds.
+# a sample (every dispatch and layer shape once; the networks at their smallest size), and with --all
+# every configuration in Release; the sanitizer build, 20-30 times as slow, runs their small size.
 $all && export VGG_SWEEP=full
 started=$SECONDS
 stage() { echo "== $1 ($(( (SECONDS - started) / 60 )) min so far)"; }
@@ -38,7 +39,7 @@ stage "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$line_tables_only" \
   -DVGG_SANITIZE=address,undefined -DVGG_BUILD_BENCH=OFF
 cmake --build build-sanitize -j"$jobs"
-ctest --test-dir build-sanitize --output-on-failure -j"$jobs" --label-exclude compile-only
+VGG_SWEEP=small ctest --test-dir build-sanitize --output-on-failure -j"$jobs" --label-exclude compile-only
 
 stage "libFuzzer targets"
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$line_tables_only" -DVGG_BUILD_FUZZERS=ON \

@@ -3,9 +3,10 @@
 // batch and a batch large enough for every batch-dependent rule of the dispatcher, on 1 and 2
 // threads, in fp32 and bf16, each held against the definition (conv_by_taps.hpp).
 //
-// With VGG_SWEEP=full (scripts/test.sh --all) every configuration runs; otherwise the cheapest
-// configuration of each distinct dispatch (the paths the dispatcher chooses: path_of) runs, which
-// reaches every path the full sweep reaches.
+// With VGG_SWEEP=full (scripts/test.sh --all, Release) every configuration runs; with
+// VGG_SWEEP=small (the sanitizer and instruction-set builds) the cheapest configuration of each
+// distinct dispatch (the paths the dispatcher chooses: path_of), which reaches every path the full
+// sweep reaches; otherwise those and the cheapest configuration of each layer shape.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -28,7 +29,7 @@
 
 using namespace vgg;
 using vgg::testing::fill_uniform;
-using vgg::testing::full_sweep;
+using vgg::testing::sweep_size;
 using vgg::testing::scoped_threads;
 
 namespace {
@@ -249,7 +250,8 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
 void sweep(precision p)
 {
     const auto started = std::chrono::steady_clock::now();
-    const bool full = full_sweep();
+    const sweep_size size = testing::sweep_size_asked();
+    const bool full = size == sweep_size::full, every_shape = size != sweep_size::small;
     // The configurations, cheapest first, so that the sample takes the cheapest of each path.
     struct configuration {
         layer_shape shape;
@@ -261,14 +263,17 @@ void sweep(precision p)
     for (const layer_shape& s : vgg_family_shapes())
         for (const std::size_t batch : batches_for(s))
             for (const int threads : {1, 2})
-                all.push_back({s, batch, threads, batch * s.in * s.out * s.height * s.width});
+                // Multiply-adds, and per image what a map's size does not shrink (kernel transforms, sums).
+                all.push_back({s, batch, threads, batch * s.in * s.out * (s.height * s.width + 32)});
     std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.cost < b.cost; });
     std::set<std::string> paths;
+    std::set<layer_shape> shapes;
     std::vector<configuration> chosen;
     for (const configuration& c : all) {
         scoped_threads threads(c.threads);
         const bool new_path = paths.insert(path_of({c.shape.in, c.shape.out, c.shape.height, c.shape.width, p}, c.batch)).second;
-        if (full || new_path)
+        const bool new_shape = shapes.insert(c.shape).second && every_shape;
+        if (full || new_path || new_shape)
             chosen.push_back(c);
     }
     // Cases (inputs and the definition's results) in the order chosen, made once for both thread counts.
@@ -287,7 +292,8 @@ void sweep(precision p)
             break;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    MESSAGE(std::string(full ? "full sweep: " : "sample (VGG_SWEEP=full runs all): ") << chosen.size() << " of " << all.size()
+    MESSAGE(std::string(full ? "full sweep: " : every_shape ? "sample of every dispatch and shape: " : "sample of every dispatch: ")
+            << chosen.size() << " of " << all.size()
             << " configurations (" << vgg_family_shapes().size() << " layer shapes), " << paths.size()
             << " distinct dispatches, " << seconds << " s");
     CHECK(failures == 0);

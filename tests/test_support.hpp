@@ -37,12 +37,15 @@ inline std::string error_of(const std::function<void()>& action)
     return "no error";
 }
 
-/// Whether the sweeps run every configuration (VGG_SWEEP=full, as scripts/test.sh --all sets it)
-/// rather than a sample.
-inline bool full_sweep()
+/// How much of a sweep runs, from VGG_SWEEP: "small" (the sanitizer and instruction-set builds:
+/// every kernel path once), "full" (scripts/test.sh --all: every configuration), otherwise a sample.
+enum class sweep_size { small, sample, full };
+inline sweep_size sweep_size_asked()
 {
     const char* sweep = std::getenv("VGG_SWEEP");
-    return sweep && std::strcmp(sweep, "full") == 0;
+    if (sweep && std::strcmp(sweep, "full") == 0)
+        return sweep_size::full;
+    return sweep && std::strcmp(sweep, "small") == 0 ? sweep_size::small : sweep_size::sample;
 }
 
 } // namespace vgg::testing
