@@ -309,6 +309,9 @@ TEST_CASE("every VGG-family convolution, every dispatch, fp32: forward, ReLU, ma
 TEST_CASE("every VGG-family convolution, every dispatch, bf16: forward, ReLU, max-pool and gradients equal the definition")
 {
     testing::skip_unless_bf16();
+    if (!kernels::bf16_kernel_runs(kernels::bf16_kernel::amx))
+        MESSAGE("the AMX paths are not reached on this CPU (AVX512_BF16's are): "
+                << kernels::bf16_kernel_missing(kernels::bf16_kernel::amx));
     sweep(precision::bf16);
 }
 
