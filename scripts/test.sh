@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test suite. Without arguments, the Release build with -march=native in build/ and every
-# test, compile-fail demonstration and script in it (9 minutes on 2 cores from a fresh clone).
-# With --all, as CI runs it, two more builds follow (51 minutes for all of it from a fresh clone
-# on the Xeon kind, 12 of them a sanitized kill test since cut to 6 kills; each stage prints the
-# minutes so far):
+# test, compile-fail demonstration and script in it (18 minutes on 2 cores of a Zen 5 from a fresh clone).
+# With --all, as CI runs it, two more builds follow (about an hour for all of it from a fresh clone
+# on the Zen 5 kind: 21 minutes the Release stage with the full sweeps, 36 the sanitizer stage;
+# each stage prints the minutes so far):
 #   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
 #   build-fuzz/       the libFuzzer targets (clang), each fuzzing for VGG_FUZZ_SECONDS (default 20).
 set -euo pipefail
