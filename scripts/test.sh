@@ -2,7 +2,7 @@
 # The test suite. Without arguments, the Release build with -march=native in build/ and every
 # test, compile-fail demonstration and script in it (18 minutes on 2 cores of a Zen 5 from a fresh clone).
 # With --all, as CI runs it, two more builds follow (about an hour for all of it from a fresh clone
-# on the Zen 5 kind: 21 minutes the Release stage with the full sweeps, 36 the sanitizer stage;
+# on the Zen 5 kind: 65 minutes, 21 the Release stage with the full sweeps, 43 the sanitizer stage;
 # each stage prints the minutes so far):
 #   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
 #   build-fuzz/       the libFuzzer targets (clang), each fuzzing for VGG_FUZZ_SECONDS (default 20).
