@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "vgg/io/atomic_file.hpp"
 #include "vgg/io/error.hpp"
 
 namespace vgg::io {
@@ -56,8 +57,8 @@ private:
     int descriptor_ = -1;
 };
 
-/// The process id in a temporary file's name as write_file_atomically makes it ("NAME.tmpPID"),
-/// or 0 for any other name.
+/// The process id in a temporary file's name as temporary_path_for makes it ("NAME.tmpPID"), or 0
+/// for any other name.
 inline pid_t temporary_file_owner(const std::string& name)
 {
     const auto at = name.rfind(".tmp");
@@ -92,8 +93,7 @@ inline void check_writable(const std::filesystem::path& path)
 {
     if (std::filesystem::is_directory(path))
         throw file_error(path, "is a folder, not a file to write");
-    auto probe = path;
-    probe += ".tmp" + std::to_string(::getpid());
+    const auto probe = temporary_path_for(path);
     const int descriptor = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (descriptor < 0)
         throw file_error(path, std::string("cannot be written: ") + std::strerror(errno));
