@@ -232,14 +232,16 @@ TEST_CASE("a checkpoint keeps the momentum buffers and the step count")
     const auto metadata = load_checkpoint(restored, restored_optimiser, path);
     CHECK(metadata.at("epoch") == "2");
     CHECK(restored_optimiser.steps() == 2);
-    REQUIRE(restored_optimiser.velocity().size() == optimiser.velocity().size());
-    for (std::size_t i = 0; i < optimiser.velocity().size(); ++i)
-        CHECK(restored_optimiser.velocity()[i] == optimiser.velocity()[i]);
+    REQUIRE(restored_optimiser.state().size() == optimiser.state().size());
+    for (const auto& [name, state] : optimiser.state()) {
+        CHECK(restored_optimiser.state().at(name).buffers == state.buffers);
+        CHECK(restored_optimiser.state().at(name).steps == 2);
+    }
     CHECK(all_values(restored) == all_values(net));
     // The Linear's momentum, stored as its weight is ([8, 3]), is in PyTorch's order in the file.
     const auto content = io::read_safetensors(path);
-    const auto& file_momentum = content.tensors.at(optimizer_prefix + "2.weight").values;
-    const auto& stored_momentum = optimiser.velocity()[2];
+    const auto& file_momentum = content.tensors.at(optimizer_prefix + "momentum_buffer.2.weight").values;
+    const auto& stored_momentum = optimiser.state().at("2.weight").buffers.at(0);
     for (std::size_t o = 0; o < 3; ++o)
         for (std::size_t i = 0; i < 8; ++i)
             CHECK(file_momentum[o * 8 + i] == stored_momentum[i * 3 + o]);

@@ -27,5 +27,8 @@
 #include "vgg/models/torchvision.hpp"
 #include "vgg/models/vgg.hpp"
 
+#include "vgg/train/adam.hpp"
+#include "vgg/train/clip_grad_norm.hpp"
 #include "vgg/train/loss.hpp"
+#include "vgg/train/schedule.hpp"
 #include "vgg/train/sgd.hpp"

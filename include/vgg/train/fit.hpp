@@ -29,8 +29,10 @@
 #include "vgg/train/checkpoint.hpp"
 #include "vgg/train/history.hpp"
 #include "vgg/train/loss.hpp"
+#include "vgg/train/clip_grad_norm.hpp"
+#include "vgg/train/optimizer.hpp"
 #include "vgg/train/progress.hpp"
-#include "vgg/train/sgd.hpp"
+#include "vgg/train/schedule.hpp"
 
 namespace vgg {
 
@@ -59,6 +61,10 @@ struct single_process {
 struct fit_options {
     std::size_t epochs = 10;
     std::size_t batch_size = 128;
+    /// The learning rate over the run, from the optimiser's learning rate when fit starts.
+    lr_schedule schedule = lr_schedule::constant();
+    /// Clips the gradients' global 2-norm to this before every step (clip_grad_norm); 0: no clipping.
+    float clip_grad_norm = 0.f;
     /// Seeds the order of every epoch (with the epoch's number) and the dropout masks.
     std::uint64_t seed = 42;
     vgg::precision precision = vgg::precision::fp32;
@@ -111,17 +117,6 @@ inline std::string workers_text(std::size_t ranks, vgg::precision precision)
            (precision == vgg::precision::bf16 ? " on " + std::string(to_string(kernels::best_bf16_kernel())) : "");
 }
 
-/// The shortest text that reads back as `value` ("0.05", not "0.050000").
-inline std::string shortest_text(float value)
-{
-    char text[32];
-    const auto end = std::to_chars(text, text + sizeof text, value).ptr;
-    return std::string(text, end);
-}
-
-/// Metadata entries in order, e.g. {{"resize", "224"}, {"ratio", "4"}}.
-using metadata_list = std::vector<std::pair<std::string, std::string>>;
-
 /// Where a checkpointed run stands.
 struct checkpointed_run {
     std::size_t epoch = 0;
@@ -133,8 +128,8 @@ struct checkpointed_run {
 /// format, then `identity` (what is trained: another value is an error); then loads it into
 /// `net` and `optimiser`. Every check runs before anything is loaded. Entries of `settings` that
 /// differ only bring a line on `warnings`: the run goes on, but will not repeat the original.
-template <class Net>
-checkpointed_run load_run(Net& net, sgd& optimiser, const io::safetensors_content& checkpoint,
+template <class Net, optimizer Optimizer>
+checkpointed_run load_run(Net& net, Optimizer& optimiser, const io::safetensors_content& checkpoint,
                           const std::filesystem::path& path, const metadata_list& identity,
                           const metadata_list& settings = {}, std::ostream* warnings = nullptr)
 {
@@ -178,10 +173,16 @@ checkpointed_run load_run(Net& net, sgd& optimiser, const io::safetensors_conten
     for (const auto& [key, value] : settings) {
         const auto found = metadata.find(key);
         // Checkpoints from before MPI and bf16 support were made by one process in fp32; those from
-        // before the optimiser's settings were kept say nothing of them.
+        // before the optimiser's settings were kept say nothing of them; a schedule, Nesterov or
+        // clipping is written only when used.
         if (found == metadata.end() && (key == "lr" || key == "momentum" || key == "weight_decay"))
             continue;
-        const std::string older = key == "ranks" ? "1" : key == "precision" ? "fp32" : "?";
+        const std::string older = key == "ranks"       ? "1"
+                                  : key == "precision" ? "fp32"
+                                  : key == "schedule"  ? lr_schedule::constant().text()
+                                  : key == "nesterov"  ? "0"
+                                  : key == "clip_grad_norm" ? "0"
+                                                       : "?";
         const std::string made_with = found != metadata.end() ? found->second : older;
         if (made_with != value && warnings)
             *warnings << "warning: the checkpoint was made with " << key << " " << made_with << ", this run uses "
@@ -268,18 +269,19 @@ inline std::string sharding_problem(std::size_t train_size, std::size_t test_siz
     return "";
 }
 
-/// d2l's train_ch6 for any network and datasets: every epoch, shuffled mini-batches (the order
-/// a function of the seed and the epoch; a dataset that augments draws from the seed and the
-/// step), a forward pass in training mode (dropout masks keyed
-/// by the seed and the step), cross-entropy, backward, an SGD step; then the test accuracy.
+/// d2l's train_ch6 for any network, optimiser (sgd, adam, adamw) and datasets: every epoch,
+/// shuffled mini-batches (the order a function of the seed and the epoch; a dataset that augments
+/// draws from the seed and the step), a forward pass in training mode (dropout masks keyed by the
+/// seed and the step; frozen layers in evaluation mode), cross-entropy, backward, optional
+/// gradient clipping, a step at the learning rate options.schedule gives; then the test accuracy.
 /// Progress and the epoch lines go to options.log; metrics.csv, curves.svg and a checkpoint to
 /// options.out after every epoch; options.resume continues a run exactly. A NaN or infinite
 /// loss or parameter throws training_diverged. With an MPI team (vgg/distributed/mpi.hpp) each
 /// process trains on its share of every batch (see sharding_problem)
 /// and only rank 0 logs and writes.
-template <network Net, data::dataset_for<typename Net::input_shape> Train,
+template <network Net, optimizer Optimizer, data::dataset_for<typename Net::input_shape> Train,
           data::dataset_for<typename Net::input_shape> Test, class Team = single_process>
-fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, const fit_options& options,
+fit_result fit(Net& net, Optimizer& optimiser, const Train& train, const Test& test, const fit_options& options,
                Team&& team = {})
 {
     constexpr std::size_t classes = Net::output_shape::size;
@@ -296,23 +298,45 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
     const std::string workers = workers_text(team.size(), options.precision);
     const std::filesystem::path checkpoint_path = options.out / "checkpoint.safetensors";
     const std::filesystem::path plot_path = options.plot.empty() ? options.out / "curves.svg" : options.plot;
-    const metadata_list settings{
+    if (options.clip_grad_norm < 0.f || !std::isfinite(options.clip_grad_norm))
+        throw std::invalid_argument("fit: clip_grad_norm must be 0 (off) or positive, got " +
+                                    std::to_string(options.clip_grad_norm));
+    metadata_list settings{
         {"seed", std::to_string(options.seed)},
         {"batch_size", std::to_string(options.batch_size)},
         {"train_examples", std::to_string(train.size())},
         {"threads", std::to_string(detail::max_threads())},
         {"ranks", std::to_string(team.size())},
-        {"precision", std::string(to_string(options.precision))},
-        {"lr", shortest_text(optimiser.learning_rate)},
-        {"momentum", shortest_text(optimiser.momentum)},
-        {"weight_decay", shortest_text(optimiser.weight_decay)}};
+        {"precision", std::string(to_string(options.precision))}};
+    for (auto& entry : optimiser.settings())
+        settings.push_back(std::move(entry));
+    if (!options.schedule.is_constant())
+        settings.emplace_back("schedule", options.schedule.text());
+    if (options.clip_grad_norm > 0.f)
+        settings.emplace_back("clip_grad_norm", shortest_text(options.clip_grad_norm));
+    const float base_learning_rate = optimiser.learning_rate;
+    const auto schedule_at = [&](std::size_t epoch, std::size_t step) {
+        optimiser.learning_rate = options.schedule.learning_rate(
+            base_learning_rate, options.schedule.unit() == schedule_unit::epoch ? epoch : step);
+    };
+
+    // Which layers are frozen is part of what is trained: a resume must freeze the same ones.
+    std::string frozen;
+    if constexpr (requires { net.frozen_layers(); })
+        frozen = net.frozen_layers();
 
     fit_result result;
     result.examples_per_epoch = train.size();
     std::size_t first_epoch = 0;
     if (!options.resume.empty()) {
-        auto run = load_run(net, optimiser, io::read_safetensors(options.resume), options.resume, options.identity,
-                            settings, leader ? options.warnings : nullptr);
+        const auto checkpoint = io::read_safetensors(options.resume);
+        const auto theirs = checkpoint.metadata.count("frozen_layers") ? checkpoint.metadata.at("frozen_layers") : "";
+        if (theirs != frozen)
+            throw io::file_error(options.resume, "was made with " + (theirs.empty() ? "no layer" : "layers " + theirs) +
+                                                     " frozen; this run freezes " +
+                                                     (frozen.empty() ? "none" : "layers " + frozen));
+        auto run = load_run(net, optimiser, checkpoint, options.resume, options.identity, settings,
+                            leader ? options.warnings : nullptr);
         first_epoch = run.epoch;
         result.train_seconds = run.train_seconds;
         result.history = std::move(run.history);
@@ -382,6 +406,9 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
                 throw diverged("the loss became " + std::to_string(totals[0] / double(count)), epoch, b);
             }
             team.backward(net, grad, float(mine.size()) / float(count));
+            if (options.clip_grad_norm > 0.f)
+                clip_grad_norm(net, options.clip_grad_norm);
+            schedule_at(epoch, step);
             optimiser.step(net);
             if (const auto& bad = optimiser.non_finite_parameter(); !bad.empty()) {
                 progress.finish();
@@ -419,6 +446,8 @@ fit_result fit(Net& net, sgd& optimiser, const Train& train, const Test& test, c
                                                     {"history", history_to_json(result.history).dump()}};
         for (const auto& entry : options.identity)
             metadata.insert(entry);
+        if (!frozen.empty())
+            metadata["frozen_layers"] = frozen;
         for (const auto& entry : settings)
             metadata.insert(entry);
         save_checkpoint(net, optimiser, checkpoint_path, metadata);
