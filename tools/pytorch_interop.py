@@ -48,6 +48,28 @@ def write_safetensors(path, tensors, metadata):
     os.replace(partial, path)
 
 
+SAFETENSORS_DTYPES = {torch.float32: ("F32", "<f4"), torch.float16: ("F16", "<f2"), torch.int64: ("I64", "<i8"),
+                      torch.int32: ("I32", "<i4")}
+
+
+def save_state_dict(path, state):
+    """Writes a state_dict as safetensors.torch.save_file does: every tensor in its own dtype
+    (batch norm's num_batches_tracked as I64), with no metadata."""
+    header, offset, blobs = {}, 0, []
+    for name, t in state.items():
+        dtype, numpy_type = SAFETENSORS_DTYPES[t.dtype]
+        blob = t.detach().contiguous().numpy().astype(numpy_type).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    partial = f"{path}.partial"
+    with open(partial, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    os.replace(partial, path)
+
+
 def evaluate(args):
     net = seed_network(args.resize, args.ratio)
     state = read_safetensors(args.weights)

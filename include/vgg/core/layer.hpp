@@ -32,6 +32,10 @@ struct run_context {
     run_context at(std::size_t position) const { return {mode, mix64(stream, position), first_sample, precision}; }
 };
 
+/// Whether a backward pass writes a layer's parameter gradients, or only its input gradient (a
+/// frozen layer: its parameters get no gradient).
+enum class parameter_gradients { compute, skip };
+
 /// How a parameter lays its values out in memory: in the row-major order of its shape, as PyTorch
 /// and weight files do, or, for a matrix, transposed: Linear keeps its [Out, In] weight as
 /// [In, Out], so one input's weights are contiguous and a zero input's need not be read.
@@ -47,6 +51,9 @@ struct parameter_view {
     std::span<float> value;
     std::span<float> grad;
     bool trainable = true;
+    /// Whether its layer is frozen (Sequential::freeze): then trainable is false too, and the
+    /// optimiser, the gradient exchange and the backward pass leave it alone.
+    bool frozen = false;
     /// Index of the top-level layer holding it (set by Sequential), the order backward reaches it in.
     std::size_t layer = 0;
     /// How `value` and `grad` lay it out: files and PyTorch have it in the order of `shape`
@@ -104,7 +111,8 @@ concept layer_spec_for = requires {
 
 /// A layer bound to the shape that reaches it, as a spec's layer<Shape> names it: what Sequential
 /// stores and runs. forward(x, y, context) writes y; backward(x, y, dy, dx) writes the parameter
-/// gradients, and dx when it is not null.
+/// gradients, and dx when it is not null. A layer with parameters also takes
+/// backward(x, y, dy, dx, parameter_gradients::skip), which writes dx alone (a frozen layer).
 template <class Layer>
 concept bound_layer = requires(Layer& layer, const tensor<typename Layer::input_shape>& x,
                                tensor<typename Layer::output_shape>& y, const tensor<typename Layer::output_shape>& dy,

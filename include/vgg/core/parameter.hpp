@@ -34,7 +34,7 @@ struct parameter {
         grad.assign(size, 0.f);
     }
 
-    parameter_view view(const std::string& name) { return {name, shape, value, grad, true, 0, order}; }
+    parameter_view view(const std::string& name) { return {name, shape, value, grad, true, false, 0, order}; }
 
     std::vector<std::size_t> shape;
     storage_order order;

@@ -114,8 +114,8 @@ inline void batchnorm_apply(const batchnorm_dims& d, const float* x, const float
 
 /// Backward of y = gamma * (x - mean) * inv_std + beta. With `batch_statistics` the mean and
 /// inv_std were the batch's own (training), so they depend on x too; otherwise they were
-/// constants (the running statistics, evaluation). Writes dgamma, dbeta and, when dx is not
-/// null, dx.
+/// constants (the running statistics, evaluation). Writes dgamma and dbeta unless dgamma is null
+/// (a frozen layer), and dx when it is not null.
 inline void batchnorm_backward(const batchnorm_dims& d, const float* x, const float* dy, const float* mean,
                                const float* inv_std, const float* gamma, bool batch_statistics, float* dgamma,
                                float* dbeta, float* dx)
@@ -127,8 +127,10 @@ inline void batchnorm_backward(const batchnorm_dims& d, const float* x, const fl
             dy_sum += detail::centred_sum(dy + offset, 0.f, d.plane);
             dy_centred_x += detail::centred_dot(dy + offset, 0.f, x + offset, mean[c], d.plane);
         }
-        dbeta[c] = float(dy_sum);
-        dgamma[c] = float(dy_centred_x * inv_std[c]);
+        if (dgamma) { // not null unless the layer is frozen
+            dbeta[c] = float(dy_sum);
+            dgamma[c] = float(dy_centred_x * inv_std[c]);
+        }
         if (!dx)
             return;
         // dx = a * dy + b * (x - mean) + shift, with a = gamma * inv_std; in training the mean of dy

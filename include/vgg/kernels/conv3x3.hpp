@@ -185,6 +185,7 @@ struct thread_buffers {
     aligned_vector<float> kernels, columns, image, accumulators, sums;
     aligned_vector<float> kept_gradients; ///< output gradients of a group of images, for one Winograd input-gradient pass
     aligned_vector<std::uint16_t> packed_weights, staged_image, staged_gradient; ///< the AMX convolution's
+    aligned_vector<float> adjoint, output_gradients; ///< of an input gradient computed alone
 };
 inline thread_buffers& this_thread_buffers()
 {
@@ -509,9 +510,32 @@ void sum_gradients_over_threads(const conv3x3_dims& d, std::size_t batch, std::s
     sum_partials(weight_size, size, dbias);
 }
 
+/// The input gradient alone, for a frozen layer: dx = conv3x3(g) with the adjoint kernels, by the
+/// forward pass's fastest path, where g is the batch's output gradient, image n's as
+/// `gradient(n, image_buffer)` gives it (gathered into one batch when built per image).
+template <class Gradient>
+void conv3x3_input_gradient_images(const conv3x3_dims& d, std::size_t batch, const float* weight, float* dx,
+                                   Gradient&& gradient)
+{
+    thread_buffers& caller = this_thread_buffers();
+    float* adjoint = vgg::detail::reserve(caller.adjoint, 9 * d.in_channels * d.out_channels);
+    adjoint_kernels(weight, d.out_channels, d.in_channels, adjoint);
+    float* gathered = vgg::detail::reserve(caller.output_gradients, batch * d.out_size());
+    vgg::detail::parallel_ranges(batch, d.out_size(), [&](std::size_t, std::size_t, vgg::detail::range images) {
+        for (std::size_t n = images.begin; n < images.end; ++n) {
+            const float* g = gradient(n, this_thread_buffers().image);
+            std::copy(g, g + d.out_size(), gathered + n * d.out_size());
+        }
+    });
+    const aligned_vector<float> no_bias(d.in_channels, 0.f);
+    conv3x3_forward(with_fastest_products({d.out_channels, d.in_channels, d.height, d.width, d.compute}), batch,
+                    gathered, adjoint, no_bias.data(), dx, false);
+}
+
 /// Gradients of a batch. `gradient(n, image_buffer)` gives image n's output gradient (out_size
 /// floats), possibly built in the thread's image buffer. dweight and dbias are overwritten with
-/// the sums over the batch; dx (if not null) with the input gradient. Each thread sums its
+/// the sums over the batch; dx (if not null) with the input gradient. With dweight null (a frozen
+/// layer) only dx is computed. Each thread sums its
 /// images into its own accumulators, reduced in thread order, so a given thread count is
 /// reproducible.
 template <class Gradient>
@@ -519,6 +543,8 @@ void conv3x3_backward_images(const conv3x3_dims& d, std::size_t batch, const flo
                              float* dweight, float* dbias, float* dx, Gradient&& gradient)
 {
     require_precision(d.compute);
+    if (!dweight)
+        return dx ? conv3x3_input_gradient_images(d, batch, weight, dx, gradient) : void();
     const std::size_t weight_size = d.out_channels * d.patch();
     // Both run over groups of images: the input gradient by the forward pass's rule, from the
     // group's output gradients (kept), so that large transformed kernels are streamed over enough
@@ -681,7 +707,7 @@ inline void conv3x3_relu_pool_backward(const conv3x3_dims& d, std::size_t batch,
                                        const float* weight, float* dweight, float* dbias, float* dx)
 {
     const std::size_t pooled_size = d.out_size() / 4;
-    if (d.in_channels == 1 && !dx) // the first layer: sums over pooling windows, no full-resolution gradient
+    if (d.in_channels == 1 && !dx && dweight) // the first layer: sums over pooling windows, no full-resolution gradient
         return sum_gradients_over_threads(d, batch, 2 * d.forward_operations(), dweight, dbias,
                                           [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
             float* split = vgg::detail::reserve(buffers.columns, detail::split_columns_size(d.height, d.width));

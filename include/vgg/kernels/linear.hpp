@@ -260,16 +260,17 @@ inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, c
     });
 }
 
-/// dW = X^T dY [in, out] and db = column sums of dY (both overwritten); dX = dY W^T when dx is not
-/// null.
+/// dW = X^T dY [in, out] and db = column sums of dY (both overwritten) when dweight is not null
+/// (null: a frozen layer); dX = dY W^T when dx is not null.
 inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* dy,
                             const float* weight, float* dweight, float* dbias, float* dx,
                             precision compute = precision::fp32)
 {
     require_precision(compute);
     const auto G = view(dy, batch, out);
-    Eigen::Map<Eigen::RowVectorXf> db(dbias, static_cast<Eigen::Index>(out));
-    vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
+    Eigen::Map<Eigen::RowVectorXf> db(dbias, dweight ? static_cast<Eigen::Index>(out) : 0);
+    if (dweight)
+        vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
         gemm(in, features.size(), batch, row_major(x, in).transposed(), row_major(dy + features.begin, out),

@@ -87,13 +87,14 @@ public:
     }
 
     void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
-                  tensor<input_shape>* dx)
+                  tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
     {
         if (dx)
             dx->resize(x.batch());
+        const bool own = gradients == parameter_gradients::compute;
         kernels::batchnorm_backward({x.batch(), Channels, plane}, x.data(), dy.data(), mean_.data(), inv_std_.data(),
-                                    weight.value.data(), batch_statistics_, weight.grad.data(), bias.grad.data(),
-                                    dx ? dx->data() : nullptr);
+                                    weight.value.data(), batch_statistics_, own ? weight.grad.data() : nullptr,
+                                    own ? bias.grad.data() : nullptr, dx ? dx->data() : nullptr);
     }
 
     /// The evaluation-mode mean and 1 / sqrt(running variance + eps) per channel, which a

@@ -58,24 +58,25 @@ public:
                                  kept_kernels(context));
     }
 
-    /// Writes the weight and bias gradients, and the input gradient when dx is not null.
+    /// Writes the weight and bias gradients (unless skipped), and the input gradient when dx is not null.
     void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
-                  tensor<input_shape>* dx)
+                  tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
     {
         if (dx)
             dx->resize(x.batch());
-        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
-                                  bias.grad.data(), dx ? dx->data() : nullptr);
+        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight_grad(gradients),
+                                  bias_grad(gradients), dx ? dx->data() : nullptr);
     }
 
     /// Backward of relu(conv(x)) given its output: the ReLU mask is applied on the way in.
     void backward_through_relu(const tensor<input_shape>& x, const tensor<output_shape>& relu_output,
-                               const tensor<output_shape>& dy, tensor<input_shape>* dx)
+                               const tensor<output_shape>& dy, tensor<input_shape>* dx,
+                               parameter_gradients gradients = parameter_gradients::compute)
     {
         if (dx)
             dx->resize(x.batch());
-        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight.grad.data(),
-                                  bias.grad.data(), dx ? dx->data() : nullptr, relu_output.data());
+        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight_grad(gradients),
+                                  bias_grad(gradients), dx ? dx->data() : nullptr, relu_output.data());
     }
 
     /// pooled = maxpool2x2(relu(conv(x))) with the pool's arg-max; the full-resolution
@@ -96,12 +97,12 @@ public:
     template <class PooledShape>
     void backward_relu_pool(const tensor<input_shape>& x, const tensor<PooledShape>& pooled,
                             const std::vector<std::uint8_t>& argmax, const tensor<PooledShape>& dpooled,
-                            tensor<input_shape>* dx)
+                            tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
     {
         if (dx)
             dx->resize(x.batch());
         kernels::conv3x3_relu_pool_backward(dims(), x.batch(), x.data(), dpooled.data(), pooled.data(), argmax.data(),
-                                            weight.value.data(), weight.grad.data(), bias.grad.data(),
+                                            weight.value.data(), weight_grad(gradients), bias_grad(gradients),
                                             dx ? dx->data() : nullptr);
     }
 
@@ -116,6 +117,9 @@ public:
     parameter bias{Out};
 
 private:
+    float* weight_grad(parameter_gradients g) { return g == parameter_gradients::compute ? weight.grad.data() : nullptr; }
+    float* bias_grad(parameter_gradients g) { return g == parameter_gradients::compute ? bias.grad.data() : nullptr; }
+
     // The sizes and the precision of the last forward pass, which its backward pass repeats.
     kernels::conv3x3_dims dims() const
     {

@@ -51,12 +51,14 @@ public:
     }
 
     void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
-                  tensor<input_shape>* dx)
+                  tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
     {
         if (dx)
             dx->resize(x.batch());
-        kernels::linear_backward(x.batch(), In, Out, x.data(), dy.data(), weight.value.data(), weight.grad.data(),
-                                 bias.grad.data(), dx ? dx->data() : nullptr, precision_);
+        const bool own = gradients == parameter_gradients::compute;
+        kernels::linear_backward(x.batch(), In, Out, x.data(), dy.data(), weight.value.data(),
+                                 own ? weight.grad.data() : nullptr, own ? bias.grad.data() : nullptr,
+                                 dx ? dx->data() : nullptr, precision_);
     }
 
     template <class Visitor>

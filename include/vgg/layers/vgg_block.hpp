@@ -95,17 +95,17 @@ public:
     }
 
     void backward(const tensor<input_shape>& x, const tensor<output_shape>& y, const tensor<output_shape>& dy,
-                  tensor<input_shape>* dx)
+                  tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
     {
         if constexpr (conv_count == 1) {
-            first.backward_relu_pool(x, y, argmax_, dy, dx);
+            first.backward_relu_pool(x, y, argmax_, dy, dx, gradients);
         } else {
-            later.back().backward_relu_pool(activations_.back(), y, argmax_, dy, &grad_);
+            later.back().backward_relu_pool(activations_.back(), y, argmax_, dy, &grad_, gradients);
             for (std::size_t j = conv_count - 1; j-- > 1;) {
-                later[j - 1].backward_through_relu(activations_[j - 1], activations_[j], grad_, &spare_grad_);
+                later[j - 1].backward_through_relu(activations_[j - 1], activations_[j], grad_, &spare_grad_, gradients);
                 std::swap(grad_, spare_grad_);
             }
-            first.backward_through_relu(x, activations_[0], grad_, dx);
+            first.backward_through_relu(x, activations_[0], grad_, dx, gradients);
         }
     }
 

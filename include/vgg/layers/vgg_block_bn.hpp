@@ -110,13 +110,16 @@ public:
     /// After an evaluation pass (gradients of a frozen network, as for a perceptual loss) the
     /// layers first rerun that pass unfolded, which backward needs and evaluation skipped.
     void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
-                  tensor<input_shape>* dx)
+                  tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
     {
         if (evaluated_folded_) {
             layers.forward(x, context_);
             evaluated_folded_ = false;
         }
-        layers.backward(dy, dx);
+        if (gradients == parameter_gradients::compute)
+            layers.backward(dy, dx);
+        else
+            layers.backward_input(dy, dx);
     }
 
     /// Names as nn.Sequential gives them: convolution j at 3j, its batch norm at 3j + 1.

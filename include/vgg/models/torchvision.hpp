@@ -10,6 +10,7 @@
 #include "vgg/layers/dropout.hpp"
 #include "vgg/layers/flatten.hpp"
 #include "vgg/layers/linear.hpp"
+#include "vgg/layers/maxpool.hpp"
 #include "vgg/layers/relu.hpp"
 #include "vgg/layers/sequential.hpp"
 #include "vgg/layers/vgg_block.hpp"
@@ -94,6 +95,86 @@ public:
         return "classifier." + std::to_string(layer - first_linear) + "." + inside;
     }
 };
+
+namespace detail {
+
+/// One block of torchvision's flat `features` list: [Conv2d, ReLU] per convolution, then MaxPool2d.
+template <std::size_t In, std::size_t Out, std::size_t... J>
+auto flat_block(std::index_sequence<J...>)
+    -> typename concat_lists<type_list<Conv3x3<J == 0 ? In : Out, Out>, ReLU>..., type_list<MaxPool2x2>>::type;
+
+template <class Input, class Arch, class Indices = std::make_index_sequence<Arch::size>>
+struct flat_features;
+template <class Input, class... Blocks, std::size_t... I>
+struct flat_features<Input, conv_arch<Blocks...>, std::index_sequence<I...>> {
+    using type = typename sequential_of<
+        Input, typename concat_lists<decltype(flat_block<block_in_channels<Input, Blocks...>(I), Blocks::out_channels>(
+                   std::make_index_sequence<Blocks::num_convs>{}))...>::type>::type;
+};
+
+} // namespace detail
+
+namespace detail {
+template <class... Blocks>
+constexpr std::array<std::size_t, sizeof...(Blocks)> conv_counts(conv_arch<Blocks...>*)
+{
+    return {Blocks::num_convs...};
+}
+} // namespace detail
+
+/// The index in torchvision's `features` (without batch norm) of the ReLU after convolution
+/// `conv` of block `block`, both counted from 1 as torchvision's names (relu3_3) count them.
+template <class Arch>
+constexpr std::size_t torchvision_relu(std::size_t block, std::size_t conv)
+{
+    const auto convs = detail::conv_counts(static_cast<Arch*>(nullptr));
+    std::size_t offset = 0;
+    for (std::size_t b = 0; b + 1 < block; ++b)
+        offset += 2 * convs[b] + 1;
+    return offset + 2 * (conv - 1) + 1;
+}
+
+/// torchvision's `features` of a VGG without batch norm (vgg16().features) as a flat network,
+/// one layer per module: Conv3x3, ReLU, ..., MaxPool2x2, so that layer N is torchvision's
+/// features[N] and `output<N>()` its activation. Parameters are named "features.N.weight", so a
+/// torchvision file loads into it (io::load_weights with strict = false skips the classifier).
+/// What a perceptual or style loss reads: forward_to<vgg16_taps::relu4_3>(x), then
+/// backward_from_taps(&dx, tap<...>(g), ...) for the input's gradient.
+template <class Input, class Arch>
+class TorchvisionFeatures : public detail::flat_features<Input, Arch>::type {
+    using base = typename detail::flat_features<Input, Arch>::type;
+
+public:
+    using arch = Arch;
+
+    template <class Visitor>
+    void visit_parameters(Visitor&& visit)
+    {
+        base::visit_parameters([&](parameter_view p) {
+            p.name = "features." + p.name;
+            visit(p);
+        });
+    }
+};
+
+template <class Input = shape<3, 224, 224>>
+using vgg16_features = TorchvisionFeatures<Input, vgg16_arch>;
+template <class Input = shape<3, 224, 224>>
+using vgg19_features = TorchvisionFeatures<Input, vgg19_arch>;
+
+/// torchvision's feature taps of VGG-16 (LPIPS, perceptual losses): the ReLU outputs at the end
+/// of each block, as indices of vgg16_features.
+namespace vgg16_taps {
+inline constexpr std::size_t relu1_2 = torchvision_relu<vgg16_arch>(1, 2), relu2_2 = torchvision_relu<vgg16_arch>(2, 2),
+                             relu3_3 = torchvision_relu<vgg16_arch>(3, 3), relu4_3 = torchvision_relu<vgg16_arch>(4, 3),
+                             relu5_3 = torchvision_relu<vgg16_arch>(5, 3);
+}
+/// The same for VGG-19 (style transfer reads relu1_1 ... relu5_1 too: torchvision_relu<vgg19_arch>(b, 1)).
+namespace vgg19_taps {
+inline constexpr std::size_t relu1_2 = torchvision_relu<vgg19_arch>(1, 2), relu2_2 = torchvision_relu<vgg19_arch>(2, 2),
+                             relu3_4 = torchvision_relu<vgg19_arch>(3, 4), relu4_4 = torchvision_relu<vgg19_arch>(4, 4),
+                             relu5_4 = torchvision_relu<vgg19_arch>(5, 4);
+}
 
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
 using vgg11 = TorchvisionVGG<Input, vgg11_arch, false, Classes>;

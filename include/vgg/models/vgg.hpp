@@ -132,6 +132,15 @@ public:
     static constexpr std::size_t classes = Classes;
 };
 
+/// Freezes the convolutional blocks of a VGG or a torchvision VGG (Net::arch names them), as
+/// fine-tuning a new head on pretrained features does; Sequential::freeze takes any range.
+template <class Net>
+    requires requires { Net::arch::size; }
+void freeze_features(Net& net)
+{
+    net.freeze(0, Net::arch::size);
+}
+
 /// The seed's network: VGG-11 with channels divided by 4, for 1x224x224 Fashion-MNIST.
 using seed_vgg11 = VGG<shape<1, 224, 224>, small_conv_arch<vgg11_arch, 4>, 10>;
 
