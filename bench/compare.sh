@@ -3,8 +3,10 @@
 # and thread count, alternating ROUNDS times so both see the same machine, then a table with
 # the medians and the ratios.
 # Usage: bench/compare.sh [--cases LIST] [--threads 2] [--reps 3] [--rounds 2] [--precision fp32|bf16]
-#   LIST: comma-separated MODEL:RESIZE:BATCH cases. The default covers the seed's network at 224
-#   (batch 128 and 1) and 64 (batch 128), and torchvision's VGG-16 at 3x224x224 (batch 8 and 1).
+#   LIST: comma-separated MODEL:RESIZE:BATCH cases, MODEL:RESIZE:BATCH:frozen for a training step
+#   with the convolutional features frozen (fine-tuning a new head). The default covers the seed's
+#   network at 224 (batch 128 and 1) and 64 (batch 128), and torchvision's VGG-16 at 3x224x224
+#   (batch 8 and 1).
 #   bf16: vgg's --precision bf16 against PyTorch under torch.autocast("cpu", dtype=torch.bfloat16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +27,9 @@ trap 'rm -f "$results"' EXIT
 IFS=, read -r -a case_list <<< "$cases"
 for round in $(seq "$rounds"); do
   for case in "${case_list[@]}"; do
-    IFS=: read -r model resize batch <<< "$case"
+    IFS=: read -r model resize batch frozen <<< "$case"
     args=(--model "$model" --resize "$resize" --batch "$batch" --threads "$threads" --reps "$reps" --precision "$precision" --json)
+    [ "${frozen:-}" = frozen ] && args+=(--freeze-features)
     echo "round $round/$rounds, $case: vgg" >&2
     "$bench" "${args[@]}" >> "$results"
     echo "round $round/$rounds, $case: pytorch" >&2
@@ -44,7 +47,7 @@ rows = [json.loads(line) for line in open(sys.argv[1])]
 def med(rs, key):
     return statistics.median(r[key] for r in rs)
 def case(r):
-    return (r["model"], r["resize"], r["batch"])
+    return (r["model"], r["resize"], r["batch"], r.get("frozen_features", False))
 cases = list(dict.fromkeys(case(r) for r in rows))
 ours = [r for r in rows if r["library"] == "vgg"]
 first = ours[0]
@@ -60,7 +63,7 @@ for c in cases:
     t = [r for r in rows if r["library"].startswith("pytorch") and case(r) == c]
     if not v or not t:
         continue
-    name = "VGG-16, 3x224x224" if c[0] == "vgg16" else f"seed's VGG-11/4, {c[1]}x{c[1]}"
+    name = ("VGG-16, 3x224x224" if c[0] == "vgg16" else f"seed's VGG-11/4, {c[1]}x{c[1]}") + (", features frozen" if c[3] else "")
     vt, tt, vi, ti = med(v, "train_img_per_s"), med(t, "train_img_per_s"), med(v, "infer_img_per_s"), med(t, "infer_img_per_s")
     print(f"| {name}, {c[2]} | {vt:.1f} | {tt:.1f} | {vt / tt:.2f}x | {vi:.1f} | {ti:.1f} | {vi / ti:.2f}x | "
           f"{med(v, 'train_gflops'):.0f} | {med(v, 'peak_rss_mb'):.0f} / {med(t, 'peak_rss_mb'):.0f} |")
@@ -71,7 +74,7 @@ for c in cases:
     t = [r for r in rows if r["library"].startswith("pytorch") and case(r) == c]
     if v and t:
         va, ta = med(v, "infer_after_step_img_per_s"), med(t, "infer_after_step_img_per_s")
-        print(f"- {c[0]} {c[1]} batch {c[2]}: vgg {va:.1f}, PyTorch {ta:.1f} img/s, {va / ta:.2f}x")
+        print(f"- {c[0]} {c[1]} batch {c[2]}{' frozen' if c[3] else ''}: vgg {va:.1f}, PyTorch {ta:.1f} img/s, {va / ta:.2f}x")
 single = [r for r in rows if r["library"] == "vgg-1thread"]
 if single:
     c = case(single[0])

@@ -31,6 +31,8 @@ def parse_args():
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                         help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around the forward pass and loss")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--freeze-features", action="store_true",
+                        help="requires_grad_(False) on the convolutional features, as fine-tuning a new head does")
     return parser.parse_args()
 
 
@@ -87,7 +89,10 @@ def main():
         for m in net.modules():  # d2l's train_ch6 initialisation
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 nn.init.xavier_uniform_(m.weight)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
+    if args.freeze_features:
+        for p in net.features.parameters() if args.model == "vgg16" else net[:-8].parameters():
+            p.requires_grad_(False)
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.05)
     loss = nn.CrossEntropyLoss()
     x = torch.rand(args.batch, channels, size, size)
     y = torch.randint(0, classes, (args.batch,))
@@ -124,7 +129,7 @@ def main():
         "blas": blas,
         "model": args.model,
         "resize": args.resize, "ratio": args.ratio, "batch": args.batch, "threads": torch.get_num_threads(),
-        "reps": args.reps, "precision": args.precision,
+        "reps": args.reps, "precision": args.precision, "frozen_features": args.freeze_features,
         "train_step_s": statistics.median(train),
         "train_img_per_s": args.batch / statistics.median(train),
         "infer_img_per_s": args.batch / statistics.median(infer),

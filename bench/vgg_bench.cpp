@@ -99,6 +99,7 @@ struct options {
     int threads = vgg::detail::max_threads();
     vgg::precision precision = vgg::precision::fp32;
     bool json = false;
+    bool freeze_features = false;
 };
 
 /// The share of each fully connected layer's inputs zero in every image of the last forward pass:
@@ -135,6 +136,8 @@ int run(const options& opt)
     auto net = std::make_unique<Net>();
     vgg::rng random(1);
     net->initialize(vgg::weight_init::xavier_uniform, random);
+    if (opt.freeze_features)
+        vgg::freeze_features(*net);
     vgg::sgd optimiser(0.05f);
     input_t x(opt.batch);
     for (auto& v : x.values())
@@ -211,6 +214,7 @@ int run(const options& opt)
         {"batch", opt.batch},
         {"threads", opt.threads},
         {"reps", opt.reps},
+        {"frozen_features", opt.freeze_features},
         {"train_step_s", train_s},
         {"train_img_per_s", double(opt.batch) / train_s},
         {"infer_img_per_s", double(opt.batch) / infer_s},
@@ -293,6 +297,8 @@ int main(int argc, char** argv)
         ->capture_default_str();
     vgg_cli::add_precision_option(app, opt.precision);
     app.add_flag("--json", opt.json, "Print one JSON object");
+    app.add_flag("--freeze-features", opt.freeze_features,
+                 "Freeze the convolutional blocks, as fine-tuning a new head does: a training step runs them forward only");
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;
 #ifdef _OPENMP

@@ -15,9 +15,7 @@ Writes into OUT_DIR:
                                gradients clipped to a global norm of 5 before each step
 Exits with 77 (ctest's skip) when torch or torchvision is missing.
 """
-import os
 import pathlib
-import shutil
 import sys
 import warnings
 
@@ -31,7 +29,7 @@ except ImportError as e:
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from pytorch_interop import save_state_dict, write_safetensors  # noqa: E402
+from pytorch_interop import make_folder_once, save_state_dict, write_safetensors  # noqa: E402
 
 # SequentialLR steps its schedules with an epoch argument, which torch 1.13 warns about.
 warnings.filterwarnings("ignore", message="The epoch parameter")
@@ -134,21 +132,11 @@ def optimisers(out):
     write_safetensors(out / "optimizers.safetensors", tensors, {})
 
 
-def main():
-    final = pathlib.Path(sys.argv[1])
-    if final.exists():
-        return
-    # Made in a folder of this process's own and renamed into place whole.
-    out = final.with_name(f"{final.name}.partial-{os.getpid()}")
-    out.mkdir(parents=True)
+def make(out):
     plain_vgg11_bn(out)
     perceptual(out)
     optimisers(out)
-    try:
-        out.rename(final)
-    except OSError:  # another process finished first
-        shutil.rmtree(out)
 
 
 if __name__ == "__main__":
-    main()
+    make_folder_once(sys.argv[1], make)

@@ -29,46 +29,31 @@ using vgg::testing::scratch_file;
 
 namespace {
 
-/// Runs the reference script once per build tree; a missing torch or torchvision skips the test.
 fs::path reference_dir()
 {
-    const fs::path dir = fs::path(VGG_TEST_BINARY_DIR) / "finetune_reference";
-    if (fs::exists(dir / "optimizers.safetensors"))
-        return dir;
-    const std::string command = "/usr/bin/python3 " + std::string(VGG_TEST_SOURCE_DIR) + "/finetune_reference.py " + dir.string();
-    const int status = std::system(command.c_str());
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
-        testing::skip_because("torch or torchvision is not installed for /usr/bin/python3 (bash scripts/install-deps.sh reference)");
-    REQUIRE_MESSAGE(status == 0, "tests/finetune_reference.py failed");
-    return dir;
+    return testing::python_reference(VGG_TEST_SOURCE_DIR, VGG_TEST_BINARY_DIR, "finetune_reference.py", "finetune_reference");
 }
 
-/// Every value and buffer of a network, by name, in the order of their shapes.
-template <class Net>
-std::map<std::string, std::vector<float>> values_of(Net& net)
-{
-    std::map<std::string, std::vector<float>> values;
-    net.visit_parameters([&](const parameter_view& p) {
-        std::vector<float> ordered(p.value.size());
-        copy_in_shape_order(p.shape, p.order, p.value, ordered.data());
-        values[p.name] = std::move(ordered);
-    });
-    return values;
-}
-
+/// Every value and buffer of a network as a file holds them: by name, in the order of their shapes.
 template <class Net>
 io::safetensors_content content_of(Net& net)
 {
     io::safetensors_content content;
-    for (auto& [name, values] : values_of(net)) {
-        std::vector<std::size_t> shape;
-        net.visit_parameters([&](const parameter_view& p) {
-            if (p.name == name)
-                shape = p.shape;
-        });
-        content.tensors[name] = {shape, values, "F32", {}};
-    }
+    net.visit_parameters([&](const parameter_view& p) {
+        std::vector<float> ordered(p.value.size());
+        copy_in_shape_order(p.shape, p.order, p.value, ordered.data());
+        content.tensors[p.name] = {p.shape, std::move(ordered), "F32", {}};
+    });
     return content;
+}
+
+template <class Net>
+std::map<std::string, std::vector<float>> values_of(Net& net)
+{
+    std::map<std::string, std::vector<float>> values;
+    for (auto& entry : content_of(net).tensors)
+        values[entry.first] = std::move(entry.second.values);
+    return values;
 }
 
 template <class Shape>
@@ -222,7 +207,9 @@ TEST_CASE("frozen layers keep their parameters and running statistics byte for b
     auto check_after = [&](const char* optimiser_name) {
         CAPTURE(optimiser_name);
         const auto after = values_of(net);
-        for (const auto& [name, values] : after) {
+        for (const auto& entry : after) {
+            const std::string& name = entry.first;
+            const std::vector<float>& values = entry.second;
             CAPTURE(name);
             if (name.rfind("3.", 0) == 0)
                 CHECK(values != before.at(name));

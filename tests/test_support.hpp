@@ -5,11 +5,15 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <vgg/io/error.hpp>
+
+#include "cpu_skip.hpp"
 
 namespace vgg::testing {
 
@@ -46,6 +50,25 @@ inline sweep_size sweep_size_asked()
     if (sweep && std::strcmp(sweep, "full") == 0)
         return sweep_size::full;
     return sweep && std::strcmp(sweep, "small") == 0 ? sweep_size::small : sweep_size::sample;
+}
+
+/// The folder of reference files that tests/`script` (run by Debian's /usr/bin/python3, which has
+/// python3-torch) makes once per build tree as binary_dir/`name`. A script that finds torch or
+/// torchvision missing exits with 77, and the test is skipped, saying so.
+inline std::filesystem::path python_reference(const std::string& source_dir, const std::string& binary_dir,
+                                              const std::string& script, const std::string& name)
+{
+    const std::filesystem::path dir = std::filesystem::path(binary_dir) / name;
+    if (std::filesystem::exists(dir)) // made in a folder of its own and renamed whole
+        return dir;
+    std::string command = "/usr/bin/python3 ";
+    command += source_dir + "/" + script + " " + dir.string();
+    const int status = std::system(command.c_str());
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+        skip_because("torch or torchvision is not installed for /usr/bin/python3 (bash scripts/install-deps.sh reference)");
+    if (status != 0)
+        throw std::runtime_error("tests/" + script + " failed with status " + std::to_string(status));
+    return dir;
 }
 
 } // namespace vgg::testing

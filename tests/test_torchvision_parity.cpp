@@ -14,25 +14,17 @@
 #include <vgg/vgg.hpp>
 
 #include "cpu_skip.hpp"
+#include "test_support.hpp"
 
 using namespace vgg;
 namespace fs = std::filesystem;
 
 namespace {
 
-/// Runs the reference script once per build tree; a missing torchvision skips the test.
 fs::path reference_dir()
 {
-    const fs::path dir = fs::path(VGG_TEST_BINARY_DIR) / "torchvision_reference";
-    if (fs::exists(dir / "vgg16-224.safetensors"))
-        return dir;
-    const std::string command = "/usr/bin/python3 " + std::string(VGG_TEST_SOURCE_DIR) + "/torchvision_reference.py " +
-                                dir.string();
-    const int status = std::system(command.c_str());
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
-        testing::skip_because("torchvision is not installed for /usr/bin/python3 (bash scripts/install-deps.sh reference)");
-    REQUIRE_MESSAGE(status == 0, "tests/torchvision_reference.py failed");
-    return dir;
+    return testing::python_reference(VGG_TEST_SOURCE_DIR, VGG_TEST_BINARY_DIR, "torchvision_reference.py",
+                                     "torchvision_reference");
 }
 
 template <class Net>

@@ -9,9 +9,7 @@ and for each input size OUT_DIR/<model>-<size>.safetensors holding "images" and 
 evaluation-mode "logits" for them; OUT_DIR/vgg11_bn-photo.txt holds vgg11_bn's logits for an image
 file read through torchvision's transforms (Resize((224, 224)), ToTensor, ImageNet's Normalize). Exits with 77 (ctest's skip) when torchvision is missing.
 """
-import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -26,7 +24,7 @@ except ImportError as e:
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from pytorch_interop import write_safetensors  # noqa: E402
+from pytorch_interop import make_folder_once, write_safetensors  # noqa: E402
 
 CASES = {"vgg11_bn": [224, 96], "vgg16": [224]}
 IMAGES = 2
@@ -47,21 +45,6 @@ def randomised(name):
             elif isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
                 module.bias.uniform_(-0.05, 0.05)
     return model.eval()
-
-
-def main():
-    final = pathlib.Path(sys.argv[1])
-    if final.exists():
-        return
-    # Made in a folder of this process's own and renamed into place whole: tests that start
-    # together may both make it, and none ever reads a half-written file.
-    out = final.with_name(f"{final.name}.partial-{os.getpid()}")
-    out.mkdir(parents=True)
-    make(out)
-    try:
-        out.rename(final)
-    except OSError:  # another process finished first
-        shutil.rmtree(out)
 
 
 def make(out):
@@ -87,4 +70,4 @@ def make(out):
 
 
 if __name__ == "__main__":
-    main()
+    make_folder_once(sys.argv[1], make)

@@ -10,6 +10,8 @@ safetensors files written and read with plain json + struct.
 import argparse
 import json
 import os
+import pathlib
+import shutil
 import struct
 
 import numpy as np
@@ -32,11 +34,18 @@ def read_safetensors(path):
     return out
 
 
-def write_safetensors(path, tensors, metadata):
-    header, offset, blobs = {"__metadata__": metadata}, 0, []
+SAFETENSORS_DTYPES = {torch.float32: ("F32", "<f4"), torch.float16: ("F16", "<f2"), torch.int64: ("I64", "<i8"),
+                      torch.int32: ("I32", "<i4")}
+
+
+def write_safetensors(path, tensors, metadata, keep_dtypes=False):
+    """Writes tensors as F32 (or, with keep_dtypes, each in its own dtype, as safetensors.torch.save_file
+    writes a state_dict: batch norm's num_batches_tracked as I64), with `metadata` unless it is None."""
+    header, offset, blobs = ({} if metadata is None else {"__metadata__": metadata}), 0, []
     for name, t in tensors.items():
-        blob = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        dtype, numpy_type = SAFETENSORS_DTYPES[t.dtype if keep_dtypes else torch.float32]
+        blob = t.detach().contiguous().numpy().astype(numpy_type).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
         offset += len(blob)
         blobs.append(blob)
     text = json.dumps(header).encode()
@@ -48,26 +57,24 @@ def write_safetensors(path, tensors, metadata):
     os.replace(partial, path)
 
 
-SAFETENSORS_DTYPES = {torch.float32: ("F32", "<f4"), torch.float16: ("F16", "<f2"), torch.int64: ("I64", "<i8"),
-                      torch.int32: ("I32", "<i4")}
-
-
 def save_state_dict(path, state):
-    """Writes a state_dict as safetensors.torch.save_file does: every tensor in its own dtype
-    (batch norm's num_batches_tracked as I64), with no metadata."""
-    header, offset, blobs = {}, 0, []
-    for name, t in state.items():
-        dtype, numpy_type = SAFETENSORS_DTYPES[t.dtype]
-        blob = t.detach().contiguous().numpy().astype(numpy_type).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
-        offset += len(blob)
-        blobs.append(blob)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    partial = f"{path}.partial"
-    with open(partial, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-    os.replace(partial, path)
+    """A state_dict as safetensors.torch.save_file saves it: every tensor in its own dtype, no metadata."""
+    write_safetensors(path, state, None, keep_dtypes=True)
+
+
+def make_folder_once(final, make):
+    """Calls make(folder) on a folder of this process's own and renames it to `final` whole, unless
+    `final` exists: tests that start together may both make it, and none reads a half-made one."""
+    final = pathlib.Path(final)
+    if final.exists():
+        return
+    out = final.with_name(f"{final.name}.partial-{os.getpid()}")
+    out.mkdir(parents=True)
+    make(out)
+    try:
+        out.rename(final)
+    except OSError:  # another process finished first
+        shutil.rmtree(out)
 
 
 def evaluate(args):
