@@ -28,7 +28,7 @@ using vgg_finetune::options;
 using vgg_finetune::pooled_shape;
 
 /// The fewest and the most classes vgg_finetune is built for (each count is a type of its own).
-constexpr std::size_t fewest_classes = 2, most_classes = 32;
+constexpr std::size_t fewest_classes = 2, most_classes = 10;
 
 /// torchvision's classifier for `Classes` classes: Linear(512*7*7, 4096), ReLU, Dropout,
 /// Linear(4096, 4096), ReLU, Dropout, Linear(4096, Classes), after a Flatten; named

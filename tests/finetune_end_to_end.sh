@@ -51,7 +51,7 @@ refused() { # expected exit code, expected message, arguments...
 }
 refused 1 "does not hold the features of torchvision's vgg16" --model vgg16 --weights "$weights" --train "$work/train" \
   --test "$work/test" --size 64 --out "$work/out-vgg16"
-refused 2 "has 1 classes; vgg_finetune is built for 2 to 32" --model vgg11_bn --weights "$weights" --train "$work/one" \
+refused 2 "has 1 classes; vgg_finetune is built for 2 to 10" --model vgg11_bn --weights "$weights" --train "$work/one" \
   --test "$work/one" --size 64 --out "$work/out-one"
 refused 2 "--size: 100 not in {224,64}" --weights "$weights" --train "$work/train" --test "$work/test" --size 100
 echo "1 passed, 0 failed"
