@@ -188,17 +188,25 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
         check(pass == 0 ? "forward with ReLU, weights kept" : "forward with ReLU by kept kernels", y.data(), relu_y);
     }
 
-    // Backward, with and without the input gradient, and through the ReLU of the pass above.
+    // Backward, with and without the input gradient, the input gradient alone (a frozen layer: no
+    // weight gradient, the adjoint convolution by the forward pass's paths), and through the ReLU
+    // of the pass above.
     const auto backward_checks = [&](const char* what, const std::vector<float>& gradient, const auto& run) {
         const auto expected = taps.backward(c.x.data(), gradient.data(), c.weight.data());
-        for (const bool with_dx : {true, false}) {
+        enum class wanted { all, parameters, input };
+        for (const wanted w : {wanted::all, wanted::parameters, wanted::input}) {
             std::vector<float> dx = unwritten(c.x.size()), dweight = unwritten(c.weight.size()), dbias = unwritten(c.bias.size());
-            run(dweight.data(), dbias.data(), with_dx ? dx.data() : nullptr);
-            const std::string prefix = std::string(what) + (with_dx ? ", with dx: " : ", without dx: ");
-            if (with_dx)
+            const bool parameters = w != wanted::input, input = w != wanted::parameters;
+            run(parameters ? dweight.data() : nullptr, parameters ? dbias.data() : nullptr, input ? dx.data() : nullptr);
+            const std::string prefix = std::string(what) + (w == wanted::all          ? ", with dx: "
+                                                            : w == wanted::parameters ? ", without dx: "
+                                                                                      : ", dx alone (frozen): ");
+            if (input)
                 check((prefix + "dx").c_str(), dx.data(), expected.dx);
-            check((prefix + "dweight").c_str(), dweight.data(), expected.dweight);
-            check((prefix + "dbias").c_str(), dbias.data(), expected.dbias);
+            if (parameters) {
+                check((prefix + "dweight").c_str(), dweight.data(), expected.dweight);
+                check((prefix + "dbias").c_str(), dbias.data(), expected.dbias);
+            }
         }
     };
     backward_checks("backward", c.dy, [&](float* dweight, float* dbias, float* dx) {
