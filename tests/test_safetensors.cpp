@@ -247,6 +247,37 @@ TEST_CASE("a checkpoint keeps the momentum buffers and the step count")
             CHECK(file_momentum[o * 8 + i] == stored_momentum[i * 3 + o]);
 }
 
+TEST_CASE("optimiser state of another dtype, shape or with a NaN is refused and nothing is loaded")
+{
+    tiny_net net, restored;
+    rng random(6);
+    net.initialize(weight_init::xavier_uniform, random);
+    sgd optimiser(0.1f, 0.9f);
+    net.visit_parameters([&](const parameter_view& p) { vgg::testing::fill_uniform(p.grad, random); });
+    optimiser.step(net);
+    const auto path = scratch_file("state-checkpoint.safetensors");
+    save_checkpoint(net, optimiser, path, {{"epoch", "1"}});
+    const auto good = io::read_safetensors(path);
+    const std::string name = optimizer_prefix + "momentum_buffer.2.bias";
+    const auto before = all_values(restored);
+    auto refused = [&](auto change) {
+        auto content = good;
+        change(content.tensors.at(name));
+        sgd fresh(0.1f, 0.9f);
+        const auto message = error_of([&] { load_checkpoint(restored, fresh, content, path); });
+        CHECK(fresh.state().empty());
+        CHECK(all_values(restored) == before);
+        return message;
+    };
+    // Found by fuzz_checkpoint: an integer tensor has no float values to copy.
+    CHECK(refused([](io::stored_tensor& t) { t = {t.shape, {}, "I64", {1, 2, 3}}; }) ==
+          path.string() + ": optimiser state \"" + name + "\" has dtype I64, not a floating-point one");
+    CHECK(refused([](io::stored_tensor& t) { t.values[2] = std::numeric_limits<float>::quiet_NaN(); }) ==
+          path.string() + ": optimiser state \"" + name + "\" holds a NaN or an infinity at index 2");
+    CHECK(refused([](io::stored_tensor& t) { t = {{1, 3}, {1, 2, 3}, "F32", {}}; }) ==
+          path.string() + ": optimiser state \"" + name + "\" has shape [1, 3], not the parameter's [3]");
+}
+
 TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkpoint or as weights")
 {
     tiny_net net;

@@ -97,10 +97,19 @@ void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_conte
             const auto buffer = content.tensors.find(optimizer_prefix + name + "." + p.name);
             if (buffer == content.tensors.end())
                 continue;
-            if (buffer->second.shape != p.shape)
-                throw io::file_error(path, "optimiser state \"" + buffer->first + "\" does not have the parameter's shape");
-            s.buffers.emplace_back(buffer->second.values.size());
-            copy_from_shape_order(p.shape, p.order, buffer->second.values, s.buffers.back().data());
+            const auto& stored = buffer->second;
+            if (stored.shape != p.shape)
+                throw io::file_error(path, "optimiser state \"" + buffer->first + "\" has shape " + io::shape_text(stored.shape) +
+                                               ", not the parameter's " + io::shape_text(p.shape));
+            if (stored.is_integer())
+                throw io::file_error(path, "optimiser state \"" + buffer->first + "\" has dtype " + stored.dtype +
+                                               ", not a floating-point one");
+            const auto bad = std::find_if(stored.values.begin(), stored.values.end(), [](float v) { return !std::isfinite(v); });
+            if (bad != stored.values.end())
+                throw io::file_error(path, "optimiser state \"" + buffer->first + "\" holds a NaN or an infinity at index " +
+                                               std::to_string(bad - stored.values.begin()));
+            s.buffers.emplace_back(stored.values.size());
+            copy_from_shape_order(p.shape, p.order, stored.values, s.buffers.back().data());
             ++found_names;
         }
         if (found_names == 0)
