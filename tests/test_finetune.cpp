@@ -25,6 +25,7 @@
 using namespace vgg;
 namespace fs = std::filesystem;
 using vgg::testing::error_of;
+using vgg::testing::relative_difference;
 using vgg::testing::scratch_file;
 
 namespace {
@@ -62,18 +63,6 @@ void copy_into(tensor<Shape>& x, const io::stored_tensor& stored)
     x.resize(stored.shape.at(0));
     REQUIRE(stored.values.size() == x.size());
     std::copy(stored.values.begin(), stored.values.end(), x.data());
-}
-
-/// The largest |a - b| over the largest |b|.
-float relative_difference(std::span<const float> a, std::span<const float> b)
-{
-    REQUIRE(a.size() == b.size());
-    float largest = 0.f, worst = 0.f;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        largest = std::max(largest, std::abs(b[i]));
-        worst = std::max(worst, std::abs(a[i] - b[i]));
-    }
-    return worst / std::max(largest, 1e-30f);
 }
 
 using bn_net_7 = Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, Flatten, Linear<64, 7>>;

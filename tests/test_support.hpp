@@ -1,10 +1,13 @@
 #pragma once
 // Helpers shared by the tests: files to read and write, and how large a sweep runs.
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <span>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +42,19 @@ inline std::string error_of(const std::function<void()>& action)
         return e.what();
     }
     return "no error";
+}
+
+/// The largest |a - b| over the largest |b|.
+inline float relative_difference(std::span<const float> a, std::span<const float> b)
+{
+    if (a.size() != b.size())
+        throw std::invalid_argument("relative_difference: " + std::to_string(a.size()) + " values against " + std::to_string(b.size()));
+    float largest = 0.f, worst = 0.f;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        largest = std::max(largest, std::abs(b[i]));
+        worst = std::max(worst, std::abs(a[i] - b[i]));
+    }
+    return worst / std::max(largest, 1e-30f);
 }
 
 /// How much of a sweep runs, from VGG_SWEEP: "small" (the sanitizer and instruction-set builds:

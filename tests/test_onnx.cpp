@@ -1,0 +1,286 @@
+// ONNX export and import: vgg's models in ONNX Runtime (onnxruntime-node, tests/onnxruntime), files
+// from torch.onnx.export (tests/onnx_reference.py) in vgg, round trips, and every way a file can
+// disagree with the network.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <vgg/onnx.hpp>
+#include <vgg/vgg.hpp>
+
+#include "test_support.hpp"
+
+using namespace vgg;
+namespace fs = std::filesystem;
+using vgg::testing::error_of;
+using vgg::testing::relative_difference;
+using vgg::testing::scratch_file;
+
+namespace {
+
+using seed32 = VGG<shape<1, 32, 32>, small_conv_arch<vgg11_arch, 4>, 10>;
+template <class Arch, bool BatchNorm, std::size_t Size>
+using torchvision_small = TorchvisionVGG<shape<3, Size, Size>, Arch, BatchNorm, 10, 64>;
+// Small networks for each way of exporting an adaptive pool: an AveragePool (4x4 to 2x2), vgg's
+// pooling matrix (overlapping windows, 8x8 to 3x3).
+using pooled_by_window = Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, AdaptiveAvgPool2d<2, 2>, Flatten, Linear<16, 5>>;
+using pooled_by_matrix = Sequential<shape<3, 16, 16>, VGGBlock<2, 3, 4>, AdaptiveAvgPool2d<3, 3>, Flatten, Linear<36, 5>>;
+
+template <class Net>
+std::unique_ptr<Net> random_network(std::uint64_t seed)
+{
+    auto net = std::make_unique<Net>();
+    rng random(seed);
+    net->initialize(weight_init::xavier_uniform, random);
+    // Biases, batch norm's scales and statistics away from 0 and 1.
+    net->visit_parameters([&](const parameter_view& p) {
+        const float low = p.name.ends_with("running_var") ? 0.5f : p.name.ends_with("running_mean") ? -0.25f : 0.75f;
+        const bool scale_or_statistic = p.name.ends_with("running_var") || p.name.ends_with("running_mean") ||
+                                        (p.shape.size() == 1 && p.name.ends_with("weight"));
+        if (scale_or_statistic)
+            for (auto& v : p.value)
+                v = low + 0.5f * random.uniform();
+        else if (p.shape.size() == 1)
+            for (auto& v : p.value)
+                v = 0.2f * random.uniform() - 0.1f;
+    });
+    return net;
+}
+
+template <class Net>
+std::map<std::string, std::vector<float>> values_of(Net& net)
+{
+    std::map<std::string, std::vector<float>> values;
+    net.visit_parameters([&](const parameter_view& p) { values[p.name].assign(p.value.begin(), p.value.end()); });
+    return values;
+}
+
+template <class Shape>
+tensor<Shape> random_images(std::size_t batch, std::uint64_t seed)
+{
+    tensor<Shape> x(batch);
+    rng random(seed);
+    for (auto& v : x.values())
+        v = 2.f * random.uniform() - 1.f;
+    return x;
+}
+
+template <class Net>
+std::vector<float> logits_of(Net& net, const tensor<typename Net::input_shape>& x)
+{
+    const auto& y = net.forward(x, {mode::eval});
+    return {y.values().begin(), y.values().end()};
+}
+
+/// The outputs ONNX Runtime computes for `x` with the model at `model`; skips the test when
+/// onnxruntime-node is not installed.
+template <class Shape>
+std::vector<float> onnx_runtime_logits(const fs::path& model, const tensor<Shape>& x)
+{
+    const fs::path runner = fs::path(VGG_TEST_SOURCE_DIR) / "onnxruntime";
+    if (!fs::exists(runner / "node_modules" / "onnxruntime-node"))
+        testing::skip_because("onnxruntime-node is not installed in tests/onnxruntime (bash scripts/install-deps.sh reference)");
+    const auto input = scratch_file("ort-input.bin"), output = scratch_file("ort-output.bin");
+    std::ofstream(input, std::ios::binary).write(reinterpret_cast<const char*>(x.data()), std::streamsize(x.size() * sizeof(float)));
+    using dims = image_dims<Shape>;
+    std::ostringstream command;
+    command << "node " << (runner / "run.js") << ' ' << model << ' ' << input << ' ' << x.batch() << ' ' << dims::channels << ' '
+            << dims::height << ' ' << dims::width << ' ' << output << " > /dev/null";
+    REQUIRE(std::system(command.str().c_str()) == 0);
+    std::ifstream in(output, std::ios::binary);
+    std::vector<float> values(fs::file_size(output) / sizeof(float));
+    in.read(reinterpret_cast<char*>(values.data()), std::streamsize(values.size() * sizeof(float)));
+    return values;
+}
+
+fs::path torch_reference()
+{
+    return testing::python_reference(VGG_TEST_SOURCE_DIR, VGG_TEST_BINARY_DIR, "onnx_reference.py", "onnx_reference");
+}
+
+/// Exports `net`, runs the file in ONNX Runtime and in vgg (after importing it into a fresh network).
+template <class Net>
+void check_export(const std::string& name, io::onnx_batch_norm batch_norm, float tolerance)
+{
+    CAPTURE(name);
+    auto net = random_network<Net>(3);
+    const auto x = random_images<typename Net::input_shape>(2, 4);
+    const auto expected = logits_of(*net, x);
+    const auto path = scratch_file(name + ".onnx");
+    io::save_onnx(*net, path, {batch_norm});
+    CHECK(relative_difference(onnx_runtime_logits(path, x), expected) < tolerance);
+
+    auto imported = std::make_unique<Net>();
+    const auto report = io::load_onnx(*imported, path);
+    CHECK(report.producer == "vgg");
+    CHECK(relative_difference(logits_of(*imported, x), expected) < tolerance);
+    if (batch_norm == io::onnx_batch_norm::node)
+        CHECK(values_of(*imported) == values_of(*net));
+}
+
+/// A model to change by hand, for the error cases.
+template <class Net>
+::onnx::ModelProto exported(Net& net)
+{
+    return io::to_onnx(net);
+}
+
+template <class Net>
+std::string load_error(const ::onnx::ModelProto& model, const fs::path& path)
+{
+    auto net = random_network<Net>(9);
+    const auto before = values_of(*net);
+    std::string bytes;
+    REQUIRE(model.SerializeToString(&bytes));
+    const auto message = error_of([&] { io::load_onnx(*net, bytes, path); });
+    CHECK(values_of(*net) == before); // nothing changed
+    return message;
+}
+
+::onnx::NodeProto& node_of(::onnx::ModelProto& model, const std::string& op_type)
+{
+    for (auto& node : *model.mutable_graph()->mutable_node())
+        if (node.op_type() == op_type)
+            return node;
+    throw std::logic_error("no " + op_type + " node");
+}
+
+} // namespace
+
+TEST_CASE("vgg's ONNX export runs in ONNX Runtime with vgg's logits, and imports back to the same parameters")
+{
+    check_export<seed32>("seed32", io::onnx_batch_norm::node, 1e-5f);
+    check_export<pooled_by_window>("pooled-by-window", io::onnx_batch_norm::node, 1e-5f);
+    check_export<pooled_by_window>("pooled-by-window-folded", io::onnx_batch_norm::folded, 1e-5f);
+    check_export<pooled_by_matrix>("pooled-by-matrix", io::onnx_batch_norm::node, 1e-5f);
+    check_export<torchvision_small<vgg11_arch, true, 32>>("vgg11_bn-32", io::onnx_batch_norm::node, 1e-5f);
+    check_export<torchvision_small<vgg11_arch, true, 32>>("vgg11_bn-32-folded", io::onnx_batch_norm::folded, 1e-5f);
+    check_export<torchvision_small<vgg16_arch, false, 32>>("vgg16-32", io::onnx_batch_norm::node, 1e-5f);
+}
+
+TEST_CASE("the export names initializers as the network names its parameters and checks with ONNX's checker")
+{
+    auto net = random_network<torchvision_small<vgg11_arch, true, 32>>(5);
+    const auto model = io::to_onnx(*net);
+    std::vector<std::string> names;
+    for (const auto& t : model.graph().initializer())
+        names.push_back(t.name());
+    CHECK(names.front() == "features.0.weight");
+    CHECK(std::find(names.begin(), names.end(), "features.1.running_var") != names.end());
+    CHECK(std::find(names.begin(), names.end(), "classifier.6.bias") != names.end());
+    CHECK(model.opset_import(0).version() == 17);
+    CHECK(model.graph().input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
+    CHECK(io::to_onnx(*net, {io::onnx_batch_norm::node, 13}).opset_import(0).version() == 13);
+    CHECK_THROWS_WITH_AS(io::to_onnx(*net, {io::onnx_batch_norm::node, 12}), "to_onnx: opset 12 is not one of 13 to 17",
+                         std::invalid_argument);
+    net->visit_parameters([](const parameter_view& p) {
+        if (p.name == "classifier.3.weight")
+            p.value[0] = std::numeric_limits<float>::quiet_NaN();
+    });
+    const auto path = scratch_file("nan.onnx");
+    CHECK(error_of([&] { io::save_onnx(*net, path); }) ==
+          path.string() + ": not written: to_onnx: parameter \"classifier.3.weight\" holds a NaN or an infinity");
+    CHECK(!fs::exists(path));
+}
+
+TEST_CASE("files from torch.onnx.export import and give PyTorch's logits")
+{
+    const auto dir = torch_reference();
+    auto check = [&]<class Net>(const std::string& name, bool folded) {
+        CAPTURE(name);
+        auto net = std::make_unique<Net>();
+        const auto report = io::load_onnx(*net, dir / (name + ".onnx"));
+        CHECK(report.producer.starts_with("pytorch"));
+        CHECK(report.batch_norm_folded == folded);
+        const auto reference = io::read_safetensors(dir / (name + ".safetensors"));
+        tensor<typename Net::input_shape> x(2);
+        const auto& images = reference.tensors.at("images").values;
+        REQUIRE(images.size() == x.size());
+        std::copy(images.begin(), images.end(), x.data());
+        CHECK(relative_difference(logits_of(*net, x), reference.tensors.at("logits").values) < 1e-5f);
+    };
+    check.operator()<seed32>("seed32-opset11", false);
+    check.operator()<seed32>("seed32-opset17", false);
+    check.operator()<seed32>("seed32-opset9-view", false);
+    check.operator()<torchvision_small<vgg11_arch, true, 224>>("vgg11_bn-opset13-fused", true);
+    check.operator()<torchvision_small<vgg11_arch, true, 224>>("vgg11_bn-opset17-nodes", false);
+    check.operator()<torchvision_small<vgg11_arch, false, 224>>("vgg11-opset11", false);
+}
+
+TEST_CASE("a file that disagrees with the network is refused with a sentence naming the node and the layer")
+{
+    using small_block = Sequential<shape<3, 8, 8>, VGGBlock<2, 3, 8>, Flatten, Linear<128, 5>>;
+    using wider_block = Sequential<shape<3, 8, 8>, VGGBlock<2, 3, 16>, Flatten, Linear<256, 5>>;
+    using other_size = Sequential<shape<3, 16, 16>, VGGBlock<2, 3, 8>, Flatten, Linear<512, 5>>;
+    using with_batch_norm = Sequential<shape<3, 8, 8>, VGGBlockBN<2, 3, 8>, Flatten, Linear<128, 5>>;
+    auto net = random_network<small_block>(1);
+    const auto model = exported(*net);
+    const fs::path path = "model.onnx";
+    const std::string p = "model.onnx: ";
+
+    CHECK(load_error<wider_block>(model, path) ==
+          p + "node \"/0.0/Conv\" (Conv) has 8 output channels, but layer 0 (VGGBlock<2, 3, 16>) convolution 0 has 16");
+    CHECK(load_error<other_size>(model, path) ==
+          p + "graph input \"input\" has shape [-1, 3, 8, 8], but the network takes [batch, 3, 16, 16]");
+    auto with_statistics = random_network<with_batch_norm>(1);
+    CHECK(load_error<small_block>(exported(*with_statistics), path) ==
+          p + "node \"/0.1/BatchNormalization\" (BatchNormalization) is where the network has layer 0 (VGGBlock<2, 3, 8>) "
+              "ReLU 0, which needs a Relu");
+
+    auto changed = model;
+    node_of(changed, "Relu").set_op_type("Sigmoid");
+    CHECK(load_error<small_block>(changed, path).starts_with(p + "node \"/layer0/1/Relu\" (Sigmoid) is an operator vgg does not support"));
+
+    changed = model;
+    auto& conv = node_of(changed, "Conv");
+    for (auto& a : *conv.mutable_attribute())
+        if (a.name() == "strides")
+            a.set_ints(0, 2);
+    CHECK(load_error<small_block>(changed, path) ==
+          p + "node \"/0.0/Conv\" (Conv) has strides [2, 1]; vgg's layers have strides [1, 1]");
+
+    changed = model;
+    changed.mutable_opset_import(0)->set_version(99);
+    CHECK(load_error<small_block>(changed, path) == p + "uses opset 99 of ONNX's default domain; vgg reads opsets 7 to 21");
+
+    changed = model;
+    changed.mutable_graph()->mutable_initializer(0)->set_dims(0, std::int64_t(1) << 41);
+    CHECK(load_error<small_block>(changed, path) ==
+          p + "initializer \"0.0.weight\" declares dimensions [2199023255552, 3, 3, 3], which no tensor can have");
+    changed.mutable_graph()->mutable_initializer(0)->set_dims(0, 1000000);
+    CHECK(load_error<small_block>(changed, path) ==
+          p + "initializer \"0.0.weight\" declares 27000000 values (dimensions [1000000, 3, 3, 3]) but holds 216");
+
+    changed = model;
+    changed.mutable_graph()->mutable_initializer(0)->set_data_location(::onnx::TensorProto::EXTERNAL);
+    CHECK(load_error<small_block>(changed, path) ==
+          p + "initializer \"0.0.weight\" keeps its data in an external file, which vgg does not read (save the model "
+              "with its weights inside)");
+
+    changed = model;
+    changed.mutable_graph()->mutable_initializer(0)->set_data_type(::onnx::TensorProto::DOUBLE);
+    CHECK(load_error<small_block>(changed, path) ==
+          p + "initializer \"0.0.weight\" has data type DOUBLE; vgg reads FLOAT weights (and INT64 shapes)");
+
+    changed = model;
+    changed.mutable_graph()->mutable_node()->RemoveLast(); // the Gemm
+    changed.mutable_graph()->mutable_output(0)->set_name(changed.graph().node(changed.graph().node_size() - 1).output(0));
+    CHECK(load_error<small_block>(changed, path) == p + "ends before layer 2 (Linear<128, 5>), which needs a Gemm or a MatMul");
+
+    std::string bytes;
+    REQUIRE(model.SerializeToString(&bytes));
+    auto fresh = random_network<small_block>(2);
+    CHECK(error_of([&] { io::load_onnx(*fresh, std::string_view(bytes).substr(0, bytes.size() / 2), path); }) ==
+          p + "is not an ONNX model: it does not parse as one (truncated, or a file of another kind)");
+    const auto weights = scratch_file("weights.safetensors");
+    io::save_weights(*fresh, weights);
+    CHECK(error_of([&] { io::load_onnx(*fresh, weights); }).starts_with(weights.string() + ": is not an ONNX model"));
+}
