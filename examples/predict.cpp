@@ -16,6 +16,7 @@
 #include <vgg/vgg.hpp>
 
 #include "cli_checks.hpp"
+#include "model_file.hpp"
 #include "predict_common.hpp"
 
 namespace fs = std::filesystem;
@@ -25,11 +26,11 @@ namespace {
 using vgg_predict::options;
 
 template <std::size_t Resize, std::size_t Ratio>
-int predict(const options& opt, const vgg::io::safetensors_content& weights)
+int predict(const options& opt, vgg_examples::model_file& weights)
 {
     using net_t = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
     auto net = std::make_unique<net_t>();
-    vgg::io::load_weights(*net, weights, opt.weights, vgg::optimizer_prefix); // a checkpoint works too
+    weights.load_into(*net); // a checkpoint works too
     const vgg::data::bilinear_resizer resizer(28, 28, Resize, Resize);
     std::vector<std::string> class_names(vgg::data::fashion_mnist_classes.begin(), vgg::data::fashion_mnist_classes.end());
     if (!opt.class_file.empty())
@@ -95,7 +96,7 @@ int main(int argc, char** argv)
     options opt;
     CLI::App app{"Classifies images with a VGG saved as safetensors: the seed's VGG-11 trained by vgg_train on "
                  "Fashion-MNIST-like images, or a torchvision VGG (tools/torchvision_to_safetensors.py) on RGB photos."};
-    app.add_option("--weights", opt.weights, "Weights (model.safetensors or a checkpoint)")->required()->check(CLI::ExistingFile);
+    app.add_option("--weights", opt.weights, "Weights (model.safetensors, a checkpoint, or an ONNX model: FILE.onnx)")->required()->check(CLI::ExistingFile);
     app.add_option("--model", opt.model,
                    "seed: the seed's VGG-11 at --resize and --ratio, grey images; or torchvision's vgg11, vgg13, vgg16, "
                    "vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn at 3x224x224 (RGB images, resized to 224x224 and "
@@ -127,14 +128,14 @@ int main(int argc, char** argv)
         return 2;
     }
     try {
-        const auto weights = vgg::io::read_safetensors(opt.weights);
+        vgg_examples::model_file weights(opt.weights);
         if (opt.model != "seed") {
             const int status = opt.model.ends_with("_bn") ? vgg_predict::predict_torchvision_bn(opt, weights)
                                                           : vgg_predict::predict_torchvision_plain(opt, weights);
             return status >= 0 ? status : 2;
         }
         // A file that carries its preset (vgg_train writes it) must match the flags.
-        const auto& metadata = weights.metadata;
+        const auto& metadata = weights.metadata();
         for (const auto& [key, value] : {std::pair{"resize", opt.resize}, {"ratio", opt.ratio}})
             if (metadata.count(key) && metadata.at(key) != std::to_string(value))
                 throw vgg::io::file_error(opt.weights, std::string("was trained with --") + key + " " + metadata.at(key) +

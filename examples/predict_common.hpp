@@ -20,6 +20,8 @@
 #include <vgg/train/checkpoint.hpp>
 #include <vgg/vgg.hpp>
 
+#include "model_file.hpp"
+
 namespace vgg_predict {
 
 struct options {
@@ -86,13 +88,13 @@ inline std::size_t print_scores(const std::string& name, const float* z, std::si
 /// (Resize((224, 224))), normalised with ImageNet's mean and std. An unreadable image gets an
 /// error line and the others are still classified; returns the exit code.
 template <class Net>
-int predict_torchvision(const options& opt, const vgg::io::safetensors_content& weights)
+int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
 {
     using input = typename Net::input_shape;
     constexpr std::size_t classes = Net::output_shape::size, channels = input::dims[0], height = input::dims[1],
                           width = input::dims[2];
     auto net = std::make_unique<Net>();
-    vgg::io::load_weights(*net, weights, opt.weights, vgg::optimizer_prefix);
+    weights.load_into(*net);
     std::vector<std::string> class_names(classes);
     if (!opt.class_file.empty())
         class_names = read_class_names(opt.class_file, classes);
@@ -130,8 +132,8 @@ int predict_torchvision(const options& opt, const vgg::io::safetensors_content& 
 
 /// torchvision's vgg11, vgg13, vgg16 and vgg19 (predict_torchvision.cpp): the exit code, or -1
 /// when `opt.model` is none of them.
-int predict_torchvision_plain(const options& opt, const vgg::io::safetensors_content& weights);
+int predict_torchvision_plain(const options& opt, vgg_examples::model_file& weights);
 /// vgg11_bn ... vgg19_bn (predict_torchvision_bn.cpp), likewise.
-int predict_torchvision_bn(const options& opt, const vgg::io::safetensors_content& weights);
+int predict_torchvision_bn(const options& opt, vgg_examples::model_file& weights);
 
 } // namespace vgg_predict

@@ -5,7 +5,7 @@
 
 namespace vgg_predict {
 
-int predict_torchvision_plain(const options& opt, const vgg::io::safetensors_content& weights)
+int predict_torchvision_plain(const options& opt, vgg_examples::model_file& weights)
 {
     if (opt.model == "vgg11")
         return predict_torchvision<vgg::vgg11<>>(opt, weights);

@@ -5,11 +5,17 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+// ONNX's parser.h names an enumerator MAP_TYPE, which <sys/mman.h> (vgg/core/large_pages.hpp)
+// defines as a macro.
+#pragma push_macro("MAP_TYPE")
+#undef MAP_TYPE
 #include <onnx/checker.h>
+#pragma pop_macro("MAP_TYPE")
 #include <onnx/onnx_pb.h>
 
 #include "vgg/io/atomic_file.hpp"
@@ -30,6 +36,8 @@ struct onnx_export_options {
     /// Opset of the default domain, 13 to 17 (the range ONNX 1.12's checker knows from 13 on).
     std::int64_t opset = 17;
     std::string input_name = "input", output_name = "output";
+    /// Written as the model's metadata_props (vgg_train's preset: resize, ratio).
+    std::map<std::string, std::string> metadata;
 };
 
 inline constexpr std::int64_t onnx_export_min_opset = 13, onnx_export_max_opset = 17;
@@ -163,6 +171,11 @@ template <class Net>
     ::onnx::ModelProto model;
     model.set_ir_version(8);
     model.set_producer_name("vgg");
+    for (const auto& [key, value] : options.metadata) {
+        auto* entry = model.add_metadata_props();
+        entry->set_key(key);
+        entry->set_value(value);
+    }
     auto* opset = model.add_opset_import();
     opset->set_domain("");
     opset->set_version(options.opset);

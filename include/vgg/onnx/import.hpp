@@ -36,6 +36,8 @@ struct onnx_import_report {
     std::size_t nodes = 0;
     /// Batch norm came folded into the convolutions: the network's batch norms were set to the identity.
     bool batch_norm_folded = false;
+    /// The model's metadata_props.
+    std::map<std::string, std::string> metadata;
 };
 
 namespace detail {
@@ -627,6 +629,8 @@ onnx_import_report load_onnx(Net& net, std::string_view bytes, const std::filesy
     report.opset = graph.opset();
     report.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
     report.nodes = std::size_t(model.graph().node_size());
+    for (const auto& entry : model.metadata_props())
+        report.metadata[entry.key()] = entry.value();
     const auto ops = ops_with_parameters(net);
     const auto content = detail::onnx_matcher(ops, graph.steps(), path).match(report.batch_norm_folded);
     load_weights(net, content, path);

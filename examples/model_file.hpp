@@ -1,0 +1,62 @@
+#pragma once
+// A model file as vgg_predict and vgg_convert read it, by its extension: an ONNX model (.onnx,
+// when built with vgg::onnx) or safetensors (weights, or a checkpoint of vgg_train).
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <vgg/io/read_file.hpp>
+#include <vgg/io/safetensors.hpp>
+#include <vgg/train/checkpoint.hpp>
+#ifdef VGG_WITH_ONNX
+#include <vgg/onnx.hpp>
+#endif
+
+namespace vgg_examples {
+
+inline bool is_onnx_path(const std::filesystem::path& path) { return path.extension() == ".onnx"; }
+
+class model_file {
+public:
+    explicit model_file(const std::filesystem::path& path) : path_(path)
+    {
+        if (!is_onnx_path(path)) {
+            safetensors_ = vgg::io::read_safetensors(path);
+            metadata_ = safetensors_.metadata;
+            return;
+        }
+#ifdef VGG_WITH_ONNX
+        bytes_ = vgg::io::read_file_bytes(path);
+#else
+        throw vgg::io::file_error(path, "is an ONNX model, but this program was built without vgg::onnx "
+                                        "(install libonnx-dev and libprotobuf-dev, then build again)");
+#endif
+    }
+
+    /// Loads the weights into `net`: the file must be the network's (a checkpoint's optimiser state is passed by).
+    template <class Net>
+    void load_into(Net& net)
+    {
+#ifdef VGG_WITH_ONNX
+        if (is_onnx_path(path_)) {
+            metadata_ = vgg::io::load_onnx(net, std::string_view(reinterpret_cast<const char*>(bytes_.data()), bytes_.size()), path_).metadata;
+            return;
+        }
+#endif
+        vgg::io::load_weights(net, safetensors_, path_, vgg::optimizer_prefix);
+    }
+
+    /// The file's metadata (an ONNX model's after load_into).
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+    vgg::io::safetensors_content safetensors_;
+    std::vector<std::uint8_t> bytes_;
+    std::map<std::string, std::string> metadata_;
+};
+
+} // namespace vgg_examples
