@@ -84,7 +84,8 @@ inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::str
             if (raw.size() != count * sizeof(float))
                 throw mismatch(raw.size() / sizeof(float));
             tensor.floats.resize(count);
-            std::memcpy(tensor.floats.data(), raw.data(), raw.size());
+            if (count > 0) // memcpy's pointers must not be null, even for no bytes
+                std::memcpy(tensor.floats.data(), raw.data(), raw.size());
         } else {
             if (std::uint64_t(t.float_data_size()) != count)
                 throw mismatch(std::uint64_t(t.float_data_size()));
@@ -97,7 +98,8 @@ inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::str
             if (raw.size() != count * sizeof(std::int64_t))
                 throw mismatch(raw.size() / sizeof(std::int64_t));
             tensor.integers.resize(count);
-            std::memcpy(tensor.integers.data(), raw.data(), raw.size());
+            if (count > 0)
+                std::memcpy(tensor.integers.data(), raw.data(), raw.size());
         } else {
             if (std::uint64_t(t.int64_data_size()) != count)
                 throw mismatch(std::uint64_t(t.int64_data_size()));
