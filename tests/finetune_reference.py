@@ -15,21 +15,14 @@ Writes into OUT_DIR:
                                gradients clipped to a global norm of 5 before each step
 Exits with 77 (ctest's skip) when torch or torchvision is missing.
 """
-import pathlib
 import sys
 import warnings
 
-try:
-    import torch
-    from torchvision import models
-except ImportError as e:
-    print(f"SKIPPED: torch or torchvision is not installed for /usr/bin/python3 ({e}); "
-          "bash scripts/install-deps.sh reference installs them")
-    sys.exit(77)
+import torch_or_skip  # noqa: F401  (first: exits 77 without torch)
+import torch
+from torchvision import models
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from pytorch_interop import make_folder_once, save_state_dict, write_safetensors  # noqa: E402
+from pytorch_interop import make_folder_once, save_state_dict, write_safetensors
 
 # SequentialLR steps its schedules with an epoch argument, which torch 1.13 warns about.
 warnings.filterwarnings("ignore", message="The epoch parameter")

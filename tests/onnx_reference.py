@@ -15,21 +15,14 @@ evaluation-mode "logits" for them):
   vgg11-opset11          torchvision vgg11 at 224, same classifier
 Exits with 77 (ctest's skip) when torch or torchvision is missing.
 """
-import pathlib
 import sys
 
-try:
-    import torch
-    from torchvision import models
-except ImportError as e:
-    print(f"SKIPPED: torch or torchvision is not installed for /usr/bin/python3 ({e}); "
-          "bash scripts/install-deps.sh reference installs them")
-    sys.exit(77)
+import torch_or_skip  # noqa: F401  (first: exits 77 without torch)
+import torch
+from torchvision import models
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from pytorch_interop import make_folder_once, write_safetensors  # noqa: E402
-from seed_model import seed_network  # noqa: E402
+from pytorch_interop import make_folder_once, write_safetensors
+from seed_model import seed_network
 
 
 class ViewFlatten(torch.nn.Module):

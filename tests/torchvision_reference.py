@@ -9,22 +9,16 @@ and for each input size OUT_DIR/<model>-<size>.safetensors holding "images" and 
 evaluation-mode "logits" for them; OUT_DIR/vgg11_bn-photo.txt holds vgg11_bn's logits for an image
 file read through torchvision's transforms (Resize((224, 224)), ToTensor, ImageNet's Normalize). Exits with 77 (ctest's skip) when torchvision is missing.
 """
-import pathlib
 import subprocess
 import sys
 
-try:
-    import torch
-    from PIL import Image
-    from torchvision import models, transforms
-except ImportError as e:
-    print(f"SKIPPED: torchvision is not installed for /usr/bin/python3 ({e}); "
-          "bash scripts/install-deps.sh reference installs it")
-    sys.exit(77)
+import torch_or_skip  # noqa: F401  (first: exits 77 without torch)
+import torch
+from PIL import Image
+from torchvision import models, transforms
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from pytorch_interop import make_folder_once, write_safetensors  # noqa: E402
+ROOT = torch_or_skip.ROOT
+from pytorch_interop import make_folder_once, write_safetensors
 
 CASES = {"vgg11_bn": [224, 96], "vgg16": [224]}
 IMAGES = 2

@@ -72,7 +72,7 @@ inline std::string layer_text(std::size_t layer, const std::string& type)
     return "layer " + std::to_string(layer) + " (" + type + ")";
 }
 
-// One overload per layer type; a layer without one is a compile error at onnx_ops_of's call.
+// One overload per layer type; a layer without one is a compile error in layer_ops.
 template <std::size_t In, std::size_t Out, class S>
 void append_ops(std::vector<layer_op>& ops, const conv3x3_layer<In, Out, S>*, std::size_t layer, const std::string& where)
 {
