@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -217,6 +218,37 @@ TEST_CASE("files from torch.onnx.export import and give PyTorch's logits")
     check.operator()<torchvision_small<vgg11_arch, true, 224>>("vgg11_bn-opset13-fused", true);
     check.operator()<torchvision_small<vgg11_arch, true, 224>>("vgg11_bn-opset17-nodes", false);
     check.operator()<torchvision_small<vgg11_arch, false, 224>>("vgg11-opset11", false);
+}
+
+TEST_CASE("initializers in typed fields (float_data) load as raw_data does, and a Dropout node is passed by")
+{
+    using net_t = Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, Flatten, Linear<64, 16>, ReLU, Dropout<50>, Linear<16, 5>>;
+    auto net = random_network<net_t>(12);
+    auto model = io::to_onnx(*net);
+    for (auto& t : *model.mutable_graph()->mutable_initializer()) {
+        if (t.data_type() != ::onnx::TensorProto::FLOAT)
+            continue;
+        std::vector<float> values(t.raw_data().size() / sizeof(float));
+        std::memcpy(values.data(), t.raw_data().data(), t.raw_data().size());
+        t.clear_raw_data();
+        for (const float v : values)
+            t.add_float_data(v);
+    }
+    // A Dropout between the second ReLU and the last Gemm, as torch.onnx.export writes in training mode.
+    auto& graph = *model.mutable_graph();
+    auto& last = *graph.mutable_node(graph.node_size() - 1);
+    auto* dropout = graph.add_node();
+    dropout->set_op_type("Dropout");
+    dropout->set_name("/dropout");
+    dropout->add_input(last.input(0));
+    dropout->add_output("dropped");
+    last.set_input(0, "dropped");
+    std::swap(*graph.mutable_node(graph.node_size() - 1), *graph.mutable_node(graph.node_size() - 2));
+    std::string bytes;
+    REQUIRE(model.SerializeToString(&bytes));
+    auto imported = std::make_unique<net_t>();
+    io::load_onnx(*imported, bytes, "typed.onnx");
+    CHECK(values_of(*imported) == values_of(*net));
 }
 
 TEST_CASE("a file that disagrees with the network is refused with a sentence naming the node and the layer")

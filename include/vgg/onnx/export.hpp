@@ -32,9 +32,15 @@ namespace vgg::io {
 enum class onnx_batch_norm { node, folded };
 
 struct onnx_export_options {
-    onnx_batch_norm batch_norm = onnx_batch_norm::node;
+    // {batch_norm, opset} reads as the two choices most often made.
+    onnx_export_options(onnx_batch_norm batch_norm = onnx_batch_norm::node, std::int64_t opset = 17)
+        : batch_norm(batch_norm), opset(opset)
+    {
+    }
+
+    onnx_batch_norm batch_norm;
     /// Opset of the default domain, 13 to 17 (the range ONNX 1.12's checker knows from 13 on).
-    std::int64_t opset = 17;
+    std::int64_t opset;
     std::string input_name = "input", output_name = "output";
     /// Written as the model's metadata_props (vgg_train's preset: resize, ratio).
     std::map<std::string, std::string> metadata;
