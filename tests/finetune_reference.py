@@ -18,11 +18,12 @@ Exits with 77 (ctest's skip) when torch or torchvision is missing.
 import sys
 import warnings
 
-import torch_or_skip  # noqa: F401  (first: exits 77 without torch)
+import reference_common  # noqa: F401  (first: exits 77 without torch)
 import torch
 from torchvision import models
 
 from pytorch_interop import make_folder_once, save_state_dict, write_safetensors
+from reference_common import small_classifier, trained_statistics
 
 # SequentialLR steps its schedules with an epoch argument, which torch 1.13 warns about.
 warnings.filterwarnings("ignore", message="The epoch parameter")
@@ -35,18 +36,7 @@ MAX_NORM = 5.0
 
 def plain_vgg11_bn(out):
     torch.manual_seed(11)
-    model = models.vgg11_bn(weights=None)
-    model.classifier = torch.nn.Sequential(torch.nn.Linear(512 * 7 * 7, 64), torch.nn.ReLU(True), torch.nn.Dropout(),
-                                           torch.nn.Linear(64, 64), torch.nn.ReLU(True), torch.nn.Dropout(),
-                                           torch.nn.Linear(64, 10))
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-        model.train()
-        for _ in range(3):  # running statistics and counters as training leaves them
-            model.features(torch.randn(4, 3, SIZE, SIZE))
+    model = trained_statistics(small_classifier(models.vgg11_bn(weights=None)), SIZE, batches=3, batch_size=4)
     model.eval()
     save_state_dict(out / "vgg11_bn-plain.safetensors", model.state_dict())
     images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))

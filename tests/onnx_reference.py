@@ -17,36 +17,18 @@ Exits with 77 (ctest's skip) when torch or torchvision is missing.
 """
 import sys
 
-import torch_or_skip  # noqa: F401  (first: exits 77 without torch)
+import reference_common  # noqa: F401  (first: exits 77 without torch)
 import torch
 from torchvision import models
 
 from pytorch_interop import make_folder_once, write_safetensors
+from reference_common import small_classifier, trained_statistics
 from seed_model import seed_network
 
 
 class ViewFlatten(torch.nn.Module):
     def forward(self, x):
         return x.view(x.size(0), -1)
-
-
-def small_classifier(model):
-    model.classifier = torch.nn.Sequential(torch.nn.Linear(512 * 7 * 7, 64), torch.nn.ReLU(True), torch.nn.Dropout(),
-                                           torch.nn.Linear(64, 64), torch.nn.ReLU(True), torch.nn.Dropout(),
-                                           torch.nn.Linear(64, 10))
-    return model
-
-
-def trained_statistics(model, size):
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-        model.train()
-        for _ in range(2):
-            model.features(torch.randn(2, 3, size, size))
-    return model
 
 
 def export(out, name, model, size, channels, opset, folding=True, training=torch.onnx.TrainingMode.EVAL):
@@ -69,7 +51,7 @@ def make(out):
     export(out, "seed32-opset9-view", viewed, 32, 1, 9, folding=False)
 
     torch.manual_seed(2)
-    bn = trained_statistics(small_classifier(models.vgg11_bn(weights=None)), 32)
+    bn = trained_statistics(small_classifier(models.vgg11_bn(weights=None)), 32, batches=2, batch_size=2)
     export(out, "vgg11_bn-opset13-fused", bn, 224, 3, 13)
     export(out, "vgg11_bn-opset17-nodes", bn, 224, 3, 17, training=torch.onnx.TrainingMode.PRESERVE)
     torch.manual_seed(3)

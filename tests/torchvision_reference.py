@@ -12,12 +12,12 @@ file read through torchvision's transforms (Resize((224, 224)), ToTensor, ImageN
 import subprocess
 import sys
 
-import torch_or_skip  # noqa: F401  (first: exits 77 without torch)
+import reference_common  # noqa: F401  (first: exits 77 without torch)
 import torch
 from PIL import Image
 from torchvision import models, transforms
 
-ROOT = torch_or_skip.ROOT
+ROOT = reference_common.ROOT
 from pytorch_interop import make_folder_once, write_safetensors
 
 CASES = {"vgg11_bn": [224, 96], "vgg16": [224]}
