@@ -31,9 +31,11 @@ namespace vgg::io {
 /// makes of an evaluation-mode model).
 enum class onnx_batch_norm { node, folded };
 
+inline constexpr std::int64_t onnx_export_min_opset = 13, onnx_export_max_opset = 17;
+
 struct onnx_export_options {
     // {batch_norm, opset} reads as the two choices most often made.
-    onnx_export_options(onnx_batch_norm batch_norm = onnx_batch_norm::node, std::int64_t opset = 17)
+    onnx_export_options(onnx_batch_norm batch_norm = onnx_batch_norm::node, std::int64_t opset = onnx_export_max_opset)
         : batch_norm(batch_norm), opset(opset)
     {
     }
@@ -45,8 +47,6 @@ struct onnx_export_options {
     /// Written as the model's metadata_props (vgg_train's preset: resize, ratio).
     std::map<std::string, std::string> metadata;
 };
-
-inline constexpr std::int64_t onnx_export_min_opset = 13, onnx_export_max_opset = 17;
 
 namespace detail {
 
@@ -200,6 +200,11 @@ template <class Net>
     set_shape(*graph.add_input(), options.input_name, {input::channels, input::height, input::width});
 
     const auto ops = ops_with_parameters(net);
+    // Whether ops[i] is a batch norm folded into the convolution before it.
+    const auto folded = [&](std::size_t i) {
+        return options.batch_norm == onnx_batch_norm::folded && i > 0 && i < ops.size() &&
+               ops[i].kind == layer_op_kind::batch_norm && ops[i - 1].kind == layer_op_kind::conv;
+    };
     detail::graph_writer writer(graph, options.input_name);
     for (std::size_t k = 0; k < ops.size(); ++k) {
         const auto& op = ops[k];
@@ -208,9 +213,7 @@ template <class Net>
         case layer_op_kind::conv: {
             auto weight = detail::shape_ordered(op.parameters[0]);
             auto bias = detail::shape_ordered(op.parameters[1]);
-            const bool fold = options.batch_norm == onnx_batch_norm::folded && k + 1 < ops.size() &&
-                              ops[k + 1].kind == layer_op_kind::batch_norm;
-            if (fold) {
+            if (folded(k + 1)) {
                 const auto& bn = ops[k + 1].parameters; // weight, bias, running_mean, running_var
                 const std::size_t per_channel = weight.size() / op.out_channels;
                 for (std::size_t c = 0; c < op.out_channels; ++c) {
@@ -232,7 +235,7 @@ template <class Net>
             break;
         }
         case layer_op_kind::batch_norm: {
-            if (options.batch_norm == onnx_batch_norm::folded && k > 0 && ops[k - 1].kind == layer_op_kind::conv)
+            if (folded(k))
                 break;
             std::vector<std::string> inputs;
             for (const auto& p : op.parameters) {

@@ -77,34 +77,28 @@ inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::str
         return file_error(path, what + " declares " + std::to_string(count) + " values (dimensions " + ints_text(tensor.dims) +
                                     ") but holds " + std::to_string(stored));
     };
-    const std::string& raw = t.raw_data();
+    // The values come either as raw_data (little-endian, as x86-64 is) or in the type's own field.
+    auto read_values = [&]<class T>(const auto& typed) {
+        const std::string& raw = t.raw_data();
+        if (raw.empty() && typed.size() > 0) {
+            if (std::uint64_t(typed.size()) != count)
+                throw mismatch(std::uint64_t(typed.size()));
+            return std::vector<T>(typed.begin(), typed.end());
+        }
+        if (raw.size() != count * sizeof(T))
+            throw mismatch(raw.size() / sizeof(T));
+        std::vector<T> out(count);
+        if (count > 0) // memcpy's pointers must not be null, even for no bytes
+            std::memcpy(out.data(), raw.data(), raw.size());
+        return out;
+    };
     if (t.data_type() == ::onnx::TensorProto::FLOAT) {
         tensor.is_float = true;
-        if (!raw.empty() || t.float_data_size() == 0) {
-            if (raw.size() != count * sizeof(float))
-                throw mismatch(raw.size() / sizeof(float));
-            tensor.floats.resize(count);
-            if (count > 0) // memcpy's pointers must not be null, even for no bytes
-                std::memcpy(tensor.floats.data(), raw.data(), raw.size());
-        } else {
-            if (std::uint64_t(t.float_data_size()) != count)
-                throw mismatch(std::uint64_t(t.float_data_size()));
-            tensor.floats.assign(t.float_data().begin(), t.float_data().end());
-        }
+        tensor.floats = read_values.template operator()<float>(t.float_data());
         return tensor;
     }
     if (t.data_type() == ::onnx::TensorProto::INT64) {
-        if (!raw.empty() || t.int64_data_size() == 0) {
-            if (raw.size() != count * sizeof(std::int64_t))
-                throw mismatch(raw.size() / sizeof(std::int64_t));
-            tensor.integers.resize(count);
-            if (count > 0)
-                std::memcpy(tensor.integers.data(), raw.data(), raw.size());
-        } else {
-            if (std::uint64_t(t.int64_data_size()) != count)
-                throw mismatch(std::uint64_t(t.int64_data_size()));
-            tensor.integers.assign(t.int64_data().begin(), t.int64_data().end());
-        }
+        tensor.integers = read_values.template operator()<std::int64_t>(t.int64_data());
         return tensor;
     }
     throw file_error(path, what + " has data type " + ::onnx::TensorProto_DataType_Name(t.data_type()) +
@@ -408,12 +402,6 @@ private:
     std::vector<onnx_step> steps_;
     std::string current_;
 };
-
-inline std::string dims_text(const std::vector<std::size_t>& dims)
-{
-    std::vector<std::int64_t> values(dims.begin(), dims.end());
-    return ints_text(values);
-}
 
 /// Matches the steps of a graph to the network's operations and gathers its parameters' values
 /// under the network's names.
