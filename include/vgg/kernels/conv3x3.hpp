@@ -45,14 +45,12 @@ inline constexpr std::size_t winograd_streaming_min_tiles = 196;
 /// Output channels each thread must have before a forward pass of fewer images than threads splits
 /// the output channels between threads instead of the tiles (winograd_splits_targets): each thread
 /// then transforms and reads only its own share of the kernels, but transforms every input tile
-/// itself. On the Xeon, one image, two threads: 256 -> 512 at 28x28 5.4-6.0 -> 4.7-5.4 ms,
-/// 512 -> 512 11.2-12.2 -> 10.1-11.4; 128 -> 128 at 112x112 14-18% slower (64 channels a thread).
+/// itself, which pays only from this many channels a thread.
 inline constexpr std::size_t winograd_split_min_targets = 128;
 /// Tiles a forward pass needs before it streams transformed kernels of F(2x2, 3x3) when threads
 /// split the output channels: each thread's share of them is read once for all the tiles (VGG-16's
-/// 512-channel 14x14 layers at batch 1: 3.5-4.9 ms against im2col's 4.2-6.0). Not for F(4x4,
-/// 3x3), whose kernels are 2.25 times larger: 512 -> 512 at 28x28, one image, 11.2-15.6 ms by
-/// F(4x4) against 9.2-13.2 by F(2x2).
+/// 512-channel 14x14 layers at batch 1 then beat im2col). Not for F(4x4, 3x3), whose kernels are
+/// 2.25 times larger: there F(2x2) wins.
 inline constexpr std::size_t winograd_split_streaming_min_tiles = 49;
 
 /// Whether a Winograd forward pass of `batch` images splits the output channels between threads
@@ -82,7 +80,7 @@ constexpr std::size_t winograd_kernel_bytes(std::size_t tile, const conv3x3_dims
 /// F(4x4, 3x3), 2 for F(2x2, 3x3), or 0 for im2col + GEMM. The larger tile goes first: 2.25
 /// multiplies per output and channel pair instead of 4. With `kernels_kept` (a winograd_kernel_cache
 /// has them) no batch is too small for it: only reading the kernels is left, which pays at one
-/// image (Zen 4: VGG-16's 28x28 block 27 -> 24 ms by F(4x4) instead of F(2x2)).
+/// image.
 constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch, bool kernels_kept = false)
 {
     if (!winograd_may_pay(d))
@@ -102,8 +100,7 @@ constexpr std::size_t winograd_tile(const conv3x3_dims& d, std::size_t batch, bo
 /// multiples of 4, else F(2x2, 3x3), wherever Winograd may pay. The products run over the tiles
 /// of a group of images (winograd_backward_group) in chunks long enough that sums too large for
 /// L2 cost little to stream (winograd_gradient_chunk), so unlike the forward pass it needs no rule
-/// for large kernels: 512 -> 512 at 28x28, 4 images, one thread (Xeon), takes 76-93 ms by F(4x4)
-/// where F(2x2), summed in L2-sized passes over its elements, took 90-103.
+/// for large kernels (F(4x4) beats F(2x2) summed in L2-sized passes over its elements).
 constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
 {
     if (!winograd_may_pay(d))
@@ -117,10 +114,7 @@ constexpr std::size_t winograd_weight_gradient_tile(const conv3x3_dims& d)
 /// The sizes a layer's convolution runs with: `requested` itself, except a bf16 convolution that
 /// Winograd can run on a CPU with AVX512_BF16 but no AMX (Zen 4), which runs by fp32 Winograd: it
 /// does a quarter of the multiplies of bf16's direct products (F(4x4, 3x3)) at half their rate.
-/// The seed's network at 224, batch 128, Zen 4: bf16 inference 312 img/s with every convolution
-/// in bf16, fp32 361, bf16 with these convolutions in fp32 ~390 (its fully connected layers stay
-/// bf16, and every convolution is more exact). Throws, as every bf16 pass does, where no bf16
-/// kernel runs.
+/// Throws, as every bf16 pass does, where no bf16 kernel runs.
 inline conv3x3_dims with_fastest_products(const conv3x3_dims& requested)
 {
     conv3x3_dims fp32 = requested;
@@ -213,9 +207,9 @@ void winograd_transform_kernels_in_parallel(const conv3x3_dims& d, const float* 
 }
 
 /// Floats from which same_bytes and copy_in_parallel split over threads (as many operations as
-/// vgg::detail::parallel_min_operations): one core compares 128K floats in about 35 us (Zen 4),
-/// waking the other thread takes a few, and every evaluation pass compares each kept layer's
-/// weights (the seed's 128 -> 128 layers: 147K floats each).
+/// vgg::detail::parallel_min_operations): below it waking the other thread costs more than it
+/// saves, and every evaluation pass compares each kept layer's weights (the seed's 128 -> 128
+/// layers: 147K floats each).
 inline constexpr std::size_t parallel_copy_min_floats = 1 << 17;
 
 /// Whether `count` floats at a and b are the same bytes, the comparison split over threads.

@@ -93,8 +93,7 @@ void gemm_row_block(std::size_t depth, std::size_t columns, const gemm_operands&
 /// row block passes over it; a larger one (the Winograd weight gradient's 1 MB sums per element
 /// at 512 channels) would come from L3 at every panel, tile by tile at rows ldc apart, which the
 /// hardware prefetches poorly. Row blocks outermost read each row of c in sequence instead, b
-/// from L2 (Xeon, 8 images: the weight gradient of 512 -> 512 at 14x14 and 28x28 6-36% faster;
-/// of 128 -> 128 at 112x112, 64 KB of c, up to 35% slower that way).
+/// from L2; for a small c that order is the slower one.
 inline constexpr std::size_t unpacked_rows_outer_bytes = 512 << 10;
 
 /// c (rows x columns) (+)= a^T b for operands already laid out for the micro-kernel (see
@@ -124,8 +123,7 @@ enum class panel_order {
     depth_blocks,
     /// One row panel at a time over the whole depth: a is read once, in memory order, which the
     /// hardware prefetches well, for an a streamed from memory. Depth blocks would read it in
-    /// pieces of 4 KB, 16 KB apart at 512 channels (Zen 4, VGG-16's 512-channel 28x28 block,
-    /// one image: 24.3-25.4 -> 22.2-22.5 ms; eight: 118-123 -> 112-120 ms).
+    /// pieces of 4 KB, 16 KB apart at 512 channels.
     whole_panels,
 };
 

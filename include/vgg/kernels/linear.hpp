@@ -12,8 +12,7 @@ namespace vgg::kernels {
 
 /// Batches up to this size multiply without gemm(): the weights are read once, in memory order,
 /// where gemm() would first pack them for a product of at most one register tile's rows. Both run
-/// at the memory's speed at batch 8 (VGG-16's first Linear: 23-33 ms on the Xeon); from 16 on
-/// gemm() is faster.
+/// at the memory's speed at batch 8; from 16 on gemm() is faster.
 inline constexpr std::size_t linear_small_batch = 8;
 
 namespace detail {
@@ -80,8 +79,7 @@ inline constexpr std::size_t linear_block_features = has_32_vector_registers ? 2
 inline constexpr std::size_t linear_block_samples = 2;
 
 /// Features of the register block for a batch of one, twice as many: each feature is one stream
-/// of weights from memory, and a core reads faster from more streams at once (Xeon, the 6272 ->
-/// 4096 Linear, 2 threads: 4 rows at a time 25-45% faster than 2).
+/// of weights from memory, and a core reads faster from more streams at once.
 inline constexpr std::size_t linear_single_sample_block_features = 2 * linear_block_features;
 
 /// linear_dot_block for `samples` (1 to linear_block_samples) samples from b.
@@ -130,8 +128,7 @@ void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, con
 
 /// The inputs whose weights a small batch's forward pass reads: those where some sample is not
 /// zero. A zero input adds nothing (0 times a finite weight), and a ReLU before a Linear zeroes
-/// about half of them (the seed's network, random weights: 51% of each fully connected layer's
-/// inputs), each a row of Out weights left in memory.
+/// about half of them, each a row of Out weights left in memory.
 inline std::vector<std::uint32_t> nonzero_inputs(std::size_t batch, std::size_t in, const float* x)
 {
     std::vector<std::uint32_t> inputs;
@@ -147,16 +144,13 @@ inline std::vector<std::uint32_t> nonzero_inputs(std::size_t batch, std::size_t 
 }
 
 /// Weight rows linear_rows_forward reads at a time: each is one stream from memory (a core reads
-/// faster from more streams at once), and every output load serves all of them (Zen 4, the seed's
-/// two large Linears at batch 1: 8 rows 5-7% faster than 4, with or without zero inputs).
+/// faster from more streams at once), and every output load serves all of them.
 inline constexpr std::size_t linear_rows_at_a_time = 8;
 
 /// y[b][j] += x[b][k] weight[k][j] for the Rows inputs k of `rows`, in order, for the features j
 /// of `features` and every sample b (weight: `in` rows of `out`, the transposed [In, Out] layout).
 /// Each weight batch is loaded once for all samples. `next_rows` (null for the last block) are
-/// prefetched at the same features, so their streams are under way when the next block reads them
-/// (Zen 4, the seed's two large Linears at batch 1 with no zero input, medians of 40 passes:
-/// 5.7-5.9 ms without, 5.3 with; dot products along the rows of [Out, In] took 5.2-5.4).
+/// prefetched at the same features, so their streams are under way when the next block reads them.
 template <bool RoundToBf16, std::size_t Rows>
 void linear_rows_block(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
                        const std::uint32_t* rows, const std::uint32_t* next_rows, vgg::detail::range features,
@@ -217,8 +211,7 @@ void linear_rows_forward(std::size_t batch, std::size_t in, std::size_t out, con
 
 /// Inputs the threads of a small batch's input gradient take at a time: a multiple of every
 /// register block's features, and short enough that the thread last to finish does not keep the
-/// other waiting long (Zen 4, the seed's fully connected layers at batch 1, as dot products along
-/// [Out, In]: 32 5.6 ms, 128 5.7, halves 5.9).
+/// other waiting long.
 inline constexpr std::size_t linear_dot_piece_features = 32;
 
 /// Y[batch, out] = X[batch, in] * W[in, out] + b (W is PyTorch's weight transposed). Threads split
@@ -234,9 +227,8 @@ inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, c
     };
     if (batch <= linear_small_batch) {
         const auto rows = detail::nonzero_inputs(batch, in, x);
-        // Fixed shares of whole SIMD batches: a row's share is long enough to stream from memory
-        // (Zen 4, the seed's two large Linears at batch 1: pieces of 512 features taken as the
-        // threads finish the last 2.7-2.8 ms, halves 2.4-2.5).
+        // Fixed shares of whole SIMD batches: a row's share is long enough to stream from memory,
+        // and fixed halves beat pieces taken as threads finish.
         constexpr std::size_t lanes = float_batch::size;
         vgg::detail::parallel_ranges(whole_batches(out) / lanes, 2 * batch * rows.size() * lanes,
                                      [&](std::size_t, std::size_t, vgg::detail::range batches) {

@@ -28,7 +28,7 @@
 // Put before a loop of a few iterations fixed at compile time (over a register tile, a
 // transform's window, a transpose): unrolled whole, its arrays of SIMD batches become registers.
 // -O3 does this by itself; -O2 (CMake's RelWithDebInfo, many projects' default) keeps them in
-// memory (the seed's network at 224, 16 images, Zen 4: inference at 0.42x of -O3's speed). Not
+// memory, at well under half the speed. Not
 // under AddressSanitizer, which checks what the loops do, not how fast: every unrolled access
 // carries its checks, and the tests took twice as long to compile.
 #if defined(__SANITIZE_ADDRESS__)
@@ -76,8 +76,7 @@ inline float fused_multiply_add(float a, float b, float c)
 
 /// if_true where Pattern::get(lane, lanes) holds, else if_false. xsimd 8's select by a
 /// batch_bool_constant has no AVX-512 overload for floats: it builds the mask lane by lane, which
-/// a program that does not inline it pays (4% of a 512-channel Winograd forward pass in a small
-/// one); AVX-512 blends by one constant mask.
+/// a program that does not inline it pays; AVX-512 blends by one constant mask.
 template <class Pattern>
 float_batch select_lanes(const float_batch& if_true, const float_batch& if_false)
 {

@@ -21,14 +21,12 @@ inline constexpr std::size_t winograd_cached_kernel_bytes = 1 << 20;
 /// Transformed Winograd kernels up to this size are read again from L3 by every chunk of tiles at
 /// little cost, so their chunks stay short (winograd_forward_chunk_tiles): a chunk's transformed
 /// tiles and products, (Tile + 2)^2 x (in + out channels) floats a tile, would not stay in a core's
-/// share of L3 at 256 tiles (9.4 MB at 128 -> 128 channels). Zen 4, batch 128, alternating rounds:
-/// the seed's 28x28 block forward 93-114 -> 75-94 ms, VGG-16's 112x112 block 92-115 -> 77-88 ms.
+/// share of L3 at 256 tiles (9.4 MB at 128 -> 128 channels).
 inline constexpr std::size_t winograd_l3_kernel_bytes = 4 << 20;
 /// Tiles per chunk of a convolution (a forward pass or an input gradient), per output tile side,
 /// when the transformed kernels stay in L2 or L3. F(4x4, 3x3) takes 112, a whole number of SIMD
 /// batches and of rows of 7, 14, 28 or 56 tiles (sides 28-224), so no product column is padding:
-/// 64 padded the 56 tiles of two rows at 112x112 or four at 56x56 to 64 (the seed's block 2
-/// forward, Zen 4, batch 128: 107 -> 96 ms).
+/// 64 padded the 56 tiles of two rows at 112x112 or four at 56x56 to 64.
 template <std::size_t Tile>
 inline constexpr std::size_t winograd_forward_chunk_tiles = Tile == 2 ? 128 : 112;
 /// Tiles per chunk when they do not (VGG-16's layers from 256 channels: 4.7-38 MB of kernels).
@@ -40,9 +38,7 @@ inline constexpr std::size_t cache_line_floats = 64 / sizeof(float);
 /// Floats from one transformed element's matrix of `matrix` floats to the next in a chunk's
 /// buffers: a cache line more, so that the (Tile + 2)^2 values of a tile, which the transforms
 /// store or load together, fall in as many L1 sets (matrices of a multiple of 4 KB put all 36 in
-/// one 8-way set). Zen 4, the seed's network, per-layer medians of alternating builds: one
-/// image's 56x56 block 1.08 -> 0.95 ms, 28x28 0.86 -> 0.79; batch 64, 112x112 block forward 26 ->
-/// 23 ms, training 110-116 -> 114-123 img/s.
+/// one 8-way set).
 inline constexpr std::size_t winograd_element_step(std::size_t matrix) { return matrix + cache_line_floats; }
 /// Bytes of the weight gradient's sums (all transformed elements) that stay in L2 between its
 /// chunks of tiles (see winograd_gradient_chunk).
@@ -51,7 +47,7 @@ inline constexpr std::size_t winograd_gradient_sums_bytes = 1 << 20;
 inline constexpr std::size_t winograd_gradient_chunk_tiles = 64;
 /// Most tiles per chunk whose sums do not (VGG-16's layers from 128 channels: 2.4-38 MB by
 /// F(4x4, 3x3)): every chunk reads and writes them all, depth / 4 multiply-adds a byte, so the
-/// chunks are longer (512 -> 512 at 28x28, 4 images, one thread: 81-86 ms at 128 tiles, 104 at 64).
+/// chunks are longer.
 inline constexpr std::size_t winograd_streamed_gradient_chunk_tiles = 128;
 
 namespace detail {
@@ -395,7 +391,7 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
     std::size_t staged_band = tile_count; // n * tiles_y + ty of the band staged, none yet
     for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
         const std::size_t t1 = std::min(t0 + chunk, tile_count);
-        // Tile t is (tx, ty) of image n, counted along (divisions per tile cost 10% at 32 channels).
+        // Tile t is (tx, ty) of image n, counted along rather than divided out of t per tile.
         std::size_t n = t0 / image_tiles, ty = t0 % image_tiles / tiles_x, tx = t0 % tiles_x;
         for (std::size_t t = t0; t < t1; ++t, tx = tx + 1 < tiles_x ? tx + 1 : 0) {
             if (t > t0 && tx == 0 && ++ty == tiles_y) {
