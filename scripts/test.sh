@@ -41,6 +41,15 @@ cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAG
 cmake --build build-sanitize -j"$jobs"
 VGG_SWEEP=small ctest --test-dir build-sanitize --output-on-failure -j"$jobs" --label-exclude compile-only
 
+# A debugger's build, as a user makes one: -O0 with -march=native (where Debian's xsimd 8.1 under
+# GCC 12 once failed to compile on AVX-512BW CPUs), each public header compiled alone, and the
+# README's example and the shape walk built and run.
+stage "Debug build (-O0): each public header alone, the README's example, the shape walk"
+cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-march=native -DCMAKE_VERIFY_INTERFACE_HEADER_SETS=ON \
+  -DVGG_BUILD_BENCH=OFF
+cmake --build build-debug --target all_verify_interface_header_sets readme_example vgg_shapes -j"$jobs"
+ctest --test-dir build-debug --output-on-failure -R '^(readme_example|shape_walk)$'
+
 stage "libFuzzer targets"
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$line_tables_only" -DVGG_BUILD_FUZZERS=ON \
   -DVGG_BUILD_TESTS=OFF -DVGG_BUILD_EXAMPLES=OFF -DVGG_BUILD_BENCH=OFF -DVGG_FUZZ_SECONDS="${VGG_FUZZ_SECONDS:-20}"

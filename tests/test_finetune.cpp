@@ -30,7 +30,7 @@ using vgg::testing::scratch_file;
 
 namespace {
 
-fs::path reference_dir()
+fs::path finetune_reference_dir()
 {
     return testing::python_reference(VGG_TEST_SOURCE_DIR, VGG_TEST_BINARY_DIR, "finetune_reference.py", "finetune_reference");
 }
@@ -48,8 +48,9 @@ io::safetensors_content content_of(Net& net)
     return content;
 }
 
+/// content_of's values by name: what torch's state_dict holds (a Linear's weight [Out, In]).
 template <class Net>
-std::map<std::string, std::vector<float>> values_of(Net& net)
+std::map<std::string, std::vector<float>> values_in_shape_order(Net& net)
 {
     std::map<std::string, std::vector<float>> values;
     for (auto& entry : content_of(net).tensors)
@@ -81,7 +82,7 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
     content.tensors.erase("0.0.bias");
     content.tensors["extra"] = {{2}, {1.f, 2.f}, "F32", {}};
     content.tensors["0.1.num_batches_tracked"] = {{}, {}, "I64", {7}};
-    const auto before = values_of(net);
+    const auto before = values_in_shape_order(net);
     const fs::path file = "weights.safetensors";
 
     const auto report = io::load_weights(net, content, file, io::load_options::non_strict());
@@ -98,7 +99,7 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
     CHECK(report.text() == "loaded 5 tensors, ignored 1 num_batches_tracked counters; missing from the file: 0.0.bias; "
                            "not in the network: extra; 2.weight is [7, 64] in the file, [5, 64] in the network; 2.bias is "
                            "[7] in the file, [5] in the network");
-    const auto after = values_of(net), theirs = values_of(source);
+    const auto after = values_in_shape_order(net), theirs = values_in_shape_order(source);
     for (const auto& name : report.loaded)
         CHECK(after.at(name) == theirs.at(name));
     for (const std::string name : {"0.0.bias", "2.weight", "2.bias"})
@@ -107,10 +108,10 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
     SUBCASE("strict: the first difference is an error and nothing is loaded")
     {
         bn_net_5 fresh;
-        const auto untouched = values_of(fresh);
+        const auto untouched = values_in_shape_order(fresh);
         CHECK(error_of([&] { io::load_weights(fresh, content, file); }) ==
               "weights.safetensors: tensor \"0.0.bias\" [4] is missing (is this a checkpoint of another architecture?)");
-        CHECK(values_of(fresh) == untouched);
+        CHECK(values_in_shape_order(fresh) == untouched);
     }
     SUBCASE("a selection loads only the parameters it names")
     {
@@ -142,7 +143,7 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
 
 TEST_CASE("a torchvision state_dict saved as is (I64 counters) loads strictly and gives torchvision's logits")
 {
-    const fs::path dir = reference_dir();
+    const fs::path dir = finetune_reference_dir();
     using net_type = TorchvisionVGG<shape<3, 32, 32>, vgg11_arch, true, 10, 64>;
     auto net = std::make_unique<net_type>();
     const auto report = io::load_weights(*net, dir / "vgg11_bn-plain.safetensors", {});
@@ -192,10 +193,10 @@ TEST_CASE("frozen layers keep their parameters and running statistics byte for b
         if (p.frozen)
             std::fill(p.grad.begin(), p.grad.end(), 7.f);
     });
-    const auto before = values_of(net);
+    const auto before = values_in_shape_order(net);
     auto check_after = [&](const char* optimiser_name) {
         CAPTURE(optimiser_name);
-        const auto after = values_of(net);
+        const auto after = values_in_shape_order(net);
         for (const auto& entry : after) {
             const std::string& name = entry.first;
             const std::vector<float>& values = entry.second;
@@ -270,7 +271,7 @@ TEST_CASE("gradients given at VGG-16's taps (a perceptual loss) give PyTorch aut
     static_assert(vgg16_taps::relu1_2 == 3 && vgg16_taps::relu2_2 == 8 && vgg16_taps::relu3_3 == 15 &&
                   vgg16_taps::relu4_3 == 22 && vgg16_taps::relu5_3 == 29);
     static_assert(vgg19_taps::relu1_2 == 3 && vgg19_taps::relu3_4 == 17 && vgg19_taps::relu5_4 == 35);
-    const fs::path dir = reference_dir();
+    const fs::path dir = finetune_reference_dir();
     using features = vgg16_features<shape<3, 32, 32>>;
     auto net = std::make_unique<features>();
     io::load_weights(*net, dir / "vgg16-features.safetensors");
@@ -333,7 +334,7 @@ void set_from(tiny_mlp& net, const io::safetensors_content& source, const std::s
 template <class Optimizer>
 void check_against_torch(Optimizer optimiser, const std::string& name, const lr_schedule& schedule, const std::string& schedule_name)
 {
-    const auto golden = io::read_safetensors(reference_dir() / "optimizers.safetensors");
+    const auto golden = io::read_safetensors(finetune_reference_dir() / "optimizers.safetensors");
     const std::string key = name + "." + schedule_name;
     CAPTURE(key);
     tiny_mlp net;
@@ -347,7 +348,7 @@ void check_against_torch(Optimizer optimiser, const std::string& name, const lr_
         CHECK(optimiser.learning_rate == doctest::Approx(rates[step]).epsilon(1e-6));
         optimiser.step(net);
     }
-    const auto final_values = values_of(net);
+    const auto final_values = values_in_shape_order(net);
     for (const auto& [parameter, values] : final_values) {
         const auto& expected = golden.tensors.at(key + ".final." + parameter).values;
         for (std::size_t i = 0; i < values.size(); ++i)
@@ -449,7 +450,7 @@ TEST_CASE("a resume in the middle of an AdamW + cosine run with a frozen block e
     auto options = resume_options(halves, 4);
     options.resume = halves / "checkpoint.safetensors";
     const auto resumed_result = fit(*resumed, resumed_optimiser, train, test, options);
-    CHECK(values_of(*resumed) == values_of(*uninterrupted));
+    CHECK(values_in_shape_order(*resumed) == values_in_shape_order(*uninterrupted));
     CHECK(resumed_optimiser.learning_rate == whole_optimiser.learning_rate);
     for (const auto& [name, state] : whole_optimiser.state()) {
         CHECK(resumed_optimiser.state().at(name).buffers == state.buffers);

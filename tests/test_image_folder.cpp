@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <vgg/data/image_folder.hpp>
@@ -167,7 +168,7 @@ TEST_CASE("image_folder's random flips and crops follow the key, and only traini
         for (std::size_t x = 0; x < 4; ++x)
             REQUIRE(plain(0, 0, y, x) == doctest::Approx(pattern(x, y, 0) / 255.f));
 
-    std::set<std::string> seen;
+    std::set<std::tuple<int, long, long>> seen; // (flip, dy, dx)
     for (std::uint64_t stream = 0; stream < 200; ++stream) {
         folder.load_batch(first, augmented, labels, {stream, 0});
         folder.load_batch(first, again, labels, {stream, 0});
@@ -186,7 +187,7 @@ TEST_CASE("image_folder's random flips and crops follow the key, and only traini
                         }
                     if (all) {
                         explained = true;
-                        seen.insert(std::to_string(flip) + std::to_string(dy) + std::to_string(dx));
+                        seen.insert({flip, dy, dx});
                     }
                 }
         REQUIRE_MESSAGE(explained, "stream " << stream << " gave a picture no flip and shift explains");

@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 using vgg::testing::error_of;
 using vgg::testing::relative_difference;
 using vgg::testing::scratch_file;
+using vgg::testing::values_of;
 
 namespace {
 
@@ -54,14 +55,6 @@ std::unique_ptr<Net> random_network(std::uint64_t seed)
                 v = 0.2f * random.uniform() - 0.1f;
     });
     return net;
-}
-
-template <class Net>
-std::map<std::string, std::vector<float>> values_of(Net& net)
-{
-    std::map<std::string, std::vector<float>> values;
-    net.visit_parameters([&](const parameter_view& p) { values[p.name].assign(p.value.begin(), p.value.end()); });
-    return values;
 }
 
 template <class Shape>

@@ -15,7 +15,7 @@ namespace {
 
 using net_t = VGG<shape<1, 32, 32>, small_conv_arch<vgg11_arch, 4>, 10>;
 
-nlohmann::json golden()
+nlohmann::json pytorch_golden()
 {
     std::ifstream in(std::string(VGG_TEST_DATA_DIR) + "/pytorch_golden.json");
     REQUIRE_MESSAGE(in, "missing tests/data/pytorch_golden.json (tools/make_golden.py writes it)");
@@ -31,7 +31,7 @@ std::string shape_text(const std::vector<std::size_t>& shape) { return nlohmann:
 
 TEST_CASE("forward, loss, every gradient and one SGD step match PyTorch running the seed's code")
 {
-    const auto g = golden();
+    const auto g = pytorch_golden();
     auto net = std::make_unique<net_t>();
     std::uint64_t k = 0;
     net->visit_parameters([&](const parameter_view& p) {
@@ -102,7 +102,7 @@ TEST_CASE("forward, loss, every gradient and one SGD step match PyTorch running 
 
 TEST_CASE("parameter names and shapes equal the seed's PyTorch state_dict at every preset")
 {
-    const auto g = golden();
+    const auto g = pytorch_golden();
     auto names_and_shapes = [](auto& net) {
         nlohmann::json out = nlohmann::json::object();
         net.visit_parameters([&](const parameter_view& p) { out[p.name] = p.shape; });

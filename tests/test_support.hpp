@@ -7,13 +7,16 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <vgg/core/layer.hpp>
 #include <vgg/io/error.hpp>
 
 #include "cpu_skip.hpp"
@@ -85,6 +88,16 @@ inline std::filesystem::path python_reference(const std::string& source_dir, con
     if (status != 0)
         throw std::runtime_error("tests/" + script + " failed with status " + std::to_string(status));
     return dir;
+}
+
+/// Every parameter and buffer of a network by name, as stored: two networks of the same layers
+/// compare equal exactly when their values are the same bytes.
+template <class Net>
+std::map<std::string, std::vector<float>> values_of(Net& net)
+{
+    std::map<std::string, std::vector<float>> values;
+    net.visit_parameters([&](const parameter_view& p) { values[p.name].assign(p.value.begin(), p.value.end()); });
+    return values;
 }
 
 } // namespace vgg::testing

@@ -18,7 +18,7 @@ using namespace vgg;
 
 namespace {
 
-const nlohmann::json& golden()
+const nlohmann::json& torchvision_golden()
 {
     static const nlohmann::json parsed = [] {
         std::ifstream in(std::string(VGG_TEST_DATA_DIR) + "/torchvision_golden.json");
@@ -62,7 +62,7 @@ using bn_layer = batchnorm2d_layer<4, bn_shape>;
 /// and gradients it gave, each checked against PyTorch's.
 std::unique_ptr<bn_layer> check_batchnorm_pass(mode pass_mode, const nlohmann::json& want)
 {
-    const auto& g = golden()["batchnorm"];
+    const auto& g = torchvision_golden()["batchnorm"];
     auto layer = std::make_unique<bn_layer>();
     fill_span(layer->weight.value, g["weight"]);
     fill_span(layer->bias.value, g["bias"]);
@@ -84,7 +84,7 @@ std::unique_ptr<bn_layer> check_batchnorm_pass(mode pass_mode, const nlohmann::j
 
 TEST_CASE("BatchNorm2d in training: output, running statistics and gradients match PyTorch")
 {
-    const auto& want = golden()["batchnorm"]["train"];
+    const auto& want = torchvision_golden()["batchnorm"]["train"];
     const auto layer = check_batchnorm_pass(mode::train, want);
     check_close("running_mean", layer->running_mean.value, want["running_mean"]);
     check_close("running_var", layer->running_var.value, want["running_var"]);
@@ -92,7 +92,7 @@ TEST_CASE("BatchNorm2d in training: output, running statistics and gradients mat
 
 TEST_CASE("BatchNorm2d in evaluation uses the running statistics, forward and backward, as PyTorch")
 {
-    const auto& g = golden()["batchnorm"];
+    const auto& g = torchvision_golden()["batchnorm"];
     const auto layer = check_batchnorm_pass(mode::eval, g["eval"]);
     check_close("running_mean (unchanged)", layer->running_mean.value, g["running_mean"]);
     check_close("running_var (unchanged)", layer->running_var.value, g["running_var"]);
@@ -110,7 +110,7 @@ TEST_CASE("BatchNorm2d refuses to train on one value per channel, as PyTorch doe
 
 TEST_CASE("AdaptiveAvgPool2d with overlapping windows matches PyTorch, forward and backward")
 {
-    const auto& g = golden()["adaptive_avgpool"];
+    const auto& g = torchvision_golden()["adaptive_avgpool"];
     adaptive_avgpool2d_layer<7, 4, shape<3, 10, 9>> layer;
     tensor<shape<3, 10, 9>> x(2), dx;
     tensor<shape<3, 7, 4>> y, dy(2);
@@ -124,7 +124,7 @@ TEST_CASE("AdaptiveAvgPool2d with overlapping windows matches PyTorch, forward a
 
 TEST_CASE("the torchvision VGG family has torchvision's parameter counts")
 {
-    const auto& m = golden()["models"];
+    const auto& m = torchvision_golden()["models"];
     CHECK(vgg11<>::parameter_count == m["vgg11"]["parameters"].get<std::size_t>());
     CHECK(vgg13<>::parameter_count == m["vgg13"]["parameters"].get<std::size_t>());
     CHECK(vgg16<>::parameter_count == m["vgg16"]["parameters"].get<std::size_t>());
@@ -149,7 +149,7 @@ std::string state_names(Net& net)
 std::string torchvision_names(const std::string& model)
 {
     std::ostringstream out;
-    for (const auto& entry : golden()["models"][model]["state_dict"]) {
+    for (const auto& entry : torchvision_golden()["models"][model]["state_dict"]) {
         const std::string name = entry[0];
         if (!name.ends_with("num_batches_tracked"))
             out << name << entry[1].dump() << ' ';

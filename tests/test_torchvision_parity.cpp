@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path reference_dir()
+fs::path torchvision_reference_dir()
 {
     return testing::python_reference(VGG_TEST_SOURCE_DIR, VGG_TEST_BINARY_DIR, "torchvision_reference.py",
                                      "torchvision_reference");
@@ -31,7 +31,7 @@ template <class Net>
 void check_against_torchvision(const std::string& model, std::size_t size)
 {
     constexpr std::size_t classes = Net::output_shape::size;
-    const fs::path dir = reference_dir();
+    const fs::path dir = torchvision_reference_dir();
     auto net = std::make_unique<Net>();
     io::load_weights(*net, dir / (model + ".safetensors"));
     const auto reference = io::read_safetensors(dir / (model + "-" + std::to_string(size) + ".safetensors"));

@@ -46,7 +46,7 @@ struct training_run {
     std::vector<float> weights;
 };
 
-training_run train(std::uint64_t seed, std::size_t steps, int threads = detail::max_threads(),
+training_run train(std::uint64_t seed, std::size_t steps, int threads = vgg::detail::max_threads(),
                    precision compute = precision::fp32, float learning_rate = 0.05f)
 {
     const testing::scoped_threads set_threads(threads);
@@ -95,13 +95,13 @@ TEST_CASE("a small VGG learns the synthetic task in bf16 precision as well, repr
     // lr 0.05 with momentum 0.9 is at the edge of stability on this task: fp32 runs spike now
     // and then, and a bf16 run (rounding differently, not worse) can tip over. 0.02 is stable.
     const float learning_rate = 0.02f;
-    const auto run = train(7, 150, detail::max_threads(), precision::bf16, learning_rate);
+    const auto run = train(7, 150, vgg::detail::max_threads(), precision::bf16, learning_rate);
     CAPTURE(run.first_loss);
     CAPTURE(run.last_loss);
     CHECK(run.last_loss < 0.25f * run.first_loss);
     CHECK(run.accuracy > 0.95f);
-    CHECK(train(7, 150, detail::max_threads(), precision::bf16, learning_rate).weights == run.weights);
-    CHECK(train(7, 150, detail::max_threads(), precision::fp32, learning_rate).weights != run.weights); // bf16 ran
+    CHECK(train(7, 150, vgg::detail::max_threads(), precision::bf16, learning_rate).weights == run.weights);
+    CHECK(train(7, 150, vgg::detail::max_threads(), precision::fp32, learning_rate).weights != run.weights); // bf16 ran
 }
 
 TEST_CASE("the same seed and thread count give bit-identical weights, another thread count only rounds differently")
@@ -162,8 +162,8 @@ TEST_CASE("only a matrix can be stored transposed, and it is initialised in its 
     // The same draws as a parameter stored as its shape, each at its transposed place.
     parameter as_shape({37, 5}), as_shape_bias({37}), transposed({37, 5}, storage_order::transposed), transposed_bias({37});
     rng first(8), second(8);
-    detail::initialize_weight_and_bias(as_shape, as_shape_bias, 5, 37, weight_init::xavier_uniform, first);
-    detail::initialize_weight_and_bias(transposed, transposed_bias, 5, 37, weight_init::xavier_uniform, second);
+    vgg::detail::initialize_weight_and_bias(as_shape, as_shape_bias, 5, 37, weight_init::xavier_uniform, first);
+    vgg::detail::initialize_weight_and_bias(transposed, transposed_bias, 5, 37, weight_init::xavier_uniform, second);
     for (std::size_t o = 0; o < 37; ++o)
         for (std::size_t i = 0; i < 5; ++i)
             CHECK(transposed.value[i * 37 + o] == as_shape.value[o * 5 + i]);
@@ -176,15 +176,15 @@ TEST_CASE("a large parameter starts on a 2 MiB page, a small one on a cache line
         return reinterpret_cast<std::uintptr_t>(data) % alignment;
     };
     Linear<1024, 1024>::layer<shape<1024>> linear; // a 4 MiB weight and a 4 KB bias
-    CHECK(offset_in(linear.weight.value.data(), detail::large_page_bytes) == 0);
-    CHECK(offset_in(linear.weight.grad.data(), detail::large_page_bytes) == 0);
+    CHECK(offset_in(linear.weight.value.data(), vgg::detail::large_page_bytes) == 0);
+    CHECK(offset_in(linear.weight.grad.data(), vgg::detail::large_page_bytes) == 0);
     CHECK(offset_in(linear.bias.value.data(), tensor_alignment) == 0);
     CHECK(linear.weight.value.size() == 1024 * 1024);
     CHECK(std::all_of(linear.weight.value.begin(), linear.weight.value.end(), [](float v) { return v == 0.f; }));
 
     large_page_vector<float> values(100, 1.f);
     values.resize((3 << 20) / sizeof(float) + 1, 2.f); // moves to large pages, past a whole one
-    CHECK(offset_in(values.data(), detail::large_page_bytes) == 0);
+    CHECK(offset_in(values.data(), vgg::detail::large_page_bytes) == 0);
     CHECK(std::count(values.begin(), values.end(), 1.f) == 100);
     CHECK(values.back() == 2.f);
 }

@@ -4,7 +4,7 @@
 #include <span>
 #include <vector>
 
-#include <xsimd/xsimd.hpp>
+#include "vgg/detail/xsimd.hpp"
 
 #include "vgg/core/shape.hpp"
 

@@ -1,7 +1,7 @@
 #pragma once
 #include <cstddef>
 
-#include <xsimd/xsimd.hpp>
+#include "vgg/detail/xsimd.hpp"
 
 #include "vgg/detail/parallel.hpp"
 #include "vgg/kernels/simd.hpp"

@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <cstddef>
 
-#include <xsimd/xsimd.hpp>
+#include "vgg/detail/xsimd.hpp"
 
 #include "vgg/kernels/maxpool.hpp"
 #include "vgg/kernels/simd.hpp"

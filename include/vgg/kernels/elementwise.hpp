@@ -2,7 +2,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <xsimd/xsimd.hpp>
+#include "vgg/detail/xsimd.hpp"
 
 #include "vgg/core/rng.hpp"
 #include "vgg/kernels/simd.hpp"

@@ -6,7 +6,7 @@
 #include <type_traits>
 #include <utility>
 
-#include <xsimd/xsimd.hpp>
+#include "vgg/detail/xsimd.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
