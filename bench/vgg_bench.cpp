@@ -20,6 +20,7 @@
 #include <vgg/vgg.hpp>
 
 #include "cli_checks.hpp"
+#include "seed_presets.hpp"
 
 namespace {
 
@@ -70,7 +71,7 @@ std::string gemm_description(vgg::precision compute)
 double gemm_ceiling_gflops()
 {
     constexpr std::size_t m = 128, n = 3136, k = 1152;
-    const int threads = vgg::detail::max_threads();
+    const int threads = vgg::max_threads();
     std::vector<vgg::aligned_vector<float>> a(threads), b(threads), c(threads);
     double best = 0;
     for (int attempt = 0; attempt < 5; ++attempt) {
@@ -96,7 +97,7 @@ double gemm_ceiling_gflops()
 struct options {
     std::string model = "seed";
     std::size_t resize = 224, ratio = 4, batch = 128, reps = 5, warmup = 1;
-    int threads = vgg::detail::max_threads();
+    int threads = vgg::max_threads();
     vgg::precision precision = vgg::precision::fp32;
     bool json = false;
     bool freeze_features = false;
@@ -285,8 +286,7 @@ int main(int argc, char** argv)
     app.add_option("--model", opt.model, "seed: the seed's VGG-11 (see --resize, --ratio); vgg16: torchvision's VGG-16 at 3x224x224")
         ->check(CLI::IsMember({"seed", "vgg16"}))
         ->capture_default_str();
-    app.add_option("--resize", opt.resize, "Input resolution")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
-    app.add_option("--ratio", opt.ratio, "Channel divisor")->check(CLI::IsMember({4, 1}))->capture_default_str();
+    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "Input resolution", "Channel divisor");
     app.add_option("--batch", opt.batch, "Batch size")->check(vgg_cli::number_in<std::size_t>(1, 4096))->capture_default_str();
     app.add_option("--threads", opt.threads, "OpenMP threads")->check(vgg_cli::number_in(1, 1024))->capture_default_str();
     app.add_option("--reps", opt.reps, "Timed repetitions (the median is reported)")
@@ -301,20 +301,10 @@ int main(int argc, char** argv)
                  "Freeze the convolutional blocks, as fine-tuning a new head does: a training step runs them forward only");
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;
-#ifdef _OPENMP
-    omp_set_num_threads(opt.threads);
-#endif
+    vgg::set_threads(opt.threads);
     if (opt.model == "vgg16")
         return run<vgg::vgg16<vgg::shape<3, 224, 224>>>(opt);
-    using arch4 = vgg::small_conv_arch<vgg::vgg11_arch, 4>;
-    using arch1 = vgg::vgg11_arch;
-    switch (opt.resize * 10 + opt.ratio) {
-    case 2244: return run<vgg::VGG<vgg::shape<1, 224, 224>, arch4, 10>>(opt);
-    case 2241: return run<vgg::VGG<vgg::shape<1, 224, 224>, arch1, 10>>(opt);
-    case 644: return run<vgg::VGG<vgg::shape<1, 64, 64>, arch4, 10>>(opt);
-    case 641: return run<vgg::VGG<vgg::shape<1, 64, 64>, arch1, 10>>(opt);
-    case 324: return run<vgg::VGG<vgg::shape<1, 32, 32>, arch4, 10>>(opt);
-    case 321: return run<vgg::VGG<vgg::shape<1, 32, 32>, arch1, 10>>(opt);
-    }
-    return vgg_cli::usage;
+    return vgg_examples::with_seed_preset(
+        opt.resize, opt.ratio, [&]<std::size_t Resize, std::size_t Ratio>() { return run<vgg_examples::seed_network<Resize, Ratio>>(opt); },
+        vgg_cli::usage);
 }

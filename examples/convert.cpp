@@ -11,6 +11,7 @@
 
 #include "cli_checks.hpp"
 #include "model_file.hpp"
+#include "seed_presets.hpp"
 
 namespace {
 
@@ -41,21 +42,13 @@ int convert(const options& opt)
     return 0;
 }
 
-template <std::size_t Resize, std::size_t Ratio>
-using seed_net = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
-
 int convert_model(const options& opt)
 {
-    if (opt.model == "seed") {
-        switch (opt.resize * 10 + opt.ratio) {
-        case 2244: return convert<seed_net<224, 4>>(opt);
-        case 2241: return convert<seed_net<224, 1>>(opt);
-        case 644: return convert<seed_net<64, 4>>(opt);
-        case 641: return convert<seed_net<64, 1>>(opt);
-        case 324: return convert<seed_net<32, 4>>(opt);
-        case 321: return convert<seed_net<32, 1>>(opt);
-        }
-    }
+    if (opt.model == "seed")
+        return vgg_examples::with_seed_preset(
+            opt.resize, opt.ratio,
+            [&]<std::size_t Resize, std::size_t Ratio>() { return convert<vgg_examples::seed_network<Resize, Ratio>>(opt); },
+            vgg_cli::usage);
     if (opt.model == "vgg11") return convert<vgg::vgg11<>>(opt);
     if (opt.model == "vgg13") return convert<vgg::vgg13<>>(opt);
     if (opt.model == "vgg16") return convert<vgg::vgg16<>>(opt);
@@ -79,8 +72,7 @@ int main(int argc, char** argv)
                    "vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn at 3x224x224")
         ->check(CLI::IsMember({"seed", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}))
         ->capture_default_str();
-    app.add_option("--resize", opt.resize, "The seed's input resolution")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
-    app.add_option("--ratio", opt.ratio, "The seed's channel divisor")->check(CLI::IsMember({4, 1}))->capture_default_str();
+    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "The seed's input resolution", "The seed's channel divisor");
     app.add_flag("--fold-batch-norm", opt.fold_batch_norm, "ONNX: fold batch norm into the convolutions before it");
     app.add_option("--opset", opt.opset, "ONNX: opset of the written model")
         ->check(vgg_cli::number_in<std::int64_t>(vgg::io::onnx_export_min_opset, vgg::io::onnx_export_max_opset))

@@ -18,10 +18,6 @@
 #include "cli_checks.hpp"
 #include "finetune_models.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace {
 
 using vgg_finetune::options;
@@ -128,9 +124,7 @@ int main(int argc, char** argv)
     app.add_option("--out", opt.out, "Folder for model.safetensors, metrics.csv, curves.svg and checkpoint.safetensors")->capture_default_str();
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;
-#ifdef _OPENMP
-    omp_set_num_threads(static_cast<int>(opt.threads));
-#endif
+    vgg::set_threads(static_cast<int>(opt.threads));
     try {
         const auto weights = vgg::io::read_safetensors(opt.weights);
         auto features = vgg_finetune::make_plain_features(opt, weights);

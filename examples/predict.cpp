@@ -18,6 +18,7 @@
 #include "cli_checks.hpp"
 #include "model_file.hpp"
 #include "predict_common.hpp"
+#include "seed_presets.hpp"
 
 namespace fs = std::filesystem;
 
@@ -28,10 +29,10 @@ using vgg_predict::options;
 template <std::size_t Resize, std::size_t Ratio>
 int predict(const options& opt, vgg_examples::model_file& weights)
 {
-    using net_t = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
+    using net_t = vgg_examples::seed_network<Resize, Ratio>;
     auto net = std::make_unique<net_t>();
     weights.load_into(*net); // a checkpoint works too
-    const vgg::data::bilinear_resizer resizer(28, 28, Resize, Resize);
+    const vgg::image::bilinear_resizer resizer(28, 28, Resize, Resize);
     std::vector<std::string> class_names(vgg::data::fashion_mnist_classes.begin(), vgg::data::fashion_mnist_classes.end());
     if (!opt.class_file.empty())
         class_names = vgg_predict::read_class_names(opt.class_file, class_names.size());
@@ -105,8 +106,8 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--classes", opt.class_file, "A file naming the model's classes, one a line, for printing")->check(CLI::ExistingFile);
     app.add_flag("--logits", opt.logits, "Print every raw output (logit) of each image on one line instead of the top classes");
-    app.add_option("--resize", opt.resize, "Input resolution the weights were trained at")->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
-    app.add_option("--ratio", opt.ratio, "Channel divisor the weights were trained with")->check(CLI::IsMember({4, 1}))->capture_default_str();
+    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "Input resolution the weights were trained at",
+                                          "Channel divisor the weights were trained with");
     app.add_option("--top", opt.top, "Classes to print per image")->check(vgg_cli::number_in<std::size_t>(1, 1000))->capture_default_str();
     auto* idx = app.add_option("--idx", opt.idx, "Classify the images of this IDX file and print the accuracy")->check(CLI::ExistingFile);
     app.add_option("--labels", opt.labels, "Labels for --idx (default: the labels file beside it)")->needs(idx)->check(CLI::ExistingFile);
@@ -140,14 +141,9 @@ int main(int argc, char** argv)
             if (metadata.count(key) && metadata.at(key) != std::to_string(value))
                 throw vgg::io::file_error(opt.weights, std::string("was trained with --") + key + " " + metadata.at(key) +
                                                            ", not " + std::to_string(value));
-        switch (opt.resize * 10 + opt.ratio) {
-        case 2244: return predict<224, 4>(opt, weights);
-        case 2241: return predict<224, 1>(opt, weights);
-        case 644: return predict<64, 4>(opt, weights);
-        case 641: return predict<64, 1>(opt, weights);
-        case 324: return predict<32, 4>(opt, weights);
-        case 321: return predict<32, 1>(opt, weights);
-        }
+        return vgg_examples::with_seed_preset(
+            opt.resize, opt.ratio, [&]<std::size_t Resize, std::size_t Ratio>() { return predict<Resize, Ratio>(opt, weights); },
+            vgg_cli::usage);
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << '\n';
         return 1;

@@ -17,6 +17,7 @@
 #include <vgg/vgg.hpp>
 
 #include "cli_checks.hpp"
+#include "seed_presets.hpp"
 
 #ifdef VGG_WITH_MPI
 #include <vgg/distributed/mpi.hpp>
@@ -37,7 +38,7 @@ struct options {
     float weight_decay = 0.f;
     std::size_t batch_size = 128;
     std::uint64_t seed = 42;
-    int threads = vgg::detail::max_threads();
+    int threads = vgg::max_threads();
     std::size_t resize = 224;
     std::size_t ratio = 4;
     std::size_t limit_train = 0;
@@ -55,7 +56,7 @@ struct team {
 template <std::size_t Resize, std::size_t Ratio>
 int train(const options& opt, const team& group)
 {
-    using net_t = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
+    using net_t = vgg_examples::seed_network<Resize, Ratio>;
     const vgg::data::fashion_mnist<Resize> train_set(opt.data, "train", opt.limit_train);
     const vgg::data::fashion_mnist<Resize> test_set(opt.data, "t10k", opt.limit_test);
     // Checked before fit (which would throw) for a message in the flags' words; all ranks reach
@@ -156,10 +157,8 @@ int main(int argc, char** argv)
     app.add_option("--batch-size", opt.batch_size, "Examples per batch")->check(vgg_cli::number_in<std::size_t>(1, 65536))->capture_default_str();
     app.add_option("--seed", opt.seed, "Seed of initialisation, shuffling and dropout")->capture_default_str();
     app.add_option("--threads", opt.threads, "OpenMP threads")->check(vgg_cli::number_in(1, 1024))->capture_default_str();
-    app.add_option("--resize", opt.resize, "Input resolution (the seed's is 224; 64 and 32 are quick)")
-        ->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
-    app.add_option("--ratio", opt.ratio, "Divide the VGG-11 channels by this (the seed's is 4; 1 is full width)")
-        ->check(CLI::IsMember({4, 1}))->capture_default_str();
+    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "Input resolution (the seed's is 224; 64 and 32 are quick)",
+                                          "Divide the VGG-11 channels by this (the seed's is 4; 1 is full width)");
     app.add_option("--limit-train", opt.limit_train, "Use only the first N training examples (0: all)")
         ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30));
     app.add_option("--limit-test", opt.limit_test, "Use only the first N test examples (0: all)")
@@ -169,18 +168,11 @@ int main(int argc, char** argv)
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;
 
-#ifdef _OPENMP
-    omp_set_num_threads(opt.threads);
-#endif
+    vgg::set_threads(opt.threads);
     try {
-        switch (opt.resize * 10 + opt.ratio) {
-        case 2244: return train<224, 4>(opt, group);
-        case 2241: return train<224, 1>(opt, group);
-        case 644: return train<64, 4>(opt, group);
-        case 641: return train<64, 1>(opt, group);
-        case 324: return train<32, 4>(opt, group);
-        case 321: return train<32, 1>(opt, group);
-        }
+        return vgg_examples::with_seed_preset(
+            opt.resize, opt.ratio, [&]<std::size_t Resize, std::size_t Ratio>() { return train<Resize, Ratio>(opt, group); },
+            vgg_cli::usage);
     } catch (const std::exception& e) {
         std::cerr << "error: " << (group.size > 1 ? "rank " + std::to_string(group.rank) + ": " : "") << e.what() << '\n';
 #ifdef VGG_WITH_MPI
@@ -189,6 +181,4 @@ int main(int argc, char** argv)
 #endif
         return 1;
     }
-    std::cerr << "error: no preset for --resize " << opt.resize << " --ratio " << opt.ratio << '\n';
-    return 2;
 }

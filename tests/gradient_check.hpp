@@ -63,7 +63,7 @@ inline gradient_report check_gradient(const std::string& what, std::span<float> 
 
 /// Sets the OpenMP thread count for its lifetime, for results that depend on it.
 struct scoped_threads {
-    int before = detail::max_threads();
+    int before = vgg::max_threads();
     explicit scoped_threads(int threads) { omp_set_num_threads(threads); }
     ~scoped_threads() { omp_set_num_threads(before); }
 };

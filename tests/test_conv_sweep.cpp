@@ -94,7 +94,7 @@ std::vector<std::size_t> batches_for(const layer_shape& s)
 std::string path_of(const kernels::conv3x3_dims& d, std::size_t batch)
 {
     using namespace vgg::kernels;
-    const std::size_t threads = static_cast<std::size_t>(vgg::detail::max_threads());
+    const std::size_t threads = static_cast<std::size_t>(vgg::max_threads());
     const std::size_t group = winograd_backward_group(d);
     std::ostringstream path;
     path << to_string(d.compute) << " threads " << threads << " one-channel " << (d.in_channels == 1) << " amx "

@@ -12,7 +12,7 @@
 #include <zlib.h>
 
 #include <vgg/data/fashion_mnist.hpp>
-#include <vgg/data/resize.hpp>
+#include <vgg/image/bilinear_resizer.hpp>
 
 using namespace vgg;
 using vgg::testing::error_of;
@@ -46,7 +46,7 @@ TEST_CASE("bilinear resize equals torchvision's Resize + ToTensor byte for byte"
         CAPTURE(size);
         const auto golden = data::read_idx(fixtures / ("resize_" + std::to_string(size) + ".idx3.gz"), 3);
         REQUIRE(golden.dims[0] == source.dims[0]);
-        const data::bilinear_resizer resizer(28, 28, size, size);
+        const image::bilinear_resizer resizer(28, 28, size, size);
         std::vector<std::uint8_t> scratch, resized;
         std::vector<float> unit(size * size);
         std::size_t mismatches = 0;
@@ -61,8 +61,8 @@ TEST_CASE("bilinear resize equals torchvision's Resize + ToTensor byte for byte"
 
 TEST_CASE("a resizer refuses an image side of 0 pixels (the fuzzer found a PGM with no rows)")
 {
-    CHECK_THROWS_AS(data::bilinear_resizer(0, 7, 28, 28), std::invalid_argument);
-    CHECK_THROWS_AS(data::bilinear_resizer(28, 28, 28, 0), std::invalid_argument);
+    CHECK_THROWS_AS(image::bilinear_resizer(0, 7, 28, 28), std::invalid_argument);
+    CHECK_THROWS_AS(image::bilinear_resizer(28, 28, 28, 0), std::invalid_argument);
 }
 
 TEST_CASE("IDX files are read plain and gzip-compressed")

@@ -46,7 +46,7 @@ struct training_run {
     std::vector<float> weights;
 };
 
-training_run train(std::uint64_t seed, std::size_t steps, int threads = vgg::detail::max_threads(),
+training_run train(std::uint64_t seed, std::size_t steps, int threads = vgg::max_threads(),
                    precision compute = precision::fp32, float learning_rate = 0.05f)
 {
     const testing::scoped_threads set_threads(threads);
@@ -75,6 +75,17 @@ training_run train(std::uint64_t seed, std::size_t steps, int threads = vgg::det
 
 } // namespace
 
+TEST_CASE("vgg::set_threads sets the threads vgg::max_threads reports, and refuses fewer than 1")
+{
+    const int before = vgg::max_threads();
+    vgg::set_threads(1);
+    CHECK(vgg::max_threads() == 1);
+    CHECK_THROWS_WITH_AS(vgg::set_threads(0), "vgg::set_threads: 0 threads; at least 1 is needed", std::invalid_argument);
+    CHECK(vgg::max_threads() == 1);
+    vgg::set_threads(before);
+    CHECK(vgg::max_threads() == before);
+}
+
 TEST_CASE("a small VGG learns a synthetic task, and the same seed gives bit-identical weights")
 {
     const auto run = train(7, 150);
@@ -95,13 +106,13 @@ TEST_CASE("a small VGG learns the synthetic task in bf16 precision as well, repr
     // lr 0.05 with momentum 0.9 is at the edge of stability on this task: fp32 runs spike now
     // and then, and a bf16 run (rounding differently, not worse) can tip over. 0.02 is stable.
     const float learning_rate = 0.02f;
-    const auto run = train(7, 150, vgg::detail::max_threads(), precision::bf16, learning_rate);
+    const auto run = train(7, 150, vgg::max_threads(), precision::bf16, learning_rate);
     CAPTURE(run.first_loss);
     CAPTURE(run.last_loss);
     CHECK(run.last_loss < 0.25f * run.first_loss);
     CHECK(run.accuracy > 0.95f);
-    CHECK(train(7, 150, vgg::detail::max_threads(), precision::bf16, learning_rate).weights == run.weights);
-    CHECK(train(7, 150, vgg::detail::max_threads(), precision::fp32, learning_rate).weights != run.weights); // bf16 ran
+    CHECK(train(7, 150, vgg::max_threads(), precision::bf16, learning_rate).weights == run.weights);
+    CHECK(train(7, 150, vgg::max_threads(), precision::fp32, learning_rate).weights != run.weights); // bf16 ran
 }
 
 TEST_CASE("the same seed and thread count give bit-identical weights, another thread count only rounds differently")

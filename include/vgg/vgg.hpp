@@ -11,6 +11,7 @@
 #include "vgg/core/shape.hpp"
 #include "vgg/core/summary.hpp"
 #include "vgg/core/tensor.hpp"
+#include "vgg/core/threads.hpp"
 
 #include "vgg/layers/adaptive_avgpool.hpp"
 #include "vgg/layers/batchnorm.hpp"

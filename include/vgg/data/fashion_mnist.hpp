@@ -9,8 +9,8 @@
 
 #include "vgg/core/tensor.hpp"
 #include "vgg/data/idx.hpp"
-#include "vgg/data/resize.hpp"
 #include "vgg/detail/parallel.hpp"
+#include "vgg/image/bilinear_resizer.hpp"
 
 namespace vgg::data {
 
@@ -77,7 +77,7 @@ namespace vgg::data {
 /// Fills `images` with the examples `indices` of `set`, resized as torchvision's
 /// Resize + ToTensor would, and `labels` with their labels. Images are resized in parallel.
 template <std::size_t Height, std::size_t Width>
-void fill_batch(const image_set& set, std::span<const std::size_t> indices, const bilinear_resizer& resizer,
+void fill_batch(const image_set& set, std::span<const std::size_t> indices, const image::bilinear_resizer& resizer,
                 tensor<shape<1, Height, Width>>& images, std::vector<int>& labels)
 {
     images.resize(indices.size());
@@ -122,7 +122,7 @@ public:
 
 private:
     image_set set_;
-    bilinear_resizer resizer_;
+    image::bilinear_resizer resizer_;
 };
 
 } // namespace vgg::data

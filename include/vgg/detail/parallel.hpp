@@ -5,17 +5,9 @@
 #include <omp.h>
 #endif
 
-namespace vgg::detail {
+#include "vgg/core/threads.hpp"
 
-/// Threads an OpenMP parallel region started here would use (1 without OpenMP).
-inline int max_threads()
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+namespace vgg::detail {
 
 /// The half-open range [begin, end) of `count` items that `part` of `parts` owns; ranges are
 /// contiguous and differ in length by at most one.

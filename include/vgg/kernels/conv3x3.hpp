@@ -58,7 +58,7 @@ inline constexpr std::size_t winograd_split_streaming_min_tiles = 49;
 /// least winograd_split_min_targets channels for every thread.
 inline bool winograd_splits_targets(const conv3x3_dims& d, std::size_t batch)
 {
-    const auto threads = static_cast<std::size_t>(vgg::detail::max_threads());
+    const auto threads = static_cast<std::size_t>(vgg::max_threads());
     return batch < threads && d.out_channels >= winograd_split_min_targets * threads;
 }
 
@@ -141,7 +141,7 @@ constexpr std::size_t winograd_backward_group(const conv3x3_dims& d)
 /// core. (The Winograd forward pass shares tile rows counted across the batch instead.)
 inline std::size_t pieces_per_image(std::size_t batch)
 {
-    const auto threads = static_cast<std::size_t>(vgg::detail::max_threads());
+    const auto threads = static_cast<std::size_t>(vgg::max_threads());
     return batch == 0 || batch >= threads ? 1 : (threads + batch - 1) / batch;
 }
 
@@ -481,7 +481,7 @@ void sum_gradients_over_threads(const conv3x3_dims& d, std::size_t batch, std::s
                                 float* dbias, Accumulate&& accumulate)
 {
     const std::size_t weight_size = d.out_channels * d.patch(), size = weight_size + d.out_channels;
-    std::vector<const float*> partial(static_cast<std::size_t>(vgg::detail::max_threads()));
+    std::vector<const float*> partial(static_cast<std::size_t>(vgg::max_threads()));
     std::size_t used_threads = 1;
     vgg::detail::parallel_ranges(batch, work_per_image, [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
         if (thread == 0)

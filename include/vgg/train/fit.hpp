@@ -112,7 +112,7 @@ struct training_diverged : std::runtime_error {
 /// "T threads[ x R MPI ranks], PRECISION[ on KERNEL]": what computes, for the log.
 inline std::string workers_text(std::size_t ranks, vgg::precision precision)
 {
-    return std::to_string(detail::max_threads()) + " threads" +
+    return std::to_string(vgg::max_threads()) + " threads" +
            (ranks > 1 ? " x " + std::to_string(ranks) + " MPI ranks" : "") + ", " + std::string(to_string(precision)) +
            (precision == vgg::precision::bf16 ? " on " + std::string(to_string(kernels::best_bf16_kernel())) : "");
 }
@@ -305,7 +305,7 @@ fit_result fit(Net& net, Optimizer& optimiser, const Train& train, const Test& t
         {"seed", std::to_string(options.seed)},
         {"batch_size", std::to_string(options.batch_size)},
         {"train_examples", std::to_string(train.size())},
-        {"threads", std::to_string(detail::max_threads())},
+        {"threads", std::to_string(vgg::max_threads())},
         {"ranks", std::to_string(team.size())},
         {"precision", std::string(to_string(options.precision))}};
     for (auto& entry : optimiser.settings())

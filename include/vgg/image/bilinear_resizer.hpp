@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace vgg::data {
+namespace vgg::image {
 
 /// Bilinear resizing of 8-bit grey images exactly as torchvision's transforms.Resize does it on
 /// the PIL images Fashion-MNIST yields (PIL's Resample.c): pixel centres at +0.5
@@ -109,4 +109,4 @@ private:
     taps horizontal_, vertical_;
 };
 
-} // namespace vgg::data
+} // namespace vgg::image
