@@ -19,6 +19,18 @@ static_assert(rules::network_input_v<shape<1, 28, 28>> && rules::network_input_v
 static_assert(layer_spec_for<Conv3x3<1, 2>, shape<1, 8, 8>> && layer_spec_for<ReLU, shape<4>> &&
               !layer_spec_for<conv3x3_layer<1, 2, shape<1, 8, 8>>, shape<1, 8, 8>> && !layer_spec_for<int, shape<4>>);
 static_assert(bound_layer<conv3x3_layer<1, 2, shape<1, 8, 8>>> && !bound_layer<Conv3x3<1, 2>> && !bound_layer<int>);
+// A layer with parameters that cannot initialise or visit them is no bound layer: Sequential
+// would call both.
+struct layer_hiding_its_parameters {
+    using input_shape = shape<4>;
+    using output_shape = shape<4>;
+    static constexpr std::string_view name = "Hiding";
+    static constexpr std::size_t parameter_count = 4;
+    void forward(const tensor<input_shape>&, tensor<output_shape>&, const run_context&) {}
+    void backward(const tensor<input_shape>&, const tensor<output_shape>&, const tensor<output_shape>&, tensor<input_shape>*) {}
+};
+static_assert(!bound_layer<layer_hiding_its_parameters> && bound_layer<relu_layer<shape<4>>> &&
+              bound_layer<linear_layer<4, 2, shape<4>>> && bound_layer<batchnorm2d_layer<2, shape<2, 4, 4>>>);
 static_assert(network<Sequential<shape<4>, Linear<4, 2>>> && network<seed_vgg11> && !network<Linear<4, 2>> && !network<int>);
 static_assert(rules::image_input_v<shape<1, 28, 28>> && !rules::image_input_v<shape<784>>);
 static_assert(rules::flat_input_v<shape<784>> && !rules::flat_input_v<shape<1, 28, 28>>);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vgg/core/precision.hpp"
@@ -109,18 +110,36 @@ concept layer_spec_for = requires {
     typename Spec::template layer<InputShape>;
 };
 
+/// How conv and linear weights are initialised; biases always follow PyTorch's default,
+/// uniform in +-1/sqrt(fan_in).
+enum class weight_init {
+    xavier_uniform, ///< d2l's train_ch6: uniform in +-sqrt(6 / (fan_in + fan_out)).
+    pytorch_default ///< nn.Conv2d / nn.Linear reset_parameters: uniform in +-1/sqrt(fan_in).
+};
+
 /// A layer bound to the shape that reaches it, as a spec's layer<Shape> names it: what Sequential
-/// stores and runs. forward(x, y, context) writes y; backward(x, y, dy, dx) writes the parameter
-/// gradients, and dx when it is not null. A layer with parameters also takes
+/// stores and runs. It has a name (PyTorch's module name, for summaries) and a parameter count;
+/// forward(x, y, context) writes y; backward(x, y, dy, dx) writes the parameter gradients, and dx
+/// when it is not null. A layer with parameters also initialises them, visits them
+/// (visit_parameters(prefix, visitor) with the names under `prefix`) and takes
 /// backward(x, y, dy, dx, parameter_gradients::skip), which writes dx alone (a frozen layer).
 template <class Layer>
-concept bound_layer = requires(Layer& layer, const tensor<typename Layer::input_shape>& x,
-                               tensor<typename Layer::output_shape>& y, const tensor<typename Layer::output_shape>& dy,
-                               tensor<typename Layer::input_shape>* dx, const run_context& context) {
-    { Layer::parameter_count } -> std::convertible_to<std::size_t>;
-    layer.forward(x, y, context);
-    layer.backward(x, y, dy, dx);
-};
+concept bound_layer =
+    requires(Layer& layer, const tensor<typename Layer::input_shape>& x, tensor<typename Layer::output_shape>& y,
+             const tensor<typename Layer::output_shape>& dy, tensor<typename Layer::input_shape>* dx,
+             const run_context& context) {
+        { Layer::name } -> std::convertible_to<std::string_view>;
+        { Layer::parameter_count } -> std::convertible_to<std::size_t>;
+        layer.forward(x, y, context);
+        layer.backward(x, y, dy, dx);
+    } &&
+    (Layer::parameter_count == 0 ||
+     requires(Layer& layer, const tensor<typename Layer::input_shape>& x, const tensor<typename Layer::output_shape>& y,
+              const tensor<typename Layer::output_shape>& dy, tensor<typename Layer::input_shape>* dx, rng& random) {
+         layer.initialize(weight_init::xavier_uniform, random);
+         layer.visit_parameters(std::string{}, [](const parameter_view&) {});
+         layer.backward(x, y, dy, dx, parameter_gradients::skip);
+     });
 
 /// A network as the optimiser, the weight I/O and the MPI code take it (Sequential and VGG are
 /// networks): forward(x) returns the output, backward(dy) writes the parameter gradients, and
@@ -133,11 +152,11 @@ concept network = requires(Net& net, const tensor<typename Net::input_shape>& x,
     net.visit_parameters([](const parameter_view&) {});
 };
 
-/// How conv and linear weights are initialised; biases always follow PyTorch's default,
-/// uniform in +-1/sqrt(fan_in).
-enum class weight_init {
-    xavier_uniform, ///< d2l's train_ch6: uniform in +-sqrt(6 / (fan_in + fan_out)).
-    pytorch_default ///< nn.Conv2d / nn.Linear reset_parameters: uniform in +-1/sqrt(fan_in).
-};
+/// The check of every function that takes a network, with one sentence: `what` names the call,
+/// as "save_weights(net, path)".
+#define VGG_REQUIRE_NETWORK(Net, what)                                                                                 \
+    static_assert(::vgg::network<Net>, what " needs a network such as Sequential or VGG: forward(x), backward(dy) and " \
+                                            "visit_parameters(visitor).")
+
 
 } // namespace vgg

@@ -56,7 +56,7 @@ inline detail::range shard_of(std::size_t count, int rank, int ranks)
 template <class Net>
 void broadcast_parameters(Net& net, MPI_Comm comm = MPI_COMM_WORLD)
 {
-    static_assert(network<Net>, "broadcast_parameters(net) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "broadcast_parameters(net)");
     net.visit_parameters([&](const parameter_view& p) {
         MPI_Bcast(p.value.data(), static_cast<int>(p.value.size()), MPI_FLOAT, 0, comm);
     });
@@ -81,8 +81,7 @@ inline constexpr std::size_t default_bucket_bytes = std::size_t(16) << 20;
 ///     sync.finish(); // every rank now holds the gradient of the whole batch
 template <class Net>
 class gradient_allreduce {
-    static_assert(network<Net>, "gradient_allreduce<Net> needs a network such as Sequential or VGG: forward(x), "
-                                "backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "gradient_allreduce<Net>");
 
 public:
     /// Buckets of at least `bucket_bytes` (the last may be smaller).

@@ -274,7 +274,7 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
 template <class Net>
 std::string first_non_finite_parameter(Net& net)
 {
-    static_assert(network<Net>, "first_non_finite_parameter(net) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "first_non_finite_parameter(net)");
     std::string found;
     net.visit_parameters([&](const parameter_view& p) {
         if (found.empty() && !std::all_of(p.value.begin(), p.value.end(), [](float v) { return std::isfinite(v); }))
@@ -301,7 +301,7 @@ std::vector<tensor_to_write> finite_parameter_tensors(Net& net, const std::files
 template <class Net>
 void save_weights(Net& net, const std::filesystem::path& path, const std::map<std::string, std::string>& metadata = {})
 {
-    static_assert(network<Net>, "save_weights(net, path) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "save_weights(net, path)");
     write_safetensors(path, finite_parameter_tensors(net, path), metadata);
 }
 
@@ -403,7 +403,7 @@ template <class Net>
 load_report load_weights(Net& net, const safetensors_content& content, const std::filesystem::path& source,
                          const load_options& options)
 {
-    static_assert(network<Net>, "load_weights(net, ...) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "load_weights(net, ...)");
     load_report report;
     std::set<std::string> parameters, running_means, taken;
     net.visit_parameters([&](const parameter_view& p) {

@@ -41,8 +41,8 @@ struct scale_channels;
 template <std::size_t Ratio, class... Blocks>
 struct scale_channels<conv_arch<Blocks...>, Ratio> {
     static constexpr std::size_t fewest_channels = std::min({Blocks::out_channels...});
-    static constexpr bool rule_holds = rules::ratio_keeps_channels_v<fewest_channels, Ratio>;
-    static_assert(rules::ratio_keeps_channels_v<fewest_channels, Ratio>, "small_conv_arch: dividing the channels by Ratio must leave every block at least one channel.");
+    VGG_RULE(rule_holds, "small_conv_arch: dividing the channels by Ratio must leave every block at least one channel.",
+             rules::ratio_keeps_channels_v<fewest_channels, Ratio>);
     // On failure, keep one channel per block so that the sentence above is the only error.
     using type = conv_arch<block<Blocks::num_convs, rule_holds ? Blocks::out_channels / Ratio : 1>...>;
 };
@@ -104,12 +104,13 @@ struct vgg_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, HeadHeight, H
     // the size the blocks really produce.
     static constexpr std::size_t head_in_features = outs.back() * HeadHeight * HeadWidth;
     static constexpr std::size_t flattened = output_shape_t<Input, block_spec<I, Blocks>...>::size;
-    static_assert(rules::head_matches_flatten_v<head_in_features, flattened>,
-                  "VGG head: Linear in_features (out_channels*HeadHeight*HeadWidth) must equal the flattened size of "
-                  "the last block's output.");
+    VGG_RULE(head_matches,
+             "VGG head: Linear in_features (out_channels*HeadHeight*HeadWidth) must equal the flattened size of "
+             "the last block's output.",
+             rules::head_matches_flatten_v<head_in_features, flattened>);
     static_assert(rules::classes_positive_v<Classes>, "VGG needs at least one output class.");
-    // On a mismatch the head is built on the real size so that the sentence above is the only error.
-    static constexpr std::size_t linear_in = rules::head_matches_flatten_v<head_in_features, flattened> ? head_in_features : flattened;
+    // On a mismatch the head is built on the real size.
+    static constexpr std::size_t linear_in = head_matches ? head_in_features : flattened;
 
     using type = Sequential<Input, block_spec<I, Blocks>..., Flatten, Linear<linear_in, Hidden>, ReLU, Dropout<50>,
                             Linear<Hidden, Hidden>, ReLU, Dropout<50>, Linear<Hidden, Classes>>;

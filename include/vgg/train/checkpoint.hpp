@@ -43,7 +43,7 @@ template <class Net, optimizer Optimizer>
 void save_checkpoint(Net& net, Optimizer& optimiser, const std::filesystem::path& path,
                      std::map<std::string, std::string> metadata)
 {
-    static_assert(network<Net>, "save_checkpoint(net, ...) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "save_checkpoint(net, ...)");
     auto tensors = io::finite_parameter_tensors(net, path);
     const auto names = optimiser.state_names();
     nlohmann::ordered_json parameter_steps = nlohmann::ordered_json::object();
@@ -71,7 +71,7 @@ void save_checkpoint(Net& net, Optimizer& optimiser, const std::filesystem::path
 template <class Net, optimizer Optimizer>
 void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_content& content, const std::filesystem::path& path)
 {
-    static_assert(network<Net>, "load_checkpoint(net, ...) needs a network such as Sequential or VGG: forward(x), backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "load_checkpoint(net, ...)");
     const auto& metadata = content.metadata;
     const auto steps = metadata.find("optimizer_steps");
     if (steps == metadata.end())

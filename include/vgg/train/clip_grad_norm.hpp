@@ -15,8 +15,7 @@ namespace vgg {
 template <class Net>
 double clip_grad_norm(Net& net, float max_norm)
 {
-    static_assert(network<Net>, "clip_grad_norm(net, max_norm) needs a network such as Sequential or VGG: forward(x), "
-                                "backward(dy) and visit_parameters(visitor).");
+    VGG_REQUIRE_NETWORK(Net, "clip_grad_norm(net, max_norm)");
     if (!(max_norm > 0.f))
         throw std::invalid_argument("clip_grad_norm: max_norm must be positive, got " + std::to_string(max_norm));
     const auto gradient = [](const parameter_view& p) {

@@ -103,8 +103,7 @@ protected:
     template <class Net, class Update>
     void for_each_trainable(Net& net, std::size_t buffer_count, Update&& update, const char* who)
     {
-        static_assert(network<Net>, "an optimiser's step(net) needs a network such as Sequential or VGG: forward(x), "
-                                    "backward(dy) and visit_parameters(visitor).");
+        VGG_REQUIRE_NETWORK(Net, "an optimiser's step(net)");
         non_finite_.clear();
         net.visit_parameters([&](const parameter_view& p) {
             if (!p.trainable)

@@ -27,8 +27,7 @@ public:
     template <class Net>
     void step(Net& net)
     {
-        static_assert(network<Net>, "sgd::step(net) needs a network such as Sequential or VGG: forward(x), backward(dy) "
-                                    "and visit_parameters(visitor).");
+        VGG_REQUIRE_NETWORK(Net, "sgd::step(net)");
         for_each_trainable(net, momentum != 0.f ? 1 : 0, [&](const parameter_view& p, parameter_state& s, bool fresh) {
             return update(p, s.buffers.empty() ? nullptr : s.buffers[0].data(), fresh);
         }, "sgd");
