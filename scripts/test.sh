@@ -50,6 +50,12 @@ cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-march=nati
 cmake --build build-debug --target all_verify_interface_header_sets readme_example vgg_shapes -j"$jobs"
 ctest --test-dir build-debug --output-on-failure -R '^(readme_example|shape_walk)$'
 
+# The compile-time shape errors must read the same under clang, and the installed package must
+# compile warning-free with it: their compile-only tests, in a clang configuration.
+stage "clang: the shape errors and the installed package"
+cmake -S . -B build-clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release -DVGG_BUILD_EXAMPLES=OFF -DVGG_BUILD_BENCH=OFF
+ctest --test-dir build-clang --output-on-failure -j"$jobs" --label-regex compile-only
+
 stage "libFuzzer targets"
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$line_tables_only" -DVGG_BUILD_FUZZERS=ON \
   -DVGG_BUILD_TESTS=OFF -DVGG_BUILD_EXAMPLES=OFF -DVGG_BUILD_BENCH=OFF -DVGG_FUZZ_SECONDS="${VGG_FUZZ_SECONDS:-20}"
