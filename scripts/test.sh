@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test suite. Without arguments, the Release build with -march=native in build/ and every
-# test, compile-fail demonstration and script in it (18 minutes on 2 cores of a Zen 5 from a fresh clone).
-# With --all, as CI runs it, two more builds follow (about an hour for all of it from a fresh clone
-# on the Zen 5 kind: 65 minutes, 21 the Release stage with the full sweeps, 43 the sanitizer stage;
-# each stage prints the minutes so far):
+# test, compile-fail demonstration and script in it (about 15 minutes on 2 cores of a Zen 4 from a
+# fresh clone). With --all, as CI runs it, more builds follow (77 minutes for all of it from a
+# fresh clone on a Zen 4 whose cores other builds shared; each stage prints the minutes so far):
 #   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
+#   build-debug/      -O0: each public header alone, the README's example and the shape walk;
+#   build-clang/      the compile-only tests (shape errors, installed package) under clang;
 #   build-fuzz/       the libFuzzer targets (clang), each fuzzing for VGG_FUZZ_SECONDS (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
