@@ -20,7 +20,7 @@ inline int max_threads()
 }
 
 /// Sets the threads vgg's kernels use from here on (OpenMP's omp_set_num_threads; without OpenMP
-/// only 1 is possible). Throws std::invalid_argument for fewer than 1.
+/// it changes nothing: max_threads() stays 1). Throws std::invalid_argument for fewer than 1.
 inline void set_threads(int threads)
 {
     if (threads < 1)
