@@ -26,24 +26,20 @@ using vgg_finetune::pooled_shape;
 /// The fewest and the most classes vgg_finetune is built for (each count is a type of its own).
 constexpr std::size_t fewest_classes = 2, most_classes = 10;
 
-/// torchvision's classifier for `Classes` classes: Linear(512*7*7, 4096), ReLU, Dropout,
-/// Linear(4096, 4096), ReLU, Dropout, Linear(4096, Classes), after a Flatten; named
+/// torchvision's classifier for `Classes` classes (vgg_classifier) after a Flatten, named
 /// "classifier.0.weight" ... "classifier.6.bias" as in torchvision.
 template <std::size_t Classes>
-class classifier
-    : public vgg::Sequential<pooled_shape, vgg::Flatten, vgg::Linear<pooled_shape::size, vgg::vgg_hidden_features>, vgg::ReLU,
-                             vgg::Dropout<50>, vgg::Linear<vgg::vgg_hidden_features, vgg::vgg_hidden_features>, vgg::ReLU,
-                             vgg::Dropout<50>, vgg::Linear<vgg::vgg_hidden_features, Classes>> {
-    using base = vgg::Sequential<pooled_shape, vgg::Flatten, vgg::Linear<pooled_shape::size, vgg::vgg_hidden_features>,
-                                 vgg::ReLU, vgg::Dropout<50>, vgg::Linear<vgg::vgg_hidden_features, vgg::vgg_hidden_features>,
-                                 vgg::ReLU, vgg::Dropout<50>, vgg::Linear<vgg::vgg_hidden_features, Classes>>;
+class classifier : public vgg::sequential_of_lists<pooled_shape, vgg::layer_list<vgg::Flatten>,
+                                                   vgg::vgg_classifier<pooled_shape::size, Classes>> {
+    using base = vgg::sequential_of_lists<pooled_shape, vgg::layer_list<vgg::Flatten>,
+                                          vgg::vgg_classifier<pooled_shape::size, Classes>>;
 
 public:
     template <class Visitor>
     void visit_parameters(Visitor&& visit)
     {
         base::visit_parameters([&](vgg::parameter_view p) {
-            p.name = "classifier." + std::to_string(p.layer - 1) + p.name.substr(p.name.find('.'));
+            p.name = "classifier." + std::to_string(p.layer - 1) + p.name.substr(p.name.rfind('.'));
             visit(p);
         });
     }

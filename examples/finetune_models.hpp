@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include <vgg/data/image_folder.hpp>
 #include <vgg/io/safetensors.hpp>
@@ -16,7 +17,8 @@ namespace vgg_finetune {
 template <class Arch, bool BatchNorm, std::size_t Size>
 class features_of_model final : public frozen_features {
     // torchvision's network with a placeholder classifier: its features are what is used.
-    using net_type = vgg::TorchvisionVGG<vgg::shape<3, Size, Size>, Arch, BatchNorm, 1, 1>;
+    using net_type =
+        vgg::TorchvisionVGG<vgg::shape<3, Size, Size>, std::conditional_t<BatchNorm, vgg::batch_norm<Arch>, Arch>, 1, 1>;
     using input = typename net_type::input_shape;
     static constexpr std::size_t pool = Arch::size; ///< the AdaptiveAvgPool2d layer, after the blocks
 

@@ -89,22 +89,26 @@ std::vector<std::size_t> batches_for(const layer_shape& s)
     return large == 3 ? std::vector<std::size_t>{1, 3} : std::vector<std::size_t>{1, 3, large};
 }
 
-/// What the dispatcher chooses for a configuration, on the threads in force: equal strings run the
-/// same paths.
+/// What the plans choose for a configuration, on the threads in force: equal strings run the same
+/// paths (the plans, and the rules of how a batch falls into threads and groups).
 std::string path_of(const kernels::conv3x3_dims& d, std::size_t batch)
 {
     using namespace vgg::kernels;
     const std::size_t threads = static_cast<std::size_t>(vgg::max_threads());
+    const auto forward = [&](const conv3x3_forward_plan& plan) {
+        return std::string(to_string(plan.algorithm)) + " by " + std::string(to_string(plan.split));
+    };
+    const conv3x3_backward_plan backward = plan_conv3x3_backward(d, batch, true, true, false);
+    const conv3x3_backward_plan frozen = plan_conv3x3_backward(d, batch, false, true, false);
+    const conv3x3_backward_plan first_layer = plan_conv3x3_backward(d, batch, true, false, true);
     const std::size_t group = winograd_backward_group(d);
     std::ostringstream path;
-    path << to_string(d.compute) << " threads " << threads << " one-channel " << (d.in_channels == 1) << " amx "
-         << uses_amx_conv3x3(d, d.out_channels) << uses_amx_conv3x3(d, d.in_channels)
-         << amx_weight_gradient_runs(d.in_channels, d.out_channels) << " forward tile " << winograd_tile(d, batch)
-         << " kept tile " << winograd_tile(d, batch, true) << " splits targets " << winograd_splits_targets(d, batch)
-         << " pieces " << (pieces_per_image(batch) > 1) << " weight-gradient tile " << winograd_weight_gradient_tile(d)
-         << " input-gradient tile " << winograd_tile(d, group) << " groups " << (group > 1) << (batch > group)
-         << (batch % group != 0) << " idle thread " << (batch < threads) << " poolable "
-         << (d.height % 2 == 0 && d.width % 2 == 0);
+    path << to_string(d.compute) << " threads " << threads << " forward " << forward(plan_conv3x3_forward(d, batch))
+         << " kept " << forward(plan_conv3x3_forward(d, batch, true)) << " weight gradient "
+         << to_string(backward.weight_gradient) << " input gradient " << to_string(backward.input_gradient)
+         << " frozen " << forward(frozen.adjoint_pass) << " first layer pooled " << first_layer.sums_pooling_windows
+         << " groups " << (backward.group > 1) << (batch > group) << (batch % group != 0) << " idle thread "
+         << (batch < threads) << " poolable " << (d.height % 2 == 0 && d.width % 2 == 0);
     return path.str();
 }
 
@@ -176,7 +180,7 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
     // Forward, alone and with ReLU; with kept kernels twice (the first pass copies the weights, the
     // second runs by the kept kernels' rule).
     std::vector<float> y = unwritten(c.y.size());
-    kernels::conv3x3_forward(d, n, c.x.data(), c.weight.data(), c.bias.data(), y.data(), false);
+    kernels::conv3x3_forward(d, n, c.x.data(), c.weight.data(), c.bias.data(), kernels::conv_output::stored(y.data()));
     check("forward", y.data(), c.y);
     std::vector<float> relu_y = c.y;
     for (float& v : relu_y)
@@ -184,7 +188,8 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
     kernels::winograd_kernel_cache kept;
     for (int pass = 0; pass < 2; ++pass) {
         y = unwritten(c.y.size());
-        kernels::conv3x3_forward(d, n, c.x.data(), c.weight.data(), c.bias.data(), y.data(), true, &kept);
+        kernels::conv3x3_forward(d, n, c.x.data(), c.weight.data(), c.bias.data(),
+                                 kernels::conv_output::stored_through_relu(y.data()), &kept);
         check(pass == 0 ? "forward with ReLU, weights kept" : "forward with ReLU by kept kernels", y.data(), relu_y);
     }
 
@@ -210,13 +215,15 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
         }
     };
     backward_checks("backward", c.dy, [&](float* dweight, float* dbias, float* dx) {
-        kernels::conv3x3_backward(d, n, c.x.data(), c.dy.data(), c.weight.data(), dweight, dbias, dx);
+        kernels::conv3x3_backward(d, n, c.x.data(), c.weight.data(), kernels::conv_output_gradient::of_stored(c.dy.data()),
+                                  dweight, dbias, dx);
     });
     std::vector<float> masked = c.dy;
     for (std::size_t i = 0; i < masked.size(); ++i)
         masked[i] = y[i] > 0.f ? masked[i] : 0.f;
     backward_checks("backward through ReLU", masked, [&](float* dweight, float* dbias, float* dx) {
-        kernels::conv3x3_backward(d, n, c.x.data(), c.dy.data(), c.weight.data(), dweight, dbias, dx, y.data());
+        kernels::conv3x3_backward(d, n, c.x.data(), c.weight.data(),
+                                  kernels::conv_output_gradient::of_relu(c.dy.data(), y.data()), dweight, dbias, dx);
     });
     if (!c.poolable())
         return check.failures;
@@ -226,7 +233,8 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
     const std::size_t height = d.height, width = d.width, planes = n * d.out_channels;
     std::vector<float> pooled = unwritten(c.dpooled.size()), expected_pooled(c.dpooled.size());
     std::vector<std::uint8_t> argmax(c.dpooled.size(), 255);
-    kernels::conv3x3_relu_pool_forward(d, n, c.x.data(), c.weight.data(), c.bias.data(), pooled.data(), argmax.data());
+    kernels::conv3x3_forward(d, n, c.x.data(), c.weight.data(), c.bias.data(),
+                             kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
     std::vector<float> routed(c.dy.size(), 0.f);
     const std::size_t out_w = width / 2;
     for (std::size_t plane = 0; plane < planes; ++plane)
@@ -249,8 +257,9 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
             }
     check("forward with ReLU and max-pool", pooled.data(), expected_pooled);
     backward_checks("backward through max-pool and ReLU", routed, [&](float* dweight, float* dbias, float* dx) {
-        kernels::conv3x3_relu_pool_backward(d, n, c.x.data(), c.dpooled.data(), pooled.data(), argmax.data(),
-                                            c.weight.data(), dweight, dbias, dx);
+        kernels::conv3x3_backward(d, n, c.x.data(), c.weight.data(),
+                                  kernels::conv_output_gradient::of_relu_pooled(c.dpooled.data(), pooled.data(), argmax.data()),
+                                  dweight, dbias, dx);
     });
     return check.failures;
 }

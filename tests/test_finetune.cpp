@@ -144,7 +144,7 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
 TEST_CASE("a torchvision state_dict saved as is (I64 counters) loads strictly and gives torchvision's logits")
 {
     const fs::path dir = finetune_reference_dir();
-    using net_type = TorchvisionVGG<shape<3, 32, 32>, vgg11_arch, true, 10, 64>;
+    using net_type = TorchvisionVGG<shape<3, 32, 32>, batch_norm<vgg11_arch>, 10, 64>;
     auto net = std::make_unique<net_type>();
     const auto report = io::load_weights(*net, dir / "vgg11_bn-plain.safetensors", {});
     CHECK(report.complete());

@@ -57,7 +57,7 @@ TEST_CASE_TEMPLATE("im2col + GEMM convolution equals the direct definition", Cas
                                    conv.weight.value.data(), conv.bias.value.data(), reference.data());
         CHECK(max_abs_difference(fast.values(), reference.values()) < 1e-4f);
 
-        conv.forward(x, fast, {}, true);
+        conv.forward(x, fast, {}, conv_epilogue::relu);
         for (auto& v : reference.values())
             v = std::max(v, 0.f);
         CHECK(max_abs_difference(fast.values(), reference.values()) < 1e-4f);
@@ -335,12 +335,13 @@ TEST_CASE("a Winograd forward pass of fewer images than threads splits the outpu
         for (auto* values : {&x, &weight, &bias})
             fill_uniform(*values, random);
         kernels::conv3x3_reference(1, in, out, side, side, x.data(), weight.data(), bias.data(), reference.data());
-        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), y.data(), false);
+        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), kernels::conv_output::stored(y.data()));
         CHECK(max_abs_difference(y, reference) < 1e-4f);
 
         std::vector<float> pooled(d.out_size() / 4), pooled_reference(d.out_size() / 4);
         std::vector<std::uint8_t> argmax(pooled.size()), argmax_reference(pooled.size());
-        kernels::conv3x3_relu_pool_forward(d, 1, x.data(), weight.data(), bias.data(), pooled.data(), argmax.data());
+        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(),
+                                 kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
         kernels::maxpool2x2_forward(out, side, side, reference.data(), pooled_reference.data(), argmax_reference.data());
         for (auto& v : pooled_reference)
             v = std::max(v, 0.f);
@@ -360,7 +361,7 @@ TEST_CASE("kept Winograd kernels are made again whenever the weights or the tile
     kernels::winograd_kernel_cache kept;
     const auto convolve = [&](const kernels::conv3x3_dims& d, const std::vector<float>& x, kernels::winograd_kernel_cache* cache) {
         std::vector<float> y(d.out_size());
-        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), y.data(), false, cache);
+        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), kernels::conv_output::stored(y.data()), cache);
         return y;
     };
     const kernels::conv3x3_dims d8{in, out, 8, 8}, d6{in, out, 6, 6};
@@ -397,24 +398,25 @@ TEST_CASE("kept Winograd kernels are made again whenever the weights or the tile
         kernels::winograd_kernel_cache cache;
         std::vector<std::size_t> tiles;
         for (int pass = 0; pass < 3; ++pass) {
-            tiles.push_back(kernels::winograd_forward_tile(d, 1, weights.data(), &cache));
+            tiles.push_back(kernels::plan_conv3x3_forward(d, 1, weights.data(), &cache).winograd_tile());
             std::vector<float> y(d.out_size());
-            kernels::conv3x3_forward(d, 1, x.data(), weights.data(), biases.data(), y.data(), false, &cache);
+            kernels::conv3x3_forward(d, 1, x.data(), weights.data(), biases.data(), kernels::conv_output::stored(y.data()), &cache);
             CHECK(max_abs_difference(y, reference) < 1e-5f * (1 + largest_magnitude(reference)));
         }
         weights.back() = -weights.back();
-        tiles.push_back(kernels::winograd_forward_tile(d, 1, weights.data(), &cache));
+        tiles.push_back(kernels::plan_conv3x3_forward(d, 1, weights.data(), &cache).winograd_tile());
         CHECK(tiles == std::vector<std::size_t>{2, 4, 4, 2});
         CHECK(kernels::winograd_tile(d, 1) == 2);
     }
     // The pooled pass reads them too.
     std::vector<float> pooled(d6.out_size() / 4), pooled_kept(pooled.size());
     std::vector<std::uint8_t> argmax(pooled.size()), argmax_kept(pooled.size());
-    kernels::conv3x3_relu_pool_forward(d6, 1, x6.data(), weight.data(), bias.data(), pooled.data(), argmax.data());
+    kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(), kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
     weight[1] -= 0.5f;
-    kernels::conv3x3_relu_pool_forward(d6, 1, x6.data(), weight.data(), bias.data(), pooled_kept.data(), argmax_kept.data(), &kept);
+    kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(),
+                             kernels::conv_output::relu_pooled(pooled_kept.data(), argmax_kept.data()), &kept);
     CHECK(pooled_kept != pooled);
-    kernels::conv3x3_relu_pool_forward(d6, 1, x6.data(), weight.data(), bias.data(), pooled.data(), argmax.data());
+    kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(), kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
     CHECK(pooled_kept == pooled);
     CHECK(argmax_kept == argmax);
 }
@@ -573,8 +575,9 @@ TEST_CASE("an empty batch passes through the convolution kernels without work")
         const std::vector<float> weight(d.out_channels * d.patch(), 0.5f), bias(d.out_channels, 0.f);
         std::vector<float> dweight(weight.size(), 1.f), dbias(d.out_channels, 1.f);
         float unused = 0.f;
-        kernels::conv3x3_forward(d, 0, &unused, weight.data(), bias.data(), &unused, true);
-        kernels::conv3x3_backward(d, 0, &unused, &unused, weight.data(), dweight.data(), dbias.data(), nullptr);
+        kernels::conv3x3_forward(d, 0, &unused, weight.data(), bias.data(), kernels::conv_output::stored_through_relu(&unused));
+        kernels::conv3x3_backward(d, 0, &unused, weight.data(), kernels::conv_output_gradient::of_stored(&unused), dweight.data(),
+                                  dbias.data(), nullptr);
         CHECK(std::all_of(dweight.begin(), dweight.end(), [](float v) { return v == 0.f; }));
     }
 }
@@ -626,8 +629,9 @@ TEST_CASE("convolution backward is the adjoint of forward where the input gradie
         std::vector<float> no_bias(out, 0.f), dx(x.size()), dweight(weight.size()), dbias(out);
         for (auto* values : {&x, &dy, &weight})
             fill_uniform(*values, random);
-        kernels::conv3x3_forward(d, batch, x.data(), weight.data(), no_bias.data(), y.data(), false);
-        kernels::conv3x3_backward(d, batch, x.data(), dy.data(), weight.data(), dweight.data(), dbias.data(), dx.data());
+        kernels::conv3x3_forward(d, batch, x.data(), weight.data(), no_bias.data(), kernels::conv_output::stored(y.data()));
+        kernels::conv3x3_backward(d, batch, x.data(), weight.data(), kernels::conv_output_gradient::of_stored(dy.data()),
+                                  dweight.data(), dbias.data(), dx.data());
         // The sums cancel (hundreds of thousands of terms): errors are measured against the terms' magnitudes.
         double magnitude = 0;
         const auto dot = [&magnitude](const std::vector<float>& a, const std::vector<float>& b) {

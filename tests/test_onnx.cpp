@@ -29,8 +29,8 @@ using vgg::testing::values_of;
 namespace {
 
 using seed32 = VGG<shape<1, 32, 32>, small_conv_arch<vgg11_arch, 4>, 10>;
-template <class Arch, bool BatchNorm, std::size_t Size>
-using torchvision_small = TorchvisionVGG<shape<3, Size, Size>, Arch, BatchNorm, 10, 64>;
+template <class Arch, std::size_t Size>
+using torchvision_small = TorchvisionVGG<shape<3, Size, Size>, Arch, 10, 64>;
 // Small networks for each way of exporting an adaptive pool: an AveragePool (4x4 to 2x2), vgg's
 // pooling matrix (overlapping windows, 8x8 to 3x3).
 using pooled_by_window = Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, AdaptiveAvgPool2d<2, 2>, Flatten, Linear<16, 5>>;
@@ -157,14 +157,14 @@ TEST_CASE("vgg's ONNX export runs in ONNX Runtime with vgg's logits, and imports
     check_export<pooled_by_window>("pooled-by-window", io::onnx_batch_norm::node, 1e-5f);
     check_export<pooled_by_window>("pooled-by-window-folded", io::onnx_batch_norm::folded, 1e-5f);
     check_export<pooled_by_matrix>("pooled-by-matrix", io::onnx_batch_norm::node, 1e-5f);
-    check_export<torchvision_small<vgg11_arch, true, 32>>("vgg11_bn-32", io::onnx_batch_norm::node, 1e-5f);
-    check_export<torchvision_small<vgg11_arch, true, 32>>("vgg11_bn-32-folded", io::onnx_batch_norm::folded, 1e-5f);
-    check_export<torchvision_small<vgg16_arch, false, 32>>("vgg16-32", io::onnx_batch_norm::node, 1e-5f);
+    check_export<torchvision_small<batch_norm<vgg11_arch>, 32>>("vgg11_bn-32", io::onnx_batch_norm::node, 1e-5f);
+    check_export<torchvision_small<batch_norm<vgg11_arch>, 32>>("vgg11_bn-32-folded", io::onnx_batch_norm::folded, 1e-5f);
+    check_export<torchvision_small<vgg16_arch, 32>>("vgg16-32", io::onnx_batch_norm::node, 1e-5f);
 }
 
 TEST_CASE("the export names initializers as the network names its parameters and checks with ONNX's checker")
 {
-    auto net = random_network<torchvision_small<vgg11_arch, true, 32>>(5);
+    auto net = random_network<torchvision_small<batch_norm<vgg11_arch>, 32>>(5);
     const auto model = io::to_onnx(*net);
     std::vector<std::string> names;
     for (const auto& t : model.graph().initializer())
@@ -208,9 +208,9 @@ TEST_CASE("files from torch.onnx.export import and give PyTorch's logits")
     check.operator()<seed32>("seed32-opset11", false);
     check.operator()<seed32>("seed32-opset17", false);
     check.operator()<seed32>("seed32-opset9-view", false);
-    check.operator()<torchvision_small<vgg11_arch, true, 224>>("vgg11_bn-opset13-fused", true);
-    check.operator()<torchvision_small<vgg11_arch, true, 224>>("vgg11_bn-opset17-nodes", false);
-    check.operator()<torchvision_small<vgg11_arch, false, 224>>("vgg11-opset11", false);
+    check.operator()<torchvision_small<batch_norm<vgg11_arch>, 224>>("vgg11_bn-opset13-fused", true);
+    check.operator()<torchvision_small<batch_norm<vgg11_arch>, 224>>("vgg11_bn-opset17-nodes", false);
+    check.operator()<torchvision_small<vgg11_arch, 224>>("vgg11-opset11", false);
 }
 
 TEST_CASE("initializers in typed fields (float_data) load as raw_data does, and a Dropout node is passed by")

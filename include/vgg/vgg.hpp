@@ -18,6 +18,7 @@
 #include "vgg/layers/conv3x3.hpp"
 #include "vgg/layers/dropout.hpp"
 #include "vgg/layers/flatten.hpp"
+#include "vgg/layers/layer_list.hpp"
 #include "vgg/layers/linear.hpp"
 #include "vgg/layers/maxpool.hpp"
 #include "vgg/layers/relu.hpp"

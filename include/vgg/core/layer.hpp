@@ -60,6 +60,9 @@ struct parameter_view {
     /// How `value` and `grad` lay it out: files and PyTorch have it in the order of `shape`
     /// (copy_in_shape_order, copy_from_shape_order translate).
     storage_order order = storage_order::as_shape;
+    /// The places of the layers holding it, outermost first, as its name counts them ("2.3.weight":
+    /// {2, 3}): each Sequential, and each block holding layers, adds its own on the way out.
+    std::vector<std::size_t> path{};
 };
 
 namespace detail {

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "vgg/detail/parallel.hpp"
+#include "vgg/kernels/conv/epilogue.hpp"
 #include "vgg/kernels/gemm_bf16.hpp"
 
 namespace vgg::kernels {
@@ -68,16 +69,6 @@ struct amx_weight_gradient_layout {
     std::size_t gradient_size() const { return height * padded_width() * out_channels; }
     /// Floats of the dW^T sums, [tap][in][out].
     std::size_t sums_size() const { return 9 * in_channels * out_channels; }
-};
-
-/// Where amx_conv3x3_image writes an image's result: its output planes, optionally through ReLU;
-/// or, with `pooled` set, relu(maxpool2x2(conv)) and the pool's arg-max as maxpool2x2_planes
-/// records them (height and width even), the full-resolution output never stored.
-struct amx_conv3x3_output {
-    float* planes = nullptr;
-    bool relu = false;
-    float* pooled = nullptr;
-    std::uint8_t* argmax = nullptr;
 };
 
 /// Packs weight [out][in][3][3] as B tiles, one per kernel row ky, depth step s and group of 16
@@ -287,7 +278,7 @@ namespace detail {
 
 /// Writes the transposed C tile `channels` ([channel][pixel], 16 x 16 pixels from x0 of row y)
 /// into the planes, adding the bias, through ReLU if asked.
-VGG_TARGET_AVX512_BF16 inline void store_output_rows(const amx_conv3x3_layout& l, const amx_conv3x3_output& output,
+VGG_TARGET_AVX512_BF16 inline void store_output_rows(const amx_conv3x3_layout& l, const conv_output& output,
                                                      const float* bias, std::size_t first_channel, std::size_t y,
                                                      std::size_t x0, const __m512i channels[16])
 {
@@ -306,7 +297,7 @@ VGG_TARGET_AVX512_BF16 inline void store_output_rows(const amx_conv3x3_layout& l
 VGG_UNDEFINED_VECTOR_WARNINGS_OFF
 /// Pools two transposed C tiles, rows y and y + 1 of the same 16 channels and pixels from x0, into
 /// relu(maxpool2x2) and its arg-max, exactly as maxpool2x2_planes and relu_inplace would.
-VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l, const amx_conv3x3_output& output,
+VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l, const conv_output& output,
                                                      const float* bias, std::size_t first_channel, std::size_t y,
                                                      std::size_t x0, const __m512i top[16], const __m512i bottom[16])
 {
@@ -347,7 +338,7 @@ VGG_UNDEFINED_VECTOR_WARNINGS_ON
 /// from the staged image and the packed weights, written as `output` says.
 VGG_TARGET_AMX inline void amx_conv3x3_image(const amx_conv3x3_layout& l, const std::uint16_t* staged,
                                              const std::uint16_t* packed_weights, const float* bias,
-                                             vgg::detail::range groups, const amx_conv3x3_output& output)
+                                             vgg::detail::range groups, const conv_output& output)
 {
     const detail::tile_configuration configuration;
     _tile_loadconfig(&configuration);
@@ -414,7 +405,7 @@ inline void stage_channels_last(const amx_conv3x3_layout&, const float*, std::ui
     throw std::logic_error("stage_channels_last needs an x86-64 CPU with AVX512_BF16");
 }
 inline void amx_conv3x3_image(const amx_conv3x3_layout&, const std::uint16_t*, const std::uint16_t*, const float*,
-                              vgg::detail::range, const amx_conv3x3_output&)
+                              vgg::detail::range, const conv_output&)
 {
     throw std::logic_error("amx_conv3x3_image needs an x86-64 CPU with AMX");
 }

@@ -144,6 +144,22 @@ template <std::size_t In, std::size_t Out, class T, class Transform>
             y[i][j] = result[i];
     }
 }
+/// transform_2d of one square of SIMD batches read by load(i) (element i, row after row) and
+/// written by store(o, value): the loops around every transform of the Winograd drivers.
+template <std::size_t In, std::size_t Out, class Load, class Transform, class Store>
+[[gnu::always_inline]] inline void transform_square(Load&& load, Transform f, Store&& store)
+{
+    using T = decltype(load(std::size_t{}));
+    T x[In][In], y[Out][Out];
+    VGG_UNROLL
+    for (std::size_t i = 0; i < In * In; ++i)
+        x[i / In][i % In] = load(i);
+    transform_2d(x, y, f);
+    VGG_UNROLL
+    for (std::size_t o = 0; o < Out * Out; ++o)
+        store(o, y[o / Out][o % Out]);
+}
+
 /// The transforms of F(Tile x Tile, 3x3), windows of Tile + 2 values a side: the forward pass's,
 /// and the weight gradient's (gradient tiles in, sums out).
 template <std::size_t Tile>

@@ -3,16 +3,30 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "vgg/core/parameter.hpp"
 #include "vgg/core/rules.hpp"
 #include "vgg/kernels/conv3x3.hpp"
+#include "vgg/layers/maxpool.hpp"
 
 namespace vgg {
 
 template <std::size_t In, std::size_t Out, class InputShape>
 class conv3x3_layer;
+
+/// What a Conv3x3 layer does with its results in the pass that computes them, for the layers that
+/// run convolutions (VGGBlock): nothing more (a layer of a Sequential), ReLU, or ReLU and a 2x2
+/// max-pool, whose output is the pooled tensor (the layer keeps the pool's arg-max for backward).
+namespace conv_epilogue {
+struct none_t {};
+struct relu_t {};
+struct relu_maxpool2x2_t {};
+inline constexpr none_t none{};
+inline constexpr relu_t relu{};
+inline constexpr relu_maxpool2x2_t relu_maxpool2x2{};
+} // namespace conv_epilogue
 
 /// nn.Conv2d(In, Out, kernel_size=3, padding=1): a 3x3 convolution, stride 1, padding 1, with
 /// bias. Input shape<In, H, W>, output shape<Out, H, W>. Evaluation keeps the transformed kernels
@@ -48,62 +62,34 @@ public:
         detail::initialize_weight_and_bias(weight, bias, In * 9, Out * 9, init, random);
     }
 
-    /// Convolution; `fuse_relu` applies ReLU in the same pass (used by VGGBlock).
-    void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context,
-                 bool fuse_relu = false)
+    /// Shape of the output with an epilogue: the pooled shape for relu_maxpool2x2.
+    template <class Epilogue>
+    using output_with = std::conditional_t<std::is_same_v<Epilogue, conv_epilogue::relu_maxpool2x2_t>,
+                                           typename MaxPool2x2::template output_shape<output_shape>, output_shape>;
+
+    /// y = conv(x), then `Epilogue` (conv_epilogue) in the same pass.
+    template <class Epilogue = conv_epilogue::none_t>
+    void forward(const tensor<input_shape>& x, tensor<output_with<Epilogue>>& y, const run_context& context,
+                 Epilogue = {})
     {
+        check_epilogue<Epilogue>();
         precision_ = context.precision;
         y.resize(x.batch());
-        kernels::conv3x3_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(), y.data(), fuse_relu,
-                                 kept_kernels(context));
+        kernels::conv3x3_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(),
+                                 output<Epilogue>(y), kept_kernels(context));
     }
 
-    /// Writes the weight and bias gradients (unless skipped), and the input gradient when dx is not null.
-    void backward(const tensor<input_shape>& x, const tensor<output_shape>&, const tensor<output_shape>& dy,
-                  tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
+    /// Writes the weight and bias gradients (unless skipped), and the input gradient when dx is
+    /// not null, from dy, the gradient of y, what forward with the same epilogue wrote.
+    template <class Epilogue = conv_epilogue::none_t>
+    void backward(const tensor<input_shape>& x, const tensor<output_with<Epilogue>>& y,
+                  const tensor<output_with<Epilogue>>& dy, tensor<input_shape>* dx,
+                  parameter_gradients gradients = parameter_gradients::compute, Epilogue = {})
     {
         if (dx)
             dx->resize(x.batch());
-        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight_grad(gradients),
-                                  bias_grad(gradients), dx ? dx->data() : nullptr);
-    }
-
-    /// Backward of relu(conv(x)) given its output: the ReLU mask is applied on the way in.
-    void backward_through_relu(const tensor<input_shape>& x, const tensor<output_shape>& relu_output,
-                               const tensor<output_shape>& dy, tensor<input_shape>* dx,
-                               parameter_gradients gradients = parameter_gradients::compute)
-    {
-        if (dx)
-            dx->resize(x.batch());
-        kernels::conv3x3_backward(dims(), x.batch(), x.data(), dy.data(), weight.value.data(), weight_grad(gradients),
-                                  bias_grad(gradients), dx ? dx->data() : nullptr, relu_output.data());
-    }
-
-    /// pooled = maxpool2x2(relu(conv(x))) with the pool's arg-max; the full-resolution
-    /// convolution output is never stored.
-    template <class PooledShape>
-    void forward_relu_pool(const tensor<input_shape>& x, tensor<PooledShape>& pooled, std::vector<std::uint8_t>& argmax,
-                           const run_context& context)
-    {
-        precision_ = context.precision;
-        static_assert(PooledShape::size * 4 == output_shape::size, "forward_relu_pool writes a 2x2-pooled output.");
-        pooled.resize(x.batch());
-        argmax.resize(pooled.size());
-        kernels::conv3x3_relu_pool_forward(dims(), x.batch(), x.data(), weight.value.data(), bias.value.data(),
-                                           pooled.data(), argmax.data(), kept_kernels(context));
-    }
-
-    /// Backward of forward_relu_pool.
-    template <class PooledShape>
-    void backward_relu_pool(const tensor<input_shape>& x, const tensor<PooledShape>& pooled,
-                            const std::vector<std::uint8_t>& argmax, const tensor<PooledShape>& dpooled,
-                            tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
-    {
-        if (dx)
-            dx->resize(x.batch());
-        kernels::conv3x3_relu_pool_backward(dims(), x.batch(), x.data(), dpooled.data(), pooled.data(), argmax.data(),
-                                            weight.value.data(), weight_grad(gradients), bias_grad(gradients),
-                                            dx ? dx->data() : nullptr);
+        kernels::conv3x3_backward(dims(), x.batch(), x.data(), weight.value.data(), output_gradient<Epilogue>(y, dy),
+                                  weight_grad(gradients), bias_grad(gradients), dx ? dx->data() : nullptr);
     }
 
     template <class Visitor>
@@ -133,8 +119,38 @@ private:
     {
         return context.mode == mode::eval ? &kept_kernels_ : nullptr;
     }
+    template <class Epilogue>
+    static constexpr void check_epilogue()
+    {
+        static_assert(!std::is_same_v<Epilogue, conv_epilogue::relu_maxpool2x2_t> ||
+                          rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>,
+                      "Conv3x3's relu_maxpool2x2 epilogue needs an even height and width, or its 2x2 windows would drop pixels.");
+    }
+    template <class Epilogue>
+    kernels::conv_output output(tensor<output_with<Epilogue>>& y)
+    {
+        if constexpr (std::is_same_v<Epilogue, conv_epilogue::relu_maxpool2x2_t>) {
+            argmax_.resize(y.size());
+            return kernels::conv_output::relu_pooled(y.data(), argmax_.data());
+        } else {
+            return {.planes = y.data(), .relu = std::is_same_v<Epilogue, conv_epilogue::relu_t>};
+        }
+    }
+    template <class Epilogue>
+    kernels::conv_output_gradient output_gradient(const tensor<output_with<Epilogue>>& y,
+                                                  const tensor<output_with<Epilogue>>& dy) const
+    {
+        if constexpr (std::is_same_v<Epilogue, conv_epilogue::relu_maxpool2x2_t>)
+            return kernels::conv_output_gradient::of_relu_pooled(dy.data(), y.data(), argmax_.data());
+        else if constexpr (std::is_same_v<Epilogue, conv_epilogue::relu_t>)
+            return kernels::conv_output_gradient::of_relu(dy.data(), y.data());
+        else
+            return kernels::conv_output_gradient::of_stored(dy.data());
+    }
+
     vgg::precision precision_ = vgg::precision::fp32;
     kernels::winograd_kernel_cache kept_kernels_;
+    std::vector<std::uint8_t> argmax_; ///< of the relu_maxpool2x2 epilogue's last forward pass
 };
 
 } // namespace vgg

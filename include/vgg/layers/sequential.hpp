@@ -1,7 +1,6 @@
 #pragma once
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -14,94 +13,12 @@
 #include "vgg/core/rng.hpp"
 #include "vgg/core/rules.hpp"
 #include "vgg/core/tensor.hpp"
+#include "vgg/detail/exclusive_use.hpp"
+#include "vgg/layers/layer_chain.hpp"
 
 namespace vgg {
 
 namespace detail {
-
-template <class... Ts>
-struct type_list {};
-
-// Binding a list of layer specs to an input shape is a left fold over `>>`: each step appends
-// the spec bound to the shape so far and moves the shape on. A flat fold keeps compiler
-// messages to the one layer at fault instead of the whole network nested inside itself.
-template <class Shape, class... Layers>
-struct layer_chain {
-    using output_shape = Shape;
-    using layers = type_list<Layers...>;
-};
-template <class Spec>
-struct spec_tag {};
-
-template <class Shape, class... Layers, class Spec>
-    requires layer_spec_for<Spec, Shape>
-auto operator>>(layer_chain<Shape, Layers...>, spec_tag<Spec>)
-    -> layer_chain<typename Spec::template output_shape<Shape>, Layers..., typename Spec::template layer<Shape>>;
-
-// Something that is not a layer spec gets one sentence (when the fold goes on from it, or at
-// its end) and is left out, so that the layers after it raise no errors of their own.
-template <class Spec, class Shape, class... Layers>
-struct not_a_layer_spec : layer_chain<Shape, Layers...> {
-    static_assert(layer_spec_for<Spec, Shape>,
-                  "Sequential<Input, Specs...>: each of Specs must be a layer spec such as Conv3x3<1, 16>, ReLU, "
-                  "MaxPool2x2, Flatten, Linear<512, 10> or VGGBlock<2, 16, 32>, not a bound layer or another type.");
-};
-template <class Shape, class... Layers, class Spec>
-    requires(!layer_spec_for<Spec, Shape>)
-auto operator>>(layer_chain<Shape, Layers...>, spec_tag<Spec>) -> not_a_layer_spec<Spec, Shape, Layers...>;
-
-// The fold starts from the network's input, checked once. An image given without its channel
-// count, shape<Height, Width>, goes on as shape<1, Height, Width> so that no layer reports it
-// again; any other rank as shape<1, 1, 1>.
-template <class Input>
-struct unchecked_input {
-    using type = shape<1, 1, 1>;
-};
-template <std::size_t Height, std::size_t Width>
-struct unchecked_input<shape<Height, Width>> {
-    using type = shape<1, Height, Width>;
-};
-template <class Input>
-struct network_input : layer_chain<std::conditional_t<rules::network_input_v<Input>, Input,
-                                                      typename unchecked_input<Input>::type>> {
-    static_assert(rules::network_input_v<Input>,
-                  "Sequential<Input, Specs...>: Input must be shape<Channels, Height, Width> for images or "
-                  "shape<Features> for vectors; a one-channel image is shape<1, Height, Width>.");
-};
-
-template <class Input, class... Specs>
-using bind_layers = decltype((network_input<Input>{} >> ... >> spec_tag<Specs>{}));
-
-/// Refuses a second forward or backward on one network while one runs (a call from another
-/// thread): a network keeps its activations and gradients in itself, so two calls at once would
-/// overwrite each other's. Copies start free.
-class exclusive_use {
-public:
-    exclusive_use() = default;
-    exclusive_use(const exclusive_use&) {}
-    exclusive_use& operator=(const exclusive_use&) { return *this; }
-
-    /// Holds the network for one call.
-    class hold {
-    public:
-        hold(exclusive_use& use, const char* call) : use_(use)
-        {
-            if (use_.busy_.exchange(true, std::memory_order_acquire))
-                throw std::logic_error(std::string("Sequential::") + call +
-                                       ": another forward or backward of this network is running (on another thread); a "
-                                       "network is not thread-safe: give each thread its own copy");
-        }
-        ~hold() { use_.busy_.store(false, std::memory_order_release); }
-        hold(const hold&) = delete;
-        hold& operator=(const hold&) = delete;
-
-    private:
-        exclusive_use& use_;
-    };
-
-private:
-    std::atomic<bool> busy_{false};
-};
 
 /// The default for Sequential's per-layer hook: just run the layer.
 struct run_directly {
@@ -458,6 +375,7 @@ private:
             if constexpr (std::remove_reference_t<decltype(layer)>::parameter_count > 0)
                 layer.visit_parameters(std::to_string(index) + ".", [&](parameter_view p) {
                     p.layer = index;
+                    p.path.insert(p.path.begin(), index);
                     if (frozen_[index]) {
                         p.frozen = true;
                         p.trainable = false;

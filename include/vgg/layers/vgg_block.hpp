@@ -1,11 +1,9 @@
 #pragma once
 #include <array>
 #include <cstddef>
-#include <cstdint>
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <vector>
 
 #include "vgg/core/rules.hpp"
 #include "vgg/layers/conv3x3.hpp"
@@ -83,12 +81,12 @@ public:
     void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context)
     {
         if constexpr (conv_count == 1) {
-            first.forward_relu_pool(x, y, argmax_, context);
+            first.forward(x, y, context, conv_epilogue::relu_maxpool2x2);
         } else {
-            first.forward(x, activations_[0], context, true);
+            first.forward(x, activations_[0], context, conv_epilogue::relu);
             for (std::size_t j = 1; j + 1 < conv_count; ++j)
-                later[j - 1].forward(activations_[j - 1], activations_[j], context, true);
-            later.back().forward_relu_pool(activations_.back(), y, argmax_, context);
+                later[j - 1].forward(activations_[j - 1], activations_[j], context, conv_epilogue::relu);
+            later.back().forward(activations_.back(), y, context, conv_epilogue::relu_maxpool2x2);
         }
     }
 
@@ -96,14 +94,15 @@ public:
                   tensor<input_shape>* dx, parameter_gradients gradients = parameter_gradients::compute)
     {
         if constexpr (conv_count == 1) {
-            first.backward_relu_pool(x, y, argmax_, dy, dx, gradients);
+            first.backward(x, y, dy, dx, gradients, conv_epilogue::relu_maxpool2x2);
         } else {
-            later.back().backward_relu_pool(activations_.back(), y, argmax_, dy, &grad_, gradients);
+            later.back().backward(activations_.back(), y, dy, &grad_, gradients, conv_epilogue::relu_maxpool2x2);
             for (std::size_t j = conv_count - 1; j-- > 1;) {
-                later[j - 1].backward_through_relu(activations_[j - 1], activations_[j], grad_, &spare_grad_, gradients);
+                later[j - 1].backward(activations_[j - 1], activations_[j], grad_, &spare_grad_, gradients,
+                                      conv_epilogue::relu);
                 std::swap(grad_, spare_grad_);
             }
-            first.backward_through_relu(x, activations_[0], grad_, dx, gradients);
+            first.backward(x, activations_[0], grad_, dx, gradients, conv_epilogue::relu);
         }
     }
 
@@ -111,9 +110,15 @@ public:
     template <class Visitor>
     void visit_parameters(const std::string& prefix, Visitor&& visit)
     {
-        first.visit_parameters(prefix + "0.", visit);
+        const auto at = [&](std::size_t place) {
+            return [&visit, place](parameter_view p) {
+                p.path.insert(p.path.begin(), place);
+                visit(p);
+            };
+        };
+        first.visit_parameters(prefix + "0.", at(0));
         for (std::size_t j = 1; j < conv_count; ++j)
-            later[j - 1].visit_parameters(prefix + std::to_string(2 * j) + ".", visit);
+            later[j - 1].visit_parameters(prefix + std::to_string(2 * j) + ".", at(2 * j));
     }
 
     first_conv first;
@@ -122,7 +127,6 @@ public:
 private:
     std::array<tensor<conv_shape>, conv_count - 1> activations_;
     tensor<conv_shape> grad_, spare_grad_;
-    std::vector<std::uint8_t> argmax_;
 };
 
 } // namespace vgg

@@ -1,15 +1,14 @@
 #pragma once
 #include <array>
 #include <cstddef>
-#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
-#include "vgg/kernels/conv3x3.hpp"
 #include "vgg/layers/batchnorm.hpp"
 #include "vgg/layers/conv3x3.hpp"
+#include "vgg/layers/layer_list.hpp"
 #include "vgg/layers/maxpool.hpp"
 #include "vgg/layers/relu.hpp"
 #include "vgg/layers/sequential.hpp"
@@ -34,28 +33,12 @@ struct VGGBlockBN {
 
 namespace detail {
 
-template <class... Lists>
-struct concat_lists;
-template <class... A>
-struct concat_lists<type_list<A...>> {
-    using type = type_list<A...>;
-};
-template <class... A, class... B, class... Rest>
-struct concat_lists<type_list<A...>, type_list<B...>, Rest...> : concat_lists<type_list<A..., B...>, Rest...> {};
-
-template <class Input, class List>
-struct sequential_of;
-template <class Input, class... Specs>
-struct sequential_of<Input, type_list<Specs...>> {
-    using type = Sequential<Input, Specs...>;
-};
-
 /// [Conv3x3, BatchNorm2d, ReLU] per convolution, then MaxPool2x2, as one Sequential: the layers
 /// and their nn.Sequential names (conv j at 3j, its batch norm at 3j + 1).
 template <std::size_t In, std::size_t Out, class Input, std::size_t... J>
-auto conv_bn_relu_pool(std::index_sequence<J...>) -> typename sequential_of<
-    Input, typename concat_lists<type_list<Conv3x3<J == 0 ? In : Out, Out>, BatchNorm2d<Out>, ReLU>...,
-                                 type_list<MaxPool2x2>>::type>::type;
+auto conv_bn_relu_pool(std::index_sequence<J...>)
+    -> sequential_of_lists<Input, layer_list<Conv3x3<J == 0 ? In : Out, Out>, BatchNorm2d<Out>, ReLU>...,
+                           layer_list<MaxPool2x2>>;
 
 } // namespace detail
 
@@ -63,7 +46,6 @@ template <std::size_t NumConvs, std::size_t In, std::size_t Out, class InputShap
 class vgg_block_bn_layer {
     using checked = detail::vgg_block_rules<NumConvs, In, Out, InputShape>;
     static constexpr std::size_t conv_count = checked::num_convs;
-    using conv_shape = typename checked::conv_shape;
     using layers_type = decltype(detail::conv_bn_relu_pool<checked::in, checked::out, typename checked::input_shape>(
         std::make_index_sequence<conv_count>{}));
 
@@ -77,7 +59,7 @@ public:
 
     /// Training runs the layers one by one. Evaluation folds each batch norm into the
     /// convolution before it (weights and bias scaled by the running statistics) and runs the
-    /// block as VGGBlock does, ReLU and pooling fused into the convolutions: no pass of its own.
+    /// folded convolutions as a VGGBlock, ReLU and pooling fused into them: no pass of its own.
     void forward(const tensor<input_shape>& x, tensor<output_shape>& y, const run_context& context)
     {
         context_ = context;
@@ -88,23 +70,10 @@ public:
             std::copy(out.values().begin(), out.values().end(), y.values().begin());
             return;
         }
+        if (!folded_)
+            folded_.emplace();
         fold_all(std::make_index_sequence<conv_count>{});
-        const auto dims = [&](std::size_t j) {
-            return kernels::with_fastest_products({j == 0 ? checked::in : checked::out, checked::out,
-                                                   image_dims<conv_shape>::height, image_dims<conv_shape>::width,
-                                                   context.precision});
-        };
-        y.resize(x.batch());
-        argmax_.resize(y.size());
-        const float* in = x.data();
-        for (std::size_t j = 0; j + 1 < conv_count; ++j) {
-            folded_activations_[j].resize(x.batch());
-            kernels::conv3x3_forward(dims(j), x.batch(), in, folded_[j].weight.data(), folded_[j].bias.data(),
-                                     folded_activations_[j].data(), true, &kept_kernels_[j]);
-            in = folded_activations_[j].data();
-        }
-        kernels::conv3x3_relu_pool_forward(dims(conv_count - 1), x.batch(), in, folded_.back().weight.data(),
-                                           folded_.back().bias.data(), y.data(), argmax_.data(), &kept_kernels_.back());
+        folded_->forward(x, y, context);
     }
 
     /// After an evaluation pass (gradients of a frozen network, as for a perceptual loss) the
@@ -135,40 +104,40 @@ public:
     layers_type layers;
 
 private:
-    struct folded_conv {
-        aligned_vector<float> weight, bias;
-    };
-
     template <std::size_t... J>
     void fold_all(std::index_sequence<J...>)
     {
-        (fold(folded_[J], layers.template layer<3 * J>(), layers.template layer<3 * J + 1>()), ...);
+        (fold(folded_conv<J>(), layers.template layer<3 * J>(), layers.template layer<3 * J + 1>()), ...);
+    }
+    template <std::size_t J>
+    auto& folded_conv()
+    {
+        if constexpr (J == 0)
+            return folded_->first;
+        else
+            return folded_->later[J - 1];
     }
 
     /// bn(conv(x)) = conv'(x) in evaluation: w' = w * s and b' = (b - mean) * s + beta per
     /// output channel, with s = gamma / sqrt(running_var + eps).
-    template <class Conv, class Norm>
-    static void fold(folded_conv& out, const Conv& conv, const Norm& norm)
+    template <class Folded, class Conv, class Norm>
+    static void fold(Folded& out, const Conv& conv, const Norm& norm)
     {
         std::array<float, checked::out> mean{}, inv_std{};
         norm.normalisation_from_running_statistics(mean.data(), inv_std.data());
         const std::size_t per_channel = conv.weight.value.size() / checked::out;
-        out.weight.resize(conv.weight.value.size());
-        out.bias.resize(checked::out);
         for (std::size_t o = 0; o < checked::out; ++o) {
             const float scale = norm.weight.value[o] * inv_std[o];
             for (std::size_t i = 0; i < per_channel; ++i)
-                out.weight[o * per_channel + i] = conv.weight.value[o * per_channel + i] * scale;
-            out.bias[o] = (conv.bias.value[o] - mean[o]) * scale + norm.bias.value[o];
+                out.weight.value[o * per_channel + i] = conv.weight.value[o * per_channel + i] * scale;
+            out.bias.value[o] = (conv.bias.value[o] - mean[o]) * scale + norm.bias.value[o];
         }
     }
 
     run_context context_;
     bool evaluated_folded_ = false;
-    std::array<folded_conv, conv_count> folded_;
-    std::array<kernels::winograd_kernel_cache, conv_count> kept_kernels_; ///< of the folded convolutions
-    std::array<tensor<conv_shape>, conv_count - 1> folded_activations_;
-    std::vector<std::uint8_t> argmax_;
+    /// The convolutions with the batch norms folded in, made at the first evaluation.
+    std::optional<vgg_block_layer<NumConvs, In, Out, InputShape>> folded_;
 };
 
 } // namespace vgg

@@ -9,6 +9,7 @@
 #include "vgg/layers/adaptive_avgpool.hpp"
 #include "vgg/layers/dropout.hpp"
 #include "vgg/layers/flatten.hpp"
+#include "vgg/layers/layer_list.hpp"
 #include "vgg/layers/linear.hpp"
 #include "vgg/layers/maxpool.hpp"
 #include "vgg/layers/relu.hpp"
@@ -37,9 +38,10 @@ struct torchvision_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, Hidde
     static constexpr std::size_t features = conv_arch<Blocks...>::last_out_channels * pooled * pooled;
     static_assert(rules::classes_positive_v<Classes>, "VGG needs at least one output class.");
 
-    using type = Sequential<Input, block_spec<I, Blocks>..., AdaptiveAvgPool2d<pooled, pooled>, Flatten,
-                            Linear<features, Hidden>, ReLU, Dropout<50>, Linear<Hidden, Hidden>, ReLU, Dropout<50>,
-                            Linear<Hidden, Classes>>;
+    using features_list = layer_list<block_spec<I, Blocks>..., AdaptiveAvgPool2d<pooled, pooled>, Flatten>;
+    using type = sequential_of_lists<Input, features_list, vgg_classifier<features, Classes, Hidden>>;
+    /// The first layer of the classifier: torchvision's classifier[0].
+    static constexpr std::size_t classifier_begin = sizeof...(Blocks) + 2;
 
     /// Where block b starts in torchvision's flat `features` list: each block before it holds
     /// [conv, (batch norm,) ReLU] per convolution and a max-pool.
@@ -56,43 +58,41 @@ struct torchvision_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, Hidde
 } // namespace detail
 
 /// torchvision.models.vgg11 ... vgg19_bn: the VGG blocks of `Arch` (with batch norm after every
-/// convolution when BatchNorm), AdaptiveAvgPool2d((7, 7)), and the classifier Linear(512*7*7,
-/// Hidden), ReLU, Dropout, Linear(Hidden, Hidden), ReLU, Dropout, Linear(Hidden, Classes). Its
-/// parameters carry torchvision's state_dict names ("features.0.weight", "features.1.running_mean",
-/// "classifier.6.bias"), so torchvision's weights load as they are (tools/torchvision_to_safetensors.py).
-/// Any input whose height and width the five pools divide works, as in torchvision.
-template <class Input, class Arch, bool BatchNorm = false, std::size_t Classes = 1000,
-          std::size_t Hidden = vgg_hidden_features>
-class TorchvisionVGG : public detail::torchvision_layers<Input, Arch, BatchNorm, Classes, Hidden>::type {
-    using layers = detail::torchvision_layers<Input, Arch, BatchNorm, Classes, Hidden>;
+/// convolution for batch_norm<Arch>), AdaptiveAvgPool2d((7, 7)), Flatten and
+/// vgg_classifier<512*7*7, Classes, Hidden>. Its parameters carry torchvision's state_dict names
+/// ("features.0.weight", "features.1.running_mean", "classifier.6.bias"), so torchvision's weights
+/// load as they are (tools/torchvision_to_safetensors.py). Any input whose height and width the five
+/// pools divide works, as in torchvision.
+template <class Input, class Arch, std::size_t Classes = 1000, std::size_t Hidden = vgg_hidden_features>
+class TorchvisionVGG
+    : public detail::torchvision_layers<Input, typename detail::arch_blocks<Arch>::type,
+                                        detail::arch_blocks<Arch>::batch_norm, Classes, Hidden>::type {
+    using layers = detail::torchvision_layers<Input, typename detail::arch_blocks<Arch>::type,
+                                              detail::arch_blocks<Arch>::batch_norm, Classes, Hidden>;
     using base = typename layers::type;
-    static constexpr std::size_t first_linear = Arch::size + 2; // after the blocks, the pool and Flatten
 
 public:
     using arch = Arch;
-    static constexpr bool batch_norm = BatchNorm;
+    static constexpr bool batch_norm = detail::arch_blocks<Arch>::batch_norm;
     static constexpr std::size_t classes = Classes;
 
     template <class Visitor>
     void visit_parameters(Visitor&& visit)
     {
         base::visit_parameters([&](parameter_view p) {
-            p.name = torchvision_name(p.name, p.layer);
+            p.name = torchvision_name(p);
             visit(p);
         });
     }
 
-    /// torchvision's name for a parameter that Sequential names `name` ("2.3.weight": block 2,
-    /// its layer 3), held by top-level layer `layer`.
-    static std::string torchvision_name(const std::string& name, std::size_t layer)
+    /// torchvision's name for a parameter: a block's layer at path {block, layer in the block} is
+    /// "features.N.weight", N counted in torchvision's flat list; the classifier's "classifier.N.weight".
+    static std::string torchvision_name(const parameter_view& p)
     {
-        const std::string inside = name.substr(name.find('.') + 1);
-        if (layer < Arch::size) {
-            const auto dot = inside.find('.');
-            return "features." + std::to_string(layers::feature_offset(layer) + std::stoul(inside.substr(0, dot))) +
-                   inside.substr(dot);
-        }
-        return "classifier." + std::to_string(layer - first_linear) + "." + inside;
+        const std::string leaf = p.name.substr(p.name.rfind('.'));
+        if (p.layer < Arch::size)
+            return "features." + std::to_string(layers::feature_offset(p.layer) + p.path.at(1)) + leaf;
+        return "classifier." + std::to_string(p.layer - layers::classifier_begin) + leaf;
     }
 };
 
@@ -101,15 +101,14 @@ namespace detail {
 /// One block of torchvision's flat `features` list: [Conv2d, ReLU] per convolution, then MaxPool2d.
 template <std::size_t In, std::size_t Out, std::size_t... J>
 auto flat_block(std::index_sequence<J...>)
-    -> typename concat_lists<type_list<Conv3x3<J == 0 ? In : Out, Out>, ReLU>..., type_list<MaxPool2x2>>::type;
+    -> typename concat_lists<layer_list<Conv3x3<J == 0 ? In : Out, Out>, ReLU>..., layer_list<MaxPool2x2>>::type;
 
 template <class Input, class Arch, class Indices = std::make_index_sequence<Arch::size>>
 struct flat_features;
 template <class Input, class... Blocks, std::size_t... I>
 struct flat_features<Input, conv_arch<Blocks...>, std::index_sequence<I...>> {
-    using type = typename sequential_of<
-        Input, typename concat_lists<decltype(flat_block<block_in_channels<Input, Blocks...>(I), Blocks::out_channels>(
-                   std::make_index_sequence<Blocks::num_convs>{}))...>::type>::type;
+    using type = sequential_of_lists<Input, decltype(flat_block<block_in_channels<Input, Blocks...>(I), Blocks::out_channels>(
+                                                std::make_index_sequence<Blocks::num_convs>{}))...>;
 };
 
 } // namespace detail
@@ -177,20 +176,20 @@ inline constexpr std::size_t relu1_2 = torchvision_relu<vgg19_arch>(1, 2), relu2
 }
 
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg11 = TorchvisionVGG<Input, vgg11_arch, false, Classes>;
+using vgg11 = TorchvisionVGG<Input, vgg11_arch, Classes>;
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg13 = TorchvisionVGG<Input, vgg13_arch, false, Classes>;
+using vgg13 = TorchvisionVGG<Input, vgg13_arch, Classes>;
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg16 = TorchvisionVGG<Input, vgg16_arch, false, Classes>;
+using vgg16 = TorchvisionVGG<Input, vgg16_arch, Classes>;
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg19 = TorchvisionVGG<Input, vgg19_arch, false, Classes>;
+using vgg19 = TorchvisionVGG<Input, vgg19_arch, Classes>;
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg11_bn = TorchvisionVGG<Input, vgg11_arch, true, Classes>;
+using vgg11_bn = TorchvisionVGG<Input, batch_norm<vgg11_arch>, Classes>;
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg13_bn = TorchvisionVGG<Input, vgg13_arch, true, Classes>;
+using vgg13_bn = TorchvisionVGG<Input, batch_norm<vgg13_arch>, Classes>;
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg16_bn = TorchvisionVGG<Input, vgg16_arch, true, Classes>;
+using vgg16_bn = TorchvisionVGG<Input, batch_norm<vgg16_arch>, Classes>;
 template <class Input = shape<3, 224, 224>, std::size_t Classes = 1000>
-using vgg19_bn = TorchvisionVGG<Input, vgg19_arch, true, Classes>;
+using vgg19_bn = TorchvisionVGG<Input, batch_norm<vgg19_arch>, Classes>;
 
 } // namespace vgg

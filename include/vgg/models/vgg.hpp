@@ -9,6 +9,7 @@
 #include "vgg/core/shape.hpp"
 #include "vgg/layers/dropout.hpp"
 #include "vgg/layers/flatten.hpp"
+#include "vgg/layers/layer_list.hpp"
 #include "vgg/layers/linear.hpp"
 #include "vgg/layers/relu.hpp"
 #include "vgg/layers/sequential.hpp"
@@ -31,7 +32,8 @@ struct conv_arch {
 };
 
 /// An architecture whose blocks put batch norm after every convolution (VGGBlockBN), as
-/// torchvision's vgg11_bn ... vgg19_bn do: VGG<shape<1, 32, 32>, batch_norm<vgg11_arch>, 10>.
+/// torchvision's vgg11_bn ... vgg19_bn do: VGG<shape<1, 32, 32>, batch_norm<vgg11_arch>, 10>,
+/// TorchvisionVGG<shape<3, 224, 224>, batch_norm<vgg16_arch>>.
 template <class Arch>
 struct batch_norm : Arch {};
 
@@ -61,6 +63,13 @@ using config_E = vgg19_arch;
 
 /// Width of the two hidden fully connected layers of the VGG head, as in the paper and torchvision.
 inline constexpr std::size_t vgg_hidden_features = 4096;
+
+/// The VGG classifier, as in the paper and torchvision, after the features are flattened:
+/// Linear(InFeatures, Hidden), ReLU, Dropout(0.5), Linear(Hidden, Hidden), ReLU, Dropout(0.5),
+/// Linear(Hidden, Classes).
+template <std::size_t InFeatures, std::size_t Classes, std::size_t Hidden = vgg_hidden_features>
+using vgg_classifier = layer_list<Linear<InFeatures, Hidden>, ReLU, Dropout<50>, Linear<Hidden, Hidden>, ReLU,
+                                  Dropout<50>, Linear<Hidden, Classes>>;
 
 namespace detail {
 
@@ -112,15 +121,14 @@ struct vgg_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, HeadHeight, H
     // On a mismatch the head is built on the real size.
     static constexpr std::size_t linear_in = head_matches ? head_in_features : flattened;
 
-    using type = Sequential<Input, block_spec<I, Blocks>..., Flatten, Linear<linear_in, Hidden>, ReLU, Dropout<50>,
-                            Linear<Hidden, Hidden>, ReLU, Dropout<50>, Linear<Hidden, Classes>>;
+    using type = sequential_of_lists<Input, layer_list<block_spec<I, Blocks>..., Flatten>,
+                                     vgg_classifier<linear_in, Classes, Hidden>>;
 };
 
 } // namespace detail
 
-/// The seed's vgg(conv_arch): one VGGBlock per conv_arch entry (VGGBlockBN for batch_norm<Arch>), then Flatten,
-/// Linear(out_channels*HeadHeight*HeadWidth, 4096), ReLU, Dropout(0.5), Linear(4096, 4096), ReLU,
-/// Dropout(0.5), Linear(4096, Classes). Input is shape<C, H, W> (C = 1 for Fashion-MNIST, 3 for
+/// The seed's vgg(conv_arch): one VGGBlock per conv_arch entry (VGGBlockBN for batch_norm<Arch>), then
+/// Flatten and vgg_classifier<out_channels*HeadHeight*HeadWidth, Classes, Hidden>. Input is shape<C, H, W> (C = 1 for Fashion-MNIST, 3 for
 /// RGB). HeadHeight and HeadWidth default to what the pools leave (7 for 224 and five blocks);
 /// Hidden is the width of the two hidden fully connected layers (the seed's 4096).
 template <class Input, class Arch, std::size_t Classes = 10,

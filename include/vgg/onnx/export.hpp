@@ -159,6 +159,104 @@ inline std::string module_name(const parameter_view& p)
     return p.name.substr(0, p.name.rfind('.'));
 }
 
+/// Whether ops[i] is a batch norm folded into the convolution before it.
+inline bool folded_batch_norm(const std::vector<layer_op>& ops, std::size_t i, const onnx_export_options& options)
+{
+    return options.batch_norm == onnx_batch_norm::folded && i > 0 && i < ops.size() &&
+           ops[i].kind == layer_op_kind::batch_norm && ops[i - 1].kind == layer_op_kind::conv;
+}
+
+/// A Conv node for ops[k], with the batch norm after it folded in when options say so.
+inline void write_conv(::onnx::GraphProto& graph, graph_writer& writer, const std::vector<layer_op>& ops, std::size_t k,
+                       const onnx_export_options& options)
+{
+    const auto& op = ops[k];
+    auto weight = shape_ordered(op.parameters[0]);
+    auto bias = shape_ordered(op.parameters[1]);
+    if (folded_batch_norm(ops, k + 1, options)) {
+        const auto& bn = ops[k + 1].parameters; // weight, bias, running_mean, running_var
+        const std::size_t per_channel = weight.size() / op.out_channels;
+        for (std::size_t c = 0; c < op.out_channels; ++c) {
+            const double scale = double(bn[0].value[c]) / std::sqrt(double(bn[3].value[c]) + double(ops[k + 1].epsilon));
+            for (std::size_t i = 0; i < per_channel; ++i)
+                weight[c * per_channel + i] = float(weight[c * per_channel + i] * scale);
+            bias[c] = float((double(bias[c]) - bn[2].value[c]) * scale + bn[1].value[c]);
+        }
+    }
+    add_float_initializer(graph, op.parameters[0].name, op.parameters[0].shape, weight);
+    add_float_initializer(graph, op.parameters[1].name, op.parameters[1].shape, bias);
+    auto& node = writer.node("Conv", "/" + module_name(op.parameters[0]) + "/Conv", {op.parameters[0].name, op.parameters[1].name});
+    add_ints(node, "kernel_shape", {3, 3});
+    add_ints(node, "pads", {1, 1, 1, 1});
+    add_ints(node, "strides", {1, 1});
+    add_ints(node, "dilations", {1, 1});
+    add_int(node, "group", 1);
+}
+
+/// An adaptive average pool: nothing for the identity, an AveragePool where windows tile the
+/// input, otherwise a product with the pooling matrix between two Reshapes.
+inline void write_adaptive_pool(::onnx::GraphProto& graph, graph_writer& writer, const layer_op& op, const std::string& name)
+{
+    if (op.in_height == op.out_height && op.in_width == op.out_width)
+        return;
+    if (op.in_height % op.out_height == 0 && op.in_width % op.out_width == 0) {
+        const auto kh = std::int64_t(op.in_height / op.out_height), kw = std::int64_t(op.in_width / op.out_width);
+        auto& node = writer.node("AveragePool", name + "/AveragePool");
+        add_ints(node, "kernel_shape", {kh, kw});
+        add_ints(node, "strides", {kh, kw});
+        return;
+    }
+    const auto c = std::int64_t(op.in_channels);
+    add_int64_initializer(graph, name + "/planes", {0, c, std::int64_t(op.in_height * op.in_width)});
+    add_int64_initializer(graph, name + "/pooled", {0, c, std::int64_t(op.out_height), std::int64_t(op.out_width)});
+    add_float_initializer(graph, name + "/windows", {op.in_height * op.in_width, op.out_height * op.out_width},
+                          adaptive_pool_matrix(op.in_height, op.in_width, op.out_height, op.out_width));
+    writer.node("Reshape", name + "/Reshape", {name + "/planes"});
+    writer.node("MatMul", name + "/MatMul", {name + "/windows"});
+    writer.node("Reshape", name + "/Reshape_1", {name + "/pooled"});
+}
+
+/// The nodes and initializers of ops[k].
+inline void write_op(::onnx::GraphProto& graph, graph_writer& writer, const std::vector<layer_op>& ops, std::size_t k,
+                     const onnx_export_options& options)
+{
+    const auto& op = ops[k];
+    const std::string name = "/layer" + std::to_string(op.layer) + "/" + std::to_string(k);
+    switch (op.kind) {
+    case layer_op_kind::conv: return write_conv(graph, writer, ops, k, options);
+    case layer_op_kind::batch_norm: {
+        if (folded_batch_norm(ops, k, options))
+            return;
+        std::vector<std::string> inputs;
+        for (const auto& p : op.parameters) {
+            add_float_initializer(graph, p.name, p.shape, shape_ordered(p));
+            inputs.push_back(p.name);
+        }
+        auto& node = writer.node("BatchNormalization", "/" + module_name(op.parameters[0]) + "/BatchNormalization", inputs);
+        add_float(node, "epsilon", op.epsilon);
+        return;
+    }
+    case layer_op_kind::relu: writer.node("Relu", name + "/Relu"); return;
+    case layer_op_kind::max_pool: {
+        auto& node = writer.node("MaxPool", name + "/MaxPool");
+        add_ints(node, "kernel_shape", {2, 2});
+        add_ints(node, "strides", {2, 2});
+        return;
+    }
+    case layer_op_kind::adaptive_avg_pool: return write_adaptive_pool(graph, writer, op, name);
+    case layer_op_kind::flatten: add_int(writer.node("Flatten", name + "/Flatten"), "axis", 1); return;
+    case layer_op_kind::linear: {
+        for (const auto& p : op.parameters)
+            add_float_initializer(graph, p.name, p.shape, shape_ordered(p));
+        auto& node = writer.node("Gemm", "/" + module_name(op.parameters[0]) + "/Gemm",
+                                 {op.parameters[0].name, op.parameters[1].name});
+        add_int(node, "transB", 1);
+        return;
+    }
+    case layer_op_kind::dropout: return; // the identity in evaluation
+    }
+}
+
 } // namespace detail
 
 /// The network as an ONNX model for inference (evaluation mode: Dropout is left out, batch norm
@@ -199,97 +297,10 @@ template <class Net>
     };
     set_shape(*graph.add_input(), options.input_name, {input::channels, input::height, input::width});
 
-    const auto ops = ops_with_parameters(net);
-    // Whether ops[i] is a batch norm folded into the convolution before it.
-    const auto folded = [&](std::size_t i) {
-        return options.batch_norm == onnx_batch_norm::folded && i > 0 && i < ops.size() &&
-               ops[i].kind == layer_op_kind::batch_norm && ops[i - 1].kind == layer_op_kind::conv;
-    };
     detail::graph_writer writer(graph, options.input_name);
-    for (std::size_t k = 0; k < ops.size(); ++k) {
-        const auto& op = ops[k];
-        const std::string name = "/layer" + std::to_string(op.layer) + "/" + std::to_string(k);
-        switch (op.kind) {
-        case layer_op_kind::conv: {
-            auto weight = detail::shape_ordered(op.parameters[0]);
-            auto bias = detail::shape_ordered(op.parameters[1]);
-            if (folded(k + 1)) {
-                const auto& bn = ops[k + 1].parameters; // weight, bias, running_mean, running_var
-                const std::size_t per_channel = weight.size() / op.out_channels;
-                for (std::size_t c = 0; c < op.out_channels; ++c) {
-                    const double scale = double(bn[0].value[c]) / std::sqrt(double(bn[3].value[c]) + double(ops[k + 1].epsilon));
-                    for (std::size_t i = 0; i < per_channel; ++i)
-                        weight[c * per_channel + i] = float(weight[c * per_channel + i] * scale);
-                    bias[c] = float((double(bias[c]) - bn[2].value[c]) * scale + bn[1].value[c]);
-                }
-            }
-            detail::add_float_initializer(graph, op.parameters[0].name, op.parameters[0].shape, weight);
-            detail::add_float_initializer(graph, op.parameters[1].name, op.parameters[1].shape, bias);
-            auto& node = writer.node("Conv", "/" + detail::module_name(op.parameters[0]) + "/Conv",
-                                     {op.parameters[0].name, op.parameters[1].name});
-            detail::add_ints(node, "kernel_shape", {3, 3});
-            detail::add_ints(node, "pads", {1, 1, 1, 1});
-            detail::add_ints(node, "strides", {1, 1});
-            detail::add_ints(node, "dilations", {1, 1});
-            detail::add_int(node, "group", 1);
-            break;
-        }
-        case layer_op_kind::batch_norm: {
-            if (folded(k))
-                break;
-            std::vector<std::string> inputs;
-            for (const auto& p : op.parameters) {
-                detail::add_float_initializer(graph, p.name, p.shape, detail::shape_ordered(p));
-                inputs.push_back(p.name);
-            }
-            auto& node = writer.node("BatchNormalization", "/" + detail::module_name(op.parameters[0]) + "/BatchNormalization", inputs);
-            detail::add_float(node, "epsilon", op.epsilon);
-            break;
-        }
-        case layer_op_kind::relu:
-            writer.node("Relu", name + "/Relu");
-            break;
-        case layer_op_kind::max_pool: {
-            auto& node = writer.node("MaxPool", name + "/MaxPool");
-            detail::add_ints(node, "kernel_shape", {2, 2});
-            detail::add_ints(node, "strides", {2, 2});
-            break;
-        }
-        case layer_op_kind::adaptive_avg_pool: {
-            if (op.in_height == op.out_height && op.in_width == op.out_width)
-                break; // the identity
-            if (op.in_height % op.out_height == 0 && op.in_width % op.out_width == 0) {
-                const auto kh = std::int64_t(op.in_height / op.out_height), kw = std::int64_t(op.in_width / op.out_width);
-                auto& node = writer.node("AveragePool", name + "/AveragePool");
-                detail::add_ints(node, "kernel_shape", {kh, kw});
-                detail::add_ints(node, "strides", {kh, kw});
-                break;
-            }
-            const auto c = std::int64_t(op.in_channels);
-            detail::add_int64_initializer(graph, name + "/planes", {0, c, std::int64_t(op.in_height * op.in_width)});
-            detail::add_int64_initializer(graph, name + "/pooled", {0, c, std::int64_t(op.out_height), std::int64_t(op.out_width)});
-            detail::add_float_initializer(graph, name + "/windows", {op.in_height * op.in_width, op.out_height * op.out_width},
-                                          detail::adaptive_pool_matrix(op.in_height, op.in_width, op.out_height, op.out_width));
-            writer.node("Reshape", name + "/Reshape", {name + "/planes"});
-            writer.node("MatMul", name + "/MatMul", {name + "/windows"});
-            writer.node("Reshape", name + "/Reshape_1", {name + "/pooled"});
-            break;
-        }
-        case layer_op_kind::flatten:
-            detail::add_int(writer.node("Flatten", name + "/Flatten"), "axis", 1);
-            break;
-        case layer_op_kind::linear: {
-            for (const auto& p : op.parameters)
-                detail::add_float_initializer(graph, p.name, p.shape, detail::shape_ordered(p));
-            auto& node = writer.node("Gemm", "/" + detail::module_name(op.parameters[0]) + "/Gemm",
-                                     {op.parameters[0].name, op.parameters[1].name});
-            detail::add_int(node, "transB", 1);
-            break;
-        }
-        case layer_op_kind::dropout:
-            break; // the identity in evaluation
-        }
-    }
+    const auto ops = ops_with_parameters(net);
+    for (std::size_t k = 0; k < ops.size(); ++k)
+        detail::write_op(graph, writer, ops, k, options);
     writer.name_output(options.output_name);
     std::vector<std::size_t> output_dims;
     for (const auto d : Net::output_shape::dims)

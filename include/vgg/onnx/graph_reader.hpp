@@ -239,103 +239,154 @@ private:
     {
         const std::string& op = node.op_type();
         onnx_step s{onnx_step_kind::relu, label(node, index), {}, {}, true, 1e-5f};
-        auto require_ones = [&](std::string_view attribute) {
-            const auto values = ints(node, attribute, {1, 1});
-            require(values == std::vector<std::int64_t>{1, 1}, node, index,
-                    "has " + std::string(attribute) + " " + ints_text(values) + "; vgg's layers have " + std::string(attribute) + " [1, 1]");
-        };
-        if (op == "Conv") {
-            s.kind = onnx_step_kind::conv;
-            require(node.input(0) == current_, node, index, "convolves another input than the activation");
-            s.tensors.push_back(&constant_input(node, 1, "weight", index));
-            if (node.input_size() > 2 && !node.input(2).empty())
-                s.tensors.push_back(&constant_input(node, 2, "bias", index));
-            require_ones("strides");
-            require_ones("dilations");
-            require(integer(node, "group", 1) == 1, node, index,
-                    "has group " + std::to_string(integer(node, "group", 1)) + "; vgg's convolutions have group 1");
-            const auto* auto_pad = find_attribute(node, "auto_pad");
-            const bool same = auto_pad && (auto_pad->s() == "SAME_UPPER" || auto_pad->s() == "SAME_LOWER");
-            require(!auto_pad || same || auto_pad->s() == "NOTSET", node, index,
-                    "has auto_pad " + (auto_pad ? auto_pad->s() : "") + "; vgg's convolutions pad by 1");
-            if (!same) {
-                const auto pads = ints(node, "pads", {0, 0, 0, 0});
-                require(pads == std::vector<std::int64_t>{1, 1, 1, 1}, node, index,
-                        "has pads " + ints_text(pads) + "; vgg's convolutions pad by 1 on every side, [1, 1, 1, 1]");
-            }
-        } else if (op == "BatchNormalization") {
-            s.kind = onnx_step_kind::batch_norm;
-            const char* names[] = {"scale", "bias", "mean", "variance"};
-            for (int i = 0; i < 4; ++i)
-                s.tensors.push_back(&constant_input(node, i + 1, names[i], index));
-            require(integer(node, "training_mode", 0) == 0 && integer(node, "is_test", 1) != 0, node, index,
-                    "is in training mode; vgg imports models for inference");
-            const auto* epsilon = find_attribute(node, "epsilon");
-            s.epsilon = epsilon ? epsilon->f() : 1e-5f;
-        } else if (op == "Relu") {
+        if (op == "Conv")
+            read_conv(node, index, s);
+        else if (op == "BatchNormalization")
+            read_batch_norm(node, index, s);
+        else if (op == "Relu")
             s.kind = onnx_step_kind::relu;
-        } else if (op == "MaxPool") {
-            s.kind = onnx_step_kind::max_pool;
-            const auto kernel = ints(node, "kernel_shape", {});
-            const auto strides = ints(node, "strides", {1, 1});
-            require(kernel == std::vector<std::int64_t>{2, 2} && strides == kernel, node, index,
-                    "has kernel " + ints_text(kernel) + " and strides " + ints_text(strides) +
-                        "; vgg's max-pool has kernel [2, 2] and strides [2, 2]");
-            const auto pads = ints(node, "pads", {0, 0, 0, 0});
-            require(std::all_of(pads.begin(), pads.end(), [](std::int64_t p) { return p == 0; }), node, index,
-                    "has pads " + ints_text(pads) + "; vgg's max-pool does not pad");
-            require_ones("dilations");
-            require(node.output_size() == 1 || node.output(1).empty(), node, index, "also outputs its indices, which vgg does not");
-        } else if (op == "AveragePool") {
-            s.kind = onnx_step_kind::average_pool;
-            s.kernel = ints(node, "kernel_shape", {});
-            const auto strides = ints(node, "strides", {1, 1});
-            require(s.kernel.size() == 2 && strides == s.kernel, node, index,
-                    "has kernel " + ints_text(s.kernel) + " and strides " + ints_text(strides) +
-                        "; vgg reads average pools whose strides equal their kernel");
-            const auto pads = ints(node, "pads", {0, 0, 0, 0});
-            require(std::all_of(pads.begin(), pads.end(), [](std::int64_t p) { return p == 0; }), node, index,
-                    "has pads " + ints_text(pads) + "; vgg reads average pools without padding");
-            require(integer(node, "ceil_mode", 0) == 0, node, index, "has ceil_mode 1; vgg reads average pools that floor");
-            require_ones("dilations");
-        } else if (op == "GlobalAveragePool") {
+        else if (op == "MaxPool")
+            read_max_pool(node, index, s);
+        else if (op == "AveragePool")
+            read_average_pool(node, index, s);
+        else if (op == "GlobalAveragePool")
             s.kind = onnx_step_kind::global_average_pool;
-        } else if (op == "Flatten") {
-            s.kind = onnx_step_kind::flatten;
-            require(integer(node, "axis", 1) == 1, node, index,
-                    "has axis " + std::to_string(integer(node, "axis", 1)) + "; vgg's Flatten keeps the batch, axis 1");
-        } else if (op == "Reshape") {
-            s.kind = onnx_step_kind::reshape;
-            require(node.input(0) == current_, node, index, "reshapes another input than the activation");
-            require(integer(node, "allowzero", 0) == 0, node, index, "has allowzero 1, which vgg does not read");
-            if (const auto found = tensors_.find(node.input_size() > 1 ? node.input(1) : ""); found != tensors_.end())
-                s.tensors.push_back(&found->second); // a computed shape (Shape, Gather, Concat) stays unknown
-        } else if (op == "MatMul" || op == "Add") {
-            s.kind = op == "MatMul" ? onnx_step_kind::matmul : onnx_step_kind::add;
-            require(node.input_size() == 2, node, index, "needs two inputs");
-            const int other = node.input(0) == current_ ? 1 : 0;
-            require(op == "Add" || other == 1, node, index, "multiplies the activation from the right; vgg's Linear from the left");
-            s.tensors.push_back(&constant_input(node, other, op == "MatMul" ? "weight" : "bias", index));
-        } else if (op == "Gemm") {
-            s.kind = onnx_step_kind::gemm;
-            require(node.input(0) == current_, node, index, "takes the activation as B; vgg's Linear takes it as A");
-            s.tensors.push_back(&constant_input(node, 1, "weight", index));
-            if (node.input_size() > 2 && !node.input(2).empty())
-                s.tensors.push_back(&constant_input(node, 2, "bias", index));
-            const auto* alpha = find_attribute(node, "alpha");
-            const auto* beta = find_attribute(node, "beta");
-            require((!alpha || alpha->f() == 1.f) && (!beta || beta->f() == 1.f), node, index,
-                    "has alpha or beta other than 1, which vgg's Linear does not");
-            require(integer(node, "transA", 0) == 0, node, index, "has transA 1, which vgg's Linear does not");
-            s.transposed_b = integer(node, "transB", 0) == 1;
-        } else if (op == "Dropout" || op == "Identity") {
+        else if (op == "Flatten")
+            read_flatten(node, index, s);
+        else if (op == "Reshape")
+            read_reshape(node, index, s);
+        else if (op == "MatMul" || op == "Add")
+            read_matmul_or_add(node, index, s);
+        else if (op == "Gemm")
+            read_gemm(node, index, s);
+        else if (op == "Dropout" || op == "Identity")
             return; // the identity at inference
-        } else {
+        else
             throw file_error(path_, label(node, index) + " is an operator vgg does not support (it reads Conv, "
                                                          "BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, "
                                                          "Flatten, Reshape, Gemm, MatMul, Add, Dropout and Identity)");
-        }
         steps_.push_back(std::move(s));
+    }
+
+    /// Requires attribute `attribute` of a node to be [1, 1] (or absent).
+    void require_ones(const ::onnx::NodeProto& node, std::size_t index, std::string_view attribute) const
+    {
+        const auto values = ints(node, attribute, {1, 1});
+        require(values == std::vector<std::int64_t>{1, 1}, node, index,
+                "has " + std::string(attribute) + " " + ints_text(values) + "; vgg's layers have " + std::string(attribute) + " [1, 1]");
+    }
+
+    /// A 3x3 convolution, stride 1, padding 1.
+    void read_conv(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s)
+    {
+        s.kind = onnx_step_kind::conv;
+        require(node.input(0) == current_, node, index, "convolves another input than the activation");
+        s.tensors.push_back(&constant_input(node, 1, "weight", index));
+        if (node.input_size() > 2 && !node.input(2).empty())
+            s.tensors.push_back(&constant_input(node, 2, "bias", index));
+        require_ones(node, index, "strides");
+        require_ones(node, index, "dilations");
+        require(integer(node, "group", 1) == 1, node, index,
+                "has group " + std::to_string(integer(node, "group", 1)) + "; vgg's convolutions have group 1");
+        const auto* auto_pad = find_attribute(node, "auto_pad");
+        const bool same = auto_pad && (auto_pad->s() == "SAME_UPPER" || auto_pad->s() == "SAME_LOWER");
+        require(!auto_pad || same || auto_pad->s() == "NOTSET", node, index,
+                "has auto_pad " + (auto_pad ? auto_pad->s() : "") + "; vgg's convolutions pad by 1");
+        if (!same) {
+            const auto pads = ints(node, "pads", {0, 0, 0, 0});
+            require(pads == std::vector<std::int64_t>{1, 1, 1, 1}, node, index,
+                    "has pads " + ints_text(pads) + "; vgg's convolutions pad by 1 on every side, [1, 1, 1, 1]");
+        }
+    }
+
+    /// Batch norm in inference mode.
+    void read_batch_norm(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s)
+    {
+        s.kind = onnx_step_kind::batch_norm;
+        const char* names[] = {"scale", "bias", "mean", "variance"};
+        for (int i = 0; i < 4; ++i)
+            s.tensors.push_back(&constant_input(node, i + 1, names[i], index));
+        require(integer(node, "training_mode", 0) == 0 && integer(node, "is_test", 1) != 0, node, index,
+                "is in training mode; vgg imports models for inference");
+        const auto* epsilon = find_attribute(node, "epsilon");
+        s.epsilon = epsilon ? epsilon->f() : 1e-5f;
+    }
+
+    /// A 2x2 max-pool, stride 2.
+    void read_max_pool(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s)
+    {
+        s.kind = onnx_step_kind::max_pool;
+        const auto kernel = ints(node, "kernel_shape", {});
+        const auto strides = ints(node, "strides", {1, 1});
+        require(kernel == std::vector<std::int64_t>{2, 2} && strides == kernel, node, index,
+                "has kernel " + ints_text(kernel) + " and strides " + ints_text(strides) +
+                    "; vgg's max-pool has kernel [2, 2] and strides [2, 2]");
+        const auto pads = ints(node, "pads", {0, 0, 0, 0});
+        require(std::all_of(pads.begin(), pads.end(), [](std::int64_t p) { return p == 0; }), node, index,
+                "has pads " + ints_text(pads) + "; vgg's max-pool does not pad");
+        require_ones(node, index, "dilations");
+        require(node.output_size() == 1 || node.output(1).empty(), node, index, "also outputs its indices, which vgg does not");
+    }
+
+    /// An average pool whose strides equal its kernel.
+    void read_average_pool(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s)
+    {
+        s.kind = onnx_step_kind::average_pool;
+        s.kernel = ints(node, "kernel_shape", {});
+        const auto strides = ints(node, "strides", {1, 1});
+        require(s.kernel.size() == 2 && strides == s.kernel, node, index,
+                "has kernel " + ints_text(s.kernel) + " and strides " + ints_text(strides) +
+                    "; vgg reads average pools whose strides equal their kernel");
+        const auto pads = ints(node, "pads", {0, 0, 0, 0});
+        require(std::all_of(pads.begin(), pads.end(), [](std::int64_t p) { return p == 0; }), node, index,
+                "has pads " + ints_text(pads) + "; vgg reads average pools without padding");
+        require(integer(node, "ceil_mode", 0) == 0, node, index, "has ceil_mode 1; vgg reads average pools that floor");
+        require_ones(node, index, "dilations");
+    }
+
+    /// A Flatten that keeps the batch.
+    void read_flatten(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s) const
+    {
+        s.kind = onnx_step_kind::flatten;
+        require(integer(node, "axis", 1) == 1, node, index,
+                "has axis " + std::to_string(integer(node, "axis", 1)) + "; vgg's Flatten keeps the batch, axis 1");
+    }
+
+    /// A Reshape of the activation.
+    void read_reshape(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s)
+    {
+        s.kind = onnx_step_kind::reshape;
+        require(node.input(0) == current_, node, index, "reshapes another input than the activation");
+        require(integer(node, "allowzero", 0) == 0, node, index, "has allowzero 1, which vgg does not read");
+        if (const auto found = tensors_.find(node.input_size() > 1 ? node.input(1) : ""); found != tensors_.end())
+            s.tensors.push_back(&found->second); // a computed shape (Shape, Gather, Concat) stays unknown
+    }
+
+    /// MatMul with a constant on the right, or Add of a constant.
+    void read_matmul_or_add(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s)
+    {
+        const std::string& op = node.op_type();
+        s.kind = op == "MatMul" ? onnx_step_kind::matmul : onnx_step_kind::add;
+        require(node.input_size() == 2, node, index, "needs two inputs");
+        const int other = node.input(0) == current_ ? 1 : 0;
+        require(op == "Add" || other == 1, node, index, "multiplies the activation from the right; vgg's Linear from the left");
+        s.tensors.push_back(&constant_input(node, other, op == "MatMul" ? "weight" : "bias", index));
+    }
+
+    /// Gemm with the activation as A.
+    void read_gemm(const ::onnx::NodeProto& node, std::size_t index, onnx_step& s)
+    {
+        s.kind = onnx_step_kind::gemm;
+        require(node.input(0) == current_, node, index, "takes the activation as B; vgg's Linear takes it as A");
+        s.tensors.push_back(&constant_input(node, 1, "weight", index));
+        if (node.input_size() > 2 && !node.input(2).empty())
+            s.tensors.push_back(&constant_input(node, 2, "bias", index));
+        const auto* alpha = find_attribute(node, "alpha");
+        const auto* beta = find_attribute(node, "beta");
+        require((!alpha || alpha->f() == 1.f) && (!beta || beta->f() == 1.f), node, index,
+                "has alpha or beta other than 1, which vgg's Linear does not");
+        require(integer(node, "transA", 0) == 0, node, index, "has transA 1, which vgg's Linear does not");
+        s.transposed_b = integer(node, "transB", 0) == 1;
     }
 
     // MatMul + Add is a Linear, as Gemm is; Reshape + MatMul + Reshape pools by a matrix (vgg's own

@@ -65,38 +65,16 @@ public:
                 break;
             case layer_op_kind::conv: {
                 need(onnx_step_kind::conv, "a Conv");
-                const auto& weight = *step->tensors[0];
-                const std::vector<std::int64_t> expected{std::int64_t(op.out_channels), std::int64_t(op.in_channels), 3, 3};
-                if (weight.dims.size() == 4 && weight.dims[0] != expected[0])
-                    throw file_error(path_, step->label + " has " + std::to_string(weight.dims[0]) + " output channels, but " +
-                                                op.where + " has " + std::to_string(op.out_channels));
-                check_dims(*step, weight, expected, op, "weight");
-                put(op.parameters[0], weight.floats);
-                if (step->tensors.size() > 1) {
-                    check_dims(*step, *step->tensors[1], {expected[0]}, op, "bias");
-                    put(op.parameters[1], step->tensors[1]->floats);
-                } else {
-                    put(op.parameters[1], std::vector<float>(op.out_channels, 0.f));
-                }
+                put_conv(op, *step);
                 break;
             }
             case layer_op_kind::batch_norm:
                 if (step && step->kind == onnx_step_kind::batch_norm) {
                     ++s;
-                    for (std::size_t i = 0; i < 4; ++i) {
-                        check_dims(*step, *step->tensors[i], {std::int64_t(op.in_channels)}, op, "statistics and scales");
-                        put(op.parameters[i], step->tensors[i]->floats);
-                    }
-                    if (std::abs(step->epsilon - op.epsilon) > 1e-3f * op.epsilon)
-                        throw file_error(path_, step->label + " has epsilon " + std::to_string(step->epsilon) + ", but " +
-                                                    op.where + " has " + std::to_string(op.epsilon));
+                    put_batch_norm(op, *step);
                 } else if (k > 0 && ops_[k - 1].kind == layer_op_kind::conv) {
-                    // Folded into the convolution: this batch norm becomes the identity.
                     batch_norm_folded = true;
-                    put(op.parameters[0], std::vector<float>(op.in_channels, 1.f));
-                    put(op.parameters[1], std::vector<float>(op.in_channels, 0.f));
-                    put(op.parameters[2], std::vector<float>(op.in_channels, 0.f));
-                    put(op.parameters[3], std::vector<float>(op.in_channels, 1.f - op.epsilon));
+                    put_identity_batch_norm(op);
                 } else {
                     need(onnx_step_kind::batch_norm, "a BatchNormalization");
                 }
@@ -115,38 +93,7 @@ public:
                 break;
             case layer_op_kind::linear: {
                 need(onnx_step_kind::linear, "a Gemm or a MatMul");
-                const auto& weight = *step->tensors[0];
-                const auto out = std::int64_t(op.out_channels), in = std::int64_t(op.in_channels);
-                if (weight.dims.size() == 2) {
-                    const auto file_in = step->transposed_b ? weight.dims[1] : weight.dims[0];
-                    const auto file_out = step->transposed_b ? weight.dims[0] : weight.dims[1];
-                    if (file_in != in)
-                        throw file_error(path_, step->label + " has " + std::to_string(file_in) + " input features, but " +
-                                                    op.where + " has " + std::to_string(in));
-                    if (file_out != out)
-                        throw file_error(path_, step->label + " has " + std::to_string(file_out) + " output features, but " +
-                                                    op.where + " has " + std::to_string(out));
-                }
-                check_dims(*step, weight, step->transposed_b ? std::vector<std::int64_t>{out, in} : std::vector<std::int64_t>{in, out}, op, "weight");
-                if (step->transposed_b) {
-                    put(op.parameters[0], weight.floats);
-                } else {
-                    std::vector<float> transposed(weight.floats.size());
-                    for (std::int64_t i = 0; i < in; ++i)
-                        for (std::int64_t o = 0; o < out; ++o)
-                            transposed[std::size_t(o * in + i)] = weight.floats[std::size_t(i * out + o)];
-                    put(op.parameters[0], transposed);
-                }
-                if (step->tensors.size() > 1) {
-                    const auto& bias = *step->tensors[1];
-                    if (bias.dims.size() == 2 && bias.dims[0] == 1)
-                        check_dims(*step, bias, {1, out}, op, "bias");
-                    else
-                        check_dims(*step, bias, {out}, op, "bias");
-                    put(op.parameters[1], bias.floats);
-                } else {
-                    put(op.parameters[1], std::vector<float>(op.out_channels, 0.f));
-                }
+                put_linear(op, *step);
                 break;
             }
             }
@@ -157,6 +104,83 @@ public:
     }
 
 private:
+    /// A convolution's weight and bias (zero when the file has none) from a Conv.
+    void put_conv(const layer_op& op, const onnx_step& step)
+    {
+        const auto& weight = *step.tensors[0];
+        const std::vector<std::int64_t> expected{std::int64_t(op.out_channels), std::int64_t(op.in_channels), 3, 3};
+        if (weight.dims.size() == 4 && weight.dims[0] != expected[0])
+            throw file_error(path_, step.label + " has " + std::to_string(weight.dims[0]) + " output channels, but " +
+                                        op.where + " has " + std::to_string(op.out_channels));
+        check_dims(step, weight, expected, op, "weight");
+        put(op.parameters[0], weight.floats);
+        if (step.tensors.size() > 1) {
+            check_dims(step, *step.tensors[1], {expected[0]}, op, "bias");
+            put(op.parameters[1], step.tensors[1]->floats);
+        } else {
+            put(op.parameters[1], std::vector<float>(op.out_channels, 0.f));
+        }
+    }
+
+    /// A batch norm's scales and statistics from a BatchNormalization.
+    void put_batch_norm(const layer_op& op, const onnx_step& step)
+    {
+        for (std::size_t i = 0; i < 4; ++i) {
+            check_dims(step, *step.tensors[i], {std::int64_t(op.in_channels)}, op, "statistics and scales");
+            put(op.parameters[i], step.tensors[i]->floats);
+        }
+        if (std::abs(step.epsilon - op.epsilon) > 1e-3f * op.epsilon)
+            throw file_error(path_, step.label + " has epsilon " + std::to_string(step.epsilon) + ", but " + op.where +
+                                        " has " + std::to_string(op.epsilon));
+    }
+
+    /// A batch norm the file folded into the convolution before it: the identity.
+    void put_identity_batch_norm(const layer_op& op)
+    {
+        put(op.parameters[0], std::vector<float>(op.in_channels, 1.f));
+        put(op.parameters[1], std::vector<float>(op.in_channels, 0.f));
+        put(op.parameters[2], std::vector<float>(op.in_channels, 0.f));
+        put(op.parameters[3], std::vector<float>(op.in_channels, 1.f - op.epsilon));
+    }
+
+    /// A Linear's weight (stored transposed where the file has it [in, out]) and bias from a Gemm
+    /// or MatMul (+ Add).
+    void put_linear(const layer_op& op, const onnx_step& step)
+    {
+        const auto& weight = *step.tensors[0];
+        const auto out = std::int64_t(op.out_channels), in = std::int64_t(op.in_channels);
+        if (weight.dims.size() == 2) {
+            const auto file_in = step.transposed_b ? weight.dims[1] : weight.dims[0];
+            const auto file_out = step.transposed_b ? weight.dims[0] : weight.dims[1];
+            if (file_in != in)
+                throw file_error(path_, step.label + " has " + std::to_string(file_in) + " input features, but " +
+                                            op.where + " has " + std::to_string(in));
+            if (file_out != out)
+                throw file_error(path_, step.label + " has " + std::to_string(file_out) + " output features, but " +
+                                            op.where + " has " + std::to_string(out));
+        }
+        check_dims(step, weight, step.transposed_b ? std::vector<std::int64_t>{out, in} : std::vector<std::int64_t>{in, out}, op, "weight");
+        if (step.transposed_b) {
+            put(op.parameters[0], weight.floats);
+        } else {
+            std::vector<float> transposed(weight.floats.size());
+            for (std::int64_t i = 0; i < in; ++i)
+                for (std::int64_t o = 0; o < out; ++o)
+                    transposed[std::size_t(o * in + i)] = weight.floats[std::size_t(i * out + o)];
+            put(op.parameters[0], transposed);
+        }
+        if (step.tensors.size() > 1) {
+            const auto& bias = *step.tensors[1];
+            if (bias.dims.size() == 2 && bias.dims[0] == 1)
+                check_dims(step, bias, {1, out}, op, "bias");
+            else
+                check_dims(step, bias, {out}, op, "bias");
+            put(op.parameters[1], bias.floats);
+        } else {
+            put(op.parameters[1], std::vector<float>(op.out_channels, 0.f));
+        }
+    }
+
     void check_dims(const onnx_step& step, const onnx_tensor& tensor, const std::vector<std::int64_t>& expected,
                     const layer_op& op, const char* what) const
     {

@@ -27,35 +27,17 @@
 #include "vgg/io/output_folder.hpp"
 #include "vgg/kernels/cpu_features.hpp"
 #include "vgg/train/checkpoint.hpp"
+#include "vgg/train/evaluate.hpp"
 #include "vgg/train/history.hpp"
 #include "vgg/train/loss.hpp"
 #include "vgg/train/clip_grad_norm.hpp"
 #include "vgg/train/optimizer.hpp"
 #include "vgg/train/progress.hpp"
+#include "vgg/train/resume.hpp"
 #include "vgg/train/schedule.hpp"
+#include "vgg/train/team.hpp"
 
 namespace vgg {
-
-/// What fit writes into checkpoints as "format"; a checkpoint of another format is refused.
-inline const std::string fit_checkpoint_format = "vgg-checkpoint-1";
-
-/// The processes that train together: this one alone. vgg/distributed/mpi.hpp's mpi_team is
-/// the other kind; fit only needs what this class has.
-struct single_process {
-    std::size_t rank() const { return 0; }
-    std::size_t size() const { return 1; }
-    /// Sums `values` over the processes.
-    void sum(std::span<double>) const {}
-    /// Backward of the local share (`share` of the global batch) that leaves every process with
-    /// the whole batch's gradients.
-    template <class Net>
-    void backward(Net& net, const tensor<typename Net::output_shape>& grad, float /*share*/)
-    {
-        net.backward(grad);
-    }
-    /// A line for the log after each epoch ("" for none).
-    std::string epoch_report(std::size_t /*steps*/) const { return {}; }
-};
 
 /// How vgg::fit trains: d2l's train_ch6 settings and where its results go.
 struct fit_options {
@@ -117,111 +99,6 @@ inline std::string workers_text(std::size_t ranks, vgg::precision precision)
            (precision == vgg::precision::bf16 ? " on " + std::string(to_string(kernels::best_bf16_kernel())) : "");
 }
 
-/// Where a checkpointed run stands.
-struct checkpointed_run {
-    std::size_t epoch = 0;
-    double train_seconds = 0;
-    std::vector<metric_point> history;
-};
-
-/// Checks a checkpoint that fit wrote (`checkpoint`, read from `path`) against the run: its
-/// format, then `identity` (what is trained: another value is an error); then loads it into
-/// `net` and `optimiser`. Every check runs before anything is loaded. Entries of `settings` that
-/// differ only bring a line on `warnings`: the run goes on, but will not repeat the original.
-template <class Net, optimizer Optimizer>
-checkpointed_run load_run(Net& net, Optimizer& optimiser, const io::safetensors_content& checkpoint,
-                          const std::filesystem::path& path, const metadata_list& identity,
-                          const metadata_list& settings = {}, std::ostream* warnings = nullptr)
-{
-    const auto& metadata = checkpoint.metadata;
-    auto field = [&](const std::string& key) {
-        const auto found = metadata.find(key);
-        if (found == metadata.end())
-            throw io::file_error(path, "checkpoint has no \"" + key + "\" metadata");
-        return found->second;
-    };
-    if (!metadata.count("format"))
-        throw io::file_error(path, "holds weights only (a model file such as model.safetensors), not a training "
-                                   "checkpoint (fit writes those as checkpoint.safetensors in its output folder)");
-    if (field("format") != fit_checkpoint_format)
-        throw io::file_error(path, "is not a training checkpoint of vgg::fit (format \"" + field("format") +
-                                       "\", expected \"" + fit_checkpoint_format + "\")");
-    std::string theirs, ours;
-    for (const auto& [key, value] : identity) {
-        const auto found = metadata.find(key);
-        theirs += (theirs.empty() ? " " : ", ") + key + " " + (found == metadata.end() ? "?" : found->second);
-        ours += (ours.empty() ? " " : ", ") + key + " " + value;
-    }
-    if (theirs != ours)
-        throw io::file_error(path, "is a checkpoint for" + theirs + ", not" + ours);
-    checkpointed_run run;
-    const std::string epoch = field("epoch");
-    const auto parsed = std::from_chars(epoch.data(), epoch.data() + epoch.size(), run.epoch);
-    if (parsed.ec != std::errc() || parsed.ptr != epoch.data() + epoch.size())
-        throw io::file_error(path, "checkpoint metadata \"epoch\" is not a whole number: \"" + epoch + "\"");
-    try {
-        std::size_t used = 0;
-        const std::string seconds = field("train_seconds");
-        run.train_seconds = std::stod(seconds, &used);
-        if (used != seconds.size() || !std::isfinite(run.train_seconds) || run.train_seconds < 0)
-            throw std::invalid_argument(seconds);
-    } catch (const std::logic_error&) {
-        throw io::file_error(path, "checkpoint metadata \"train_seconds\" is not a non-negative number");
-    }
-    run.history = history_from_json(field("history"), path);
-    load_checkpoint(net, optimiser, checkpoint, path);
-    for (const auto& [key, value] : settings) {
-        const auto found = metadata.find(key);
-        // Checkpoints from before MPI and bf16 support were made by one process in fp32; those from
-        // before the optimiser's settings were kept say nothing of them; a schedule, Nesterov or
-        // clipping is written only when used.
-        if (found == metadata.end() && (key == "lr" || key == "momentum" || key == "weight_decay"))
-            continue;
-        const std::string older = key == "ranks"       ? "1"
-                                  : key == "precision" ? "fp32"
-                                  : key == "schedule"  ? lr_schedule::constant().text()
-                                  : key == "nesterov"  ? "0"
-                                  : key == "clip_grad_norm" ? "0"
-                                                       : "?";
-        const std::string made_with = found != metadata.end() ? found->second : older;
-        if (made_with != value && warnings)
-            *warnings << "warning: the checkpoint was made with " << key << " " << made_with << ", this run uses "
-                      << value << ": the result will differ from an uninterrupted run\n";
-    }
-    return run;
-}
-
-/// Accuracy of `net` on `test` in evaluation mode; each process of `team` tests its share and
-/// the counts are summed.
-template <class Net, data::dataset_for<typename Net::input_shape> Test, class Team = single_process>
-double evaluate_accuracy(Net& net, const Test& test, std::size_t batch_size, vgg::precision precision,
-                         const Team& team = {}, std::ostream* log = nullptr, bool terminal = false)
-{
-    if (batch_size == 0)
-        throw std::invalid_argument("evaluate_accuracy: the batch size is 0");
-    if (test.size() == 0)
-        throw std::invalid_argument("evaluate_accuracy: the test set is empty");
-    tensor<typename Net::input_shape> images;
-    std::vector<int> labels;
-    tensor<typename Net::output_shape> grad;
-    const auto mine = detail::partition(test.size(), team.size(), team.rank());
-    std::vector<std::size_t> order(mine.size());
-    std::iota(order.begin(), order.end(), mine.begin);
-    const std::size_t batches = (order.size() + batch_size - 1) / batch_size;
-    std::ostream quiet(nullptr);
-    progress_reporter progress(log ? *log : quiet, terminal, "  test", batches);
-    double correct = 0;
-    for (std::size_t b = 0; b < batches; ++b) {
-        const std::size_t begin = b * batch_size, count = std::min(batch_size, order.size() - begin);
-        test.load_batch(std::span(order).subspan(begin, count), images, labels);
-        correct += double(softmax_cross_entropy(net.forward(images, {mode::eval, 0, 0, precision}), labels, grad).correct);
-        progress.update(b + 1, begin + count, NAN);
-    }
-    progress.finish();
-    team.sum(std::span(&correct, 1));
-    return correct / double(test.size());
-}
-
 /// The class names of a dataset that has them (image_folder: its folders), in label order.
 template <class Dataset>
 concept named_classes = requires(const Dataset& set) {
@@ -269,6 +146,250 @@ inline std::string sharding_problem(std::size_t train_size, std::size_t test_siz
     return "";
 }
 
+namespace detail {
+
+/// One call of vgg::fit: what it was given, and what its epochs share.
+template <class Net, class Optimizer, class Train, class Test, class Team>
+class fit_run {
+public:
+    fit_run(Net& net, Optimizer& optimiser, const Train& train, const Test& test, const fit_options& options, Team& team)
+        : net_(net), optimiser_(optimiser), train_(train), test_(test), options_(options), team_(team),
+          leader_(team.rank() == 0), log_(leader_ && options.log ? *options.log : quiet_),
+          terminal_(leader_ && options.terminal), workers_(workers_text(team.size(), options.precision)),
+          checkpoint_path_(options.out / "checkpoint.safetensors"),
+          plot_path_(options.plot.empty() ? options.out / "curves.svg" : options.plot),
+          base_learning_rate_(optimiser.learning_rate),
+          batches_((train.size() + options.batch_size - 1) / std::max<std::size_t>(options.batch_size, 1))
+    {
+        check_arguments();
+        settings_ = settings();
+        // Which layers are frozen is part of what is trained: a resume must freeze the same ones.
+        if constexpr (requires { net.frozen_layers(); })
+            frozen_ = net.frozen_layers();
+    }
+
+    fit_result run()
+    {
+        result_.examples_per_epoch = train_.size();
+        const std::size_t first_epoch = options_.resume.empty() ? 0 : resume();
+        for (const auto& p : result_.history) {
+            result_.train_loss = std::isnan(p.train_loss) ? result_.train_loss : p.train_loss;
+            result_.train_acc = std::isnan(p.train_acc) ? result_.train_acc : p.train_acc;
+            result_.test_acc = std::isnan(p.test_acc) ? result_.test_acc : p.test_acc;
+        }
+        prepare_output_folder();
+        if (!options_.headline.empty())
+            log_ << options_.headline << "\n";
+        for (std::size_t epoch = first_epoch; epoch < options_.epochs; ++epoch) {
+            const auto start = std::chrono::steady_clock::now();
+            const std::size_t seen = train_epoch(epoch);
+            const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            result_.train_seconds += epoch_seconds;
+            result_.test_acc = evaluate_accuracy(net_, test_, options_.batch_size, options_.precision, team_, &log_, terminal_);
+            result_.history.push_back({double(epoch + 1), NAN, NAN, result_.test_acc});
+            char line[256];
+            std::snprintf(line, sizeof line, "epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%s)\n",
+                          epoch + 1, options_.epochs, result_.train_loss, result_.train_acc, result_.test_acc,
+                          double(seen) / epoch_seconds, workers_.c_str());
+            log_ << line << team_.epoch_report((epoch + 1 - first_epoch) * batches_) << std::flush;
+            if (leader_ && !options_.out.empty())
+                write_epoch_files(epoch);
+        }
+        // d2l's closing lines.
+        char line[256];
+        std::snprintf(line, sizeof line, "loss %.3f, train acc %.3f, test acc %.3f\n%.1f examples/sec on cpu (%s)\n",
+                      result_.train_loss, result_.train_acc, result_.test_acc,
+                      result_.examples_per_second(options_.epochs), workers_.c_str());
+        log_ << line << std::flush;
+        return std::move(result_);
+    }
+
+private:
+    void check_arguments() const
+    {
+        constexpr std::size_t classes = Net::output_shape::size;
+        if (train_.classes() != classes || test_.classes() != classes)
+            throw std::invalid_argument("fit: the network has " + std::to_string(classes) +
+                                        " classes, but the training set has " + std::to_string(train_.classes()) +
+                                        " and the test set " + std::to_string(test_.classes()));
+        check_same_classes(train_, test_);
+        if (const auto problem = sharding_problem(train_.size(), test_.size(), options_.batch_size, team_.size());
+            !problem.empty())
+            throw std::invalid_argument("fit: " + problem);
+        if (options_.clip_grad_norm < 0.f || !std::isfinite(options_.clip_grad_norm))
+            throw std::invalid_argument("fit: clip_grad_norm must be 0 (off) or positive, got " +
+                                        std::to_string(options_.clip_grad_norm));
+    }
+
+    /// How the run trains, kept in checkpoints: a resume with other settings is warned about.
+    metadata_list settings() const
+    {
+        metadata_list settings{{"seed", std::to_string(options_.seed)},
+                               {"batch_size", std::to_string(options_.batch_size)},
+                               {"train_examples", std::to_string(train_.size())},
+                               {"threads", std::to_string(vgg::max_threads())},
+                               {"ranks", std::to_string(team_.size())},
+                               {"precision", std::string(to_string(options_.precision))}};
+        for (auto& entry : optimiser_.settings())
+            settings.push_back(std::move(entry));
+        if (!options_.schedule.is_constant())
+            settings.emplace_back("schedule", options_.schedule.text());
+        if (options_.clip_grad_norm > 0.f)
+            settings.emplace_back("clip_grad_norm", shortest_text(options_.clip_grad_norm));
+        return settings;
+    }
+
+    /// Loads options.resume; returns the epochs it has done.
+    std::size_t resume()
+    {
+        const auto checkpoint = io::read_safetensors(options_.resume);
+        const auto theirs = checkpoint.metadata.count("frozen_layers") ? checkpoint.metadata.at("frozen_layers") : "";
+        if (theirs != frozen_)
+            throw io::file_error(options_.resume, "was made with " + (theirs.empty() ? "no layer" : "layers " + theirs) +
+                                                      " frozen; this run freezes " +
+                                                      (frozen_.empty() ? "none" : "layers " + frozen_));
+        auto run = load_run(net_, optimiser_, checkpoint, options_.resume, options_.identity, settings_,
+                            leader_ ? options_.warnings : nullptr);
+        result_.train_seconds = run.train_seconds;
+        result_.history = std::move(run.history);
+        log_ << "resumed from " << options_.resume.string() << " after epoch " << run.epoch << "\n";
+        return run.epoch;
+    }
+
+    /// Makes the output folder this run's alone, and tries every file it will write before the first epoch.
+    void prepare_output_folder()
+    {
+        if (!leader_ || options_.out.empty())
+            return;
+        std::error_code error;
+        std::filesystem::create_directories(options_.out, error);
+        if (error)
+            throw io::file_error(options_.out, "cannot create the output folder: " + error.message());
+        out_lock_.emplace(options_.out);
+        io::remove_stale_temporaries(options_.out);
+        for (const auto& path : {checkpoint_path_, options_.out / "metrics.csv", plot_path_})
+            io::check_writable(path);
+    }
+
+    training_diverged diverged(const std::string& what, std::size_t epoch, std::size_t batch) const
+    {
+        std::string message = what + " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1) +
+                              "; stopping.";
+        if (!options_.out.empty() && std::filesystem::exists(checkpoint_path_))
+            message += " The last good checkpoint, " + checkpoint_path_.string() + ", is untouched.";
+        return training_diverged(message);
+    }
+
+    /// One epoch's steps; returns the examples seen.
+    std::size_t train_epoch(std::size_t epoch)
+    {
+        std::vector<std::size_t> order(train_.size());
+        std::iota(order.begin(), order.end(), 0);
+        rng shuffle(mix64(options_.seed, epoch));
+        for (std::size_t i = order.size(); i > 1; --i)
+            std::swap(order[i - 1], order[shuffle.below(i)]);
+        progress_reporter progress(log_, terminal_, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs),
+                                   batches_);
+        const std::size_t plot_every = std::max<std::size_t>(batches_ / 5, 1);
+        double loss_sum = 0;
+        std::size_t correct = 0, seen = 0;
+        for (std::size_t b = 0; b < batches_; ++b) {
+            const std::size_t begin = b * options_.batch_size, count = std::min(options_.batch_size, order.size() - begin);
+            const std::array<double, 2> totals = train_step(epoch, b, std::span<const std::size_t>(order).subspan(begin, count),
+                                                            progress);
+            loss_sum += totals[0];
+            correct += static_cast<std::size_t>(totals[1]);
+            seen += count;
+            progress.update(b + 1, seen, loss_sum / double(seen));
+            if ((b + 1) % plot_every == 0 || b + 1 == batches_) {
+                result_.train_loss = loss_sum / double(seen);
+                result_.train_acc = double(correct) / double(seen);
+                result_.history.push_back({double(epoch) + double(b + 1) / double(batches_), result_.train_loss,
+                                           result_.train_acc, NAN});
+            }
+        }
+        progress.finish();
+        return seen;
+    }
+
+    /// Step b of an epoch on the examples `batch` (this process takes its part): the loss summed
+    /// over the batch and the examples classified correctly, over all processes.
+    std::array<double, 2> train_step(std::size_t epoch, std::size_t b, std::span<const std::size_t> batch,
+                                     progress_reporter& progress)
+    {
+        const auto mine = detail::partition(batch.size(), team_.size(), team_.rank()); // this process's part
+        const std::uint64_t step = epoch * batches_ + b;
+        const auto indices = batch.subspan(mine.begin, mine.size());
+        if constexpr (requires { train_.load_batch(indices, images_, labels_, data::augmentation_key{}); })
+            train_.load_batch(indices, images_, labels_, data::augmentation_key{mix64(options_.seed ^ 0xa06, step), mine.begin});
+        else
+            train_.load_batch(indices, images_, labels_);
+        const run_context context{mode::train, mix64(options_.seed ^ 0xd209, step), mine.begin, options_.precision};
+        const auto loss = softmax_cross_entropy(net_.forward(images_, context), labels_, grad_);
+        std::array<double, 2> totals{double(loss.loss) * double(mine.size()), double(loss.correct)};
+        team_.sum(totals);
+        if (!std::isfinite(totals[0])) {
+            progress.finish();
+            throw diverged("the loss became " + std::to_string(totals[0] / double(batch.size())), epoch, b);
+        }
+        team_.backward(net_, grad_, float(mine.size()) / float(batch.size()));
+        if (options_.clip_grad_norm > 0.f)
+            clip_grad_norm(net_, options_.clip_grad_norm);
+        optimiser_.learning_rate = options_.schedule.learning_rate(
+            base_learning_rate_, options_.schedule.unit() == schedule_unit::epoch ? epoch : step);
+        optimiser_.step(net_);
+        if (const auto& bad = optimiser_.non_finite_parameter(); !bad.empty()) {
+            progress.finish();
+            throw diverged("parameter \"" + bad + "\" became NaN or infinite", epoch, b);
+        }
+        return totals;
+    }
+
+    /// metrics.csv, curves.svg and the checkpoint after epoch `epoch`.
+    void write_epoch_files(std::size_t epoch)
+    {
+        io::write_file_atomically(options_.out / "metrics.csv", history_csv(result_.history));
+        io::write_file_atomically(plot_path_, history_svg(result_.history, options_.epochs));
+        std::map<std::string, std::string> metadata{{"format", fit_checkpoint_format},
+                                                    {"epoch", std::to_string(epoch + 1)},
+                                                    {"train_seconds", std::to_string(result_.train_seconds)},
+                                                    {"history", history_to_json(result_.history).dump()}};
+        for (const auto& entry : options_.identity)
+            metadata.insert(entry);
+        if (!frozen_.empty())
+            metadata["frozen_layers"] = frozen_;
+        for (const auto& entry : settings_)
+            metadata.insert(entry);
+        save_checkpoint(net_, optimiser_, checkpoint_path_, metadata);
+        if (result_.written.empty())
+            result_.written = {checkpoint_path_, options_.out / "metrics.csv", plot_path_};
+    }
+
+    Net& net_;
+    Optimizer& optimiser_;
+    const Train& train_;
+    const Test& test_;
+    const fit_options& options_;
+    Team& team_;
+    bool leader_;
+    std::ostream quiet_{nullptr};
+    std::ostream& log_;
+    bool terminal_;
+    std::string workers_;
+    std::filesystem::path checkpoint_path_, plot_path_;
+    float base_learning_rate_;
+    std::size_t batches_;
+    metadata_list settings_;
+    std::string frozen_;
+    std::optional<io::folder_lock> out_lock_;
+    fit_result result_;
+    tensor<typename Net::input_shape> images_;
+    std::vector<int> labels_;
+    tensor<typename Net::output_shape> grad_;
+};
+
+} // namespace detail
+
 /// d2l's train_ch6 for any network, optimiser (sgd, adam, adamw) and datasets: every epoch,
 /// shuffled mini-batches (the order a function of the seed and the epoch; a dataset that augments
 /// draws from the seed and the step), a forward pass in training mode (dropout masks keyed by the
@@ -284,184 +405,9 @@ template <network Net, optimizer Optimizer, data::dataset_for<typename Net::inpu
 fit_result fit(Net& net, Optimizer& optimiser, const Train& train, const Test& test, const fit_options& options,
                Team&& team = {})
 {
-    constexpr std::size_t classes = Net::output_shape::size;
-    if (train.classes() != classes || test.classes() != classes)
-        throw std::invalid_argument("fit: the network has " + std::to_string(classes) + " classes, but the training set has " +
-                                    std::to_string(train.classes()) + " and the test set " + std::to_string(test.classes()));
-    check_same_classes(train, test);
-    if (const auto problem = sharding_problem(train.size(), test.size(), options.batch_size, team.size()); !problem.empty())
-        throw std::invalid_argument("fit: " + problem);
-    const bool leader = team.rank() == 0;
-    std::ostream quiet(nullptr);
-    std::ostream& log = leader && options.log ? *options.log : quiet;
-    const bool terminal = leader && options.terminal;
-    const std::string workers = workers_text(team.size(), options.precision);
-    const std::filesystem::path checkpoint_path = options.out / "checkpoint.safetensors";
-    const std::filesystem::path plot_path = options.plot.empty() ? options.out / "curves.svg" : options.plot;
-    if (options.clip_grad_norm < 0.f || !std::isfinite(options.clip_grad_norm))
-        throw std::invalid_argument("fit: clip_grad_norm must be 0 (off) or positive, got " +
-                                    std::to_string(options.clip_grad_norm));
-    metadata_list settings{
-        {"seed", std::to_string(options.seed)},
-        {"batch_size", std::to_string(options.batch_size)},
-        {"train_examples", std::to_string(train.size())},
-        {"threads", std::to_string(vgg::max_threads())},
-        {"ranks", std::to_string(team.size())},
-        {"precision", std::string(to_string(options.precision))}};
-    for (auto& entry : optimiser.settings())
-        settings.push_back(std::move(entry));
-    if (!options.schedule.is_constant())
-        settings.emplace_back("schedule", options.schedule.text());
-    if (options.clip_grad_norm > 0.f)
-        settings.emplace_back("clip_grad_norm", shortest_text(options.clip_grad_norm));
-    const float base_learning_rate = optimiser.learning_rate;
-    const auto schedule_at = [&](std::size_t epoch, std::size_t step) {
-        optimiser.learning_rate = options.schedule.learning_rate(
-            base_learning_rate, options.schedule.unit() == schedule_unit::epoch ? epoch : step);
-    };
-
-    // Which layers are frozen is part of what is trained: a resume must freeze the same ones.
-    std::string frozen;
-    if constexpr (requires { net.frozen_layers(); })
-        frozen = net.frozen_layers();
-
-    fit_result result;
-    result.examples_per_epoch = train.size();
-    std::size_t first_epoch = 0;
-    if (!options.resume.empty()) {
-        const auto checkpoint = io::read_safetensors(options.resume);
-        const auto theirs = checkpoint.metadata.count("frozen_layers") ? checkpoint.metadata.at("frozen_layers") : "";
-        if (theirs != frozen)
-            throw io::file_error(options.resume, "was made with " + (theirs.empty() ? "no layer" : "layers " + theirs) +
-                                                     " frozen; this run freezes " +
-                                                     (frozen.empty() ? "none" : "layers " + frozen));
-        auto run = load_run(net, optimiser, checkpoint, options.resume, options.identity, settings,
-                            leader ? options.warnings : nullptr);
-        first_epoch = run.epoch;
-        result.train_seconds = run.train_seconds;
-        result.history = std::move(run.history);
-        log << "resumed from " << options.resume.string() << " after epoch " << first_epoch << "\n";
-    }
-    for (const auto& p : result.history) {
-        result.train_loss = std::isnan(p.train_loss) ? result.train_loss : p.train_loss;
-        result.train_acc = std::isnan(p.train_acc) ? result.train_acc : p.train_acc;
-        result.test_acc = std::isnan(p.test_acc) ? result.test_acc : p.test_acc;
-    }
-    // The output folder is this run's alone from now on, and every file it will write is tried
-    // before the first epoch.
-    std::optional<io::folder_lock> out_lock;
-    if (leader && !options.out.empty()) {
-        std::error_code error;
-        std::filesystem::create_directories(options.out, error);
-        if (error)
-            throw io::file_error(options.out, "cannot create the output folder: " + error.message());
-        out_lock.emplace(options.out);
-        io::remove_stale_temporaries(options.out);
-        for (const auto& path : {checkpoint_path, options.out / "metrics.csv", plot_path})
-            io::check_writable(path);
-    }
-    if (!options.headline.empty())
-        log << options.headline << "\n";
-
-    auto diverged = [&](const std::string& what, std::size_t epoch, std::size_t batch) {
-        std::string message = what + " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1) +
-                              "; stopping.";
-        if (!options.out.empty() && std::filesystem::exists(checkpoint_path))
-            message += " The last good checkpoint, " + checkpoint_path.string() + ", is untouched.";
-        return training_diverged(message);
-    };
-
-    const std::size_t batches = (train.size() + options.batch_size - 1) / options.batch_size;
-    const std::size_t plot_every = std::max<std::size_t>(batches / 5, 1);
-    tensor<typename Net::input_shape> images;
-    std::vector<int> labels;
-    tensor<typename Net::output_shape> grad;
-    std::vector<std::size_t> order(train.size());
-    for (std::size_t epoch = first_epoch; epoch < options.epochs; ++epoch) {
-        std::iota(order.begin(), order.end(), 0);
-        rng shuffle(mix64(options.seed, epoch));
-        for (std::size_t i = order.size(); i > 1; --i)
-            std::swap(order[i - 1], order[shuffle.below(i)]);
-
-        progress_reporter progress(log, terminal, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
-                                   batches);
-        const auto start = std::chrono::steady_clock::now();
-        double loss_sum = 0;
-        std::size_t correct = 0, seen = 0;
-        for (std::size_t b = 0; b < batches; ++b) {
-            const std::size_t begin = b * options.batch_size, count = std::min(options.batch_size, order.size() - begin);
-            const auto mine = detail::partition(count, team.size(), team.rank()); // this process's part of the batch
-            const std::uint64_t step = epoch * batches + b;
-            const auto indices = std::span<const std::size_t>(order).subspan(begin + mine.begin, mine.size());
-            if constexpr (requires { train.load_batch(indices, images, labels, data::augmentation_key{}); })
-                train.load_batch(indices, images, labels, data::augmentation_key{mix64(options.seed ^ 0xa06, step), mine.begin});
-            else
-                train.load_batch(indices, images, labels);
-            const run_context context{mode::train, mix64(options.seed ^ 0xd209, step), mine.begin, options.precision};
-            const auto loss = softmax_cross_entropy(net.forward(images, context), labels, grad);
-            std::array<double, 2> totals{double(loss.loss) * double(mine.size()), double(loss.correct)};
-            team.sum(totals);
-            if (!std::isfinite(totals[0])) {
-                progress.finish();
-                throw diverged("the loss became " + std::to_string(totals[0] / double(count)), epoch, b);
-            }
-            team.backward(net, grad, float(mine.size()) / float(count));
-            if (options.clip_grad_norm > 0.f)
-                clip_grad_norm(net, options.clip_grad_norm);
-            schedule_at(epoch, step);
-            optimiser.step(net);
-            if (const auto& bad = optimiser.non_finite_parameter(); !bad.empty()) {
-                progress.finish();
-                throw diverged("parameter \"" + bad + "\" became NaN or infinite", epoch, b);
-            }
-            loss_sum += totals[0];
-            correct += static_cast<std::size_t>(totals[1]);
-            seen += count;
-            progress.update(b + 1, seen, loss_sum / double(seen));
-            if ((b + 1) % plot_every == 0 || b + 1 == batches) {
-                result.train_loss = loss_sum / double(seen);
-                result.train_acc = double(correct) / double(seen);
-                result.history.push_back({double(epoch) + double(b + 1) / double(batches), result.train_loss,
-                                          result.train_acc, NAN});
-            }
-        }
-        progress.finish();
-        const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        result.train_seconds += epoch_seconds;
-        result.test_acc = evaluate_accuracy(net, test, options.batch_size, options.precision, team, &log, terminal);
-        result.history.push_back({double(epoch + 1), NAN, NAN, result.test_acc});
-
-        char line[256];
-        std::snprintf(line, sizeof line, "epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%s)\n",
-                      epoch + 1, options.epochs, result.train_loss, result.train_acc, result.test_acc,
-                      double(seen) / epoch_seconds, workers.c_str());
-        log << line << team.epoch_report((epoch + 1 - first_epoch) * batches) << std::flush;
-        if (!leader || options.out.empty())
-            continue;
-        io::write_file_atomically(options.out / "metrics.csv", history_csv(result.history));
-        io::write_file_atomically(plot_path, history_svg(result.history, options.epochs));
-        std::map<std::string, std::string> metadata{{"format", fit_checkpoint_format},
-                                                    {"epoch", std::to_string(epoch + 1)},
-                                                    {"train_seconds", std::to_string(result.train_seconds)},
-                                                    {"history", history_to_json(result.history).dump()}};
-        for (const auto& entry : options.identity)
-            metadata.insert(entry);
-        if (!frozen.empty())
-            metadata["frozen_layers"] = frozen;
-        for (const auto& entry : settings)
-            metadata.insert(entry);
-        save_checkpoint(net, optimiser, checkpoint_path, metadata);
-        if (result.written.empty())
-            result.written = {checkpoint_path, options.out / "metrics.csv", plot_path};
-    }
-
-    // d2l's closing lines.
-    char line[256];
-    std::snprintf(line, sizeof line, "loss %.3f, train acc %.3f, test acc %.3f\n%.1f examples/sec on cpu (%s)\n",
-                  result.train_loss, result.train_acc, result.test_acc, result.examples_per_second(options.epochs),
-                  workers.c_str());
-    log << line << std::flush;
-    return result;
+    return detail::fit_run<Net, Optimizer, Train, Test, std::remove_reference_t<Team>>(net, optimiser, train, test,
+                                                                                       options, team)
+        .run();
 }
 
 } // namespace vgg
