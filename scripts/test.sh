@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test suite. Without arguments, the Release build with -march=native in build/ and every
-# test, compile-fail demonstration and script in it (about 15 minutes on 2 cores of a Zen 4 from a
-# fresh clone). With --all, as CI runs it, more builds follow (77 minutes for all of it from a
-# fresh clone on a Zen 4 whose cores other builds shared; each stage prints the minutes so far):
+# The test suite. Without arguments, the library's tests in a Release build with -march=native in
+# build/: the unit tests (layers, kernels, the convolution plan, training, files), the convolution
+# and network sweeps (a sample) and the model tests against PyTorch, torchvision and ONNX Runtime
+# (see README for its time). With --all, as CI runs it, the whole Release build and every test, compile-fail
+# demonstration and program script in it (the full sweeps), then more builds (each stage prints
+# the minutes so far):
 #   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
 #   build-debug/      -O0: each public header alone, the README's example and the shape walk;
 #   build-clang/      the compile-only tests (shape errors, installed package) under clang;
@@ -24,11 +26,17 @@ stage "installing what is missing"
 bash scripts/install-deps.sh
 jobs=$(nproc)
 
-stage "Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+if ! $all; then
+  stage "Release build and the library's tests"
+  cmake --build build --target vgg_library_tests -j"$jobs"
+  ctest --test-dir build --output-on-failure -j"$jobs" --label-regex library
+  stage "done (bash scripts/test.sh --all adds the programs, the shape errors, MPI, sanitizers, Debug, clang, fuzzing)"
+  exit 0
+fi
+stage "Release build and tests"
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
-$all || { stage "done"; exit 0; }
 
 # The sanitizer and fuzzing builds keep only line tables of debug information (-g1): their reports
 # still name files and lines, and a heavy test program compiles in 3/4 of the time of -g.
