@@ -83,8 +83,9 @@ double gemm_ceiling_gflops()
 #pragma omp barrier
             const auto start = clock_type::now();
             for (int r = 0; r < 4; ++r)
-                vgg::kernels::gemm(m, n, k, vgg::kernels::row_major(a[t].data(), k), vgg::kernels::row_major(b[t].data(), n),
-                                   c[t].data(), n, vgg::kernels::gemm_update::accumulate);
+                vgg::kernels::gemm(m, n, k, vgg::kernels::row_major(a[t].data(), k),
+                                   vgg::kernels::row_major(b[t].data(), n), c[t].data(), n,
+                                   vgg::kernels::gemm_update::accumulate);
 #pragma omp barrier
             if (t == 0)
                 elapsed = seconds_since(start);
@@ -151,6 +152,7 @@ int run(const options& opt)
     constexpr auto rows = vgg::summary<Net>();
     constexpr std::size_t layers = Net::layer_count;
     std::array<std::size_t, layers> flops{};
+    // clang-format off
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         ((flops[I] = [] {
              using layer_t = std::remove_cvref_t<decltype(std::declval<Net&>().template layer<I>())>;
@@ -161,6 +163,7 @@ int run(const options& opt)
          }()),
          ...);
     }(std::make_index_sequence<layers>{});
+    // clang-format on
     std::size_t step_flops = 0;
     for (std::size_t i = 0; i < layers; ++i)
         step_flops += flops[i] * (i == 0 ? 2 : 3); // the first layer computes no input gradient
@@ -261,11 +264,13 @@ int run(const options& opt)
         const std::size_t index = l["index"];
         const std::string name = l["name"];
         const double values[4] = {l["forward_ms"], l["forward_gflops"], l["backward_ms"], l["backward_gflops"]};
-        std::printf("%-4zu %-10s %12.1f %10.1f %12.1f %10.1f\n", index, name.c_str(), values[0], values[1], values[2], values[3]);
+        std::printf("%-4zu %-10s %12.1f %10.1f %12.1f %10.1f\n", index, name.c_str(), values[0], values[1], values[2],
+                    values[3]);
     }
     std::printf("training step: %.3f s, %.1f img/s, %.1f GFLOPS = %.0f%% of the %.1f GFLOPS GEMM ceiling\n", train_s,
                 double(opt.batch) / train_s, train_gflops, 100 * train_gflops / ceiling, ceiling);
-    std::printf("(GFLOPS count a direct convolution's multiply-adds; Winograd layers do fewer, so can pass the ceiling)\n");
+    std::printf(
+        "(GFLOPS count a direct convolution's multiply-adds; Winograd layers do fewer, so can pass the ceiling)\n");
     std::printf("inference:     %.3f s, %.1f img/s (%.1f right after a training step)\n", infer_s,
                 double(opt.batch) / infer_s, double(opt.batch) / infer_after_step_s);
     std::printf("peak RSS:      %.0f MB\n", peak_rss_mb());
@@ -283,12 +288,17 @@ int main(int argc, char** argv)
 {
     options opt;
     CLI::App app{"Times training and inference of the seed's VGG-11 (or another preset), or of torchvision's VGG-16."};
-    app.add_option("--model", opt.model, "seed: the seed's VGG-11 (see --resize, --ratio); vgg16: torchvision's VGG-16 at 3x224x224")
+    app.add_option("--model", opt.model,
+                   "seed: the seed's VGG-11 (see --resize, --ratio); vgg16: torchvision's VGG-16 at 3x224x224")
         ->check(CLI::IsMember({"seed", "vgg16"}))
         ->capture_default_str();
     vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "Input resolution", "Channel divisor");
-    app.add_option("--batch", opt.batch, "Batch size")->check(vgg_cli::number_in<std::size_t>(1, 4096))->capture_default_str();
-    app.add_option("--threads", opt.threads, "OpenMP threads")->check(vgg_cli::number_in(1, 1024))->capture_default_str();
+    app.add_option("--batch", opt.batch, "Batch size")
+        ->check(vgg_cli::number_in<std::size_t>(1, 4096))
+        ->capture_default_str();
+    app.add_option("--threads", opt.threads, "OpenMP threads")
+        ->check(vgg_cli::number_in(1, 1024))
+        ->capture_default_str();
     app.add_option("--reps", opt.reps, "Timed repetitions (the median is reported)")
         ->check(vgg_cli::number_in<std::size_t>(1, 1000))
         ->capture_default_str();
@@ -297,14 +307,16 @@ int main(int argc, char** argv)
         ->capture_default_str();
     vgg_cli::add_precision_option(app, opt.precision);
     app.add_flag("--json", opt.json, "Print one JSON object");
-    app.add_flag("--freeze-features", opt.freeze_features,
-                 "Freeze the convolutional blocks, as fine-tuning a new head does: a training step runs them forward only");
+    app.add_flag(
+        "--freeze-features", opt.freeze_features,
+        "Freeze the convolutional blocks, as fine-tuning a new head does: a training step runs them forward only");
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;
     vgg::set_threads(opt.threads);
     if (opt.model == "vgg16")
         return run<vgg::vgg16<vgg::shape<3, 224, 224>>>(opt);
     return vgg_examples::with_seed_preset(
-        opt.resize, opt.ratio, [&]<std::size_t Resize, std::size_t Ratio>() { return run<vgg_examples::seed_network<Resize, Ratio>>(opt); },
+        opt.resize, opt.ratio,
+        [&]<std::size_t Resize, std::size_t Ratio>() { return run<vgg_examples::seed_network<Resize, Ratio>>(opt); },
         vgg_cli::usage);
 }

@@ -47,16 +47,26 @@ int convert_model(const options& opt)
     if (opt.model == "seed")
         return vgg_examples::with_seed_preset(
             opt.resize, opt.ratio,
-            [&]<std::size_t Resize, std::size_t Ratio>() { return convert<vgg_examples::seed_network<Resize, Ratio>>(opt); },
+            [&]<std::size_t Resize, std::size_t Ratio>() {
+                return convert<vgg_examples::seed_network<Resize, Ratio>>(opt);
+            },
             vgg_cli::usage);
-    if (opt.model == "vgg11") return convert<vgg::vgg11<>>(opt);
-    if (opt.model == "vgg13") return convert<vgg::vgg13<>>(opt);
-    if (opt.model == "vgg16") return convert<vgg::vgg16<>>(opt);
-    if (opt.model == "vgg19") return convert<vgg::vgg19<>>(opt);
-    if (opt.model == "vgg11_bn") return convert<vgg::vgg11_bn<>>(opt);
-    if (opt.model == "vgg13_bn") return convert<vgg::vgg13_bn<>>(opt);
-    if (opt.model == "vgg16_bn") return convert<vgg::vgg16_bn<>>(opt);
-    if (opt.model == "vgg19_bn") return convert<vgg::vgg19_bn<>>(opt);
+    if (opt.model == "vgg11")
+        return convert<vgg::vgg11<>>(opt);
+    if (opt.model == "vgg13")
+        return convert<vgg::vgg13<>>(opt);
+    if (opt.model == "vgg16")
+        return convert<vgg::vgg16<>>(opt);
+    if (opt.model == "vgg19")
+        return convert<vgg::vgg19<>>(opt);
+    if (opt.model == "vgg11_bn")
+        return convert<vgg::vgg11_bn<>>(opt);
+    if (opt.model == "vgg13_bn")
+        return convert<vgg::vgg13_bn<>>(opt);
+    if (opt.model == "vgg16_bn")
+        return convert<vgg::vgg16_bn<>>(opt);
+    if (opt.model == "vgg19_bn")
+        return convert<vgg::vgg19_bn<>>(opt);
     return 2;
 }
 
@@ -70,14 +80,18 @@ int main(int argc, char** argv)
     app.add_option("--model", opt.model,
                    "seed: the seed's VGG-11 at --resize and --ratio; or torchvision's vgg11, vgg13, vgg16, vgg19, "
                    "vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn at 3x224x224")
-        ->check(CLI::IsMember({"seed", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}))
+        ->check(
+            CLI::IsMember({"seed", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}))
         ->capture_default_str();
-    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "The seed's input resolution", "The seed's channel divisor");
+    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "The seed's input resolution",
+                                          "The seed's channel divisor");
     app.add_flag("--fold-batch-norm", opt.fold_batch_norm, "ONNX: fold batch norm into the convolutions before it");
     app.add_option("--opset", opt.opset, "ONNX: opset of the written model")
         ->check(vgg_cli::number_in<std::int64_t>(vgg::io::onnx_export_min_opset, vgg::io::onnx_export_max_opset))
         ->capture_default_str();
-    app.add_option("in", opt.in, "The model to read (.safetensors weights or checkpoint, or .onnx)")->required()->check(CLI::ExistingFile);
+    app.add_option("in", opt.in, "The model to read (.safetensors weights or checkpoint, or .onnx)")
+        ->required()
+        ->check(CLI::ExistingFile);
     app.add_option("out", opt.out, "The file to write (.safetensors or .onnx)")->required();
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;

@@ -106,18 +106,37 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}))
         ->capture_default_str();
     app.add_option("--weights", opt.weights, "torchvision weights as safetensors (a state_dict, or converter output)")
-        ->required()->check(CLI::ExistingFile);
-    app.add_option("--train", opt.train, "Training images: one sub-folder per class")->required()->check(CLI::ExistingDirectory);
-    app.add_option("--test", opt.test, "Test images, with the same class folders")->required()->check(CLI::ExistingDirectory);
-    app.add_option("--size", opt.size, "Input size: 224 as torchvision's models are trained, or 64 to try it in minutes")
-        ->check(CLI::IsMember({224, 64}))->capture_default_str();
-    app.add_option("--epochs", opt.epochs, "Epochs to train")->check(vgg_cli::number_in<std::size_t>(1, 100000))->capture_default_str();
-    app.add_option("--lr", opt.lr, "AdamW's learning rate, annealed to 0 by a cosine schedule")->check(vgg_cli::above_zero())->capture_default_str();
-    app.add_option("--weight-decay", opt.weight_decay, "AdamW's decoupled weight decay")->check(vgg_cli::number_in(0.f, 1.f))->capture_default_str();
-    app.add_option("--batch-size", opt.batch_size, "Images per batch")->check(vgg_cli::number_in<std::size_t>(1, 4096))->capture_default_str();
-    app.add_option("--seed", opt.seed, "Seed of the classifier's initialisation, shuffling, flips and dropout")->capture_default_str();
-    app.add_option("--threads", opt.threads, "OpenMP threads")->check(vgg_cli::number_in<std::size_t>(1, 1024))->capture_default_str();
-    app.add_option("--out", opt.out, "Folder for model.safetensors, metrics.csv, curves.svg and checkpoint.safetensors")->capture_default_str();
+        ->required()
+        ->check(CLI::ExistingFile);
+    app.add_option("--train", opt.train, "Training images: one sub-folder per class")
+        ->required()
+        ->check(CLI::ExistingDirectory);
+    app.add_option("--test", opt.test, "Test images, with the same class folders")
+        ->required()
+        ->check(CLI::ExistingDirectory);
+    app.add_option("--size", opt.size,
+                   "Input size: 224 as torchvision's models are trained, or 64 to try it in minutes")
+        ->check(CLI::IsMember({224, 64}))
+        ->capture_default_str();
+    app.add_option("--epochs", opt.epochs, "Epochs to train")
+        ->check(vgg_cli::number_in<std::size_t>(1, 100000))
+        ->capture_default_str();
+    app.add_option("--lr", opt.lr, "AdamW's learning rate, annealed to 0 by a cosine schedule")
+        ->check(vgg_cli::above_zero())
+        ->capture_default_str();
+    app.add_option("--weight-decay", opt.weight_decay, "AdamW's decoupled weight decay")
+        ->check(vgg_cli::number_in(0.f, 1.f))
+        ->capture_default_str();
+    app.add_option("--batch-size", opt.batch_size, "Images per batch")
+        ->check(vgg_cli::number_in<std::size_t>(1, 4096))
+        ->capture_default_str();
+    app.add_option("--seed", opt.seed, "Seed of the classifier's initialisation, shuffling, flips and dropout")
+        ->capture_default_str();
+    app.add_option("--threads", opt.threads, "OpenMP threads")
+        ->check(vgg_cli::number_in<std::size_t>(1, 1024))
+        ->capture_default_str();
+    app.add_option("--out", opt.out, "Folder for model.safetensors, metrics.csv, curves.svg and checkpoint.safetensors")
+        ->capture_default_str();
     if (const auto code = vgg_cli::parse(app, argc, argv))
         return *code;
     vgg::set_threads(static_cast<int>(opt.threads));

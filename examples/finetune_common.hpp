@@ -36,7 +36,8 @@ public:
     /// Loads the images `indices` of the training or test folder (augmented with `key` when not
     /// null) with their labels, and writes their pooled features to `pooled`.
     virtual void features_of(std::span<const std::size_t> indices, std::vector<int>& labels,
-                             vgg::tensor<pooled_shape>& pooled, const vgg::data::augmentation_key* key, bool training) = 0;
+                             vgg::tensor<pooled_shape>& pooled, const vgg::data::augmentation_key* key,
+                             bool training) = 0;
     virtual std::size_t classes(bool training) const = 0;
     virtual std::size_t size(bool training) const = 0;
     virtual std::vector<std::string> class_names(bool training) const = 0;
@@ -53,7 +54,8 @@ public:
     std::size_t size() const { return features_->size(training_); }
     std::size_t classes() const { return features_->classes(training_); }
     std::vector<std::string> class_names() const { return features_->class_names(training_); }
-    void load_batch(std::span<const std::size_t> indices, vgg::tensor<sample_shape>& pooled, std::vector<int>& labels) const
+    void load_batch(std::span<const std::size_t> indices, vgg::tensor<sample_shape>& pooled,
+                    std::vector<int>& labels) const
     {
         features_->features_of(indices, labels, pooled, nullptr, training_);
     }

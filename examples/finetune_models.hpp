@@ -17,8 +17,8 @@ namespace vgg_finetune {
 template <class Arch, bool BatchNorm, std::size_t Size>
 class features_of_model final : public frozen_features {
     // torchvision's network with a placeholder classifier: its features are what is used.
-    using net_type =
-        vgg::TorchvisionVGG<vgg::shape<3, Size, Size>, std::conditional_t<BatchNorm, vgg::batch_norm<Arch>, Arch>, 1, 1>;
+    using net_type = vgg::TorchvisionVGG<vgg::shape<3, Size, Size>,
+                                         std::conditional_t<BatchNorm, vgg::batch_norm<Arch>, Arch>, 1, 1>;
     using input = typename net_type::input_shape;
     static constexpr std::size_t pool = Arch::size; ///< the AdaptiveAvgPool2d layer, after the blocks
 
@@ -28,10 +28,11 @@ public:
           test_(opt.test, folder_options(false))
     {
         net_->freeze(0, net_type::layer_count);
-        const auto report = vgg::io::load_weights(*net_, weights, opt.weights,
-                                                  vgg::io::load_options::non_strict(vgg::io::names_starting_with("features.")));
+        const auto report = vgg::io::load_weights(
+            *net_, weights, opt.weights, vgg::io::load_options::non_strict(vgg::io::names_starting_with("features.")));
         if (!report.missing.empty() || !report.mismatched.empty())
-            throw vgg::io::file_error(opt.weights, "does not hold the features of torchvision's " + name_ + ": " + report.text());
+            throw vgg::io::file_error(opt.weights,
+                                      "does not hold the features of torchvision's " + name_ + ": " + report.text());
     }
 
     void features_of(std::span<const std::size_t> indices, std::vector<int>& labels, vgg::tensor<pooled_shape>& pooled,
@@ -51,7 +52,10 @@ public:
 
     std::size_t classes(bool training) const override { return (training ? train_ : test_).classes(); }
     std::size_t size(bool training) const override { return (training ? train_ : test_).size(); }
-    std::vector<std::string> class_names(bool training) const override { return (training ? train_ : test_).class_names(); }
+    std::vector<std::string> class_names(bool training) const override
+    {
+        return (training ? train_ : test_).class_names();
+    }
 
     std::vector<vgg::io::tensor_to_write> tensors() override
     {
@@ -71,8 +75,8 @@ public:
                 parameters += p.value.size();
         });
         char text[160];
-        std::snprintf(text, sizeof text, "torchvision %s at %zux%zu, its features (%.1f M parameters) frozen", name_.c_str(),
-                      Size, Size, double(parameters) / 1e6);
+        std::snprintf(text, sizeof text, "torchvision %s at %zux%zu, its features (%.1f M parameters) frozen",
+                      name_.c_str(), Size, Size, double(parameters) / 1e6);
         return text;
     }
 

@@ -41,7 +41,9 @@ public:
     {
 #ifdef VGG_WITH_ONNX
         if (is_onnx_path(path_)) {
-            metadata_ = vgg::io::load_onnx(net, std::string_view(reinterpret_cast<const char*>(bytes_.data()), bytes_.size()), path_).metadata;
+            metadata_ = vgg::io::load_onnx(
+                            net, std::string_view(reinterpret_cast<const char*>(bytes_.data()), bytes_.size()), path_)
+                            .metadata;
             return;
         }
 #endif

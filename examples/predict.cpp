@@ -33,7 +33,8 @@ int predict(const options& opt, vgg_examples::model_file& weights)
     auto net = std::make_unique<net_t>();
     weights.load_into(*net); // a checkpoint works too
     const vgg::image::bilinear_resizer resizer(28, 28, Resize, Resize);
-    std::vector<std::string> class_names(vgg::data::fashion_mnist_classes.begin(), vgg::data::fashion_mnist_classes.end());
+    std::vector<std::string> class_names(vgg::data::fashion_mnist_classes.begin(),
+                                         vgg::data::fashion_mnist_classes.end());
     if (!opt.class_file.empty())
         class_names = vgg_predict::read_class_names(opt.class_file, class_names.size());
 
@@ -52,7 +53,8 @@ int predict(const options& opt, vgg_examples::model_file& weights)
         }();
         set = vgg::data::read_image_set(opt.idx, labels);
         if (set.rows != 28 || set.cols != 28)
-            throw vgg::io::file_error(opt.idx, "images are " + std::to_string(set.rows) + "x" + std::to_string(set.cols) + ", not 28x28");
+            throw vgg::io::file_error(opt.idx, "images are " + std::to_string(set.rows) + "x" +
+                                                   std::to_string(set.cols) + ", not 28x28");
         if (opt.count && opt.count < set.size()) {
             set.labels.resize(opt.count);
             set.pixels.resize(opt.count * 784);
@@ -95,27 +97,41 @@ int predict(const options& opt, vgg_examples::model_file& weights)
 int main(int argc, char** argv)
 {
     options opt;
-    CLI::App app{"Classifies images with a VGG saved as safetensors: the seed's VGG-11 trained by vgg_train on "
-                 "Fashion-MNIST-like images, or a torchvision VGG (tools/torchvision_to_safetensors.py) on RGB photos."};
-    app.add_option("--weights", opt.weights, "Weights (model.safetensors, a checkpoint, or an ONNX model: FILE.onnx)")->required()->check(CLI::ExistingFile);
-    app.add_option("--model", opt.model,
-                   "seed: the seed's VGG-11 at --resize and --ratio, grey images; or torchvision's vgg11, vgg13, vgg16, "
-                   "vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn at 3x224x224 (RGB images, resized to 224x224 and "
-                   "normalised with ImageNet's mean and std)")
-        ->check(CLI::IsMember({"seed", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}))
+    CLI::App app{
+        "Classifies images with a VGG saved as safetensors: the seed's VGG-11 trained by vgg_train on "
+        "Fashion-MNIST-like images, or a torchvision VGG (tools/torchvision_to_safetensors.py) on RGB photos."};
+    app.add_option("--weights", opt.weights, "Weights (model.safetensors, a checkpoint, or an ONNX model: FILE.onnx)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    app.add_option(
+           "--model", opt.model,
+           "seed: the seed's VGG-11 at --resize and --ratio, grey images; or torchvision's vgg11, vgg13, vgg16, "
+           "vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn at 3x224x224 (RGB images, resized to 224x224 and "
+           "normalised with ImageNet's mean and std)")
+        ->check(
+            CLI::IsMember({"seed", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}))
         ->capture_default_str();
-    app.add_option("--classes", opt.class_file, "A file naming the model's classes, one a line, for printing")->check(CLI::ExistingFile);
-    app.add_flag("--logits", opt.logits, "Print every raw output (logit) of each image on one line instead of the top classes");
+    app.add_option("--classes", opt.class_file, "A file naming the model's classes, one a line, for printing")
+        ->check(CLI::ExistingFile);
+    app.add_flag("--logits", opt.logits,
+                 "Print every raw output (logit) of each image on one line instead of the top classes");
     vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "Input resolution the weights were trained at",
                                           "Channel divisor the weights were trained with");
-    app.add_option("--top", opt.top, "Classes to print per image")->check(vgg_cli::number_in<std::size_t>(1, 1000))->capture_default_str();
-    auto* idx = app.add_option("--idx", opt.idx, "Classify the images of this IDX file and print the accuracy")->check(CLI::ExistingFile);
-    app.add_option("--labels", opt.labels, "Labels for --idx (default: the labels file beside it)")->needs(idx)->check(CLI::ExistingFile);
+    app.add_option("--top", opt.top, "Classes to print per image")
+        ->check(vgg_cli::number_in<std::size_t>(1, 1000))
+        ->capture_default_str();
+    auto* idx = app.add_option("--idx", opt.idx, "Classify the images of this IDX file and print the accuracy")
+                    ->check(CLI::ExistingFile);
+    app.add_option("--labels", opt.labels, "Labels for --idx (default: the labels file beside it)")
+        ->needs(idx)
+        ->check(CLI::ExistingFile);
     app.add_option("--count", opt.count, "Use only the first N images of --idx (0: all)")
         ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30))
         ->needs(idx);
     vgg_cli::add_precision_option(app, opt.precision);
-    app.add_option("--batch", opt.batch, "Images per forward pass")->check(vgg_cli::number_in<std::size_t>(1, 4096))->capture_default_str();
+    app.add_option("--batch", opt.batch, "Images per forward pass")
+        ->check(vgg_cli::number_in<std::size_t>(1, 4096))
+        ->capture_default_str();
     auto* images = app.add_option("images", opt.images, "Image files")->check(CLI::ExistingFile);
     idx->excludes(images);
     if (const auto code = vgg_cli::parse(app, argc, argv))
@@ -125,7 +141,8 @@ int main(int argc, char** argv)
         return 2;
     }
     if (opt.model != "seed" && !opt.idx.empty()) {
-        std::cerr << "error: --idx reads Fashion-MNIST for the seed's network; give --model " << opt.model << " image files\n";
+        std::cerr << "error: --idx reads Fashion-MNIST for the seed's network; give --model " << opt.model
+                  << " image files\n";
         return 2;
     }
     try {
@@ -139,10 +156,11 @@ int main(int argc, char** argv)
         const auto& metadata = weights.metadata();
         for (const auto& [key, value] : {std::pair{"resize", opt.resize}, {"ratio", opt.ratio}})
             if (metadata.count(key) && metadata.at(key) != std::to_string(value))
-                throw vgg::io::file_error(opt.weights, std::string("was trained with --") + key + " " + metadata.at(key) +
-                                                           ", not " + std::to_string(value));
+                throw vgg::io::file_error(opt.weights, std::string("was trained with --") + key + " " +
+                                                           metadata.at(key) + ", not " + std::to_string(value));
         return vgg_examples::with_seed_preset(
-            opt.resize, opt.ratio, [&]<std::size_t Resize, std::size_t Ratio>() { return predict<Resize, Ratio>(opt, weights); },
+            opt.resize, opt.ratio,
+            [&]<std::size_t Resize, std::size_t Ratio>() { return predict<Resize, Ratio>(opt, weights); },
             vgg_cli::usage);
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << '\n';

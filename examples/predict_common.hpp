@@ -110,7 +110,8 @@ int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
         std::size_t n = 0;
         for (std::size_t i = begin; i < end; ++i) {
             try {
-                const auto planes = vgg::image::resized_planes(vgg::image::read(opt.images[i], channels), height, width);
+                const auto planes =
+                    vgg::image::resized_planes(vgg::image::read(opt.images[i], channels), height, width);
                 vgg::data::planes_to_sample<input>(planes.data(), vgg::data::imagenet_mean, vgg::data::imagenet_std,
                                                    images.sample(n));
                 names.push_back(opt.images[i].string());

@@ -14,8 +14,8 @@ template <std::size_t Resize, std::size_t Ratio>
 using seed_network = vgg::VGG<vgg::shape<1, Resize, Resize>, vgg::small_conv_arch<vgg::vgg11_arch, Ratio>, 10>;
 
 /// --resize and --ratio, each held to the presets' values.
-inline void add_seed_preset_options(CLI::App& app, std::size_t& resize, std::size_t& ratio, const std::string& resize_help,
-                                    const std::string& ratio_help)
+inline void add_seed_preset_options(CLI::App& app, std::size_t& resize, std::size_t& ratio,
+                                    const std::string& resize_help, const std::string& ratio_help)
 {
     app.add_option("--resize", resize, resize_help)->check(CLI::IsMember({224, 64, 32}))->capture_default_str();
     app.add_option("--ratio", ratio, ratio_help)->check(CLI::IsMember({4, 1}))->capture_default_str();

@@ -61,10 +61,12 @@ int train(const options& opt, const team& group)
     const vgg::data::fashion_mnist<Resize> test_set(opt.data, "t10k", opt.limit_test);
     // Checked before fit (which would throw) for a message in the flags' words; all ranks reach
     // the same verdict, so all stop.
-    if (const auto problem = vgg::sharding_problem(train_set.size(), test_set.size(), opt.batch_size, std::size_t(group.size));
+    if (const auto problem =
+            vgg::sharding_problem(train_set.size(), test_set.size(), opt.batch_size, std::size_t(group.size));
         !problem.empty()) {
         if (group.leader())
-            std::cerr << "error: " << problem << " (the MPI ranks; --batch-size, --limit-train and --limit-test set the sizes)\n";
+            std::cerr << "error: " << problem
+                      << " (the MPI ranks; --batch-size, --limit-train and --limit-test set the sizes)\n";
         return 2;
     }
     // Checked now rather than when the first epoch's curves are written, by rank 0 (which writes
@@ -147,17 +149,31 @@ int main(int argc, char** argv)
 #endif
     options opt;
     CLI::App app{"Trains the d2l VGG-11 (channels divided by --ratio) on Fashion-MNIST, as d2l's train_ch6 does."};
-    app.add_option("--data", opt.data, "Folder with the Fashion-MNIST IDX files")->check(CLI::ExistingDirectory)->capture_default_str();
-    app.add_option("--out", opt.out, "Folder for metrics.csv, curves.svg, checkpoint.safetensors and model.safetensors")->capture_default_str();
+    app.add_option("--data", opt.data, "Folder with the Fashion-MNIST IDX files")
+        ->check(CLI::ExistingDirectory)
+        ->capture_default_str();
+    app.add_option("--out", opt.out, "Folder for metrics.csv, curves.svg, checkpoint.safetensors and model.safetensors")
+        ->capture_default_str();
     app.add_option("--plot", opt.plot, "Where to write the SVG curves (default OUT/curves.svg)");
-    app.add_option("--epochs", opt.epochs, "Epochs to train")->check(vgg_cli::number_in<std::size_t>(1, 100000))->capture_default_str();
+    app.add_option("--epochs", opt.epochs, "Epochs to train")
+        ->check(vgg_cli::number_in<std::size_t>(1, 100000))
+        ->capture_default_str();
     app.add_option("--lr", opt.lr, "SGD learning rate")->check(vgg_cli::above_zero())->capture_default_str();
-    app.add_option("--momentum", opt.momentum, "SGD momentum")->check(vgg_cli::number_in(0.0, 0.999))->capture_default_str();
-    app.add_option("--weight-decay", opt.weight_decay, "SGD weight decay")->check(vgg_cli::number_in(0.0, 1.0))->capture_default_str();
-    app.add_option("--batch-size", opt.batch_size, "Examples per batch")->check(vgg_cli::number_in<std::size_t>(1, 65536))->capture_default_str();
+    app.add_option("--momentum", opt.momentum, "SGD momentum")
+        ->check(vgg_cli::number_in(0.0, 0.999))
+        ->capture_default_str();
+    app.add_option("--weight-decay", opt.weight_decay, "SGD weight decay")
+        ->check(vgg_cli::number_in(0.0, 1.0))
+        ->capture_default_str();
+    app.add_option("--batch-size", opt.batch_size, "Examples per batch")
+        ->check(vgg_cli::number_in<std::size_t>(1, 65536))
+        ->capture_default_str();
     app.add_option("--seed", opt.seed, "Seed of initialisation, shuffling and dropout")->capture_default_str();
-    app.add_option("--threads", opt.threads, "OpenMP threads")->check(vgg_cli::number_in(1, 1024))->capture_default_str();
-    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio, "Input resolution (the seed's is 224; 64 and 32 are quick)",
+    app.add_option("--threads", opt.threads, "OpenMP threads")
+        ->check(vgg_cli::number_in(1, 1024))
+        ->capture_default_str();
+    vgg_examples::add_seed_preset_options(app, opt.resize, opt.ratio,
+                                          "Input resolution (the seed's is 224; 64 and 32 are quick)",
                                           "Divide the VGG-11 channels by this (the seed's is 4; 1 is full width)");
     app.add_option("--limit-train", opt.limit_train, "Use only the first N training examples (0: all)")
         ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30));
@@ -171,10 +187,11 @@ int main(int argc, char** argv)
     vgg::set_threads(opt.threads);
     try {
         return vgg_examples::with_seed_preset(
-            opt.resize, opt.ratio, [&]<std::size_t Resize, std::size_t Ratio>() { return train<Resize, Ratio>(opt, group); },
-            vgg_cli::usage);
+            opt.resize, opt.ratio,
+            [&]<std::size_t Resize, std::size_t Ratio>() { return train<Resize, Ratio>(opt, group); }, vgg_cli::usage);
     } catch (const std::exception& e) {
-        std::cerr << "error: " << (group.size > 1 ? "rank " + std::to_string(group.rank) + ": " : "") << e.what() << '\n';
+        std::cerr << "error: " << (group.size > 1 ? "rank " + std::to_string(group.rank) + ": " : "") << e.what()
+                  << '\n';
 #ifdef VGG_WITH_MPI
         if (group.size > 1)
             MPI_Abort(MPI_COMM_WORLD, 1); // the other ranks would otherwise wait for this one forever

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libxsimd-dev doctest-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
           libstb-dev dataset-fashion-mnist
-          clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin
+          clang clang-format libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin
           libturbojpeg0-dev libonnx-dev libprotobuf-dev)
 # libtorch recommends an optimised BLAS, which --no-install-recommends would leave out: without it PyTorch
 # multiplies matrices with the reference BLAS (3 GFLOPS), and bench/compare.sh would compare against that.

@@ -5,6 +5,7 @@
 # (see README for its time). With --all, as CI runs it, the whole Release build and every test, compile-fail
 # demonstration and program script in it (the full sweeps), then more builds (each stage prints
 # the minutes so far):
+#   (first)           clang-format --dry-run --Werror over the C++ files (.clang-format);
 #   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
 #   build-debug/      -O0: each public header alone, the README's example and the shape walk;
 #   build-clang/      the compile-only tests (shape errors, installed package) under clang;
@@ -26,6 +27,11 @@ stage "installing what is missing"
 bash scripts/install-deps.sh
 jobs=$(nproc)
 
+if $all; then
+  stage "clang-format: the C++ files keep .clang-format's layout"
+  find include tests examples bench -path tests/onnxruntime -prune -o \( -name '*.hpp' -o -name '*.cpp' \) -print |
+    xargs clang-format --dry-run --Werror
+fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 if ! $all; then
   stage "Release build and the library's tests"

@@ -10,7 +10,6 @@
 
 namespace vgg::testing {
 
-
 using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 struct conv_by_taps {
@@ -22,7 +21,8 @@ struct conv_by_taps {
     /// images[n][c][i + dy][j + dx], or 0 outside the image.
     row_matrix shifted(const float* images, std::size_t channels, int dy, int dx) const
     {
-        row_matrix s = row_matrix::Zero(static_cast<Eigen::Index>(channels), static_cast<Eigen::Index>(batch * pixels()));
+        row_matrix s =
+            row_matrix::Zero(static_cast<Eigen::Index>(channels), static_cast<Eigen::Index>(batch * pixels()));
         for (std::size_t n = 0; n < batch; ++n)
             for (std::size_t c = 0; c < channels; ++c)
                 for (std::size_t i = 0; i < height; ++i) {
@@ -81,21 +81,23 @@ struct conv_by_taps {
     /// The gradients of sum(dy * conv(x)) with respect to x, the weights and the bias.
     gradients backward(const float* x, const float* dy, const float* weight) const
     {
-        gradients g{std::vector<float>(batch * in_channels * pixels()), std::vector<float>(out_channels * in_channels * 9),
-                    std::vector<float>(out_channels)};
+        gradients g{std::vector<float>(batch * in_channels * pixels()),
+                    std::vector<float>(out_channels * in_channels * 9), std::vector<float>(out_channels)};
         const row_matrix dy_matrix = shifted(dy, out_channels, 0, 0);
         for (std::size_t o = 0; o < out_channels; ++o)
             g.dbias[o] = dy_matrix.row(static_cast<Eigen::Index>(o)).sum();
         // dx[c][i][j] = sum over taps and o of w[o][c][tap] dy[o][i - dy_tap][j - dx_tap]: the output
         // gradient shifted the other way.
-        row_matrix dx_matrix = row_matrix::Zero(static_cast<Eigen::Index>(in_channels), static_cast<Eigen::Index>(batch * pixels()));
+        row_matrix dx_matrix =
+            row_matrix::Zero(static_cast<Eigen::Index>(in_channels), static_cast<Eigen::Index>(batch * pixels()));
         for (std::size_t tap = 0; tap < 9; ++tap) {
             const int dy_tap = int(tap / 3) - 1, dx_tap = int(tap % 3) - 1;
             const row_matrix w = tap_weights(weight, tap);
             const row_matrix dw = dy_matrix * shifted(x, in_channels, dy_tap, dx_tap).transpose();
             for (std::size_t o = 0; o < out_channels; ++o)
                 for (std::size_t c = 0; c < in_channels; ++c)
-                    g.dweight[(o * in_channels + c) * 9 + tap] = dw(static_cast<Eigen::Index>(o), static_cast<Eigen::Index>(c));
+                    g.dweight[(o * in_channels + c) * 9 + tap] =
+                        dw(static_cast<Eigen::Index>(o), static_cast<Eigen::Index>(c));
             dx_matrix.noalias() += w.transpose() * shifted(dy, out_channels, -dy_tap, -dx_tap);
         }
         to_images(dx_matrix, in_channels, g.dx.data());

@@ -20,8 +20,8 @@ inline void skip_because(const std::string& missing)
 inline void skip_unless_runs(kernels::bf16_kernel kernel)
 {
     if (!kernels::bf16_kernel_runs(kernel))
-        skip_because("the " + std::string(to_string(kernel)) + " kernel cannot run here: " +
-                     kernels::bf16_kernel_missing(kernel));
+        skip_because("the " + std::string(to_string(kernel)) +
+                     " kernel cannot run here: " + kernels::bf16_kernel_missing(kernel));
 }
 
 inline void skip_unless_bf16()

@@ -23,9 +23,8 @@ struct gradient_report {
 /// ReLU and max-pool make the loss piecewise smooth, and when a kink lies on one side of the
 /// point, the difference taken on the other side is still exact. An element passes when
 /// |numeric - analytic| <= abs_tol or <= rel_tol * max(|numeric|, |analytic|).
-inline gradient_report check_gradient(const std::string& what, std::span<float> values,
-                                      std::span<const float> analytic, const std::function<double()>& loss,
-                                      double rel_tol = 2e-2, double abs_tol = 2e-3)
+inline gradient_report check_gradient(const std::string& what, std::span<float> values, std::span<const float> analytic,
+                                      const std::function<double()>& loss, double rel_tol = 2e-2, double abs_tol = 2e-3)
 {
     gradient_report report;
     const auto agrees = [&](double numeric, double expected) {

@@ -74,7 +74,8 @@ void check_layer_rounds_its_operands(std::size_t batch, bool runs_fp32 = false)
     reference.initialize(weight_init::xavier_uniform, random);
     bf16_layer.visit_parameters("", [&](const parameter_view& p) { fill(p.value, random); });
     std::vector<std::vector<float>> values;
-    bf16_layer.visit_parameters("", [&](const parameter_view& p) { values.emplace_back(p.value.begin(), p.value.end()); });
+    bf16_layer.visit_parameters("",
+                                [&](const parameter_view& p) { values.emplace_back(p.value.begin(), p.value.end()); });
     std::size_t at = 0;
     reference.visit_parameters("", [&](const parameter_view& p) {
         std::copy(values[at].begin(), values[at].end(), p.value.begin());
@@ -96,7 +97,8 @@ void check_layer_rounds_its_operands(std::size_t batch, bool runs_fp32 = false)
     bf16_layer.backward(x, y, dy, &dx);
     Layer unrounded;
     at = 0;
-    unrounded.visit_parameters("", [&](const parameter_view& p) { std::copy(values[at].begin(), values[at].end(), p.value.begin()), ++at; });
+    unrounded.visit_parameters(
+        "", [&](const parameter_view& p) { std::copy(values[at].begin(), values[at].end(), p.value.begin()), ++at; });
     if (runs_fp32) {
         unrounded.forward(x, reference_y, {});
         unrounded.backward(x, reference_y, dy, &reference_dx);
@@ -129,7 +131,10 @@ TEST_CASE("Conv3x3 in bf16 is the fp32 convolution of bf16-rounded operands, for
     CHECK(runs_as({8, 32, 8, 8, precision::bf16}) == precision::bf16);   // too few channels for Winograd
     CHECK(runs_as({32, 48, 9, 17, precision::bf16}) == precision::bf16); // odd sides
     CHECK(runs_as({16, 32, 8, 8, precision::fp32}) == precision::fp32);
-    SUBCASE("3 -> 20 channels, 10 x 12") { check_layer_rounds_its_operands<Conv3x3<3, 20>::layer<shape<3, 10, 12>>>(3); }
+    SUBCASE("3 -> 20 channels, 10 x 12")
+    {
+        check_layer_rounds_its_operands<Conv3x3<3, 20>::layer<shape<3, 10, 12>>>(3);
+    }
     SUBCASE("16 -> 32 channels, 8 x 8 (the reference by Winograd in fp32)")
     {
         check_layer_rounds_its_operands<Conv3x3<16, 32>::layer<shape<16, 8, 8>>>(2, winograd_beats_bf16);
@@ -138,7 +143,10 @@ TEST_CASE("Conv3x3 in bf16 is the fp32 convolution of bf16-rounded operands, for
     {
         check_layer_rounds_its_operands<Conv3x3<32, 48>::layer<shape<32, 9, 17>>>(3);
     }
-    SUBCASE("2 -> 5 channels, 7 x 5, one image") { check_layer_rounds_its_operands<Conv3x3<2, 5>::layer<shape<2, 7, 5>>>(1); }
+    SUBCASE("2 -> 5 channels, 7 x 5, one image")
+    {
+        check_layer_rounds_its_operands<Conv3x3<2, 5>::layer<shape<2, 7, 5>>>(1);
+    }
 }
 
 TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf16-rounded operands, at edge shapes")
@@ -150,9 +158,10 @@ TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf
     // Rows past a 16-pixel block (7, 17, 33), one row, an odd row count, 16 channels (a run of 48
     // values read as 64), 48 channels (a run of 144 read as 160), an odd group count, a part of the
     // groups; one and three input channels (a grey or RGB image), staged value by value.
-    for (const auto& c : {convolution{16, 16, 1, 1, 0, 1}, convolution{16, 32, 5, 7, 0, 2}, convolution{32, 48, 9, 17, 0, 3},
-                          convolution{48, 16, 4, 33, 0, 1}, convolution{64, 32, 3, 16, 0, 2}, convolution{16, 64, 14, 14, 1, 4},
-                          convolution{1, 16, 6, 20, 0, 1}, convolution{3, 32, 8, 9, 0, 2}}) {
+    for (const auto& c :
+         {convolution{16, 16, 1, 1, 0, 1}, convolution{16, 32, 5, 7, 0, 2}, convolution{32, 48, 9, 17, 0, 3},
+          convolution{48, 16, 4, 33, 0, 1}, convolution{64, 32, 3, 16, 0, 2}, convolution{16, 64, 14, 14, 1, 4},
+          convolution{1, 16, 6, 20, 0, 1}, convolution{3, 32, 8, 9, 0, 2}}) {
         CAPTURE(c.in);
         CAPTURE(c.out);
         CAPTURE(c.height);
@@ -172,8 +181,10 @@ TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf
         kernels::amx_conv3x3_image(layout, staged.data(), packed.data(), bias.data(), groups, {.planes = y.data()});
         round_all(x);
         round_all(weight);
-        kernels::conv3x3_reference(1, c.in, c.out, c.height, c.width, x.data(), weight.data(), bias.data(), expected.data());
-        const std::size_t plane = c.height * c.width, first = c.first_group * 16 * plane, last = c.last_group * 16 * plane;
+        kernels::conv3x3_reference(1, c.in, c.out, c.height, c.width, x.data(), weight.data(), bias.data(),
+                                   expected.data());
+        const std::size_t plane = c.height * c.width, first = c.first_group * 16 * plane,
+                          last = c.last_group * 16 * plane;
         const auto part = [&](std::vector<float>& v) { return std::span(v).subspan(first, last - first); };
         CHECK(relative_difference(part(y), part(expected)) < 2e-6);
         CHECK(std::all_of(y.begin(), y.begin() + first, [&](float v) { return v == untouched; }));
@@ -186,7 +197,8 @@ TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf
         CHECK(relative_difference(part(y), part(expected)) < 2e-6);
         if (c.height % 2 != 0 || c.width % 2 != 0)
             continue;
-        kernels::conv3x3_reference(1, c.in, c.out, c.height, c.width, x.data(), weight.data(), bias.data(), expected.data());
+        kernels::conv3x3_reference(1, c.in, c.out, c.height, c.width, x.data(), weight.data(), bias.data(),
+                                   expected.data());
         const std::size_t pooled_size = y.size() / 4;
         std::vector<float> pooled(pooled_size, untouched), expected_pooled(pooled_size);
         std::vector<std::uint8_t> argmax(pooled_size, 9), expected_argmax(pooled_size, 9);
@@ -203,7 +215,8 @@ TEST_CASE("the AMX convolution from a channels-last copy is the definition on bf
     }
 }
 
-TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the definition on bf16-rounded operands, and the same pass copies g for the input gradient and sums it for the bias")
+TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the definition on bf16-rounded operands, "
+          "and the same pass copies g for the input gradient and sums it for the bias")
 {
     testing::skip_unless_runs(kernels::bf16_kernel::amx);
     struct convolution {
@@ -224,7 +237,8 @@ TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the
         aligned_vector<float> sums(layout.sums_size(), 0.f);
         // The input gradient's convolution reads g as its image: the same pass writes that copy.
         const kernels::amx_conv3x3_layout adjoint{c.out, c.in, c.height, c.width};
-        aligned_vector<std::uint16_t> channels_last(adjoint.staged_size()), expected_channels_last(adjoint.staged_size());
+        aligned_vector<std::uint16_t> channels_last(adjoint.staged_size()),
+            expected_channels_last(adjoint.staged_size());
         std::vector<float> bias_gradient(c.out, 0.25f), expected_bias_gradient(c.out, 0.25f);
         // Two images summed, as a thread sums its share of a batch.
         std::vector<float> dweight(c.out * c.in * 9, 0.5f), expected(dweight.size(), 0.5f);
@@ -249,7 +263,8 @@ TEST_CASE("the AMX weight gradient from bf16 copies of image and gradient is the
                             for (std::size_t xx = 0; xx < c.width; ++xx) {
                                 const std::size_t sy = y + tap / 3, sx = xx + tap % 3; // one past the source pixel
                                 if (sy >= 1 && sy <= c.height && sx >= 1 && sx <= c.width)
-                                    sum += double(g[o * plane + y * c.width + xx]) * x[ch * plane + (sy - 1) * c.width + sx - 1];
+                                    sum += double(g[o * plane + y * c.width + xx]) *
+                                           x[ch * plane + (sy - 1) * c.width + sx - 1];
                             }
                         expected[(o * c.in + ch) * 9 + tap] += float(sum);
                     }
@@ -275,7 +290,8 @@ TEST_CASE("a VGG's output and every gradient in bf16 stay within bf16's toleranc
     rng random(23);
     fp32->initialize(weight_init::xavier_uniform, random);
     std::vector<float> values;
-    fp32->visit_parameters([&](const parameter_view& p) { values.insert(values.end(), p.value.begin(), p.value.end()); });
+    fp32->visit_parameters(
+        [&](const parameter_view& p) { values.insert(values.end(), p.value.begin(), p.value.end()); });
     std::size_t at = 0;
     bf16->visit_parameters([&](const parameter_view& p) {
         std::copy(values.begin() + at, values.begin() + at + p.value.size(), p.value.begin());
@@ -294,8 +310,9 @@ TEST_CASE("a VGG's output and every gradient in bf16 stay within bf16's toleranc
         logits[which].assign(y.values().begin(), y.values().end());
         softmax_cross_entropy(y, labels, grad);
         net->backward(grad);
-        net->visit_parameters(
-            [&](const parameter_view& v) { gradients[which].insert(gradients[which].end(), v.grad.begin(), v.grad.end()); });
+        net->visit_parameters([&](const parameter_view& v) {
+            gradients[which].insert(gradients[which].end(), v.grad.begin(), v.grad.end());
+        });
         ++which;
     }
     const double logit_error = relative_norm_difference(logits[1], logits[0]);

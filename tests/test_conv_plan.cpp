@@ -26,9 +26,9 @@ struct layer_plans {
 /// VGG-16's 13 convolutions at 224 (repeated shapes once), the first without an input gradient.
 const std::vector<conv3x3_dims>& vgg16_layers()
 {
-    static const std::vector<conv3x3_dims> layers{{3, 64, 224, 224},    {64, 64, 224, 224},  {64, 128, 112, 112},
-                                                  {128, 128, 112, 112}, {128, 256, 56, 56},  {256, 256, 56, 56},
-                                                  {256, 512, 28, 28},   {512, 512, 28, 28},  {512, 512, 14, 14}};
+    static const std::vector<conv3x3_dims> layers{{3, 64, 224, 224},    {64, 64, 224, 224}, {64, 128, 112, 112},
+                                                  {128, 128, 112, 112}, {128, 256, 56, 56}, {256, 256, 56, 56},
+                                                  {256, 512, 28, 28},   {512, 512, 28, 28}, {512, 512, 14, 14}};
     return layers;
 }
 
@@ -66,14 +66,22 @@ TEST_CASE("the convolution plan of every VGG-16 layer in fp32: Winograd wherever
 {
     check_plans(precision::fp32,
                 {{3, 64, 224, "im2col+gemm by channel groups", "im2col+gemm by images", "im2col+gemm", "none"},
-                 {64, 64, 224, "winograd F(4x4) by tile rows", "winograd F(4x4) by tile rows", "winograd F(4x4)", "winograd F(4x4)"},
-                 {64, 128, 112, "winograd F(4x4) by tile rows", "winograd F(4x4) by tile rows", "winograd F(4x4)", "winograd F(4x4)"},
-                 {128, 128, 112, "winograd F(4x4) by tile rows", "winograd F(4x4) by tile rows", "winograd F(4x4)", "winograd F(4x4)"},
-                 {128, 256, 56, "winograd F(4x4) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)", "winograd F(4x4)"},
-                 {256, 256, 56, "winograd F(4x4) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)", "winograd F(4x4)"},
-                 {256, 512, 28, "winograd F(2x2) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)", "winograd F(4x4)"},
-                 {512, 512, 28, "winograd F(2x2) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)", "winograd F(4x4)"},
-                 {512, 512, 14, "winograd F(2x2) by target panels", "winograd F(2x2) by tile rows", "winograd F(2x2)", "winograd F(2x2)"}});
+                 {64, 64, 224, "winograd F(4x4) by tile rows", "winograd F(4x4) by tile rows", "winograd F(4x4)",
+                  "winograd F(4x4)"},
+                 {64, 128, 112, "winograd F(4x4) by tile rows", "winograd F(4x4) by tile rows", "winograd F(4x4)",
+                  "winograd F(4x4)"},
+                 {128, 128, 112, "winograd F(4x4) by tile rows", "winograd F(4x4) by tile rows", "winograd F(4x4)",
+                  "winograd F(4x4)"},
+                 {128, 256, 56, "winograd F(4x4) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)",
+                  "winograd F(4x4)"},
+                 {256, 256, 56, "winograd F(4x4) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)",
+                  "winograd F(4x4)"},
+                 {256, 512, 28, "winograd F(2x2) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)",
+                  "winograd F(4x4)"},
+                 {512, 512, 28, "winograd F(2x2) by target panels", "winograd F(4x4) by tile rows", "winograd F(4x4)",
+                  "winograd F(4x4)"},
+                 {512, 512, 14, "winograd F(2x2) by target panels", "winograd F(2x2) by tile rows", "winograd F(2x2)",
+                  "winograd F(2x2)"}});
 }
 
 TEST_CASE("the convolution plan of every VGG-16 layer in bf16: AMX tiles where the CPU has AMX")
@@ -81,25 +89,29 @@ TEST_CASE("the convolution plan of every VGG-16 layer in bf16: AMX tiles where t
     testing::skip_unless_runs(kernels::bf16_kernel::amx);
     std::vector<layer_plans> expected{{3, 64, 224, "amx by channel groups", "amx by images", "bf16 gemm", "none"}};
     for (const conv3x3_dims& d : std::vector<conv3x3_dims>(vgg16_layers().begin() + 1, vgg16_layers().end()))
-        expected.push_back({d.in_channels, d.out_channels, d.height, "amx by channel groups", "amx by images", "amx", "amx"});
+        expected.push_back(
+            {d.in_channels, d.out_channels, d.height, "amx by channel groups", "amx by images", "amx", "amx"});
     check_plans(precision::bf16, expected);
 }
 
-TEST_CASE("the convolution plan of every VGG-16 layer in bf16 without AMX: fp32 Winograd where it applies, else bf16 products")
+TEST_CASE("the convolution plan of every VGG-16 layer in bf16 without AMX: fp32 Winograd where it applies, else bf16 "
+          "products")
 {
     testing::skip_unless_bf16();
     if (kernels::bf16_kernel_runs(kernels::bf16_kernel::amx))
         testing::skip_because("this CPU has AMX, whose plans the AMX test checks");
-    std::vector<layer_plans> expected{{3, 64, 224, "bf16 gemm by channel groups", "bf16 gemm by images", "bf16 gemm", "none"}};
+    std::vector<layer_plans> expected{
+        {3, 64, 224, "bf16 gemm by channel groups", "bf16 gemm by images", "bf16 gemm", "none"}};
     // The others run as in fp32 (with_fastest_products).
-    const std::vector<std::string> forward1{"winograd F(4x4) by tile rows", "winograd F(4x4) by tile rows",
-                                            "winograd F(4x4) by tile rows", "winograd F(4x4) by target panels",
+    const std::vector<std::string> forward1{"winograd F(4x4) by tile rows",     "winograd F(4x4) by tile rows",
+                                            "winograd F(4x4) by tile rows",     "winograd F(4x4) by target panels",
                                             "winograd F(4x4) by target panels", "winograd F(2x2) by target panels",
                                             "winograd F(2x2) by target panels", "winograd F(2x2) by target panels"};
     for (std::size_t i = 1; i < vgg16_layers().size(); ++i) {
         const conv3x3_dims& d = vgg16_layers()[i];
         const std::string tile = d.height == 14 ? "winograd F(2x2)" : "winograd F(4x4)";
-        expected.push_back({d.in_channels, d.out_channels, d.height, forward1[i - 1], tile + " by tile rows", tile, tile});
+        expected.push_back(
+            {d.in_channels, d.out_channels, d.height, forward1[i - 1], tile + " by tile rows", tile, tile});
     }
     check_plans(precision::bf16, expected);
 }

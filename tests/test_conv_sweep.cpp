@@ -29,8 +29,8 @@
 
 using namespace vgg;
 using vgg::testing::fill_uniform;
-using vgg::testing::sweep_size;
 using vgg::testing::scoped_threads;
+using vgg::testing::sweep_size;
 
 namespace {
 
@@ -85,7 +85,8 @@ std::set<layer_shape> vgg_family_shapes()
 std::vector<std::size_t> batches_for(const layer_shape& s)
 {
     const std::size_t pixels = s.height * s.width;
-    const std::size_t large = std::max<std::size_t>(3, (4 * kernels::winograd_streaming_min_tiles + pixels - 1) / pixels + 1);
+    const std::size_t large =
+        std::max<std::size_t>(3, (4 * kernels::winograd_streaming_min_tiles + pixels - 1) / pixels + 1);
     return large == 3 ? std::vector<std::size_t>{1, 3} : std::vector<std::size_t>{1, 3, large};
 }
 
@@ -167,7 +168,10 @@ struct sweep_case {
 };
 
 /// Output buffers start as NaN, so that a value a kernel never wrote fails the comparison.
-std::vector<float> unwritten(std::size_t size) { return std::vector<float>(size, std::numeric_limits<float>::quiet_NaN()); }
+std::vector<float> unwritten(std::size_t size)
+{
+    return std::vector<float>(size, std::numeric_limits<float>::quiet_NaN());
+}
 
 /// Runs every entry point of kernels/conv3x3.hpp on one configuration and checks each result.
 std::size_t run_configuration(const sweep_case& c, precision p, const std::string& name)
@@ -200,9 +204,11 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
         const auto expected = taps.backward(c.x.data(), gradient.data(), c.weight.data());
         enum class wanted { all, parameters, input };
         for (const wanted w : {wanted::all, wanted::parameters, wanted::input}) {
-            std::vector<float> dx = unwritten(c.x.size()), dweight = unwritten(c.weight.size()), dbias = unwritten(c.bias.size());
+            std::vector<float> dx = unwritten(c.x.size()), dweight = unwritten(c.weight.size()),
+                               dbias = unwritten(c.bias.size());
             const bool parameters = w != wanted::input, input = w != wanted::parameters;
-            run(parameters ? dweight.data() : nullptr, parameters ? dbias.data() : nullptr, input ? dx.data() : nullptr);
+            run(parameters ? dweight.data() : nullptr, parameters ? dbias.data() : nullptr,
+                input ? dx.data() : nullptr);
             const std::string prefix = std::string(what) + (w == wanted::all          ? ", with dx: "
                                                             : w == wanted::parameters ? ", without dx: "
                                                                                       : ", dx alone (frozen): ");
@@ -215,8 +221,8 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
         }
     };
     backward_checks("backward", c.dy, [&](float* dweight, float* dbias, float* dx) {
-        kernels::conv3x3_backward(d, n, c.x.data(), c.weight.data(), kernels::conv_output_gradient::of_stored(c.dy.data()),
-                                  dweight, dbias, dx);
+        kernels::conv3x3_backward(d, n, c.x.data(), c.weight.data(),
+                                  kernels::conv_output_gradient::of_stored(c.dy.data()), dweight, dbias, dx);
     });
     std::vector<float> masked = c.dy;
     for (std::size_t i = 0; i < masked.size(); ++i)
@@ -249,7 +255,8 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
                     largest = std::max(largest, value(w));
                 expected_pooled[at] = std::max(largest, 0.f);
                 if (argmax[at] > 3) {
-                    FAIL_CHECK(name << ": the arg-max of pooled value " << at << " is " << int(argmax[at]) << ", not 0 to 3");
+                    FAIL_CHECK(name << ": the arg-max of pooled value " << at << " is " << int(argmax[at])
+                                    << ", not 0 to 3");
                     return check.failures + 1;
                 }
                 if (pooled[at] > 0.f)
@@ -257,9 +264,10 @@ std::size_t run_configuration(const sweep_case& c, precision p, const std::strin
             }
     check("forward with ReLU and max-pool", pooled.data(), expected_pooled);
     backward_checks("backward through max-pool and ReLU", routed, [&](float* dweight, float* dbias, float* dx) {
-        kernels::conv3x3_backward(d, n, c.x.data(), c.weight.data(),
-                                  kernels::conv_output_gradient::of_relu_pooled(c.dpooled.data(), pooled.data(), argmax.data()),
-                                  dweight, dbias, dx);
+        kernels::conv3x3_backward(
+            d, n, c.x.data(), c.weight.data(),
+            kernels::conv_output_gradient::of_relu_pooled(c.dpooled.data(), pooled.data(), argmax.data()), dweight,
+            dbias, dx);
     });
     return check.failures;
 }
@@ -288,7 +296,8 @@ void sweep(precision p)
     std::vector<configuration> chosen;
     for (const configuration& c : all) {
         scoped_threads threads(c.threads);
-        const bool new_path = paths.insert(path_of({c.shape.in, c.shape.out, c.shape.height, c.shape.width, p}, c.batch)).second;
+        const bool new_path =
+            paths.insert(path_of({c.shape.in, c.shape.out, c.shape.height, c.shape.width, p}, c.batch)).second;
         const bool new_shape = shapes.insert(c.shape).second && every_shape;
         if (full || new_path || new_shape)
             chosen.push_back(c);
@@ -309,21 +318,24 @@ void sweep(precision p)
             break;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    MESSAGE(std::string(full ? "full sweep: " : every_shape ? "sample of every dispatch and shape: " : "sample of every dispatch: ")
-            << chosen.size() << " of " << all.size()
-            << " configurations (" << vgg_family_shapes().size() << " layer shapes), " << paths.size()
-            << " distinct dispatches, " << seconds << " s");
+    MESSAGE(std::string(full          ? "full sweep: "
+                        : every_shape ? "sample of every dispatch and shape: "
+                                      : "sample of every dispatch: ")
+            << chosen.size() << " of " << all.size() << " configurations (" << vgg_family_shapes().size()
+            << " layer shapes), " << paths.size() << " distinct dispatches, " << seconds << " s");
     CHECK(failures == 0);
 }
 
 } // namespace
 
-TEST_CASE("every VGG-family convolution, every dispatch, fp32: forward, ReLU, max-pool and gradients equal the definition")
+TEST_CASE(
+    "every VGG-family convolution, every dispatch, fp32: forward, ReLU, max-pool and gradients equal the definition")
 {
     sweep(precision::fp32);
 }
 
-TEST_CASE("every VGG-family convolution, every dispatch, bf16: forward, ReLU, max-pool and gradients equal the definition")
+TEST_CASE(
+    "every VGG-family convolution, every dispatch, bf16: forward, ReLU, max-pool and gradients equal the definition")
 {
     testing::skip_unless_bf16();
     if (!kernels::bf16_kernel_runs(kernels::bf16_kernel::amx))
@@ -332,7 +344,8 @@ TEST_CASE("every VGG-family convolution, every dispatch, bf16: forward, ReLU, ma
     sweep(precision::bf16);
 }
 
-TEST_CASE("a wide convolution on a small map trains with an input gradient (the Winograd weight gradient and im2col input gradient share no buffer)")
+TEST_CASE("a wide convolution on a small map trains with an input gradient (the Winograd weight gradient and im2col "
+          "input gradient share no buffer)")
 {
     // 256 -> 256 at 4x4, 8 images: the weight gradient runs by F(4x4) Winograd, the input gradient
     // by im2col (kernels over winograd_cached_kernel_bytes, too few tiles to stream them).

@@ -67,7 +67,8 @@ TEST_CASE("a resizer refuses an image side of 0 pixels (the fuzzer found a PGM w
 
 TEST_CASE("IDX files are read plain and gzip-compressed")
 {
-    const std::string bytes = idx_header(0x0803, {2, 2, 3}) + std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c", 12);
+    const std::string bytes =
+        idx_header(0x0803, {2, 2, 3}) + std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c", 12);
     const auto plain = scratch_file("plain-idx3");
     write_bytes(plain, bytes);
     const auto compressed = scratch_file("compressed-idx3.gz");
@@ -85,19 +86,26 @@ TEST_CASE("IDX files are read plain and gzip-compressed")
 TEST_CASE("bad IDX files give an error that names the file and the problem")
 {
     const auto path = scratch_file("bad-idx");
-    CHECK(error_of([&] { data::read_idx(scratch_file("does-not-exist"), 1); }).find("does-not-exist: cannot open") != std::string::npos);
+    CHECK(error_of([&] { data::read_idx(scratch_file("does-not-exist"), 1); }).find("does-not-exist: cannot open") !=
+          std::string::npos);
 
     write_bytes(path, idx_header(0x0801, {3}) + "\x01\x02\x03");
-    CHECK(error_of([&] { data::read_idx(path, 3); }).find(path.string() + ": wrong magic number 0x00000801, expected 0x00000803") == 0);
+    CHECK(error_of([&] {
+              data::read_idx(path, 3);
+          }).find(path.string() + ": wrong magic number 0x00000801, expected 0x00000803") == 0);
 
     write_bytes(path, idx_header(0x0801, {5}) + "\x01\x02");
-    CHECK(error_of([&] { data::read_idx(path, 1); }) == path.string() + ": truncated: ended after 2 of the 5 bytes of data (5 elements)");
+    CHECK(error_of([&] { data::read_idx(path, 1); }) ==
+          path.string() + ": truncated: ended after 2 of the 5 bytes of data (5 elements)");
 
     write_bytes(path, idx_header(0x0801, {2}) + "\x01\x02\x03");
-    CHECK(error_of([&] { data::read_idx(path, 1); }) == path.string() + ": has bytes after the 2 elements its dimensions announce");
+    CHECK(error_of([&] { data::read_idx(path, 1); }) ==
+          path.string() + ": has bytes after the 2 elements its dimensions announce");
 
     write_bytes(path, std::string("\0\0", 2));
-    CHECK(error_of([&] { data::read_idx(path, 1); }).find("truncated: ended after 2 of the 4 bytes of the magic number") != std::string::npos);
+    CHECK(error_of([&] {
+              data::read_idx(path, 1);
+          }).find("truncated: ended after 2 of the 4 bytes of the magic number") != std::string::npos);
 }
 
 namespace {

@@ -32,7 +32,8 @@ namespace {
 
 fs::path finetune_reference_dir()
 {
-    return testing::python_reference(VGG_TEST_SOURCE_DIR, VGG_TEST_BINARY_DIR, "finetune_reference.py", "finetune_reference");
+    return testing::python_reference(VGG_TEST_SOURCE_DIR, VGG_TEST_BINARY_DIR, "finetune_reference.py",
+                                     "finetune_reference");
 }
 
 /// Every value and buffer of a network as a file holds them: by name, in the order of their shapes.
@@ -86,7 +87,8 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
     const fs::path file = "weights.safetensors";
 
     const auto report = io::load_weights(net, content, file, io::load_options::non_strict());
-    CHECK(report.loaded == std::vector<std::string>{"0.0.weight", "0.1.weight", "0.1.bias", "0.1.running_mean", "0.1.running_var"});
+    CHECK(report.loaded ==
+          std::vector<std::string>{"0.0.weight", "0.1.weight", "0.1.bias", "0.1.running_mean", "0.1.running_var"});
     CHECK(report.missing == std::vector<std::string>{"0.0.bias"});
     CHECK(report.unexpected == std::vector<std::string>{"extra"});
     CHECK(report.counters == std::vector<std::string>{"0.1.num_batches_tracked"});
@@ -96,9 +98,10 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
     CHECK(report.mismatched[0].network_shape == std::vector<std::size_t>{5, 64});
     CHECK(report.mismatched[1].name == "2.bias");
     CHECK(!report.complete());
-    CHECK(report.text() == "loaded 5 tensors, ignored 1 num_batches_tracked counters; missing from the file: 0.0.bias; "
-                           "not in the network: extra; 2.weight is [7, 64] in the file, [5, 64] in the network; 2.bias is "
-                           "[7] in the file, [5] in the network");
+    CHECK(report.text() ==
+          "loaded 5 tensors, ignored 1 num_batches_tracked counters; missing from the file: 0.0.bias; "
+          "not in the network: extra; 2.weight is [7, 64] in the file, [5, 64] in the network; 2.bias is "
+          "[7] in the file, [5] in the network");
     const auto after = values_in_shape_order(net), theirs = values_in_shape_order(source);
     for (const auto& name : report.loaded)
         CHECK(after.at(name) == theirs.at(name));
@@ -109,14 +112,16 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
     {
         bn_net_5 fresh;
         const auto untouched = values_in_shape_order(fresh);
-        CHECK(error_of([&] { io::load_weights(fresh, content, file); }) ==
-              "weights.safetensors: tensor \"0.0.bias\" [4] is missing (is this a checkpoint of another architecture?)");
+        CHECK(
+            error_of([&] { io::load_weights(fresh, content, file); }) ==
+            "weights.safetensors: tensor \"0.0.bias\" [4] is missing (is this a checkpoint of another architecture?)");
         CHECK(values_in_shape_order(fresh) == untouched);
     }
     SUBCASE("a selection loads only the parameters it names")
     {
         bn_net_5 fresh;
-        const auto selected = io::load_weights(fresh, content, file, io::load_options::non_strict(io::names_starting_with("2.")));
+        const auto selected =
+            io::load_weights(fresh, content, file, io::load_options::non_strict(io::names_starting_with("2.")));
         CHECK(selected.loaded.empty());
         CHECK(selected.missing.empty());
         CHECK(selected.not_selected.size() == 6);
@@ -130,14 +135,17 @@ TEST_CASE("a non-strict load takes what fits and reports exactly what it skipped
               "weights.safetensors: tensor \"0.1.num_batches_tracked\" should be batch norm's count of batches, one "
               "non-negative integer, but is I64 [] holding -3");
         content.tensors["0.1.num_batches_tracked"] = {{1}, {3.f}, "F32", {}};
-        CHECK(error_of([&] { io::load_weights(net, content, file, io::load_options::non_strict()); }).find("but is F32 [1]") != std::string::npos);
+        CHECK(error_of([&] {
+                  io::load_weights(net, content, file, io::load_options::non_strict());
+              }).find("but is F32 [1]") != std::string::npos);
     }
     SUBCASE("an integer tensor where a float parameter belongs is a mismatch")
     {
         content.tensors["0.0.bias"] = {{4}, {}, "I32", {1, 2, 3, 4}};
-        CHECK(error_of([&] { io::load_weights(net, content, file); }) ==
-              "weights.safetensors: tensor \"0.0.bias\" has dtype I32, not a floating-point one, and shape [4], but this "
-              "network needs [4]");
+        CHECK(
+            error_of([&] { io::load_weights(net, content, file); }) ==
+            "weights.safetensors: tensor \"0.0.bias\" has dtype I32, not a floating-point one, and shape [4], but this "
+            "network needs [4]");
     }
 }
 
@@ -154,7 +162,8 @@ TEST_CASE("a torchvision state_dict saved as is (I64 counters) loads strictly an
     copy_into(images, reference.tensors.at("images"));
     const auto& logits = net->forward(images, {mode::eval, 0});
     const float difference = relative_difference(logits.values(), reference.tensors.at("logits").values);
-    MESSAGE("vgg11_bn at 32x32 from a plain state_dict: largest logit difference " << difference << " of the largest logit");
+    MESSAGE("vgg11_bn at 32x32 from a plain state_dict: largest logit difference " << difference
+                                                                                   << " of the largest logit");
     CHECK(difference <= 1e-4f);
 }
 
@@ -180,7 +189,8 @@ void training_step(Net& net, rng& random, auto& optimiser, std::set<std::size_t>
 
 } // namespace
 
-TEST_CASE("frozen layers keep their parameters and running statistics byte for byte, get no gradient, and backward skips them")
+TEST_CASE("frozen layers keep their parameters and running statistics byte for byte, get no gradient, and backward "
+          "skips them")
 {
     frozen_net net;
     rng random(2);
@@ -233,8 +243,8 @@ TEST_CASE("frozen layers keep their parameters and running statistics byte for b
 
 TEST_CASE("through frozen layers the input gradient is the full network's, computed without their weight gradients")
 {
-    using net_type = Sequential<shape<3, 16, 16>, VGGBlock<2, 3, 16>, Conv3x3<16, 8>, ReLU, MaxPool2x2, VGGBlockBN<1, 8, 8>,
-                                Flatten, Linear<8 * 2 * 2, 5>>;
+    using net_type = Sequential<shape<3, 16, 16>, VGGBlock<2, 3, 16>, Conv3x3<16, 8>, ReLU, MaxPool2x2,
+                                VGGBlockBN<1, 8, 8>, Flatten, Linear<8 * 2 * 2, 5>>;
     net_type frozen, full;
     rng random(3);
     frozen.initialize(weight_init::xavier_uniform, random);
@@ -306,8 +316,8 @@ TEST_CASE("gradients given at VGG-16's taps (a perceptual loss) give PyTorch aut
     net->backward_from_taps(&dx, tap<relu2_2>(g2), tap<relu1_2>(g1), tap<relu4_3>(g4), tap<relu3_3>(g3));
     CHECK(loss == doctest::Approx(reference.tensors.at("loss").values[0]).epsilon(1e-5));
     const float difference = relative_difference(dx.values(), reference.tensors.at("grad").values);
-    MESSAGE("perceptual loss on relu1_2 ... relu4_3: input gradient against autograd, largest difference " << difference
-                                                                                                           << " of the largest");
+    MESSAGE("perceptual loss on relu1_2 ... relu4_3: input gradient against autograd, largest difference "
+            << difference << " of the largest");
     CHECK(difference <= 1e-4f);
     net->visit_parameters([](const parameter_view& p) { CHECK(p.frozen); });
 
@@ -332,7 +342,8 @@ void set_from(tiny_mlp& net, const io::safetensors_content& source, const std::s
 }
 
 template <class Optimizer>
-void check_against_torch(Optimizer optimiser, const std::string& name, const lr_schedule& schedule, const std::string& schedule_name)
+void check_against_torch(Optimizer optimiser, const std::string& name, const lr_schedule& schedule,
+                         const std::string& schedule_name)
 {
     const auto golden = io::read_safetensors(finetune_reference_dir() / "optimizers.safetensors");
     const std::string key = name + "." + schedule_name;
@@ -358,7 +369,8 @@ void check_against_torch(Optimizer optimiser, const std::string& name, const lr_
 
 } // namespace
 
-TEST_CASE("Adam, AdamW and SGD with Nesterov momentum follow torch.optim for 20 steps under each schedule, with clipping")
+TEST_CASE(
+    "Adam, AdamW and SGD with Nesterov momentum follow torch.optim for 20 steps under each schedule, with clipping")
 {
     const std::map<std::string, lr_schedule> schedules{
         {"step", lr_schedule::step(5, 0.5f)},
@@ -370,7 +382,8 @@ TEST_CASE("Adam, AdamW and SGD with Nesterov momentum follow torch.optim for 20 
         check_against_torch(adam(0.01f, 0.9f, 0.999f, 1e-8f, 0.01f), "adam", schedule, schedule_name);
         check_against_torch(adamw(0.01f, 0.9f, 0.999f, 1e-8f, 0.05f), "adamw", schedule, schedule_name);
     }
-    CHECK(lr_schedule::cosine(16).after_warmup(4, 0.25f).text() == "cosine(t_max=16, eta_min=0) per epoch after warmup(4, 0.25)");
+    CHECK(lr_schedule::cosine(16).after_warmup(4, 0.25f).text() ==
+          "cosine(t_max=16, eta_min=0) per epoch after warmup(4, 0.25)");
     CHECK_THROWS_AS(adam(0.01f, 1.f), std::invalid_argument);
     CHECK_THROWS_AS(lr_schedule::multi_step({5, 3}), std::invalid_argument);
 }
@@ -402,8 +415,8 @@ struct quadrant_dataset {
     }
 };
 
-using resume_net = Sequential<shape<3, 16, 16>, VGGBlockBN<1, 3, 8>, VGGBlock<1, 8, 16>, Flatten, Linear<16 * 4 * 4, 32>,
-                              ReLU, Dropout<50>, Linear<32, 4>>;
+using resume_net = Sequential<shape<3, 16, 16>, VGGBlockBN<1, 3, 8>, VGGBlock<1, 8, 16>, Flatten,
+                              Linear<16 * 4 * 4, 32>, ReLU, Dropout<50>, Linear<32, 4>>;
 
 fit_options resume_options(const fs::path& out, std::size_t epochs)
 {
@@ -418,7 +431,8 @@ fit_options resume_options(const fs::path& out, std::size_t epochs)
 
 } // namespace
 
-TEST_CASE("a resume in the middle of an AdamW + cosine run with a frozen block ends with the same bytes as an uninterrupted one")
+TEST_CASE("a resume in the middle of an AdamW + cosine run with a frozen block ends with the same bytes as an "
+          "uninterrupted one")
 {
     const quadrant_dataset train{96}, test{32};
     const fs::path whole = scratch_file("adamw-whole"), halves = scratch_file("adamw-halves");
@@ -462,11 +476,14 @@ TEST_CASE("a resume in the middle of an AdamW + cosine run with a frozen block e
     {
         auto other = fresh();
         sgd plain(0.1f);
-        CHECK(error_of([&] { fit(*other, plain, train, test, options); }).find("is a checkpoint of a run with the adamw optimiser; this run's optimiser is sgd") !=
+        CHECK(error_of([&] {
+                  fit(*other, plain, train, test, options);
+              }).find("is a checkpoint of a run with the adamw optimiser; this run's optimiser is sgd") !=
               std::string::npos);
         other->unfreeze(0, 1);
         adamw again(3e-3f);
-        CHECK(error_of([&] { fit(*other, again, train, test, options); }).find("was made with layers 0 frozen; this run freezes none") !=
-              std::string::npos);
+        CHECK(error_of([&] {
+                  fit(*other, again, train, test, options);
+              }).find("was made with layers 0 frozen; this run freezes none") != std::string::npos);
     }
 }

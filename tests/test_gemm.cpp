@@ -125,8 +125,8 @@ TEST_CASE("packed gemm equals the definition for every edge of its blocking, bot
     // Sizes around the register tile (edge tiles of every width), the row, depth and column
     // blocks, and 0 and 1.
     const gemm_sizes sizes{{1, micro_rows - 1, micro_rows + 1, gemm_row_block + 3},
-                           {1, micro_columns - 1, micro_columns, micro_columns + float_batch::size + 1, 2 * micro_columns + 5,
-                            gemm_column_block + 7},
+                           {1, micro_columns - 1, micro_columns, micro_columns + float_batch::size + 1,
+                            2 * micro_columns + 5, gemm_column_block + 7},
                            {0, 1, 9, gemm_depth_block, gemm_depth_block + 1}};
     check_against_definition(
         sizes,
@@ -152,7 +152,7 @@ TEST_CASE("bf16 rounding is to nearest even, keeps NaN and infinities and flushe
     // The SIMD rounding (Linear's small-batch path) agrees bit for bit, special values included.
     rng random(2);
     std::vector<float> values{1.f + 0x1p-8f, 1.f + 3 * 0x1p-8f, -1.f - 0x1p-8f, 0x1p-130f, -0x1p-130f, INFINITY,
-                              -INFINITY, std::nanf(""), 3.4e38f, -0.f, 0x1p-126f};
+                              -INFINITY,     std::nanf(""),     3.4e38f,        -0.f,      0x1p-126f};
     while (values.size() % float_batch::size != 0 || values.size() < 4 * float_batch::size)
         values.push_back(random.uniform(-1e3f, 1e3f));
     bool same = true;
@@ -166,10 +166,7 @@ TEST_CASE("bf16 rounding is to nearest even, keeps NaN and infinities and flushe
     CHECK(same);
 }
 
-TEST_CASE("the AMX bf16 gemm equals the definition on bf16-rounded operands")
-{
-    check_bf16_kernel(bf16_kernel::amx);
-}
+TEST_CASE("the AMX bf16 gemm equals the definition on bf16-rounded operands") { check_bf16_kernel(bf16_kernel::amx); }
 
 TEST_CASE("the AVX512_BF16 gemm equals the definition on bf16-rounded operands")
 {
@@ -273,7 +270,8 @@ void check_image_columns(bf16_kernel kernel)
         std::size_t channels, height, width;
     };
     rng random(3);
-    for (const image_size s : {image_size{1, 5, 7}, image_size{2, 14, 14}, image_size{3, 3, 20}, image_size{2, 17, 16}}) {
+    for (const image_size s :
+         {image_size{1, 5, 7}, image_size{2, 14, 14}, image_size{3, 3, 20}, image_size{2, 17, 16}}) {
         CAPTURE(s.channels);
         CAPTURE(s.height);
         CAPTURE(s.width);
@@ -293,10 +291,11 @@ void check_image_columns(bf16_kernel kernel)
         // c += g * im2col(image)^T: the weight gradient.
         const auto g = random_values(rows * pixels, random);
         std::vector<float> gradient_image(rows * patch, 1.f), gradient_columns(rows * patch, 1.f);
-        gemm_bf16(kernel, rows, patch, pixels, row_major(g.data(), pixels), implicit.transposed(), gradient_image.data(),
-                  patch, gemm_update::accumulate);
-        gemm_bf16(kernel, rows, patch, pixels, row_major(g.data(), pixels), row_major(columns.data(), pixels).transposed(),
-                  gradient_columns.data(), patch, gemm_update::accumulate);
+        gemm_bf16(kernel, rows, patch, pixels, row_major(g.data(), pixels), implicit.transposed(),
+                  gradient_image.data(), patch, gemm_update::accumulate);
+        gemm_bf16(kernel, rows, patch, pixels, row_major(g.data(), pixels),
+                  row_major(columns.data(), pixels).transposed(), gradient_columns.data(), patch,
+                  gemm_update::accumulate);
         CHECK(gradient_image == gradient_columns);
     }
 }

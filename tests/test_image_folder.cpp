@@ -142,7 +142,8 @@ TEST_CASE("image_folder scales to [0, 1], normalises per channel and reads grey 
         for (std::size_t y = 0; y < 3; ++y)
             for (std::size_t x = 0; x < 4; ++x)
                 CHECK(images(0, c, y, x) ==
-                      doctest::Approx((pattern(x, y, c) / 255.f - data::imagenet_mean[c]) / data::imagenet_std[c]).epsilon(1e-6));
+                      doctest::Approx((pattern(x, y, c) / 255.f - data::imagenet_mean[c]) / data::imagenet_std[c])
+                          .epsilon(1e-6));
 
     const auto grey_root = fresh_folder("grey");
     write_pnm(grey_root / "only" / "p.pgm", 4, 3, 1, pattern_pixels(1));
@@ -182,7 +183,9 @@ TEST_CASE("image_folder's random flips and crops follow the key, and only traini
                     for (long y = 0; y < 3; ++y)
                         for (long x = 0; x < 4; ++x) {
                             const long sy = y + dy, sx = (flip ? 3 - x : x) + dx;
-                            const float want = sy >= 0 && sy < 3 && sx >= 0 && sx < 4 ? pattern(std::size_t(sx), std::size_t(sy), 0) / 255.f : 0.f;
+                            const float want = sy >= 0 && sy < 3 && sx >= 0 && sx < 4
+                                                   ? pattern(std::size_t(sx), std::size_t(sy), 0) / 255.f
+                                                   : 0.f;
                             all = all && std::abs(augmented(0, 0, std::size_t(y), std::size_t(x)) - want) < 1e-6f;
                         }
                     if (all) {
@@ -197,10 +200,12 @@ TEST_CASE("image_folder's random flips and crops follow the key, and only traini
 
 TEST_CASE("image_folder errors name the folder or file at fault")
 {
-    CHECK(error_of([] { data::image_folder<shape<1, 4, 4>> f(scratch_file("no-such-folder")); }).find("is not a folder") !=
-          std::string::npos);
+    CHECK(error_of([] {
+              data::image_folder<shape<1, 4, 4>> f(scratch_file("no-such-folder"));
+          }).find("is not a folder") != std::string::npos);
     const auto empty = fresh_folder("no-classes");
-    CHECK(error_of([&] { data::image_folder<shape<1, 4, 4>> f(empty); }).find("holds no class folders") != std::string::npos);
+    CHECK(error_of([&] { data::image_folder<shape<1, 4, 4>> f(empty); }).find("holds no class folders") !=
+          std::string::npos);
 
     const auto root = fresh_folder("bad");
     write_pnm(root / "good" / "p.pgm", 4, 3, 1, pattern_pixels(1));
@@ -208,7 +213,9 @@ TEST_CASE("image_folder errors name the folder or file at fault")
     CHECK(error_of([&] { data::image_folder<shape<1, 4, 4>> f(root); }) ==
           (root / "empty").string() + ": holds no image files (.jpg .jpeg .png .pgm .ppm .bmp)");
     write_bytes(root / "empty" / "broken.png", "not a PNG at all");
-    CHECK(error_of([&] { data::image_folder<shape<1, 4, 4>> f(root); }).rfind((root / "empty" / "broken.png").string() + ": cannot read as an image", 0) == 0);
+    CHECK(error_of([&] {
+              data::image_folder<shape<1, 4, 4>> f(root);
+          }).rfind((root / "empty" / "broken.png").string() + ": cannot read as an image", 0) == 0);
     // Uncached, the error comes with the batch that reads the file.
     data::image_folder_options uncached;
     uncached.cache_bytes = 0;
@@ -216,8 +223,9 @@ TEST_CASE("image_folder errors name the folder or file at fault")
     tensor<shape<1, 4, 4>> images;
     std::vector<int> labels;
     CHECK_NOTHROW(lazy.load_batch(std::vector<std::size_t>{1}, images, labels));
-    CHECK(error_of([&] { lazy.load_batch(std::vector<std::size_t>{1, 0}, images, labels); }).find("broken.png: cannot read as an image") !=
-          std::string::npos);
+    CHECK(error_of([&] {
+              lazy.load_batch(std::vector<std::size_t>{1, 0}, images, labels);
+          }).find("broken.png: cannot read as an image") != std::string::npos);
 
     data::image_folder_options wrong;
     wrong.mean = {0.5f};
@@ -237,7 +245,8 @@ TEST_CASE("image_folder errors name the folder or file at fault")
     data::image_folder_options crop;
     crop.random_crop_padding = 5;
     CHECK_THROWS_WITH_AS((data::image_folder<shape<1, 4, 4>>(root, crop)),
-                         "image_folder: a random crop padding of 5 is more than the image's side (4)", std::invalid_argument);
+                         "image_folder: a random crop padding of 5 is more than the image's side (4)",
+                         std::invalid_argument);
 }
 
 TEST_CASE("image_folder skips unreadable files when asked, and lists them, and a class left empty is an error")
@@ -288,7 +297,8 @@ TEST_CASE("a CMYK JPEG decodes as PIL converts it: each colour is (255 - ink) x 
     const std::unique_ptr<void, int (*)(tjhandle)> encoder(tjInitCompress(), tjDestroy);
     unsigned char* jpeg = nullptr;
     unsigned long jpeg_size = 0;
-    REQUIRE(tjCompress2(encoder.get(), cmyk.data(), side, 0, side, TJPF_CMYK, &jpeg, &jpeg_size, TJSAMP_444, 100, 0) == 0);
+    REQUIRE(tjCompress2(encoder.get(), cmyk.data(), side, 0, side, TJPF_CMYK, &jpeg, &jpeg_size, TJSAMP_444, 100, 0) ==
+            0);
     const std::vector<std::uint8_t> bytes(jpeg, jpeg + jpeg_size);
     tjFree(jpeg);
     const auto rgb = image::decode(bytes, "cmyk.jpg", 3);
@@ -296,8 +306,8 @@ TEST_CASE("a CMYK JPEG decodes as PIL converts it: each colour is (255 - ink) x 
     for (std::size_t c = 0; c < 3; ++c)
         CHECK(std::abs(int(rgb.values[c]) - stored[c] * stored[3] / 255) <= 2);
     const auto grey = image::decode(bytes, "cmyk.jpg", 1);
-    const int expected_grey = (stored[0] * stored[3] / 255 * 77 + stored[1] * stored[3] / 255 * 150 +
-                               stored[2] * stored[3] / 255 * 29) >> 8;
+    const int expected_grey =
+        (stored[0] * stored[3] / 255 * 77 + stored[1] * stored[3] / 255 * 150 + stored[2] * stored[3] / 255 * 29) >> 8;
     CHECK(std::abs(int(grey.values[0]) - expected_grey) <= 2);
 }
 
@@ -352,7 +362,8 @@ TEST_CASE("fit trains a batch-norm network from an image folder and refuses a fo
     using three_t = Sequential<shape<1, 8, 8>, VGGBlockBN<1, 1, 4>, Flatten, Linear<64, 3>>;
     auto three = std::make_unique<three_t>();
     CHECK_THROWS_WITH_AS(fit(*three, optimiser, train, test, options),
-                         "fit: the network has 3 classes, but the training set has 2 and the test set 2", std::invalid_argument);
+                         "fit: the network has 3 classes, but the training set has 2 and the test set 2",
+                         std::invalid_argument);
 }
 
 TEST_CASE("fit's sharding rule: every process needs a part of every batch and of the test set")

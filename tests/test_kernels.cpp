@@ -113,7 +113,8 @@ void check_winograd(kernels::winograd_workspace& scratch)
                 const detail::range targets = kernels::winograd_panel_targets(own, to);
                 kernels::winograd_conv3x3_rows<Tile>(
                     from, to, height, width, input, u.data(), b, scratch,
-                    by_targets ? detail::range{0, images * tile_rows} : own, by_targets ? targets : detail::range{0, to},
+                    by_targets ? detail::range{0, images * tile_rows} : own,
+                    by_targets ? targets : detail::range{0, to},
                     [&](std::size_t n, std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
                         kernels::store_tile_row(o, width, &result[((n * to + k) * height + Tile * ty) * width], false);
                     });
@@ -121,7 +122,8 @@ void check_winograd(kernels::winograd_workspace& scratch)
             return result;
         };
         std::vector<float> reference(images * out * plane), adjoint_reference(images * in * plane);
-        kernels::conv3x3_reference(images, in, out, height, width, x.data(), weight.data(), bias.data(), reference.data());
+        kernels::conv3x3_reference(images, in, out, height, width, x.data(), weight.data(), bias.data(),
+                                   reference.data());
         kernels::conv3x3_reference(images, out, in, height, width, dy.data(), adjoint_weight.data(), no_bias.data(),
                                    adjoint_reference.data());
         // Errors relative to the largest output: F(2x2, 3x3) about 3e-7 here, F(4x4, 3x3) up to 8e-6 (its
@@ -135,8 +137,8 @@ void check_winograd(kernels::winograd_workspace& scratch)
                 CAPTURE(by_targets);
                 CHECK(max_abs_difference(run(in, out, x.data(), false, bias.data(), pieces, by_targets), reference) <
                       tolerance);
-                CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr, pieces, by_targets), adjoint_reference) <
-                      adjoint_tolerance);
+                CHECK(max_abs_difference(run(out, in, dy.data(), true, nullptr, pieces, by_targets),
+                                         adjoint_reference) < adjoint_tolerance);
             }
 
         // Pooling straight from the tiles gives what max-pool and ReLU give on the stored outputs, bit for bit.
@@ -145,13 +147,13 @@ void check_winograd(kernels::winograd_workspace& scratch)
         const std::size_t pooled_size = out * height * width / 4;
         std::vector<float> stored(out * height * width), pooled(pooled_size), pooled_from_tiles(pooled_size);
         std::vector<std::uint8_t> argmax(pooled_size), argmax_from_tiles(pooled_size);
-        kernels::winograd_conv3x3_rows<Tile>(in, out, height, width, x.data(), u.data(), bias.data(), scratch,
-                                             {0, tile_rows}, {0, out},
-                                             [&](std::size_t, std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
-                                                  kernels::store_tile_row(o, width, &stored[(k * height + Tile * ty) * width], false);
-                                                  const std::size_t at = (k * height + Tile * ty) / 2 * (width / 2);
-                                                  kernels::pool_tile_row(o, width, &pooled_from_tiles[at], &argmax_from_tiles[at]);
-                                              });
+        kernels::winograd_conv3x3_rows<Tile>(
+            in, out, height, width, x.data(), u.data(), bias.data(), scratch, {0, tile_rows}, {0, out},
+            [&](std::size_t, std::size_t k, std::size_t ty, const kernels::tile_row_outputs& o) {
+                kernels::store_tile_row(o, width, &stored[(k * height + Tile * ty) * width], false);
+                const std::size_t at = (k * height + Tile * ty) / 2 * (width / 2);
+                kernels::pool_tile_row(o, width, &pooled_from_tiles[at], &argmax_from_tiles[at]);
+            });
         kernels::maxpool2x2_planes(0, out, height, width, stored.data(), pooled.data(), argmax.data());
         kernels::relu_inplace(pooled.data(), pooled_size);
         CHECK(pooled_from_tiles == pooled);
@@ -221,8 +223,8 @@ TEST_CASE("the Winograd kernel transform stores G g G^T in the GEMM's panels, fr
     struct sizes {
         std::size_t in, out;
     };
-    for (const auto [in, out] : {sizes{3, 5}, sizes{17, 9}, sizes{kernels::winograd_kernel_source_block + 20, 12},
-                                 sizes{20, 33}})
+    for (const auto [in, out] :
+         {sizes{3, 5}, sizes{17, 9}, sizes{kernels::winograd_kernel_source_block + 20, 12}, sizes{20, 33}})
         for (const bool adjoint : {false, true})
             for (const std::size_t tile : {2, 4})
                 kernels::with_winograd_tile(tile, [&]<std::size_t Tile>() {
@@ -246,12 +248,16 @@ TEST_CASE("the Winograd kernel transform stores G g G^T in the GEMM's panels, fr
                         for (std::size_t i = 0; i < from; ++i) {
                             float g[3][3] = {}, expected[window][window] = {};
                             for (std::size_t k = 0; k < 9 && o < to; ++k)
-                                g[k / 3][k % 3] = adjoint ? weight[(i * in + o) * 9 + 8 - k] : weight[(o * in + i) * 9 + k];
-                            kernels::detail::transform_2d(g, expected, kernels::detail::winograd_transforms<Tile>::kernel);
+                                g[k / 3][k % 3] =
+                                    adjoint ? weight[(i * in + o) * 9 + 8 - k] : weight[(o * in + i) * 9 + k];
+                            kernels::detail::transform_2d(g, expected,
+                                                          kernels::detail::winograd_transforms<Tile>::kernel);
                             for (std::size_t xi = 0; xi < window * window; ++xi) {
-                                const float stored = u[xi * from * panel_rows + (o / micro_rows * from + i) * micro_rows + o % micro_rows];
+                                const float stored = u[xi * from * panel_rows +
+                                                       (o / micro_rows * from + i) * micro_rows + o % micro_rows];
                                 const float value = expected[xi / window][xi % window];
-                                wrong += !(std::abs(stored - value) <= 1e-6f * (1 + std::abs(value))); // NaN: never written
+                                wrong +=
+                                    !(std::abs(stored - value) <= 1e-6f * (1 + std::abs(value))); // NaN: never written
                             }
                         }
                     CHECK(wrong == 0);
@@ -310,7 +316,7 @@ TEST_CASE("a Winograd forward pass of fewer images than threads splits the outpu
 {
     const scoped_threads two(2);
     CHECK(kernels::winograd_splits_targets({16, 256, 8, 8}, 1));
-    CHECK_FALSE(kernels::winograd_splits_targets({16, 256, 8, 8}, 2));     // as many images as threads
+    CHECK_FALSE(kernels::winograd_splits_targets({16, 256, 8, 8}, 2));      // as many images as threads
     CHECK_FALSE(kernels::winograd_splits_targets({128, 128, 112, 112}, 1)); // 64 channels a thread
     // Streamed kernels of F(2x2) pay from 49 tiles when each thread reads only its share (VGG-16's
     // 14x14 layers at batch 1); F(4x4)'s do not.
@@ -342,7 +348,8 @@ TEST_CASE("a Winograd forward pass of fewer images than threads splits the outpu
         std::vector<std::uint8_t> argmax(pooled.size()), argmax_reference(pooled.size());
         kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(),
                                  kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
-        kernels::maxpool2x2_forward(out, side, side, reference.data(), pooled_reference.data(), argmax_reference.data());
+        kernels::maxpool2x2_forward(out, side, side, reference.data(), pooled_reference.data(),
+                                    argmax_reference.data());
         for (auto& v : pooled_reference)
             v = std::max(v, 0.f);
         CHECK(max_abs_difference(pooled, pooled_reference) < 1e-4f);
@@ -359,9 +366,11 @@ TEST_CASE("kept Winograd kernels are made again whenever the weights or the tile
     fill_uniform(weight, random);
     fill_uniform(bias, random);
     kernels::winograd_kernel_cache kept;
-    const auto convolve = [&](const kernels::conv3x3_dims& d, const std::vector<float>& x, kernels::winograd_kernel_cache* cache) {
+    const auto convolve = [&](const kernels::conv3x3_dims& d, const std::vector<float>& x,
+                              kernels::winograd_kernel_cache* cache) {
         std::vector<float> y(d.out_size());
-        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), kernels::conv_output::stored(y.data()), cache);
+        kernels::conv3x3_forward(d, 1, x.data(), weight.data(), bias.data(), kernels::conv_output::stored(y.data()),
+                                 cache);
         return y;
     };
     const kernels::conv3x3_dims d8{in, out, 8, 8}, d6{in, out, 6, 6};
@@ -400,7 +409,8 @@ TEST_CASE("kept Winograd kernels are made again whenever the weights or the tile
         for (int pass = 0; pass < 3; ++pass) {
             tiles.push_back(kernels::plan_conv3x3_forward(d, 1, weights.data(), &cache).winograd_tile());
             std::vector<float> y(d.out_size());
-            kernels::conv3x3_forward(d, 1, x.data(), weights.data(), biases.data(), kernels::conv_output::stored(y.data()), &cache);
+            kernels::conv3x3_forward(d, 1, x.data(), weights.data(), biases.data(),
+                                     kernels::conv_output::stored(y.data()), &cache);
             CHECK(max_abs_difference(y, reference) < 1e-5f * (1 + largest_magnitude(reference)));
         }
         weights.back() = -weights.back();
@@ -411,12 +421,14 @@ TEST_CASE("kept Winograd kernels are made again whenever the weights or the tile
     // The pooled pass reads them too.
     std::vector<float> pooled(d6.out_size() / 4), pooled_kept(pooled.size());
     std::vector<std::uint8_t> argmax(pooled.size()), argmax_kept(pooled.size());
-    kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(), kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
+    kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(),
+                             kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
     weight[1] -= 0.5f;
     kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(),
                              kernels::conv_output::relu_pooled(pooled_kept.data(), argmax_kept.data()), &kept);
     CHECK(pooled_kept != pooled);
-    kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(), kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
+    kernels::conv3x3_forward(d6, 1, x6.data(), weight.data(), bias.data(),
+                             kernels::conv_output::relu_pooled(pooled.data(), argmax.data()));
     CHECK(pooled_kept == pooled);
     CHECK(argmax_kept == argmax);
 }
@@ -518,7 +530,8 @@ TEST_CASE("the direct one-channel weight gradient equals the definition")
     }
 }
 
-TEST_CASE("the one-channel convolution pooled in registers equals convolution, max-pool and ReLU, and so do its gradients")
+TEST_CASE(
+    "the one-channel convolution pooled in registers equals convolution, max-pool and ReLU, and so do its gradients")
 {
     for (std::size_t height : {2, 6, 224})
         for (std::size_t width : {2, 8, 30, 32, 34, 66}) {
@@ -533,7 +546,8 @@ TEST_CASE("the one-channel convolution pooled in registers equals convolution, m
                 std::vector<float> image(pixels), weight(channels * 9), bias(channels), dpooled(channels * plane);
                 for (auto* values : {&image, &weight, &bias, &dpooled})
                     fill_uniform(*values, random);
-                std::vector<float> padded((height + 2) * (width + 2)), full(channels * pixels), pooled(channels * plane);
+                std::vector<float> padded((height + 2) * (width + 2)), full(channels * pixels),
+                    pooled(channels * plane);
                 std::vector<std::uint8_t> argmax(channels * plane), fused_argmax(channels * plane);
                 kernels::conv3x3_single_channel(image.data(), height, width, weight.data(), bias.data(), channels,
                                                 padded.data(), full.data());
@@ -550,7 +564,8 @@ TEST_CASE("the one-channel convolution pooled in registers equals convolution, m
                 std::vector<float> masked = dpooled, routed(channels * pixels), dweight(channels * 9, 0.f),
                                    dweight_fused(channels * 9, 0.f), dbias_fused(channels, 0.f);
                 kernels::relu_backward_inplace(masked.data(), pooled.data(), masked.size());
-                kernels::maxpool2x2_planes_backward(0, channels, height, width, masked.data(), argmax.data(), routed.data());
+                kernels::maxpool2x2_planes_backward(0, channels, height, width, masked.data(), argmax.data(),
+                                                    routed.data());
                 kernels::conv3x3_single_channel_weight_gradient(image.data(), height, width, routed.data(), channels,
                                                                 padded.data(), dweight.data());
                 kernels::conv3x3_single_channel_relu_pool_weight_gradient(
@@ -570,14 +585,15 @@ TEST_CASE("the one-channel convolution pooled in registers equals convolution, m
 
 TEST_CASE("an empty batch passes through the convolution kernels without work")
 {
-    for (const kernels::conv3x3_dims d : {kernels::conv3x3_dims{1, 4, 6, 6}, kernels::conv3x3_dims{16, 16, 6, 6},
-                                          kernels::conv3x3_dims{3, 5, 5, 7}}) {
+    for (const kernels::conv3x3_dims d :
+         {kernels::conv3x3_dims{1, 4, 6, 6}, kernels::conv3x3_dims{16, 16, 6, 6}, kernels::conv3x3_dims{3, 5, 5, 7}}) {
         const std::vector<float> weight(d.out_channels * d.patch(), 0.5f), bias(d.out_channels, 0.f);
         std::vector<float> dweight(weight.size(), 1.f), dbias(d.out_channels, 1.f);
         float unused = 0.f;
-        kernels::conv3x3_forward(d, 0, &unused, weight.data(), bias.data(), kernels::conv_output::stored_through_relu(&unused));
-        kernels::conv3x3_backward(d, 0, &unused, weight.data(), kernels::conv_output_gradient::of_stored(&unused), dweight.data(),
-                                  dbias.data(), nullptr);
+        kernels::conv3x3_forward(d, 0, &unused, weight.data(), bias.data(),
+                                 kernels::conv_output::stored_through_relu(&unused));
+        kernels::conv3x3_backward(d, 0, &unused, weight.data(), kernels::conv_output_gradient::of_stored(&unused),
+                                  dweight.data(), dbias.data(), nullptr);
         CHECK(std::all_of(dweight.begin(), dweight.end(), [](float v) { return v == 0.f; }));
     }
 }
@@ -616,8 +632,8 @@ TEST_CASE("convolution backward is the adjoint of forward")
 TEST_CASE("convolution backward is the adjoint of forward where the input gradient runs over groups of images")
 {
     // <dy, conv(x)> = <conv^T(dy), x> = <dW, w>. 128 -> 128 at 28x28: F(2x2) weight gradient, F(4x4) input gradient
-    // over groups of 4 images (5 = 4 + 1: the group of one reads its output gradient in place); 120 -> 140 at 14x14: im2col weight gradient, F(2x2) input gradient over
-    // groups of 8, with transformed kernels larger than L2.
+    // over groups of 4 images (5 = 4 + 1: the group of one reads its output gradient in place); 120 -> 140 at 14x14:
+    // im2col weight gradient, F(2x2) input gradient over groups of 8, with transformed kernels larger than L2.
     struct sizes {
         std::size_t in, out, side, batch;
     };
@@ -629,9 +645,11 @@ TEST_CASE("convolution backward is the adjoint of forward where the input gradie
         std::vector<float> no_bias(out, 0.f), dx(x.size()), dweight(weight.size()), dbias(out);
         for (auto* values : {&x, &dy, &weight})
             fill_uniform(*values, random);
-        kernels::conv3x3_forward(d, batch, x.data(), weight.data(), no_bias.data(), kernels::conv_output::stored(y.data()));
-        kernels::conv3x3_backward(d, batch, x.data(), weight.data(), kernels::conv_output_gradient::of_stored(dy.data()),
-                                  dweight.data(), dbias.data(), dx.data());
+        kernels::conv3x3_forward(d, batch, x.data(), weight.data(), no_bias.data(),
+                                 kernels::conv_output::stored(y.data()));
+        kernels::conv3x3_backward(d, batch, x.data(), weight.data(),
+                                  kernels::conv_output_gradient::of_stored(dy.data()), dweight.data(), dbias.data(),
+                                  dx.data());
         // The sums cancel (hundreds of thousands of terms): errors are measured against the terms' magnitudes.
         double magnitude = 0;
         const auto dot = [&magnitude](const std::vector<float>& a, const std::vector<float>& b) {

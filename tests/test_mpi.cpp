@@ -16,8 +16,8 @@ using namespace vgg;
 namespace {
 
 // Dropout included: its masks must follow the global sample index across shards.
-using small_net = Sequential<shape<1, 16, 16>, VGGBlock<1, 1, 4>, VGGBlock<1, 4, 8>, Flatten, Linear<8 * 4 * 4, 32>, ReLU,
-                             Dropout<50>, Linear<32, 4>>;
+using small_net = Sequential<shape<1, 16, 16>, VGGBlock<1, 1, 4>, VGGBlock<1, 4, 8>, Flatten, Linear<8 * 4 * 4, 32>,
+                             ReLU, Dropout<50>, Linear<32, 4>>;
 
 constexpr std::size_t global_batch = 12, steps = 6;
 

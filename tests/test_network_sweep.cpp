@@ -73,8 +73,9 @@ void train_one_step(const std::string& name)
         const char* name;
         std::size_t begin, end;
     };
-    for (const direction d : {direction{"all pixels", 0, dx.size()}, direction{"the first channel of the first image", 0, plane},
-                              direction{"the pixel of the largest gradient", largest, largest + 1}}) {
+    for (const direction d :
+         {direction{"all pixels", 0, dx.size()}, direction{"the first channel of the first image", 0, plane},
+          direction{"the pixel of the largest gradient", largest, largest + 1}}) {
         CAPTURE(d.name);
         double expected = 0, longest = 0;
         for (std::size_t i = d.begin; i < d.end; ++i) {
@@ -108,7 +109,8 @@ void train_one_step(const std::string& name)
     sgd optimiser(1e-3f, 0.9f);
     optimiser.step(*net);
     bool parameters_finite = true;
-    net->visit_parameters([&](const parameter_view& p) { parameters_finite = parameters_finite && all_finite(p.value); });
+    net->visit_parameters(
+        [&](const parameter_view& p) { parameters_finite = parameters_finite && all_finite(p.value); });
     CHECK(parameters_finite);
     const double after = loss();
     CHECK(std::isfinite(after));
@@ -138,7 +140,8 @@ void torchvision_family()
 
 } // namespace
 
-TEST_CASE("every network of vgg_train and vgg_train_folder trains a step: finite values, input gradient as the loss's derivative")
+TEST_CASE("every network of vgg_train and vgg_train_folder trains a step: finite values, input gradient as the loss's "
+          "derivative")
 {
     train_one_step<trainer_preset<32, 4>>("vgg_train --resize 32 --ratio 4");
     train_one_step<trainer_preset<32, 1>>("vgg_train --resize 32 --ratio 1");
@@ -153,7 +156,8 @@ TEST_CASE("every network of vgg_train and vgg_train_folder trains a step: finite
     train_one_step<trainer_preset<224, 1>>("vgg_train --resize 224 --ratio 1");
 }
 
-TEST_CASE("every torchvision VGG trains a step at 32x32 and at 224x224: finite values, input gradient as the loss's derivative")
+TEST_CASE("every torchvision VGG trains a step at 32x32 and at 224x224: finite values, input gradient as the loss's "
+          "derivative")
 {
     torchvision_family<32>();
     if (testing::sweep_size_asked() != sweep_size::full) {

@@ -33,8 +33,10 @@ template <class Arch, std::size_t Size>
 using torchvision_small = TorchvisionVGG<shape<3, Size, Size>, Arch, 10, 64>;
 // Small networks for each way of exporting an adaptive pool: an AveragePool (4x4 to 2x2), vgg's
 // pooling matrix (overlapping windows, 8x8 to 3x3).
-using pooled_by_window = Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, AdaptiveAvgPool2d<2, 2>, Flatten, Linear<16, 5>>;
-using pooled_by_matrix = Sequential<shape<3, 16, 16>, VGGBlock<2, 3, 4>, AdaptiveAvgPool2d<3, 3>, Flatten, Linear<36, 5>>;
+using pooled_by_window =
+    Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, AdaptiveAvgPool2d<2, 2>, Flatten, Linear<16, 5>>;
+using pooled_by_matrix =
+    Sequential<shape<3, 16, 16>, VGGBlock<2, 3, 4>, AdaptiveAvgPool2d<3, 3>, Flatten, Linear<36, 5>>;
 
 template <class Net>
 std::unique_ptr<Net> random_network(std::uint64_t seed)
@@ -81,13 +83,15 @@ std::vector<float> onnx_runtime_logits(const fs::path& model, const tensor<Shape
 {
     const fs::path runner = fs::path(VGG_TEST_SOURCE_DIR) / "onnxruntime";
     if (!fs::exists(runner / "node_modules" / "onnxruntime-node"))
-        testing::skip_because("onnxruntime-node is not installed in tests/onnxruntime (bash scripts/install-deps.sh reference)");
+        testing::skip_because(
+            "onnxruntime-node is not installed in tests/onnxruntime (bash scripts/install-deps.sh reference)");
     const auto input = scratch_file("ort-input.bin"), output = scratch_file("ort-output.bin");
-    std::ofstream(input, std::ios::binary).write(reinterpret_cast<const char*>(x.data()), std::streamsize(x.size() * sizeof(float)));
+    std::ofstream(input, std::ios::binary)
+        .write(reinterpret_cast<const char*>(x.data()), std::streamsize(x.size() * sizeof(float)));
     using dims = image_dims<Shape>;
     std::ostringstream command;
-    command << "node " << (runner / "run.js") << ' ' << model << ' ' << input << ' ' << x.batch() << ' ' << dims::channels << ' '
-            << dims::height << ' ' << dims::width << ' ' << output << " > /dev/null";
+    command << "node " << (runner / "run.js") << ' ' << model << ' ' << input << ' ' << x.batch() << ' '
+            << dims::channels << ' ' << dims::height << ' ' << dims::width << ' ' << output << " > /dev/null";
     REQUIRE(std::system(command.str().c_str()) == 0);
     std::ifstream in(output, std::ios::binary);
     std::vector<float> values(fs::file_size(output) / sizeof(float));
@@ -111,7 +115,8 @@ void check_export(const std::string& name, io::onnx_batch_norm batch_norm, float
     const auto path = scratch_file(name + ".onnx");
     io::save_onnx(*net, path, {batch_norm});
     const float runtime_difference = relative_difference(onnx_runtime_logits(path, x), expected);
-    MESSAGE(name << ": ONNX Runtime's logits against vgg's, largest difference over largest logit " << runtime_difference);
+    MESSAGE(name << ": ONNX Runtime's logits against vgg's, largest difference over largest logit "
+                 << runtime_difference);
     CHECK(runtime_difference < tolerance);
 
     auto imported = std::make_unique<Net>();
@@ -158,7 +163,8 @@ TEST_CASE("vgg's ONNX export runs in ONNX Runtime with vgg's logits, and imports
     check_export<pooled_by_window>("pooled-by-window-folded", io::onnx_batch_norm::folded, 1e-5f);
     check_export<pooled_by_matrix>("pooled-by-matrix", io::onnx_batch_norm::node, 1e-5f);
     check_export<torchvision_small<batch_norm<vgg11_arch>, 32>>("vgg11_bn-32", io::onnx_batch_norm::node, 1e-5f);
-    check_export<torchvision_small<batch_norm<vgg11_arch>, 32>>("vgg11_bn-32-folded", io::onnx_batch_norm::folded, 1e-5f);
+    check_export<torchvision_small<batch_norm<vgg11_arch>, 32>>("vgg11_bn-32-folded", io::onnx_batch_norm::folded,
+                                                                1e-5f);
     check_export<torchvision_small<vgg16_arch, 32>>("vgg16-32", io::onnx_batch_norm::node, 1e-5f);
 }
 
@@ -215,7 +221,8 @@ TEST_CASE("files from torch.onnx.export import and give PyTorch's logits")
 
 TEST_CASE("initializers in typed fields (float_data) load as raw_data does, and a Dropout node is passed by")
 {
-    using net_t = Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, Flatten, Linear<64, 16>, ReLU, Dropout<50>, Linear<16, 5>>;
+    using net_t =
+        Sequential<shape<3, 8, 8>, VGGBlockBN<1, 3, 4>, Flatten, Linear<64, 16>, ReLU, Dropout<50>, Linear<16, 5>>;
     auto net = random_network<net_t>(12);
     auto model = io::to_onnx(*net);
     for (auto& t : *model.mutable_graph()->mutable_initializer()) {
@@ -261,12 +268,14 @@ TEST_CASE("a file that disagrees with the network is refused with a sentence nam
           p + "graph input \"input\" has shape [-1, 3, 8, 8], but the network takes [batch, 3, 16, 16]");
     auto with_statistics = random_network<with_batch_norm>(1);
     CHECK(load_error<small_block>(exported(*with_statistics), path) ==
-          p + "node \"/0.1/BatchNormalization\" (BatchNormalization) is where the network has layer 0 (VGGBlock<2, 3, 8>) "
+          p + "node \"/0.1/BatchNormalization\" (BatchNormalization) is where the network has layer 0 (VGGBlock<2, 3, "
+              "8>) "
               "ReLU 0, which needs a Relu");
 
     auto changed = model;
     node_of(changed, "Relu").set_op_type("Sigmoid");
-    CHECK(load_error<small_block>(changed, path).starts_with(p + "node \"/layer0/1/Relu\" (Sigmoid) is an operator vgg does not support"));
+    CHECK(load_error<small_block>(changed, path)
+              .starts_with(p + "node \"/layer0/1/Relu\" (Sigmoid) is an operator vgg does not support"));
 
     changed = model;
     auto& conv = node_of(changed, "Conv");
@@ -278,7 +287,8 @@ TEST_CASE("a file that disagrees with the network is refused with a sentence nam
 
     changed = model;
     changed.mutable_opset_import(0)->set_version(99);
-    CHECK(load_error<small_block>(changed, path) == p + "uses opset 99 of ONNX's default domain; vgg reads opsets 7 to 21");
+    CHECK(load_error<small_block>(changed, path) ==
+          p + "uses opset 99 of ONNX's default domain; vgg reads opsets 7 to 21");
 
     changed = model;
     changed.mutable_graph()->mutable_initializer(0)->set_dims(0, std::int64_t(1) << 41);
@@ -301,8 +311,10 @@ TEST_CASE("a file that disagrees with the network is refused with a sentence nam
 
     changed = model;
     changed.mutable_graph()->mutable_node()->RemoveLast(); // the Gemm
-    changed.mutable_graph()->mutable_output(0)->set_name(changed.graph().node(changed.graph().node_size() - 1).output(0));
-    CHECK(load_error<small_block>(changed, path) == p + "ends before layer 2 (Linear<128, 5>), which needs a Gemm or a MatMul");
+    changed.mutable_graph()->mutable_output(0)->set_name(
+        changed.graph().node(changed.graph().node_size() - 1).output(0));
+    CHECK(load_error<small_block>(changed, path) ==
+          p + "ends before layer 2 (Linear<128, 5>), which needs a Gemm or a MatMul");
 
     std::string bytes;
     REQUIRE(model.SerializeToString(&bytes));

@@ -23,7 +23,10 @@ nlohmann::json pytorch_golden()
 }
 
 // The fixture's weights and inputs: bound * (2u - 1), u = unit_float(mix64(key, i)), as in make_golden.py.
-float patterned(std::uint64_t key, std::size_t i, float bound) { return bound * (2.f * unit_float(mix64(key, i)) - 1.f); }
+float patterned(std::uint64_t key, std::size_t i, float bound)
+{
+    return bound * (2.f * unit_float(mix64(key, i)) - 1.f);
+}
 
 std::string shape_text(const std::vector<std::size_t>& shape) { return nlohmann::json(shape).dump(); }
 

@@ -78,10 +78,11 @@ TEST_CASE("weights round-trip through safetensors under state_dict names")
 
 TEST_CASE("half and bfloat16 tensors are converted to float on load")
 {
-    const std::string header = R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}})";
+    const std::string header =
+        R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}})";
     auto bytes = handmade(header, 12);
     const std::uint16_t halves[4] = {0x3c00, 0xc000, 0x0001, 0x7c00}; // 1, -2, 2^-24, inf
-    const std::uint16_t bfloats[2] = {0x3f80, 0x4049};                 // 1, 3.140625
+    const std::uint16_t bfloats[2] = {0x3f80, 0x4049};                // 1, 3.140625
     std::memcpy(bytes.data() + 8 + header.size(), halves, 8);
     std::memcpy(bytes.data() + 8 + header.size() + 8, bfloats, 4);
     const auto path = scratch_file("halves.safetensors");
@@ -110,11 +111,14 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
     };
     const std::string p = path.string() + ": ";
 
-    CHECK(error_of([&] { io::read_safetensors(scratch_file("missing.safetensors")); }).find("missing.safetensors: cannot open") != std::string::npos);
+    CHECK(error_of([&] {
+              io::read_safetensors(scratch_file("missing.safetensors"));
+          }).find("missing.safetensors: cannot open") != std::string::npos);
     CHECK(load_error("abc") == p + "not a safetensors file: 3 bytes, shorter than the 8-byte header length");
     CHECK(load_error(good_bytes.substr(0, 100)).find(p + "truncated or not a safetensors file: header length") == 0);
     CHECK(load_error(good_bytes.substr(0, good_bytes.size() - 4)).find("outside the") != std::string::npos);
-    CHECK(load_error(std::string("\xff\xff\xff\xff\xff\xff\xff\xff", 8) + "{}").find("header length 18446744073709551615 exceeds") != std::string::npos);
+    CHECK(load_error(std::string("\xff\xff\xff\xff\xff\xff\xff\xff", 8) + "{}")
+              .find("header length 18446744073709551615 exceeds") != std::string::npos);
     CHECK(load_error(handmade("{not json", 0)) == p + "the safetensors header is not a JSON object");
     CHECK(load_error(handmade(R"({"x":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", 8)) ==
           p + "tensor \"x\" has dtype U8; only F32, F16, BF16, I64 and I32 can be read");
@@ -124,36 +128,45 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
           p + "tensor \"x\": a shape entry is not a non-negative integer");
     CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", 4)) ==
           p + "tensor \"x\" has an impossibly large shape");
-    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})", 4)).find("outside the 4 bytes of data") != std::string::npos);
-    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)) ==
-          p + "tensor \"y\" overlaps another tensor in the data section");
+    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})", 4))
+              .find("outside the 4 bytes of data") != std::string::npos);
+    CHECK(
+        load_error(handmade(
+            R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            8)) == p + "tensor \"y\" overlaps another tensor in the data section");
     CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)) ==
           p + "tensor \"x\" leaves a gap before it in the data section");
     CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8)) ==
           p + "4 bytes after the last tensor belong to no tensor");
     // A name given twice (nlohmann's parser would keep the last one): with the offsets swapped,
     // the tensors would load each other's values.
-    CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8)) ==
-          p + "the safetensors header names \"x\" twice (a JSON object with a repeated key)");
+    CHECK(
+        load_error(handmade(
+            R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+            8)) == p + "the safetensors header names \"x\" twice (a JSON object with a repeated key)");
     CHECK(load_error(handmade(R"({"__metadata__":{"epoch":"1","epoch":"2"}})", 0)) ==
           p + "the safetensors header names \"epoch\" twice (a JSON object with a repeated key)");
     // Only regular files are read: a device would be read until memory runs out.
     CHECK(error_of([&] { io::read_safetensors("/dev/zero"); }) ==
           "/dev/zero: is not a regular file (a folder, device or pipe): vgg reads only regular files");
-    CHECK(error_of([&] { io::read_safetensors(fs::temp_directory_path()); }).find("is not a regular file") != std::string::npos);
+    CHECK(error_of([&] { io::read_safetensors(fs::temp_directory_path()); }).find("is not a regular file") !=
+          std::string::npos);
     write_bytes(path, std::string(100, 'x'));
     CHECK(error_of([&] { io::read_file_bytes(path, 99); }) == p + "is 100 bytes, more than the 99 this reader accepts");
 
     // Well-formed files that do not fit the network.
     auto tensors = io::finite_parameter_tensors(good, path);
     io::write_safetensors(path, {tensors.begin(), tensors.end() - 1});
-    CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"2.bias\" [3] is missing (is this a checkpoint of another architecture?)");
+    CHECK(error_of([&] { io::load_weights(net, path); }) ==
+          p + "tensor \"2.bias\" [3] is missing (is this a checkpoint of another architecture?)");
     const std::vector<float> extra_values(5);
     tensors.push_back({"extra", {5}, extra_values});
     io::write_safetensors(path, tensors);
-    CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"extra\" [5] is not a parameter of this network");
+    CHECK(error_of([&] { io::load_weights(net, path); }) ==
+          p + "tensor \"extra\" [5] is not a parameter of this network");
     tensors.back().order = storage_order::transposed;
-    CHECK(error_of([&] { io::write_safetensors(path, tensors); }) == p + "tensor \"extra\" is stored transposed but is not a matrix");
+    CHECK(error_of([&] { io::write_safetensors(path, tensors); }) ==
+          p + "tensor \"extra\" is stored transposed but is not a matrix");
     tensors.pop_back();
     tensors[0].shape = {1, 2, 3, 3};
     io::write_safetensors(path, tensors);
@@ -165,7 +178,8 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
     with_nan[5] = std::numeric_limits<float>::quiet_NaN();
     tensors[2] = {tensors[2].name, tensors[2].shape, with_nan};
     io::write_safetensors(path, tensors);
-    CHECK(error_of([&] { io::load_weights(net, path); }) == p + "tensor \"2.weight\" holds nan at index 5: weights must be finite");
+    CHECK(error_of([&] { io::load_weights(net, path); }) ==
+          p + "tensor \"2.weight\" holds nan at index 5: weights must be finite");
     CHECK(all_values(net) == before);
 }
 
@@ -179,7 +193,9 @@ TEST_CASE("saving replaces a file atomically and never leaves a temporary behind
     io::save_weights(net, dir / "w.safetensors");
     io::save_weights(net, dir / "w.safetensors");
     CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 1);
-    CHECK(error_of([&] { io::save_weights(net, dir / "no-such-dir" / "w.safetensors"); }).find("cannot create temporary file") != std::string::npos);
+    CHECK(error_of([&] {
+              io::save_weights(net, dir / "no-such-dir" / "w.safetensors");
+          }).find("cannot create temporary file") != std::string::npos);
 }
 
 TEST_CASE("an output folder: one run holds it, temporaries of dead runs are removed, files are tried for writing")
@@ -215,7 +231,9 @@ TEST_CASE("an output folder: one run holds it, temporaries of dead runs are remo
     CHECK(error_of([&] { io::check_writable(dir / "curves.svg"); }) == "no error");
     CHECK(!fs::exists(dir / "curves.svg"));
     CHECK(error_of([&] { io::check_writable(dir); }) == dir.string() + ": is a folder, not a file to write");
-    CHECK(error_of([&] { io::check_writable("/proc/vgg-curves.svg"); }).find("/proc/vgg-curves.svg: cannot be written: ") == 0);
+    CHECK(error_of([&] {
+              io::check_writable("/proc/vgg-curves.svg");
+          }).find("/proc/vgg-curves.svg: cannot be written: ") == 0);
 }
 
 TEST_CASE("a checkpoint keeps the momentum buffers and the step count")
@@ -270,12 +288,14 @@ TEST_CASE("optimiser state of another dtype, shape or with a NaN is refused and 
         return message;
     };
     // Found by fuzz_checkpoint: an integer tensor has no float values to copy.
-    CHECK(refused([](io::stored_tensor& t) { t = {t.shape, {}, "I64", {1, 2, 3}}; }) ==
-          path.string() + ": optimiser state \"" + name + "\" has dtype I64, not a floating-point one");
+    CHECK(refused([](io::stored_tensor& t) {
+              t = {t.shape, {}, "I64", {1, 2, 3}};
+          }) == path.string() + ": optimiser state \"" + name + "\" has dtype I64, not a floating-point one");
     CHECK(refused([](io::stored_tensor& t) { t.values[2] = std::numeric_limits<float>::quiet_NaN(); }) ==
           path.string() + ": optimiser state \"" + name + "\" holds a NaN or an infinity at index 2");
-    CHECK(refused([](io::stored_tensor& t) { t = {{1, 3}, {1, 2, 3}, "F32", {}}; }) ==
-          path.string() + ": optimiser state \"" + name + "\" has shape [1, 3], not the parameter's [3]");
+    CHECK(refused([](io::stored_tensor& t) {
+              t = {{1, 3}, {1, 2, 3}, "F32", {}};
+          }) == path.string() + ": optimiser state \"" + name + "\" has shape [1, 3], not the parameter's [3]");
 }
 
 TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkpoint or as weights")
@@ -293,8 +313,9 @@ TEST_CASE("a network with a NaN or infinite parameter is never saved as a checkp
             p.value[1] = std::numeric_limits<float>::infinity();
     });
     CHECK(first_non_finite_parameter(net) == "2.bias");
-    CHECK(error_of([&] { save_checkpoint(net, optimiser, path, {{"epoch", "2"}}); }) ==
-          path.string() + ": not written: parameter \"2.bias\" holds a NaN or an infinity");
+    CHECK(error_of([&] {
+              save_checkpoint(net, optimiser, path, {{"epoch", "2"}});
+          }) == path.string() + ": not written: parameter \"2.bias\" holds a NaN or an infinity");
     CHECK(file_bytes(path) == good);
     CHECK(error_of([&] { io::save_weights(net, path); }) ==
           path.string() + ": not written: parameter \"2.bias\" holds a NaN or an infinity");

@@ -13,9 +13,10 @@ static_assert(rules::in_channels_match_v<16, 16>);
 static_assert(!rules::in_channels_match_v<3, 1>);
 static_assert(rules::channels_positive_v<1> && !rules::channels_positive_v<0>);
 static_assert(rules::block_has_convs_v<1> && !rules::block_has_convs_v<0>);
-static_assert(rules::poolable_v<224, 224> && !rules::poolable_v<7, 8> && !rules::poolable_v<8, 25> && !rules::poolable_v<0, 2>);
-static_assert(rules::network_input_v<shape<1, 28, 28>> && rules::network_input_v<shape<10>> && !rules::network_input_v<shape<28, 28>> &&
-              !rules::network_input_v<shape<1, 1, 28, 28>>);
+static_assert(rules::poolable_v<224, 224> && !rules::poolable_v<7, 8> && !rules::poolable_v<8, 25> &&
+              !rules::poolable_v<0, 2>);
+static_assert(rules::network_input_v<shape<1, 28, 28>> && rules::network_input_v<shape<10>> &&
+              !rules::network_input_v<shape<28, 28>> && !rules::network_input_v<shape<1, 1, 28, 28>>);
 static_assert(layer_spec_for<Conv3x3<1, 2>, shape<1, 8, 8>> && layer_spec_for<ReLU, shape<4>> &&
               !layer_spec_for<conv3x3_layer<1, 2, shape<1, 8, 8>>, shape<1, 8, 8>> && !layer_spec_for<int, shape<4>>);
 static_assert(bound_layer<conv3x3_layer<1, 2, shape<1, 8, 8>>> && !bound_layer<Conv3x3<1, 2>> && !bound_layer<int>);
@@ -27,15 +28,19 @@ struct layer_hiding_its_parameters {
     static constexpr std::string_view name = "Hiding";
     static constexpr std::size_t parameter_count = 4;
     void forward(const tensor<input_shape>&, tensor<output_shape>&, const run_context&) {}
-    void backward(const tensor<input_shape>&, const tensor<output_shape>&, const tensor<output_shape>&, tensor<input_shape>*) {}
+    void backward(const tensor<input_shape>&, const tensor<output_shape>&, const tensor<output_shape>&,
+                  tensor<input_shape>*)
+    {}
 };
 static_assert(!bound_layer<layer_hiding_its_parameters> && bound_layer<relu_layer<shape<4>>> &&
               bound_layer<linear_layer<4, 2, shape<4>>> && bound_layer<batchnorm2d_layer<2, shape<2, 4, 4>>>);
-static_assert(network<Sequential<shape<4>, Linear<4, 2>>> && network<seed_vgg11> && !network<Linear<4, 2>> && !network<int>);
+static_assert(network<Sequential<shape<4>, Linear<4, 2>>> && network<seed_vgg11> && !network<Linear<4, 2>> &&
+              !network<int>);
 static_assert(rules::image_input_v<shape<1, 28, 28>> && !rules::image_input_v<shape<784>>);
 static_assert(rules::flat_input_v<shape<784>> && !rules::flat_input_v<shape<1, 28, 28>>);
 static_assert(rules::in_features_match_v<6272, 6272> && !rules::in_features_match_v<25088, 6272>);
-static_assert(rules::head_matches_flatten_v<128 * 7 * 7, 6272> && !rules::head_matches_flatten_v<128 * 7 * 7, 128 * 2 * 2>);
+static_assert(rules::head_matches_flatten_v<128 * 7 * 7, 6272> &&
+              !rules::head_matches_flatten_v<128 * 7 * 7, 128 * 2 * 2>);
 static_assert(rules::dropout_percent_valid_v<50> && !rules::dropout_percent_valid_v<100>);
 static_assert(rules::ratio_keeps_channels_v<64, 4> && !rules::ratio_keeps_channels_v<64, 128> &&
               !rules::ratio_keeps_channels_v<64, 0>);
@@ -57,10 +62,18 @@ TEST_CASE("the seed's VGG-11 walks a 1x224x224 input through the seed's 13 outpu
     using net_t = VGG<shape<1, 224, 224>, vgg11_arch, 10>;
     constexpr auto rows = summary<net_t>();
     static_assert(rows.size() == 13);
-    const char* expected[13] = {"VGGBlock [1, 64, 112, 112]", "VGGBlock [1, 128, 56, 56]", "VGGBlock [1, 256, 28, 28]",
-                                "VGGBlock [1, 512, 14, 14]",  "VGGBlock [1, 512, 7, 7]",   "Flatten [1, 25088]",
-                                "Linear [1, 4096]",           "ReLU [1, 4096]",            "Dropout [1, 4096]",
-                                "Linear [1, 4096]",           "ReLU [1, 4096]",            "Dropout [1, 4096]",
+    const char* expected[13] = {"VGGBlock [1, 64, 112, 112]",
+                                "VGGBlock [1, 128, 56, 56]",
+                                "VGGBlock [1, 256, 28, 28]",
+                                "VGGBlock [1, 512, 14, 14]",
+                                "VGGBlock [1, 512, 7, 7]",
+                                "Flatten [1, 25088]",
+                                "Linear [1, 4096]",
+                                "ReLU [1, 4096]",
+                                "Dropout [1, 4096]",
+                                "Linear [1, 4096]",
+                                "ReLU [1, 4096]",
+                                "Dropout [1, 4096]",
                                 "Linear [1, 10]"};
     for (std::size_t i = 0; i < rows.size(); ++i) {
         std::ostringstream line;

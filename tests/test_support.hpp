@@ -51,7 +51,8 @@ inline std::string error_of(const std::function<void()>& action)
 inline float relative_difference(std::span<const float> a, std::span<const float> b)
 {
     if (a.size() != b.size())
-        throw std::invalid_argument("relative_difference: " + std::to_string(a.size()) + " values against " + std::to_string(b.size()));
+        throw std::invalid_argument("relative_difference: " + std::to_string(a.size()) + " values against " +
+                                    std::to_string(b.size()));
     float largest = 0.f, worst = 0.f;
     for (std::size_t i = 0; i < a.size(); ++i) {
         largest = std::max(largest, std::abs(b[i]));
@@ -84,7 +85,8 @@ inline std::filesystem::path python_reference(const std::string& source_dir, con
     command += source_dir + "/" + script + " " + dir.string();
     const int status = std::system(command.c_str());
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
-        skip_because("torch or torchvision is not installed for /usr/bin/python3 (bash scripts/install-deps.sh reference)");
+        skip_because(
+            "torch or torchvision is not installed for /usr/bin/python3 (bash scripts/install-deps.sh reference)");
     if (status != 0)
         throw std::runtime_error("tests/" + script + " failed with status " + std::to_string(status));
     return dir;

@@ -59,6 +59,9 @@ void check_against_torchvision(const std::string& model, std::size_t size)
 TEST_CASE("torchvision's vgg11_bn and vgg16, converted, give torchvision's logits (1e-4 relative), at 224 and at 96")
 {
     SUBCASE("vgg11_bn at 224") { check_against_torchvision<vgg11_bn<shape<3, 224, 224>>>("vgg11_bn", 224); }
-    SUBCASE("vgg11_bn at 96: the adaptive pool spreads 3x3 features over 7x7") { check_against_torchvision<vgg11_bn<shape<3, 96, 96>>>("vgg11_bn", 96); }
+    SUBCASE("vgg11_bn at 96: the adaptive pool spreads 3x3 features over 7x7")
+    {
+        check_against_torchvision<vgg11_bn<shape<3, 96, 96>>>("vgg11_bn", 96);
+    }
     SUBCASE("vgg16 at 224") { check_against_torchvision<vgg16<shape<3, 224, 224>>>("vgg16", 224); }
 }

@@ -60,7 +60,8 @@ training_run train(std::uint64_t seed, std::size_t steps, int threads = vgg::max
     training_run run;
     for (std::size_t step = 0; step < steps; ++step) {
         make_batch(random, x, labels, 32);
-        const auto result = softmax_cross_entropy(net.forward(x, {mode::train, mix64(seed, step), 0, compute}), labels, grad);
+        const auto result =
+            softmax_cross_entropy(net.forward(x, {mode::train, mix64(seed, step), 0, compute}), labels, grad);
         net.backward(grad);
         optimiser.step(net);
         if (step == 0)
@@ -68,8 +69,10 @@ training_run train(std::uint64_t seed, std::size_t steps, int threads = vgg::max
         run.last_loss = result.loss;
     }
     make_batch(random, x, labels, 400);
-    run.accuracy = float(softmax_cross_entropy(net.forward(x, {mode::eval, 0, 0, compute}), labels, grad).correct) / 400.f;
-    net.visit_parameters([&](const parameter_view& p) { run.weights.insert(run.weights.end(), p.value.begin(), p.value.end()); });
+    run.accuracy =
+        float(softmax_cross_entropy(net.forward(x, {mode::eval, 0, 0, compute}), labels, grad).correct) / 400.f;
+    net.visit_parameters(
+        [&](const parameter_view& p) { run.weights.insert(run.weights.end(), p.value.begin(), p.value.end()); });
     return run;
 }
 
@@ -80,7 +83,8 @@ TEST_CASE("vgg::set_threads sets the threads vgg::max_threads reports, and refus
     const int before = vgg::max_threads();
     vgg::set_threads(1);
     CHECK(vgg::max_threads() == 1);
-    CHECK_THROWS_WITH_AS(vgg::set_threads(0), "vgg::set_threads: 0 threads; at least 1 is needed", std::invalid_argument);
+    CHECK_THROWS_WITH_AS(vgg::set_threads(0), "vgg::set_threads: 0 threads; at least 1 is needed",
+                         std::invalid_argument);
     CHECK(vgg::max_threads() == 1);
     vgg::set_threads(before);
     CHECK(vgg::max_threads() == before);
@@ -127,7 +131,8 @@ TEST_CASE("the same seed and thread count give bit-identical weights, another th
     REQUIRE(early_one.weights.size() == early_two.weights.size());
     double largest_difference = 0;
     for (std::size_t i = 0; i < early_one.weights.size(); ++i)
-        largest_difference = std::max(largest_difference, double(std::abs(early_one.weights[i] - early_two.weights[i])));
+        largest_difference =
+            std::max(largest_difference, double(std::abs(early_one.weights[i] - early_two.weights[i])));
     MESSAGE("largest weight difference between 1 and 2 threads after 5 steps: " << largest_difference);
     CHECK(largest_difference < 1e-6);
 }
@@ -171,7 +176,8 @@ TEST_CASE("only a matrix can be stored transposed, and it is initialised in its 
                          "a parameter stored transposed must be a matrix, not a tensor of 4 dimensions",
                          std::invalid_argument);
     // The same draws as a parameter stored as its shape, each at its transposed place.
-    parameter as_shape({37, 5}), as_shape_bias({37}), transposed({37, 5}, storage_order::transposed), transposed_bias({37});
+    parameter as_shape({37, 5}), as_shape_bias({37}), transposed({37, 5}, storage_order::transposed),
+        transposed_bias({37});
     rng first(8), second(8);
     vgg::detail::initialize_weight_and_bias(as_shape, as_shape_bias, 5, 37, weight_init::xavier_uniform, first);
     vgg::detail::initialize_weight_and_bias(transposed, transposed_bias, 5, 37, weight_init::xavier_uniform, second);
@@ -209,8 +215,9 @@ TEST_CASE("a large parameter is backed by transparent huge pages where Linux giv
     std::string modes;
     std::getline(setting, modes);
     if (modes.find("[always]") == std::string::npos && modes.find("[madvise]") == std::string::npos)
-        testing::skip_because("transparent huge pages are off on this machine (/sys/kernel/mm/transparent_hugepage/enabled: '" +
-                              modes + "')");
+        testing::skip_because(
+            "transparent huge pages are off on this machine (/sys/kernel/mm/transparent_hugepage/enabled: '" + modes +
+            "')");
     Linear<2048, 2048>::layer<shape<2048>> linear; // 16 MiB, written (zeroed) on construction
     const auto address = reinterpret_cast<std::uintptr_t>(linear.weight.value.data());
     // The mapping that holds the weights, and its AnonHugePages line.

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static net_t net;
     vgg::fuzz::expect_success_or_file_error([&] {
         vgg::sgd optimiser(0.1f, 0.9f);
-        const auto content = vgg::io::decode_safetensors({reinterpret_cast<const char*>(data), size}, vgg::fuzz::input_name);
+        const auto content =
+            vgg::io::decode_safetensors({reinterpret_cast<const char*>(data), size}, vgg::fuzz::input_name);
         vgg::load_run(net, optimiser, content, vgg::fuzz::input_name, {{"resize", "32"}, {"ratio", "4"}});
     });
     return 0;

@@ -7,10 +7,11 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
-    using net_t = vgg::Sequential<vgg::shape<1, 8, 8>, vgg::VGGBlockBN<1, 1, 2>, vgg::AdaptiveAvgPool2d<3, 3>, vgg::Flatten,
-                                  vgg::Linear<18, 3>>;
+    using net_t = vgg::Sequential<vgg::shape<1, 8, 8>, vgg::VGGBlockBN<1, 1, 2>, vgg::AdaptiveAvgPool2d<3, 3>,
+                                  vgg::Flatten, vgg::Linear<18, 3>>;
     static net_t net;
-    vgg::fuzz::expect_success_or_file_error(
-        [&] { vgg::io::load_onnx(net, {reinterpret_cast<const char*>(data), size}, vgg::fuzz::input_name); });
+    vgg::fuzz::expect_success_or_file_error([&] {
+        vgg::io::load_onnx(net, {reinterpret_cast<const char*>(data), size}, vgg::fuzz::input_name);
+    });
     return 0;
 }

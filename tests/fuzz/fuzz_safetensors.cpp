@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     using net_t = vgg::Sequential<vgg::shape<1, 4, 4>, vgg::VGGBlock<1, 1, 2>, vgg::Flatten, vgg::Linear<8, 3>>;
     static net_t net;
     vgg::fuzz::expect_success_or_file_error([&] {
-        const auto content = vgg::io::decode_safetensors({reinterpret_cast<const char*>(data), size}, vgg::fuzz::input_name);
+        const auto content =
+            vgg::io::decode_safetensors({reinterpret_cast<const char*>(data), size}, vgg::fuzz::input_name);
         vgg::io::load_weights(net, content, vgg::fuzz::input_name, vgg::optimizer_prefix);
     });
     return 0;

@@ -27,8 +27,7 @@ struct large_page_allocator {
     large_page_allocator() = default;
     template <class U>
     large_page_allocator(const large_page_allocator<U>&) noexcept
-    {
-    }
+    {}
 
     T* allocate(std::size_t count)
     {

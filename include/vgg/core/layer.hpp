@@ -107,11 +107,13 @@ inline void copy_from_shape_order(const std::vector<std::size_t>& shape, storage
 /// Linear<512, 10>, Dropout<50>, VGGBlock<2, 16, 32>): for the shape that reaches it, it names
 /// its output shape and the layer bound to that shape (conv3x3_layer<1, 16, shape<...>>), which
 /// Sequential builds.
+// clang-format off
 template <class Spec, class InputShape>
 concept layer_spec_for = requires {
     typename Spec::template output_shape<InputShape>;
     typename Spec::template layer<InputShape>;
 };
+// clang-format on
 
 /// How conv and linear weights are initialised; biases always follow PyTorch's default,
 /// uniform in +-1/sqrt(fan_in).
@@ -126,6 +128,7 @@ enum class weight_init {
 /// when it is not null. A layer with parameters also initialises them, visits them
 /// (visit_parameters(prefix, visitor) with the names under `prefix`) and takes
 /// backward(x, y, dy, dx, parameter_gradients::skip), which writes dx alone (a frozen layer).
+// clang-format off
 template <class Layer>
 concept bound_layer =
     requires(Layer& layer, const tensor<typename Layer::input_shape>& x, tensor<typename Layer::output_shape>& y,
@@ -143,10 +146,12 @@ concept bound_layer =
          layer.visit_parameters(std::string{}, [](const parameter_view&) {});
          layer.backward(x, y, dy, dx, parameter_gradients::skip);
      });
+// clang-format on
 
 /// A network as the optimiser, the weight I/O and the MPI code take it (Sequential and VGG are
 /// networks): forward(x) returns the output, backward(dy) writes the parameter gradients, and
 /// visit_parameters(visitor) calls visitor(parameter_view) for every learnable tensor.
+// clang-format off
 template <class Net>
 concept network = requires(Net& net, const tensor<typename Net::input_shape>& x,
                            const tensor<typename Net::output_shape>& dy) {
@@ -154,12 +159,13 @@ concept network = requires(Net& net, const tensor<typename Net::input_shape>& x,
     net.backward(dy);
     net.visit_parameters([](const parameter_view&) {});
 };
+// clang-format on
 
 /// The check of every function that takes a network, with one sentence: `what` names the call,
 /// as "save_weights(net, path)".
 #define VGG_REQUIRE_NETWORK(Net, what)                                                                                 \
-    static_assert(::vgg::network<Net>, what " needs a network such as Sequential or VGG: forward(x), backward(dy) and " \
-                                            "visit_parameters(visitor).")
-
+    static_assert(::vgg::network<Net>,                                                                                 \
+                  what " needs a network such as Sequential or VGG: forward(x), backward(dy) and "                     \
+                       "visit_parameters(visitor).")
 
 } // namespace vgg

@@ -56,12 +56,11 @@ namespace detail {
 /// Initialises a conv or linear layer: the weight by `init`, the bias as PyTorch does.
 /// fan_in and fan_out count the receptive field (in * 9 for a 3x3 convolution). The weights are
 /// drawn in the order of their shape, however they are stored.
-inline void initialize_weight_and_bias(parameter& weight, parameter& bias, std::size_t fan_in,
-                                       std::size_t fan_out, weight_init init, rng& random)
+inline void initialize_weight_and_bias(parameter& weight, parameter& bias, std::size_t fan_in, std::size_t fan_out,
+                                       weight_init init, rng& random)
 {
-    const float bound = init == weight_init::xavier_uniform
-                            ? std::sqrt(6.f / static_cast<float>(fan_in + fan_out))
-                            : 1.f / std::sqrt(static_cast<float>(fan_in));
+    const float bound = init == weight_init::xavier_uniform ? std::sqrt(6.f / static_cast<float>(fan_in + fan_out))
+                                                            : 1.f / std::sqrt(static_cast<float>(fan_in));
     if (weight.order == storage_order::as_shape) {
         for (auto& w : weight.value)
             w = random.uniform(-bound, bound);

@@ -6,8 +6,8 @@
 /// A rule stated once where code must go on building after it fails (so that its sentence is the
 /// only error, not the first of a cascade): a static_assert with the sentence, which the compiler
 /// prints with the rule and its numbers, and a constexpr bool `name` saying whether it holds.
-#define VGG_RULE(name, sentence, ...)      \
-    static constexpr bool name = __VA_ARGS__; \
+#define VGG_RULE(name, sentence, ...)                                                                                  \
+    static constexpr bool name = __VA_ARGS__;                                                                          \
     static_assert(__VA_ARGS__, sentence)
 
 /// Every compile-time rule of the library as a constexpr bool, so tests can static_assert on a

@@ -27,8 +27,7 @@ template <std::size_t N>
 inline constexpr bool is_flat_shape_v<shape<N>> = true;
 
 /// Output size of a convolution or pooling window along one axis.
-constexpr std::size_t window_output_size(std::size_t input, std::size_t kernel, std::size_t stride,
-                                         std::size_t padding)
+constexpr std::size_t window_output_size(std::size_t input, std::size_t kernel, std::size_t stride, std::size_t padding)
 {
     return (input + 2 * padding - kernel) / stride + 1;
 }

@@ -75,7 +75,8 @@ private:
     template <class... Index>
     static std::size_t offset(std::size_t n, Index... index)
     {
-        static_assert(sizeof...(Index) == Shape::rank, "A tensor is indexed by the batch index and one index per dimension.");
+        static_assert(sizeof...(Index) == Shape::rank,
+                      "A tensor is indexed by the batch index and one index per dimension.");
         std::size_t flat = n;
         std::size_t axis = 0;
         ((flat = flat * Shape::dims[axis++] + static_cast<std::size_t>(index)), ...);

@@ -22,6 +22,7 @@ struct augmentation_key {
 /// class numbers below classes() into `labels`). Fashion-MNIST and image folders are datasets.
 /// A dataset that augments its training examples also has load_batch(indices, images, labels,
 /// augmentation_key), which fit calls for training batches.
+// clang-format off
 template <class D>
 concept dataset = requires(const D& set, std::span<const std::size_t> indices,
                            tensor<typename D::sample_shape>& images, std::vector<int>& labels) {
@@ -29,6 +30,7 @@ concept dataset = requires(const D& set, std::span<const std::size_t> indices,
     { set.classes() } -> std::convertible_to<std::size_t>;
     set.load_batch(indices, images, labels);
 };
+// clang-format on
 
 /// A dataset whose samples are what a network with input shape `Shape` takes.
 template <class D, class Shape>

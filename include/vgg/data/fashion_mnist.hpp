@@ -37,8 +37,9 @@ inline image_set read_image_set(const std::filesystem::path& images_path, const 
     auto images = read_idx(images_path, 3);
     const auto labels = read_idx(labels_path, 1);
     if (images.dims[0] != labels.dims[0])
-        throw io::file_error(labels_path, "has " + std::to_string(labels.dims[0]) + " labels, but " + images_path.string() +
-                                              " has " + std::to_string(images.dims[0]) + " images");
+        throw io::file_error(labels_path, "has " + std::to_string(labels.dims[0]) + " labels, but " +
+                                              images_path.string() + " has " + std::to_string(images.dims[0]) +
+                                              " images");
     image_set set;
     set.rows = images.dims[1];
     set.cols = images.dims[2];
@@ -46,16 +47,19 @@ inline image_set read_image_set(const std::filesystem::path& images_path, const 
     set.labels.assign(labels.values.begin(), labels.values.end());
     for (std::size_t i = 0; i < set.labels.size(); ++i)
         if (set.labels[i] >= classes)
-            throw io::file_error(labels_path, "label " + std::to_string(set.labels[i]) + " of example " + std::to_string(i) +
-                                                  " is not a class below " + std::to_string(classes));
+            throw io::file_error(labels_path, "label " + std::to_string(set.labels[i]) + " of example " +
+                                                  std::to_string(i) + " is not a class below " +
+                                                  std::to_string(classes));
     return set;
 }
 
 /// The path of one of the four Fashion-MNIST files in `dir`: "train" or "t10k", "images" or
 /// "labels". The gzip files Debian ships are preferred; uncompressed ones are found too.
-inline std::filesystem::path fashion_mnist_file(const std::filesystem::path& dir, std::string_view split, std::string_view kind)
+inline std::filesystem::path fashion_mnist_file(const std::filesystem::path& dir, std::string_view split,
+                                                std::string_view kind)
 {
-    const std::string stem = std::string(split) + "-" + std::string(kind) + (kind == "images" ? "-idx3-ubyte" : "-idx1-ubyte");
+    const std::string stem =
+        std::string(split) + "-" + std::string(kind) + (kind == "images" ? "-idx3-ubyte" : "-idx1-ubyte");
     const auto gz = dir / (stem + ".gz");
     return std::filesystem::exists(gz) || !std::filesystem::exists(dir / stem) ? gz : dir / stem;
 }
@@ -66,7 +70,8 @@ inline image_set read_fashion_mnist(const std::filesystem::path& dir, std::strin
     auto set = read_image_set(fashion_mnist_file(dir, split, "images"), fashion_mnist_file(dir, split, "labels"));
     if (set.rows != 28 || set.cols != 28)
         throw io::file_error(fashion_mnist_file(dir, split, "images"), "images are " + std::to_string(set.rows) + "x" +
-                                                                           std::to_string(set.cols) + ", Fashion-MNIST's are 28x28");
+                                                                           std::to_string(set.cols) +
+                                                                           ", Fashion-MNIST's are 28x28");
     return set;
 }
 
@@ -85,11 +90,12 @@ void fill_batch(const image_set& set, std::span<const std::size_t> indices, cons
     for (std::size_t n = 0; n < indices.size(); ++n)
         labels[n] = set.labels[indices[n]];
     // About 16 operations an output pixel: two 2-tap passes and the conversion.
-    vgg::detail::parallel_ranges(indices.size(), 16 * Height * Width, [&](std::size_t, std::size_t, vgg::detail::range part) {
-        std::vector<std::uint8_t> scratch, resized;
-        for (std::size_t n = part.begin; n < part.end; ++n)
-            resizer.resize_to_unit(set.image(indices[n]), images.sample(n), scratch, resized);
-    });
+    vgg::detail::parallel_ranges(
+        indices.size(), 16 * Height * Width, [&](std::size_t, std::size_t, vgg::detail::range part) {
+            std::vector<std::uint8_t> scratch, resized;
+            for (std::size_t n = part.begin; n < part.end; ++n)
+                resizer.resize_to_unit(set.image(indices[n]), images.sample(n), scratch, resized);
+        });
 }
 
 } // namespace vgg::data

@@ -28,7 +28,10 @@ namespace detail {
 /// No real IDX file of bytes holds more elements than this; larger sizes mean a corrupt file.
 inline constexpr std::uint64_t max_idx_elements = std::uint64_t(1) << 34;
 
-inline bool is_gzip(std::span<const std::uint8_t> bytes) { return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b; }
+inline bool is_gzip(std::span<const std::uint8_t> bytes)
+{
+    return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
+}
 
 /// Inflates gzip data (several concatenated members too, as gzip itself writes them), refusing
 /// to grow past `limit` bytes so that a small corrupt file cannot exhaust memory.
@@ -64,7 +67,8 @@ inline std::vector<std::uint8_t> gunzip(std::span<const std::uint8_t> compressed
             if (status == Z_BUF_ERROR || (status == Z_OK && starved))
                 throw io::file_error(source, "truncated gzip data");
             if (status != Z_OK && status != Z_STREAM_END)
-                throw io::file_error(source, std::string("corrupt gzip data (") + (stream.msg ? stream.msg : "zlib error") + ")");
+                throw io::file_error(source, std::string("corrupt gzip data (") +
+                                                 (stream.msg ? stream.msg : "zlib error") + ")");
         }
         if (consumed() < compressed.size() && !is_gzip(compressed.subspan(consumed())))
             throw io::file_error(source, "has bytes after its gzip data that are not another gzip member");
@@ -114,7 +118,8 @@ inline idx_array decode_idx(std::span<const std::uint8_t> bytes, std::size_t ran
     }
     const std::uint8_t* values = take(count, "data (" + std::to_string(count) + " elements)");
     if (at != bytes.size())
-        throw io::file_error(source, "has bytes after the " + std::to_string(count) + " elements its dimensions announce");
+        throw io::file_error(source,
+                             "has bytes after the " + std::to_string(count) + " elements its dimensions announce");
     array.values.assign(values, values + count);
     return array;
 }

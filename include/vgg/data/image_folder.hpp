@@ -30,7 +30,8 @@ namespace vgg::data {
 inline const std::vector<float> imagenet_mean{0.485f, 0.456f, 0.406f}, imagenet_std{0.229f, 0.224f, 0.225f};
 
 /// The file name endings image_folder takes as images (compared without regard to case).
-inline constexpr std::array<std::string_view, 6> image_folder_extensions{".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp"};
+inline constexpr std::array<std::string_view, 6> image_folder_extensions{".jpg", ".jpeg", ".png",
+                                                                         ".pgm", ".ppm",  ".bmp"};
 
 /// The extensions as an error message lists them: ".jpg .jpeg ...".
 inline std::string image_folder_extension_list()
@@ -102,8 +103,9 @@ struct image_folder_options {
 /// unreadable_images::skip, left out and listed in skipped().
 template <class Shape>
 class image_folder {
-    static_assert(is_image_shape_v<Shape> && (image_dims<Shape>::channels == 1 || image_dims<Shape>::channels == 3),
-                  "image_folder<Shape>: Shape must be shape<1, Height, Width> (grey) or shape<3, Height, Width> (RGB).");
+    static_assert(
+        is_image_shape_v<Shape> && (image_dims<Shape>::channels == 1 || image_dims<Shape>::channels == 3),
+        "image_folder<Shape>: Shape must be shape<1, Height, Width> (grey) or shape<3, Height, Width> (RGB).");
     static constexpr std::size_t channels = image_dims<Shape>::channels, height = image_dims<Shape>::height,
                                  width = image_dims<Shape>::width, plane = height * width;
 
@@ -121,12 +123,13 @@ public:
         for (std::size_t c = 0; c < options_.mean.size(); ++c)
             if (!std::isfinite(options_.mean[c]) || !std::isfinite(options_.std[c]) || !(options_.std[c] > 0))
                 throw std::invalid_argument("image_folder: channel " + std::to_string(c) + " has mean " +
-                                            std::to_string(options_.mean[c]) + " and std " + std::to_string(options_.std[c]) +
+                                            std::to_string(options_.mean[c]) + " and std " +
+                                            std::to_string(options_.std[c]) +
                                             ": the mean must be finite and the std finite and above 0");
         if (options_.random_crop_padding > std::max(height, width))
-            throw std::invalid_argument("image_folder: a random crop padding of " +
-                                        std::to_string(options_.random_crop_padding) + " is more than the image's side (" +
-                                        std::to_string(std::max(height, width)) + ")");
+            throw std::invalid_argument(
+                "image_folder: a random crop padding of " + std::to_string(options_.random_crop_padding) +
+                " is more than the image's side (" + std::to_string(std::max(height, width)) + ")");
         if (!fs::is_directory(root))
             throw io::file_error(root, "is not a folder (an image folder holds one sub-folder of images per class)");
         for (const auto& entry : fs::directory_iterator(root))
@@ -134,7 +137,8 @@ public:
                 class_names_.push_back(entry.path().filename().string());
         std::sort(class_names_.begin(), class_names_.end());
         if (class_names_.empty())
-            throw io::file_error(root, "holds no class folders (an image folder holds one sub-folder of images per class)");
+            throw io::file_error(root,
+                                 "holds no class folders (an image folder holds one sub-folder of images per class)");
         for (std::size_t label = 0; label < class_names_.size(); ++label) {
             std::vector<fs::path> found;
             for (const auto& entry : fs::recursive_directory_iterator(root / class_names_[label],
@@ -142,7 +146,8 @@ public:
                 if (entry.is_regular_file() && is_image_file(entry.path()))
                     found.push_back(entry.path());
             if (found.empty())
-                throw io::file_error(root / class_names_[label], "holds no image files (" + image_folder_extension_list() + ")");
+                throw io::file_error(root / class_names_[label],
+                                     "holds no image files (" + image_folder_extension_list() + ")");
             std::sort(found.begin(), found.end());
             for (auto& path : found) {
                 files_.push_back(std::move(path));
@@ -280,7 +285,8 @@ private:
                 continue;
             }
             if (!cache_.empty() && kept != i)
-                std::copy_n(cache_.begin() + long(i * sample_bytes), sample_bytes, cache_.begin() + long(kept * sample_bytes));
+                std::copy_n(cache_.begin() + long(i * sample_bytes), sample_bytes,
+                            cache_.begin() + long(kept * sample_bytes));
             files_[kept] = std::move(files_[i]);
             labels_[kept] = labels_[i];
             ++per_class[std::size_t(labels_[kept])];

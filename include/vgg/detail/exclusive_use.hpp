@@ -20,9 +20,10 @@ public:
         hold(exclusive_use& use, const char* call) : use_(use)
         {
             if (use_.busy_.exchange(true, std::memory_order_acquire))
-                throw std::logic_error(std::string("Sequential::") + call +
-                                       ": another forward or backward of this network is running (on another thread); a "
-                                       "network is not thread-safe: give each thread its own copy");
+                throw std::logic_error(
+                    std::string("Sequential::") + call +
+                    ": another forward or backward of this network is running (on another thread); a "
+                    "network is not thread-safe: give each thread its own copy");
         }
         ~hold() { use_.busy_.store(false, std::memory_order_release); }
         hold(const hold&) = delete;

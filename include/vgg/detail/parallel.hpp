@@ -49,8 +49,8 @@ void parallel_ranges(std::size_t count, [[maybe_unused]] std::size_t operations_
 /// Runs body(range) over pieces of `piece` items of `count` (the last may be shorter) on the
 /// threads of one parallel region, each thread taking the next piece when it finishes one: for
 /// work limited by the memory's bandwidth, which two cores do not share evenly (a fixed half each
-/// leaves one thread waiting for the other). Only for work whose results do not depend on the thread that does a piece. Work
-/// under parallel_min_operations runs on the calling thread alone.
+/// leaves one thread waiting for the other). Only for work whose results do not depend on the thread that does a piece.
+/// Work under parallel_min_operations runs on the calling thread alone.
 template <class Body>
 void parallel_pieces(std::size_t count, std::size_t piece, [[maybe_unused]] std::size_t operations_per_item,
                      Body&& body)

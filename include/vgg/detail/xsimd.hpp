@@ -9,12 +9,12 @@
 
 #if defined(_mm512_mask_blend_epi8)
 #undef _mm512_mask_blend_epi8
-#define _mm512_mask_blend_epi8(U, A, W) \
+#define _mm512_mask_blend_epi8(U, A, W)                                                                                \
     ((__m512i)__builtin_ia32_blendmb_512_mask((__v64qi)(__m512i)(A), (__v64qi)(__m512i)(W), (__mmask64)(U)))
 #endif
 #if defined(_mm512_mask_blend_epi16)
 #undef _mm512_mask_blend_epi16
-#define _mm512_mask_blend_epi16(U, A, W) \
+#define _mm512_mask_blend_epi16(U, A, W)                                                                               \
     ((__m512i)__builtin_ia32_blendmw_512_mask((__v32hi)(__m512i)(A), (__v32hi)(__m512i)(W), (__mmask32)(U)))
 #endif
 

@@ -85,7 +85,8 @@ class gradient_allreduce {
 
 public:
     /// Buckets of at least `bucket_bytes` (the last may be smaller).
-    explicit gradient_allreduce(Net& net, std::size_t bucket_bytes = default_bucket_bytes, MPI_Comm comm = MPI_COMM_WORLD)
+    explicit gradient_allreduce(Net& net, std::size_t bucket_bytes = default_bucket_bytes,
+                                MPI_Comm comm = MPI_COMM_WORLD)
         : comm_(comm)
     {
         std::vector<tensor_slot> slots;
@@ -200,7 +201,8 @@ private:
 template <class Net>
 class mpi_team {
 public:
-    explicit mpi_team(Net& net, MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm), gradients_(net, default_bucket_bytes, comm)
+    explicit mpi_team(Net& net, MPI_Comm comm = MPI_COMM_WORLD)
+        : comm_(comm), gradients_(net, default_bucket_bytes, comm)
     {
         int rank = 0, size = 1;
         MPI_Comm_rank(comm, &rank);
@@ -232,8 +234,10 @@ public:
         if (size_ == 1)
             return {};
         char line[160];
-        std::snprintf(line, sizeof line, "allreduce: %.1f ms per step on average, %zu buckets, %.1f MB of gradients per rank per step\n",
-                      1e3 * blocked_seconds_ / double(steps), gradients_.buckets(), double(gradients_.gradient_bytes()) / 1e6);
+        std::snprintf(line, sizeof line,
+                      "allreduce: %.1f ms per step on average, %zu buckets, %.1f MB of gradients per rank per step\n",
+                      1e3 * blocked_seconds_ / double(steps), gradients_.buckets(),
+                      double(gradients_.gradient_bytes()) / 1e6);
         return line;
     }
 

@@ -17,8 +17,7 @@ public:
         : in_height_(in_height), in_width_(in_width), out_height_(out_height), out_width_(out_width),
           horizontal_(taps_for(checked(in_width), checked(out_width))),
           vertical_(taps_for(checked(in_height), checked(out_height)))
-    {
-    }
+    {}
 
     std::size_t out_height() const { return out_height_; }
     std::size_t out_width() const { return out_width_; }
@@ -98,8 +97,9 @@ private:
             t.count.push_back(w.size());
             for (std::size_t k = 0; k < w.size(); ++k) {
                 const double normalised = total != 0.0 ? w[k] / total : w[k];
-                t.weights[o * t.width + k] = static_cast<std::int32_t>(
-                    normalised < 0 ? -0.5 + normalised * (1 << precision_bits) : 0.5 + normalised * (1 << precision_bits));
+                t.weights[o * t.width + k] =
+                    static_cast<std::int32_t>(normalised < 0 ? -0.5 + normalised * (1 << precision_bits)
+                                                             : 0.5 + normalised * (1 << precision_bits));
             }
         }
         return t;

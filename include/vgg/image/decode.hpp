@@ -40,7 +40,6 @@ inline constexpr std::uintmax_t max_image_file_bytes = std::uintmax_t(256) << 20
 
 namespace detail {
 
-
 /// The numbers of a binary PGM/PPM header that matter for stb_image 2.27 (Debian 12's), read as
 /// stb reads them: whitespace and # comments between the width, height and maximum value.
 struct pnm_header {
@@ -53,7 +52,9 @@ inline std::optional<pnm_header> read_pnm_header(std::span<const std::uint8_t> b
 {
     if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6'))
         return std::nullopt;
-    auto space = [](std::uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+    auto space = [](std::uint8_t c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+    };
     pnm_header header;
     std::size_t at = 2;
     for (int number = 0; number < 3; ++number) {
@@ -86,8 +87,8 @@ inline std::string pnm_header_problem(std::span<const std::uint8_t> bytes)
 
 /// Grey to RGB (each value three times) or RGB to grey (stb_image's weights, as for every other
 /// format it converts) for 8-bit pixels with their channels together.
-inline std::vector<std::uint8_t> convert_channels(const std::uint8_t* values, std::size_t pixel_count,
-                                                  std::size_t from, std::size_t to)
+inline std::vector<std::uint8_t> convert_channels(const std::uint8_t* values, std::size_t pixel_count, std::size_t from,
+                                                  std::size_t to)
 {
     std::vector<std::uint8_t> out(pixel_count * to);
     for (std::size_t i = 0; i < pixel_count; ++i) {
@@ -125,17 +126,19 @@ inline bool png_chunks_fit(std::span<const std::uint8_t> bytes)
 inline void check_image_size(int width, int height, const std::filesystem::path& source)
 {
     if (width <= 0 || height <= 0)
-        throw io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) + ": it has no pixels");
+        throw io::file_error(source,
+                             "image is " + std::to_string(width) + "x" + std::to_string(height) + ": it has no pixels");
     if (width > max_image_side || height > max_image_side || (long long)width * height > max_image_pixels)
         throw io::file_error(source, "image is " + std::to_string(width) + "x" + std::to_string(height) +
-                                              ", larger than the " + std::to_string(max_image_side) + " pixels a side (" +
-                                              std::to_string(max_image_pixels >> 20) + " M pixels) vgg accepts");
+                                         ", larger than the " + std::to_string(max_image_side) + " pixels a side (" +
+                                         std::to_string(max_image_pixels >> 20) + " M pixels) vgg accepts");
 }
 
 /// CMYK pixels as libjpeg-turbo decodes them from a CMYK or YCCK JPEG, stored inverted as
 /// Photoshop writes them (255 - ink), to grey or RGB as PIL's convert does: each colour is its
 /// ink's complement times black's, (255 - C)(255 - K) / 255.
-inline std::vector<std::uint8_t> inverted_cmyk_to(const std::uint8_t* cmyk, std::size_t pixel_count, std::size_t channels)
+inline std::vector<std::uint8_t> inverted_cmyk_to(const std::uint8_t* cmyk, std::size_t pixel_count,
+                                                  std::size_t channels)
 {
     std::vector<std::uint8_t> rgb(pixel_count * 3);
     for (std::size_t i = 0; i < pixel_count; ++i)
@@ -152,7 +155,9 @@ inline std::vector<std::uint8_t> decode_jpeg(std::span<const std::uint8_t> bytes
     const std::unique_ptr<void, int (*)(tjhandle)> decoder(tjInitDecompress(), tjDestroy);
     if (!decoder)
         throw io::file_error(source, "cannot start libjpeg-turbo");
-    auto fail = [&] { return io::file_error(source, std::string("cannot read as a JPEG image: ") + tjGetErrorStr2(decoder.get())); };
+    auto fail = [&] {
+        return io::file_error(source, std::string("cannot read as a JPEG image: ") + tjGetErrorStr2(decoder.get()));
+    };
     int subsampling = 0, colourspace = 0;
     if (tjDecompressHeader3(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), &width, &height,
                             &subsampling, &colourspace) != 0)
@@ -163,7 +168,10 @@ inline std::vector<std::uint8_t> decode_jpeg(std::span<const std::uint8_t> bytes
     const std::size_t pixel_count = std::size_t(width) * std::size_t(height);
     std::vector<std::uint8_t> pixels(pixel_count * (cmyk ? 4 : channels));
     if (tjDecompress2(decoder.get(), bytes.data(), static_cast<unsigned long>(bytes.size()), pixels.data(), width, 0,
-                      height, cmyk ? TJPF_CMYK : channels == 1 ? TJPF_GRAY : TJPF_RGB,
+                      height,
+                      cmyk            ? TJPF_CMYK
+                      : channels == 1 ? TJPF_GRAY
+                                      : TJPF_RGB,
                       TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
         throw fail();
     return cmyk ? inverted_cmyk_to(pixels.data(), pixel_count, channels) : pixels;
@@ -197,7 +205,8 @@ inline pixels decode(std::span<const std::uint8_t> bytes, const std::filesystem:
         if (const auto problem = detail::pnm_header_problem(bytes); !problem.empty())
             throw io::file_error(source, "cannot read as an image: PGM/PPM with " + problem);
         if (!detail::png_chunks_fit(bytes))
-            throw io::file_error(source, "cannot read as an image: truncated or corrupt PNG (a chunk longer than the file)");
+            throw io::file_error(source,
+                                 "cannot read as an image: truncated or corrupt PNG (a chunk longer than the file)");
         if (!stbi_info_from_memory(data, length, &width, &height, &found_channels))
             throw io::file_error(source, std::string("cannot read as an image: ") + stbi_failure_reason());
         detail::check_image_size(width, height, source);

@@ -10,8 +10,7 @@ class file_error : public std::runtime_error {
 public:
     file_error(const std::filesystem::path& file, const std::string& problem)
         : std::runtime_error(file.string() + ": " + problem), file_(file)
-    {
-    }
+    {}
     const std::filesystem::path& file() const { return file_; }
 
 private:

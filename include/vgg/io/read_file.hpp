@@ -17,7 +17,8 @@ inline constexpr std::uintmax_t max_file_bytes = std::uintmax_t(4) << 30;
 
 /// The whole content of a regular file of at most `max_bytes`; anything else (a folder, a device,
 /// a pipe, a larger file) or a file that cannot be read is a file_error naming it.
-inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path, std::uintmax_t max_bytes = max_file_bytes)
+inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path,
+                                                 std::uintmax_t max_bytes = max_file_bytes)
 {
     std::error_code error;
     const auto status = std::filesystem::status(path, error);

@@ -137,8 +137,10 @@ struct load_report {
         if (!unexpected.empty())
             text += "; not in the network: " + list(unexpected);
         for (const auto& m : mismatched)
-            text += "; " + m.name + " is " + (m.file_dtype == "F32" || m.file_dtype == "F16" || m.file_dtype == "BF16" ? "" : m.file_dtype + " ") +
-                    shape_text(m.file_shape) + " in the file, " + shape_text(m.network_shape) + " in the network";
+            text +=
+                "; " + m.name + " is " +
+                (m.file_dtype == "F32" || m.file_dtype == "F16" || m.file_dtype == "BF16" ? "" : m.file_dtype + " ") +
+                shape_text(m.file_shape) + " in the file, " + shape_text(m.network_shape) + " in the network";
         return text;
     }
 };
@@ -165,7 +167,8 @@ load_report load_weights(Net& net, const safetensors_content& content, const std
         const auto found = content.tensors.find(p.name);
         if (found == content.tensors.end()) {
             if (options.strict)
-                throw file_error(source, "tensor \"" + p.name + "\" " + shape_text(p.shape) + " is missing (is this a checkpoint of another architecture?)");
+                throw file_error(source, "tensor \"" + p.name + "\" " + shape_text(p.shape) +
+                                             " is missing (is this a checkpoint of another architecture?)");
             report.missing.push_back(p.name);
             return;
         }
@@ -173,12 +176,16 @@ load_report load_weights(Net& net, const safetensors_content& content, const std
         if (tensor.shape != p.shape || tensor.is_integer()) {
             if (options.strict)
                 throw file_error(source, "tensor \"" + p.name + "\" has " +
-                                             (tensor.is_integer() ? "dtype " + tensor.dtype + ", not a floating-point one, and shape " : "shape ") +
-                                             shape_text(tensor.shape) + ", but this network needs " + shape_text(p.shape));
+                                             (tensor.is_integer()
+                                                  ? "dtype " + tensor.dtype + ", not a floating-point one, and shape "
+                                                  : "shape ") +
+                                             shape_text(tensor.shape) + ", but this network needs " +
+                                             shape_text(p.shape));
             report.mismatched.push_back({p.name, tensor.dtype, tensor.shape, p.shape});
             return;
         }
-        const auto bad = std::find_if(tensor.values.begin(), tensor.values.end(), [](float v) { return !std::isfinite(v); });
+        const auto bad =
+            std::find_if(tensor.values.begin(), tensor.values.end(), [](float v) { return !std::isfinite(v); });
         if (bad != tensor.values.end())
             throw file_error(source, "tensor \"" + p.name + "\" holds " + std::to_string(*bad) + " at index " +
                                          std::to_string(bad - tensor.values.begin()) + ": weights must be finite");
@@ -191,14 +198,17 @@ load_report load_weights(Net& net, const safetensors_content& content, const std
         constexpr std::string_view counter = "num_batches_tracked";
         if (name.ends_with(counter) && running_means.count(name.substr(0, name.size() - counter.size()))) {
             if (!tensor.is_integer() || tensor.integers.size() != 1 || tensor.integers[0] < 0)
-                throw file_error(source, "tensor \"" + name + "\" should be batch norm's count of batches, one non-negative integer, but is " +
-                                             tensor.dtype + " " + shape_text(tensor.shape) +
-                                             (tensor.integers.size() == 1 ? " holding " + std::to_string(tensor.integers[0]) : ""));
+                throw file_error(
+                    source, "tensor \"" + name +
+                                "\" should be batch norm's count of batches, one non-negative integer, but is " +
+                                tensor.dtype + " " + shape_text(tensor.shape) +
+                                (tensor.integers.size() == 1 ? " holding " + std::to_string(tensor.integers[0]) : ""));
             report.counters.push_back(name);
             continue;
         }
         if (options.strict)
-            throw file_error(source, "tensor \"" + name + "\" " + shape_text(tensor.shape) + " is not a parameter of this network");
+            throw file_error(source, "tensor \"" + name + "\" " + shape_text(tensor.shape) +
+                                         " is not a parameter of this network");
         report.unexpected.push_back(name);
     }
     net.visit_parameters([&](const parameter_view& p) {

@@ -85,7 +85,8 @@ inline std::size_t dtype_size(const std::string& dtype)
 }
 
 /// Reads an unsigned integer from the header, or explains why it is not one.
-inline std::uint64_t header_count(const std::filesystem::path& path, const nlohmann::json& value, const std::string& what)
+inline std::uint64_t header_count(const std::filesystem::path& path, const nlohmann::json& value,
+                                  const std::string& what)
 {
     if (!value.is_number_unsigned())
         throw file_error(path, what + " is not a non-negative integer");
@@ -98,10 +99,12 @@ namespace detail {
 
 /// The JSON header of a safetensors file, after its length is checked against the bytes; where
 /// the data section begins in `data_begin`.
-inline nlohmann::json safetensors_header(std::string_view bytes, const std::filesystem::path& path, std::size_t& data_begin)
+inline nlohmann::json safetensors_header(std::string_view bytes, const std::filesystem::path& path,
+                                         std::size_t& data_begin)
 {
     if (bytes.size() < 8)
-        throw file_error(path, "not a safetensors file: " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
+        throw file_error(path, "not a safetensors file: " + std::to_string(bytes.size()) +
+                                   " bytes, shorter than the 8-byte header length");
     std::uint64_t header_length;
     std::memcpy(&header_length, bytes.data(), 8);
     if (header_length > bytes.size() - 8)
@@ -111,22 +114,25 @@ inline nlohmann::json safetensors_header(std::string_view bytes, const std::file
     // could load other bytes than its writer meant, so a repeated key is refused.
     std::vector<std::set<std::string>> open_objects;
     std::string repeated;
-    const nlohmann::json::parser_callback_t watch_keys = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    const nlohmann::json::parser_callback_t watch_keys = [&](int, nlohmann::json::parse_event_t event,
+                                                             nlohmann::json& parsed) {
         using event_t = nlohmann::json::parse_event_t;
         if (event == event_t::object_start)
             open_objects.emplace_back();
         else if (event == event_t::object_end)
             open_objects.pop_back();
-        else if (event == event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second && repeated.empty())
+        else if (event == event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second &&
+                 repeated.empty())
             repeated = parsed.get<std::string>();
         return true;
     };
-    auto header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_length),
-                                        watch_keys, false);
+    auto header = nlohmann::json::parse(
+        bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_length), watch_keys, false);
     if (header.is_discarded() || !header.is_object())
         throw file_error(path, "the safetensors header is not a JSON object");
     if (!repeated.empty())
-        throw file_error(path, "the safetensors header names \"" + repeated + "\" twice (a JSON object with a repeated key)");
+        throw file_error(path,
+                         "the safetensors header names \"" + repeated + "\" twice (a JSON object with a repeated key)");
     data_begin = 8 + header_length;
     return header;
 }
@@ -139,8 +145,8 @@ struct extent {
 
 /// Tensor `name` of a header, its values read from `data` (the data section, data_size bytes);
 /// its bytes in `taken`.
-inline stored_tensor decode_tensor(const std::filesystem::path& path, const std::string& name, const nlohmann::json& entry,
-                                   const char* data, std::size_t data_size, extent& taken)
+inline stored_tensor decode_tensor(const std::filesystem::path& path, const std::string& name,
+                                   const nlohmann::json& entry, const char* data, std::size_t data_size, extent& taken)
 {
     const std::string where = "tensor \"" + name + "\"";
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
@@ -172,7 +178,8 @@ inline stored_tensor decode_tensor(const std::filesystem::path& path, const std:
         throw file_error(path, where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                                    "] outside the " + std::to_string(data_size) + " bytes of data");
     if (end - begin != count * element_size)
-        throw file_error(path, where + " has " + std::to_string(end - begin) + " bytes of data, but its shape and dtype need " +
+        throw file_error(path, where + " has " + std::to_string(end - begin) +
+                                   " bytes of data, but its shape and dtype need " +
                                    std::to_string(count * element_size));
     taken = {begin, end, name};
     const char* bytes = data + begin;
@@ -205,16 +212,20 @@ inline stored_tensor decode_tensor(const std::filesystem::path& path, const std:
 /// Checks that the tensors tile the data section exactly, as the format requires.
 inline void check_tiling(std::vector<extent> extents, std::size_t data_size, const std::filesystem::path& path)
 {
-    std::sort(extents.begin(), extents.end(), [](const extent& a, const extent& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+    std::sort(extents.begin(), extents.end(), [](const extent& a, const extent& b) {
+        return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+    });
     std::uint64_t expected = 0;
     for (const auto& e : extents) {
         if (e.begin != expected)
-            throw file_error(path, "tensor \"" + e.name + "\" " + (e.begin < expected ? "overlaps another tensor" : "leaves a gap before it") +
+            throw file_error(path, "tensor \"" + e.name + "\" " +
+                                       (e.begin < expected ? "overlaps another tensor" : "leaves a gap before it") +
                                        " in the data section");
         expected = e.end;
     }
     if (expected != data_size)
-        throw file_error(path, std::to_string(data_size - expected) + " bytes after the last tensor belong to no tensor");
+        throw file_error(path,
+                         std::to_string(data_size - expected) + " bytes after the last tensor belong to no tensor");
 }
 
 } // namespace detail
@@ -242,8 +253,8 @@ inline safetensors_content decode_safetensors(std::string_view bytes, const std:
             continue;
         }
         extents.emplace_back();
-        content.tensors.emplace(name, detail::decode_tensor(path, name, entry, bytes.data() + data_begin, data_size,
-                                                            extents.back()));
+        content.tensors.emplace(
+            name, detail::decode_tensor(path, name, entry, bytes.data() + data_begin, data_size, extents.back()));
     }
     detail::check_tiling(std::move(extents), data_size, path);
     return content;

@@ -73,8 +73,9 @@ inline std::string svg_line_plot(const std::vector<plot_series>& series, const s
     auto py = [&](double y) { return top + (y_high - y) / (y_high - y_low) * (height - top - bottom); };
     using detail::number;
 
-    std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + number(width) + "\" height=\"" + number(height) +
-                      "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+    std::string svg =
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + number(width) + "\" height=\"" + number(height) +
+        "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
     for (double t : detail::ticks(x_low, x_high, 8)) {
         svg += "<line x1=\"" + number(px(t)) + "\" y1=\"" + number(top) + "\" x2=\"" + number(px(t)) + "\" y2=\"" +
                number(height - bottom) + "\" stroke=\"#e0e0e0\"/>\n";
@@ -82,8 +83,8 @@ inline std::string svg_line_plot(const std::vector<plot_series>& series, const s
                number(t) + "</text>\n";
     }
     for (double t : detail::ticks(y_low, y_high, 6)) {
-        svg += "<line x1=\"" + number(left) + "\" y1=\"" + number(py(t)) + "\" x2=\"" + number(width - right) + "\" y2=\"" +
-               number(py(t)) + "\" stroke=\"#e0e0e0\"/>\n";
+        svg += "<line x1=\"" + number(left) + "\" y1=\"" + number(py(t)) + "\" x2=\"" + number(width - right) +
+               "\" y2=\"" + number(py(t)) + "\" stroke=\"#e0e0e0\"/>\n";
         svg += "<text x=\"" + number(left - 6) + "\" y=\"" + number(py(t) + 4) + "\" text-anchor=\"end\">" + number(t) +
                "</text>\n";
     }
@@ -108,8 +109,8 @@ inline std::string svg_line_plot(const std::vector<plot_series>& series, const s
            number(18 * double(series.size()) + 6) + "\" fill=\"white\" stroke=\"#c0c0c0\"/>\n";
     for (std::size_t i = 0; i < series.size(); ++i) {
         const double y = legend_y + 18 * double(i) + 6;
-        svg += "<line x1=\"" + number(legend_x) + "\" y1=\"" + number(y) + "\" x2=\"" + number(legend_x + 28) + "\" y2=\"" +
-               number(y) + "\" stroke=\"" + series[i].color + "\" stroke-width=\"2\"" +
+        svg += "<line x1=\"" + number(legend_x) + "\" y1=\"" + number(y) + "\" x2=\"" + number(legend_x + 28) +
+               "\" y2=\"" + number(y) + "\" stroke=\"" + series[i].color + "\" stroke-width=\"2\"" +
                (series[i].dash.empty() ? "" : " stroke-dasharray=\"" + series[i].dash + "\"") + "/>\n";
         svg += "<text x=\"" + number(legend_x + 34) + "\" y=\"" + number(y + 4) + "\">" + series[i].name + "</text>\n";
     }

@@ -28,7 +28,8 @@ void for_each_adaptive_window(const adaptive_pool_dims& d, Window&& window)
     for (std::size_t oy = 0; oy < d.out_height; ++oy)
         for (std::size_t ox = 0; ox < d.out_width; ++ox)
             window(oy, ox, adaptive_window_begin(oy, d.in_height, d.out_height),
-                   adaptive_window_end(oy, d.in_height, d.out_height), adaptive_window_begin(ox, d.in_width, d.out_width),
+                   adaptive_window_end(oy, d.in_height, d.out_height),
+                   adaptive_window_begin(ox, d.in_width, d.out_width),
                    adaptive_window_end(ox, d.in_width, d.out_width));
 }
 
@@ -39,14 +40,14 @@ inline void adaptive_avgpool_forward(const adaptive_pool_dims& d, const float* x
         for (std::size_t p = mine.begin; p < mine.end; ++p) {
             const float* in = x + p * d.in_plane();
             float* out = y + p * d.out_plane();
-            for_each_adaptive_window(d, [&](std::size_t oy, std::size_t ox, std::size_t y0, std::size_t y1, std::size_t x0,
-                                            std::size_t x1) {
-                float sum = 0.f;
-                for (std::size_t iy = y0; iy < y1; ++iy)
-                    for (std::size_t ix = x0; ix < x1; ++ix)
-                        sum += in[iy * d.in_width + ix];
-                out[oy * d.out_width + ox] = sum / float((y1 - y0) * (x1 - x0));
-            });
+            for_each_adaptive_window(
+                d, [&](std::size_t oy, std::size_t ox, std::size_t y0, std::size_t y1, std::size_t x0, std::size_t x1) {
+                    float sum = 0.f;
+                    for (std::size_t iy = y0; iy < y1; ++iy)
+                        for (std::size_t ix = x0; ix < x1; ++ix)
+                            sum += in[iy * d.in_width + ix];
+                    out[oy * d.out_width + ox] = sum / float((y1 - y0) * (x1 - x0));
+                });
         }
     });
 }
@@ -59,13 +60,13 @@ inline void adaptive_avgpool_backward(const adaptive_pool_dims& d, const float* 
             const float* out_grad = dy + p * d.out_plane();
             float* in_grad = dx + p * d.in_plane();
             std::fill(in_grad, in_grad + d.in_plane(), 0.f);
-            for_each_adaptive_window(d, [&](std::size_t oy, std::size_t ox, std::size_t y0, std::size_t y1, std::size_t x0,
-                                            std::size_t x1) {
-                const float share = out_grad[oy * d.out_width + ox] / float((y1 - y0) * (x1 - x0));
-                for (std::size_t iy = y0; iy < y1; ++iy)
-                    for (std::size_t ix = x0; ix < x1; ++ix)
-                        in_grad[iy * d.in_width + ix] += share;
-            });
+            for_each_adaptive_window(
+                d, [&](std::size_t oy, std::size_t ox, std::size_t y0, std::size_t y1, std::size_t x0, std::size_t x1) {
+                    const float share = out_grad[oy * d.out_width + ox] / float((y1 - y0) * (x1 - x0));
+                    for (std::size_t iy = y0; iy < y1; ++iy)
+                        for (std::size_t ix = x0; ix < x1; ++ix)
+                            in_grad[iy * d.in_width + ix] += share;
+                });
         }
     });
 }

@@ -73,10 +73,11 @@ inline void combine_plane(const float* a, float a_scale, const float* b, float b
 template <class Body>
 void for_each_channel(const batchnorm_dims& d, std::size_t operations_per_value, Body&& body)
 {
-    vgg::detail::parallel_ranges(d.channels, d.count() * operations_per_value, [&](std::size_t, std::size_t, auto mine) {
-        for (std::size_t c = mine.begin; c < mine.end; ++c)
-            body(c);
-    });
+    vgg::detail::parallel_ranges(d.channels, d.count() * operations_per_value,
+                                 [&](std::size_t, std::size_t, auto mine) {
+                                     for (std::size_t c = mine.begin; c < mine.end; ++c)
+                                         body(c);
+                                 });
 }
 
 } // namespace detail

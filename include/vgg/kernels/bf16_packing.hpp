@@ -74,10 +74,7 @@ inline __mmask16 first_lanes(std::size_t count)
 }
 
 /// 16 + 16 floats to 32 bf16, lo first.
-VGG_TARGET_AVX512_BF16 inline __m512i to_bf16(__m512 lo, __m512 hi)
-{
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-}
+VGG_TARGET_AVX512_BF16 inline __m512i to_bf16(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
 
 // The right operand's sources. source.columns(first, count) prepares reading columns first ..
 // first + count - 1 (count <= 16); its load(row) returns their values in that row as 16 lanes, the
@@ -91,7 +88,10 @@ struct contiguous_rows {
         matrix_operand m;
         std::size_t first;
         __mmask16 lanes;
-        VGG_TARGET_AVX512_BF16 __m512 load(std::size_t row) const { return _mm512_maskz_loadu_ps(lanes, m.at(row, first)); }
+        VGG_TARGET_AVX512_BF16 __m512 load(std::size_t row) const
+        {
+            return _mm512_maskz_loadu_ps(lanes, m.at(row, first));
+        }
     };
     span columns(std::size_t first, std::size_t count) const { return {m, first, first_lanes(count)}; }
 };
@@ -119,7 +119,8 @@ struct image_rows {
             const std::size_t tap = row % 9;
             __m512 values = _mm512_setzero_ps();
             for (std::size_t r = 0; r < counts[tap]; ++r)
-                values = _mm512_mask_expandloadu_ps(values, stretches[tap][r].lanes, channel + stretches[tap][r].offset);
+                values =
+                    _mm512_mask_expandloadu_ps(values, stretches[tap][r].lanes, channel + stretches[tap][r].offset);
             return values;
         }
     };
@@ -140,10 +141,11 @@ struct image_rows {
                     const std::size_t skip_first = kx == 0 && x == 0, skip_last = kx == 2 && x + length == width;
                     if (length <= skip_first + skip_last)
                         continue;
-                    const auto lanes = static_cast<__mmask16>(first_lanes(length - skip_first - skip_last)
-                                                              << (lane + skip_first));
+                    const auto lanes =
+                        static_cast<__mmask16>(first_lanes(length - skip_first - skip_last) << (lane + skip_first));
                     const std::size_t tap = ky * 3 + kx;
-                    result.stretches[tap][result.counts[tap]++] = {lanes, (source_y - 1) * width + x + skip_first + kx - 1};
+                    result.stretches[tap][result.counts[tap]++] = {lanes,
+                                                                   (source_y - 1) * width + x + skip_first + kx - 1};
                 }
             }
             lane += length;
@@ -156,8 +158,8 @@ struct image_rows {
 /// right operand's depth pairs (tdpbf16ps and vdpbf16ps multiply pairs).
 VGG_TARGET_AVX512_BF16 inline __m512i to_bf16_pairs(__m512 even, __m512 odd)
 {
-    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
-                                                22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                                6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     return _mm512_permutexvar_epi16(interleave, to_bf16(even, odd));
 }
 
@@ -222,7 +224,8 @@ VGG_TARGET_AVX512_BF16 void pack_right_columns(const Source& source, std::size_t
             __m512i pairs[16]; // pairs[column][pair], then [pair][column]
             VGG_UNROLL
             for (std::size_t jj = 0; jj < 16; ++jj)
-                pairs[jj] = jj < count ? to_bf16(low.load(j0 + j + jj), high.load(j0 + j + jj)) : _mm512_setzero_si512();
+                pairs[jj] =
+                    jj < count ? to_bf16(low.load(j0 + j + jj), high.load(j0 + j + jj)) : _mm512_setzero_si512();
             transpose_16x16(pairs);
             std::uint16_t* block = packed + j * padded + p * bf16_panel;
             VGG_UNROLL

@@ -34,26 +34,29 @@ inline void forward_by_images(const conv3x3_dims& d, const conv3x3_forward_plan&
 {
     const std::size_t pieces = plan.pieces_per_image;
     const bool direct = plan.algorithm == conv3x3_algorithm::direct;
-    vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
-        thread_buffers& buffers = this_thread_buffers();
-        float* scratch = direct ? vgg::detail::reserve(buffers.columns, direct_scratch_size(d, out))
-                         : plan.algorithm == conv3x3_algorithm::im2col_gemm ? vgg::detail::reserve(buffers.columns, d.columns_size())
-                                                                           : nullptr;
-        for (std::size_t item = work.begin; item < work.end; ++item) {
-            const std::size_t n = item / pieces;
-            const auto channels = vgg::detail::partition(d.out_channels, pieces, item % pieces);
-            const conv_output image = out.image(n, d);
-            const bool pooled_in_registers = direct && image.pools();
-            float* result = image.pools() && !pooled_in_registers ? vgg::detail::reserve(buffers.image, d.out_size())
-                                                                  : image.planes;
-            if (direct)
-                direct_forward_channels(d, x, n, weight, bias, channels, image, scratch, result);
-            else
-                gemm_forward_channels(d, plan.algorithm, x, n, weight, bias, channels, scratch, result);
-            if (!pooled_in_registers)
-                finish_channels(d, image, result, channels);
-        }
-    });
+    vgg::detail::parallel_ranges(
+        batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
+            thread_buffers& buffers = this_thread_buffers();
+            float* scratch = direct ? vgg::detail::reserve(buffers.columns, direct_scratch_size(d, out))
+                             : plan.algorithm == conv3x3_algorithm::im2col_gemm
+                                 ? vgg::detail::reserve(buffers.columns, d.columns_size())
+                                 : nullptr;
+            for (std::size_t item = work.begin; item < work.end; ++item) {
+                const std::size_t n = item / pieces;
+                const auto channels = vgg::detail::partition(d.out_channels, pieces, item % pieces);
+                const conv_output image = out.image(n, d);
+                const bool pooled_in_registers = direct && image.pools();
+                float* result = image.pools() && !pooled_in_registers
+                                    ? vgg::detail::reserve(buffers.image, d.out_size())
+                                    : image.planes;
+                if (direct)
+                    direct_forward_channels(d, x, n, weight, bias, channels, image, scratch, result);
+                else
+                    gemm_forward_channels(d, plan.algorithm, x, n, weight, bias, channels, scratch, result);
+                if (!pooled_in_registers)
+                    finish_channels(d, image, result, channels);
+            }
+        });
 }
 
 } // namespace detail
@@ -100,14 +103,15 @@ void sum_gradients_over_threads(const conv3x3_dims& d, std::size_t batch, std::s
     const std::size_t weight_size = d.weight_size(), size = weight_size + d.out_channels;
     std::vector<const float*> partial(static_cast<std::size_t>(vgg::max_threads()));
     std::size_t used_threads = 1;
-    vgg::detail::parallel_ranges(batch, work_per_image, [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
-        if (thread == 0)
-            used_threads = threads;
-        thread_buffers& buffers = this_thread_buffers();
-        buffers.accumulators.assign(size, 0.f);
-        partial[thread] = buffers.accumulators.data();
-        accumulate(images, buffers, buffers.accumulators.data());
-    });
+    vgg::detail::parallel_ranges(batch, work_per_image,
+                                 [&](std::size_t thread, std::size_t threads, vgg::detail::range images) {
+                                     if (thread == 0)
+                                         used_threads = threads;
+                                     thread_buffers& buffers = this_thread_buffers();
+                                     buffers.accumulators.assign(size, 0.f);
+                                     partial[thread] = buffers.accumulators.data();
+                                     accumulate(images, buffers, buffers.accumulators.data());
+                                 });
     // Elements [begin, end) of the sums go to target[0, end - begin).
     const auto sum_partials = [&](std::size_t begin, std::size_t end, float* target) {
         std::copy(partial[0] + begin, partial[0] + end, target);
@@ -151,8 +155,8 @@ struct backward_pass {
     const float* weight;
     const conv_output_gradient& gradient;
     float* dx;
-    const float* adjoint = nullptr;                 ///< bf16: adjoint_kernels; Winograd: their transforms
-    const amx_adjoint_convolution* amx = nullptr;   ///< the input gradient on AMX
+    const float* adjoint = nullptr;               ///< bf16: adjoint_kernels; Winograd: their transforms
+    const amx_adjoint_convolution* amx = nullptr; ///< the input gradient on AMX
 };
 
 /// Image n's steps of a backward pass from its output gradient g: the weight and bias gradients
@@ -193,7 +197,8 @@ inline void backward_images(const backward_pass& pass, vgg::detail::range images
 {
     const conv3x3_dims& d = pass.d;
     const conv3x3_backward_plan& plan = pass.plan;
-    const std::size_t weight_tile = winograd_tile_of(plan.weight_gradient), input_tile = winograd_tile_of(plan.input_gradient);
+    const std::size_t weight_tile = winograd_tile_of(plan.weight_gradient),
+                      input_tile = winograd_tile_of(plan.input_gradient);
     float* columns = plan.needs_columns() ? vgg::detail::reserve(buffers.columns, d.columns_size()) : nullptr;
     const amx_weight_gradient_layout amx_layout{d.in_channels, d.out_channels, d.height, d.width};
     if (weight_tile)
@@ -214,9 +219,9 @@ inline void backward_images(const backward_pass& pass, vgg::detail::range images
             backward_image(pass, n, g, buffers, columns, acc);
         }
         if (weight_tile)
-            winograd_weight_gradient_of_group(d, weight_tile, n1 - n0, pass.x + n0 * d.in_size(), group_gradients, buffers,
-                                              n0 == images.begin ? gemm_update::overwrite : gemm_update::accumulate,
-                                              acc + d.weight_size());
+            winograd_weight_gradient_of_group(
+                d, weight_tile, n1 - n0, pass.x + n0 * d.in_size(), group_gradients, buffers,
+                n0 == images.begin ? gemm_update::overwrite : gemm_update::accumulate, acc + d.weight_size());
         if (input_tile)
             winograd_input_gradient(d, input_tile, n1 - n0, group_gradients, pass.adjoint, buffers.winograd,
                                     pass.dx + n0 * d.in_size());
@@ -238,15 +243,19 @@ inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const flo
                              const conv_output_gradient& gradient, float* dweight, float* dbias, float* dx)
 {
     require_precision(d.compute);
-    const conv3x3_backward_plan plan = plan_conv3x3_backward(d, batch, dweight != nullptr, dx != nullptr, gradient.pools());
+    const conv3x3_backward_plan plan =
+        plan_conv3x3_backward(d, batch, dweight != nullptr, dx != nullptr, gradient.pools());
     if (plan.weight_gradient == conv3x3_algorithm::none)
-        return plan.input_gradient == conv3x3_algorithm::none ? void() : detail::input_gradient_alone(d, batch, weight, gradient, dx);
+        return plan.input_gradient == conv3x3_algorithm::none
+                   ? void()
+                   : detail::input_gradient_alone(d, batch, weight, gradient, dx);
     if (plan.sums_pooling_windows)
-        return detail::sum_gradients_over_threads(d, batch, 2 * d.forward_operations(), dweight, dbias,
-                                                  [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
-            float* split = vgg::detail::reserve(buffers.columns, detail::split_columns_size(d.height, d.width));
-            direct_accumulate_pooled_gradients(d, x, gradient, images, split, acc, acc + d.weight_size());
-        });
+        return detail::sum_gradients_over_threads(
+            d, batch, 2 * d.forward_operations(), dweight, dbias,
+            [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
+                float* split = vgg::detail::reserve(buffers.columns, detail::split_columns_size(d.height, d.width));
+                direct_accumulate_pooled_gradients(d, x, gradient, images, split, acc, acc + d.weight_size());
+            });
     detail::backward_pass pass{d, plan, x, weight, gradient, dx};
     if (plan.input_gradient_by_winograd()) {
         pass.adjoint = winograd_adjoint_kernels(d, winograd_tile_of(plan.input_gradient), weight);
@@ -260,8 +269,8 @@ inline void conv3x3_backward(const conv3x3_dims& d, std::size_t batch, const flo
         pass.amx = &amx.emplace(d, pass.adjoint);
     detail::sum_gradients_over_threads(d, batch, 3 * d.forward_operations(), dweight, dbias,
                                        [&](vgg::detail::range images, thread_buffers& buffers, float* acc) {
-        detail::backward_images(pass, images, buffers, acc);
-    });
+                                           detail::backward_images(pass, images, buffers, acc);
+                                       });
 }
 
 } // namespace vgg::kernels

@@ -101,7 +101,8 @@ VGG_TARGET_AVX512_BF16 inline void convert_to_bf16(const float* source, std::siz
 {
     for (std::size_t i = 0; i < count; i += bf16_panel) {
         const __mmask16 lanes = first_lanes(count - i);
-        _mm256_mask_storeu_epi16(target + i, lanes, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lanes, source + i)));
+        _mm256_mask_storeu_epi16(target + i, lanes,
+                                 (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lanes, source + i)));
     }
 }
 
@@ -145,7 +146,8 @@ template <bool TwoRows, bool TwoGroups>
 VGG_TARGET_AMX void amx_conv3x3_block(const amx_conv3x3_layout& l, const std::uint16_t* a, const std::uint16_t* b,
                                       float (*c)[bf16_panel * bf16_panel])
 {
-    const std::size_t pixel_bytes = l.in_channels * sizeof(std::uint16_t), staged_row = l.staged_width() * l.in_channels;
+    const std::size_t pixel_bytes = l.in_channels * sizeof(std::uint16_t),
+                      staged_row = l.staged_width() * l.in_channels;
     const std::size_t steps = l.depth_steps(), groups = l.output_groups();
     constexpr std::size_t row_bytes = 64, result_row_bytes = bf16_panel * sizeof(float);
     zero_accumulators();
@@ -177,9 +179,9 @@ VGG_TARGET_AMX void amx_weight_gradient_block(const amx_weight_gradient_layout& 
         for (std::size_t x0 = 0; x0 < l.padded_width(); x0 += 2 * bf16_panel) {
             const std::uint16_t* a0 = a + y * l.row_width() + x0;
             const std::uint16_t* b0 = b + (y * pairs + x0 / 2) * 2 * out;
-            multiply_tiles<TwoChannelGroups, TwoOutputGroups>(a0, TwoChannelGroups ? a0 + bf16_panel * plane : a0,
-                                                              plane_bytes, b0,
-                                                              TwoOutputGroups ? b0 + 2 * bf16_panel : b0, pair_row_bytes);
+            multiply_tiles<TwoChannelGroups, TwoOutputGroups>(
+                a0, TwoChannelGroups ? a0 + bf16_panel * plane : a0, plane_bytes, b0,
+                TwoOutputGroups ? b0 + 2 * bf16_panel : b0, pair_row_bytes);
         }
     store_accumulators<TwoChannelGroups, TwoOutputGroups>(tiles);
 }
@@ -260,7 +262,8 @@ VGG_TARGET_AVX512_BF16 inline void stage_gradient(const amx_weight_gradient_layo
                 detail::load_transposed_16x16(g + o0 * plane + y * l.width + x0, plane, lanes, pixels);
                 __m512 sums = _mm512_loadu_ps(bias_gradient + o0);
                 for (std::size_t pair = 0; pair < bf16_panel / 2; ++pair) {
-                    const __m512 even = _mm512_castsi512_ps(pixels[2 * pair]), odd = _mm512_castsi512_ps(pixels[2 * pair + 1]);
+                    const __m512 even = _mm512_castsi512_ps(pixels[2 * pair]),
+                                 odd = _mm512_castsi512_ps(pixels[2 * pair + 1]);
                     _mm512_storeu_si512(pairs + ((y * l.padded_width() + x0) / 2 + pair) * 2 * out + 2 * o0,
                                         detail::to_bf16_pairs(even, odd));
                     sums = _mm512_add_ps(sums, _mm512_add_ps(even, odd));
@@ -323,7 +326,8 @@ VGG_TARGET_AVX512_BF16 inline void store_pooled_rows(const amx_conv3x3_layout& l
         __m512 best = _mm512_mask_blend_ps(bottom_wins, row_max, bottom_max);
         best = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ), best);
         const __m512i right_bottom = _mm512_add_epi32(two, _mm512_maskz_mov_epi32(right_wins >> 8, one));
-        const __m512i winner = _mm512_mask_mov_epi32(_mm512_maskz_mov_epi32(right_wins & 0xff, one), bottom_wins, right_bottom);
+        const __m512i winner =
+            _mm512_mask_mov_epi32(_mm512_maskz_mov_epi32(right_wins & 0xff, one), bottom_wins, right_bottom);
         const std::size_t at = (channel * pooled_height + y / 2) * pooled_width + x0 / 2;
         _mm512_mask_storeu_ps(output.pooled + at, windows, best);
         _mm512_mask_cvtepi32_storeu_epi8(output.argmax + at, windows, winner);
@@ -393,7 +397,8 @@ VGG_TARGET_AMX inline void amx_accumulate_weight_gradient(const amx_weight_gradi
                 float* c = sums + (tap * l.in_channels + cg * bf16_panel) * l.out_channels + og * bf16_panel;
                 detail::with_tile_flags(cg + 1 < channel_groups, og + 1 < output_groups,
                                         [&]<bool TwoChannelGroups, bool TwoOutputGroups>() {
-                                            detail::amx_weight_gradient_block<TwoChannelGroups, TwoOutputGroups>(l, a, b, c);
+                                            detail::amx_weight_gradient_block<TwoChannelGroups, TwoOutputGroups>(l, a,
+                                                                                                                 b, c);
                                         });
             }
     _tile_release();

@@ -38,31 +38,32 @@ void single_channel_weight_gradient(const float* padded, std::size_t height, std
     VGG_UNROLL
     for (std::size_t c = 0; c < Count; ++c)
         VGG_UNROLL
-        for (std::size_t k = 0; k < 9; ++k)
-            sums[c][k] = batch(0.f);
+    for (std::size_t k = 0; k < 9; ++k)
+        sums[c][k] = batch(0.f);
     for (std::size_t y = 0; y < height; ++y) {
-        const float* rows[3] = {padded + y * padded_width, padded + (y + 1) * padded_width, padded + (y + 2) * padded_width};
+        const float* rows[3] = {padded + y * padded_width, padded + (y + 1) * padded_width,
+                                padded + (y + 2) * padded_width};
         std::size_t x = 0;
         for (; x + lanes <= width; x += lanes)
             VGG_UNROLL
-            for (std::size_t c = 0; c < Count; ++c) {
-                const batch g = batch::load_unaligned(gradient + (first + c) * pixels + y * width + x);
-                VGG_UNROLL
-                for (std::size_t k = 0; k < 9; ++k)
-                    sums[c][k] = fused_multiply_add(g, batch::load_unaligned(rows[k / 3] + x + k % 3), sums[c][k]);
-            }
+        for (std::size_t c = 0; c < Count; ++c) {
+            const batch g = batch::load_unaligned(gradient + (first + c) * pixels + y * width + x);
+            VGG_UNROLL
+            for (std::size_t k = 0; k < 9; ++k)
+                sums[c][k] = fused_multiply_add(g, batch::load_unaligned(rows[k / 3] + x + k % 3), sums[c][k]);
+        }
         for (; x < width; ++x)
             VGG_UNROLL
-            for (std::size_t c = 0; c < Count; ++c)
-                VGG_UNROLL
-                for (std::size_t k = 0; k < 9; ++k)
-                    tail[c][k] += gradient[(first + c) * pixels + y * width + x] * rows[k / 3][x + k % 3];
+        for (std::size_t c = 0; c < Count; ++c)
+            VGG_UNROLL
+        for (std::size_t k = 0; k < 9; ++k)
+            tail[c][k] += gradient[(first + c) * pixels + y * width + x] * rows[k / 3][x + k % 3];
     }
     VGG_UNROLL
     for (std::size_t c = 0; c < Count; ++c)
         VGG_UNROLL
-        for (std::size_t k = 0; k < 9; ++k)
-            dweight[(first + c) * 9 + k] += xsimd::hadd(sums[c][k]) + tail[c][k];
+    for (std::size_t k = 0; k < 9; ++k)
+        dweight[(first + c) * 9 + k] += xsimd::hadd(sums[c][k]) + tail[c][k];
 }
 
 } // namespace detail
@@ -79,7 +80,8 @@ inline void conv3x3_single_channel(const float* image, std::size_t height, std::
     const std::size_t padded_width = width + 2, pixels = height * width;
     detail::pad_single_channel(image, height, width, padded);
     for (std::size_t y = 0; y < height; ++y) {
-        const float* rows[3] = {padded + y * padded_width, padded + (y + 1) * padded_width, padded + (y + 2) * padded_width};
+        const float* rows[3] = {padded + y * padded_width, padded + (y + 1) * padded_width,
+                                padded + (y + 2) * padded_width};
         std::size_t x = 0;
         for (; x + lanes <= width; x += lanes) {
             batch in[9];
@@ -203,12 +205,12 @@ inline void conv3x3_single_channel_relu_pool(const float* image, std::size_t hei
                 VGG_UNROLL
                 for (std::size_t a = 0; a < 2; ++a)
                     VGG_UNROLL
-                    for (std::size_t b = 0; b < 2; ++b) {
-                        sum[a][b] = float_batch(bias[o]);
-                        VGG_UNROLL
-                        for (std::size_t k = 0; k < 9; ++k)
-                            sum[a][b] = fused_multiply_add(in.at[a + k / 3][b + k % 3], float_batch(w[k]), sum[a][b]);
-                    }
+                for (std::size_t b = 0; b < 2; ++b) {
+                    sum[a][b] = float_batch(bias[o]);
+                    VGG_UNROLL
+                    for (std::size_t k = 0; k < 9; ++k)
+                        sum[a][b] = fused_multiply_add(in.at[a + k / 3][b + k % 3], float_batch(w[k]), sum[a][b]);
+                }
                 float_batch winner;
                 const float_batch best = max_of_windows(sum[0][0], sum[0][1], sum[1][0], sum[1][1], winner);
                 store_first(xsimd::select(best < zero, zero, best), pooled + o * plane + at, count);
@@ -238,19 +240,19 @@ inline void conv3x3_single_channel_relu_pool_weight_gradient(const float* image,
             for (std::size_t j = 0; j < pooled_width; j += lanes) {
                 const detail::pooling_window_inputs in(split, height, width, i, j);
                 const std::size_t count = pooled_width - j, at = o * plane + i * pooled_width + j;
-                const float_batch gradient = xsimd::select(load_first(pooled + at, count) > zero,
-                                                           load_first(dpooled + at, count), zero);
+                const float_batch gradient =
+                    xsimd::select(load_first(pooled + at, count) > zero, load_first(dpooled + at, count), zero);
                 const float_batch winner = detail::load_winners(argmax + at, count);
                 bias_sum += gradient;
                 VGG_UNROLL
                 for (std::size_t a = 0; a < 2; ++a)
                     VGG_UNROLL
-                    for (std::size_t b = 0; b < 2; ++b) {
-                        const float_batch routed = xsimd::select(winner == float_batch(float(2 * a + b)), gradient, zero);
-                        VGG_UNROLL
-                        for (std::size_t k = 0; k < 9; ++k)
-                            sums[k] = fused_multiply_add(routed, in.at[a + k / 3][b + k % 3], sums[k]);
-                    }
+                for (std::size_t b = 0; b < 2; ++b) {
+                    const float_batch routed = xsimd::select(winner == float_batch(float(2 * a + b)), gradient, zero);
+                    VGG_UNROLL
+                    for (std::size_t k = 0; k < 9; ++k)
+                        sums[k] = fused_multiply_add(routed, in.at[a + k / 3][b + k % 3], sums[k]);
+                }
             }
         VGG_UNROLL
         for (std::size_t k = 0; k < 9; ++k)

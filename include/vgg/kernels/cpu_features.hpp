@@ -57,7 +57,7 @@ inline cpu_report ask_cpu()
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) // no OSXSAVE: no XGETBV
         return report;
     const unsigned long long xcr0 = extended_control_register();
-    const bool os_saves_zmm = (xcr0 & 0xE6) == 0xE6;       // SSE, AVX, opmask and both ZMM halves
+    const bool os_saves_zmm = (xcr0 & 0xE6) == 0xE6;         // SSE, AVX, opmask and both ZMM halves
     const bool os_saves_tiles = (xcr0 & 0x60000) == 0x60000; // tile configuration and data
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
         return report;

@@ -32,7 +32,8 @@ inline const_matrix_view view(const float* data, std::size_t rows, std::size_t c
 /// operand block (gemm_depth_block x gemm_column_block, at most 512 KB) in L2, which is 1 MiB
 /// per core on Zen 4 and 2 MiB on Intel's recent server cores.
 inline constexpr std::size_t gemm_depth_block = 256;
-inline constexpr std::size_t gemm_column_block = (512 * 1024 / sizeof(float) / gemm_depth_block) / micro_columns * micro_columns;
+inline constexpr std::size_t gemm_column_block =
+    (512 * 1024 / sizeof(float) / gemm_depth_block) / micro_columns * micro_columns;
 inline constexpr std::size_t gemm_row_block = 16 * micro_rows;
 
 namespace detail {
@@ -77,8 +78,8 @@ inline void pack_left(matrix_operand a, std::size_t rows, std::size_t depth, flo
         else
             for (std::size_t p = 0; p < depth; ++p)
                 VGG_UNROLL
-                for (std::size_t r = 0; r < micro_rows; ++r)
-                    packed[p * micro_rows + r] = r < count ? a(r0 + r, p) : 0.f;
+        for (std::size_t r = 0; r < micro_rows; ++r)
+            packed[p * micro_rows + r] = r < count ? a(r0 + r, p) : 0.f;
     }
 }
 
@@ -137,7 +138,8 @@ inline void gemm_packed_tile(std::size_t depth, const float* a, const float* b, 
     if (rows == micro_rows && columns == micro_columns)
         return gemm_tile<micro_rows, micro_vectors>(depth, {a, micro_rows, b, micro_columns, c, ldc, accumulate});
     alignas(64) float tile[micro_rows * micro_columns];
-    gemm_row_block<micro_rows>(depth, whole_batches(columns), {a, micro_rows, b, micro_columns, tile, micro_columns, false});
+    gemm_row_block<micro_rows>(depth, whole_batches(columns),
+                               {a, micro_rows, b, micro_columns, tile, micro_columns, false});
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t j = 0; j < columns; ++j)
             c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.f) + tile[r * micro_columns + j];
@@ -157,8 +159,8 @@ inline void require_precision(precision compute)
 /// columns), or c += a * b, in fp32 or with bf16 products (gemm_bf16 on the best kernel).
 /// Single-threaded: callers split the work between threads. Operands are packed per cache block
 /// into per-thread buffers, so any strides run at the micro-kernel's speed.
-inline void gemm(std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b,
-                 float* c, std::size_t ldc, gemm_update update, precision compute = precision::fp32)
+inline void gemm(std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a, matrix_operand b, float* c,
+                 std::size_t ldc, gemm_update update, precision compute = precision::fp32)
 {
     if (compute == precision::bf16)
         return gemm_bf16(best_bf16_kernel(), rows, columns, depth, a, b, c, ldc, update);

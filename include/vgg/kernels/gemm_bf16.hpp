@@ -184,8 +184,8 @@ VGG_TARGET_AVX512_BF16 void dpbf16_tile(std::size_t blocks, const std::uint16_t*
     VGG_UNROLL
     for (std::size_t r = 0; r < dpbf16_rows; ++r)
         VGG_UNROLL
-        for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v] = _mm512_setzero_ps();
+    for (std::size_t v = 0; v < Vectors; ++v)
+        sum[r][v] = _mm512_setzero_ps();
     for (std::size_t k = 0; k < blocks; ++k)
         for (std::size_t q = 0; q < bf16_depth_step / 2; ++q) {
             const std::uint16_t* right_pairs = b + k * bf16_block + q * 2 * bf16_panel;
@@ -207,10 +207,10 @@ VGG_TARGET_AVX512_BF16 void dpbf16_tile(std::size_t blocks, const std::uint16_t*
     VGG_UNROLL
     for (std::size_t r = 0; r < dpbf16_rows; ++r)
         VGG_UNROLL
-        for (std::size_t v = 0; v < Vectors; ++v) {
-            float* out = c + r * ldc + v * bf16_panel;
-            _mm512_storeu_ps(out, accumulate ? _mm512_add_ps(sum[r][v], _mm512_loadu_ps(out)) : sum[r][v]);
-        }
+    for (std::size_t v = 0; v < Vectors; ++v) {
+        float* out = c + r * ldc + v * bf16_panel;
+        _mm512_storeu_ps(out, accumulate ? _mm512_add_ps(sum[r][v], _mm512_loadu_ps(out)) : sum[r][v]);
+    }
 }
 
 template <std::size_t Vectors>
@@ -295,14 +295,16 @@ VGG_TARGET_AMX void gemm_bf16_blocks(bf16_kernel kernel, std::size_t rows, std::
 /// rounded to bf16 on the way; b is a matrix_operand or an image_columns. Single-threaded, like
 /// gemm(). Throws std::runtime_error where the kernel cannot run (check bf16_kernel_runs before
 /// entering a parallel region).
+// clang-format off
 template <class Right>
     requires std::same_as<Right, matrix_operand> || std::same_as<Right, image_columns>
 void gemm_bf16(bf16_kernel kernel, std::size_t rows, std::size_t columns, std::size_t depth, matrix_operand a,
                const Right& b, float* c, std::size_t ldc, gemm_update update)
+// clang-format on
 {
     if (!bf16_kernel_runs(kernel))
-        throw std::runtime_error("the " + std::string(to_string(kernel)) + " kernel cannot run: " +
-                                 bf16_kernel_missing(kernel));
+        throw std::runtime_error("the " + std::string(to_string(kernel)) +
+                                 " kernel cannot run: " + bf16_kernel_missing(kernel));
     if (depth == 0)
         return empty_product(rows, columns, c, ldc, update);
 #if defined(__x86_64__)

@@ -48,8 +48,8 @@ void gemm_tile(std::size_t depth, const gemm_operands& m)
     VGG_UNROLL
     for (std::size_t r = 0; r < Rows; ++r)
         VGG_UNROLL
-        for (std::size_t v = 0; v < Vectors; ++v)
-            sum[r][v] = float_batch(0.f);
+    for (std::size_t v = 0; v < Vectors; ++v)
+        sum[r][v] = float_batch(0.f);
     for (std::size_t p = 0; p < depth; ++p) {
         float_batch row[Vectors];
         VGG_UNROLL
@@ -66,10 +66,10 @@ void gemm_tile(std::size_t depth, const gemm_operands& m)
     VGG_UNROLL
     for (std::size_t r = 0; r < Rows; ++r)
         VGG_UNROLL
-        for (std::size_t v = 0; v < Vectors; ++v) {
-            float* c = m.c + r * m.ldc + v * lanes;
-            (m.accumulate ? sum[r][v] + float_batch::load_unaligned(c) : sum[r][v]).store_unaligned(c);
-        }
+    for (std::size_t v = 0; v < Vectors; ++v) {
+        float* c = m.c + r * m.ldc + v * lanes;
+        (m.accumulate ? sum[r][v] + float_batch::load_unaligned(c) : sum[r][v]).store_unaligned(c);
+    }
 }
 
 /// Rows rows of c, columns a multiple of the SIMD width: whole register tiles, then one
@@ -136,7 +136,8 @@ inline void gemm_panels(std::size_t rows, std::size_t depth, std::size_t columns
 {
     if (order == panel_order::whole_panels) {
         for (std::size_t r = 0; r < rows; r += micro_rows)
-            detail::gemm_row_block<micro_rows>(depth, columns, {a + r * depth, micro_rows, b, b_step, c + r * ldc, ldc, false});
+            detail::gemm_row_block<micro_rows>(depth, columns,
+                                               {a + r * depth, micro_rows, b, b_step, c + r * ldc, ldc, false});
         return;
     }
     for (std::size_t p0 = 0; p0 < depth; p0 += panel_depth_block) {
@@ -144,8 +145,9 @@ inline void gemm_panels(std::size_t rows, std::size_t depth, std::size_t columns
         for (std::size_t j = 0; j < columns; j += micro_columns) {
             const std::size_t width = std::min(micro_columns, columns - j);
             for (std::size_t r = 0; r < rows; r += micro_rows)
-                detail::gemm_row_block<micro_rows>(steps, width, {a + r * depth + p0 * micro_rows, micro_rows,
-                                                                  b + p0 * b_step + j, b_step, c + r * ldc + j, ldc, p0 > 0});
+                detail::gemm_row_block<micro_rows>(steps, width,
+                                                   {a + r * depth + p0 * micro_rows, micro_rows, b + p0 * b_step + j,
+                                                    b_step, c + r * ldc + j, ldc, p0 > 0});
         }
     }
 }

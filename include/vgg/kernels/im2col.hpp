@@ -8,8 +8,7 @@ namespace vgg::kernels {
 /// Unfolds one C x H x W image for a 3x3, stride-1, pad-1 convolution into a
 /// (C*9) x (H*W) column matrix: row (c*3 + ky)*3 + kx, column y*W + x holds
 /// image[c][y + ky - 1][x + kx - 1], or 0 outside the image.
-inline void im2col_3x3(const float* image, std::size_t channels, std::size_t height, std::size_t width,
-                       float* columns)
+inline void im2col_3x3(const float* image, std::size_t channels, std::size_t height, std::size_t width, float* columns)
 {
     for (std::size_t c = 0; c < channels; ++c)
         for (std::size_t ky = 0; ky < 3; ++ky)
@@ -35,8 +34,7 @@ inline void im2col_3x3(const float* image, std::size_t channels, std::size_t hei
 
 /// The adjoint of im2col_3x3: adds every column entry back onto the image pixel it came from.
 /// `image` is overwritten.
-inline void col2im_3x3(const float* columns, std::size_t channels, std::size_t height, std::size_t width,
-                       float* image)
+inline void col2im_3x3(const float* columns, std::size_t channels, std::size_t height, std::size_t width, float* image)
 {
     std::fill(image, image + channels * height * width, 0.f);
     for (std::size_t c = 0; c < channels; ++c)

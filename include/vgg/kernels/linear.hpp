@@ -50,26 +50,26 @@ void linear_dot_block(std::size_t in, std::size_t out, const float* x, const flo
         VGG_UNROLL
         for (std::size_t f = 0; f < Features; ++f)
             VGG_UNROLL
-            for (std::size_t s = 0; s < Samples; ++s)
-                sums[f][s][chain] = fused_multiply_add(w[f], v[s], sums[f][s][chain]);
+        for (std::size_t s = 0; s < Samples; ++s)
+            sums[f][s][chain] = fused_multiply_add(w[f], v[s], sums[f][s][chain]);
     };
     std::size_t p = 0;
     for (; p + chains * lanes <= in; p += chains * lanes)
         VGG_UNROLL
-        for (std::size_t c = 0; c < chains; ++c)
-            step(p + c * lanes, c);
+    for (std::size_t c = 0; c < chains; ++c)
+        step(p + c * lanes, c);
     for (; p + lanes <= in; p += lanes)
         step(p, 0);
     VGG_UNROLL
     for (std::size_t f = 0; f < Features; ++f)
         VGG_UNROLL
-        for (std::size_t s = 0; s < Samples; ++s) {
-            const auto& partial = sums[f][s];
-            float total = xsimd::hadd((partial[0] + partial[1]) + (partial[2] + partial[3]));
-            for (std::size_t q = p; q < in; ++q)
-                total += value(weight[(j + f) * in + q]) * value(x[(b + s) * in + q]);
-            y[(b + s) * out + j + f] += total;
-        }
+    for (std::size_t s = 0; s < Samples; ++s) {
+        const auto& partial = sums[f][s];
+        float total = xsimd::hadd((partial[0] + partial[1]) + (partial[2] + partial[3]));
+        for (std::size_t q = p; q < in; ++q)
+            total += value(weight[(j + f) * in + q]) * value(x[(b + s) * in + q]);
+        y[(b + s) * out + j + f] += total;
+    }
 }
 
 /// Features of the register block of linear_dot_products, and its most samples: 2 x 2 dot
@@ -87,15 +87,17 @@ template <bool RoundToBf16, std::size_t Features>
 void linear_dot_samples(std::size_t samples, std::size_t in, std::size_t out, const float* x, const float* weight,
                         std::size_t j, std::size_t b, float* y)
 {
+    // clang-format off
     [&]<std::size_t... S>(std::index_sequence<S...>) {
         ((samples == S + 1 ? linear_dot_block<RoundToBf16, Features, S + 1>(in, out, x, weight, j, b, y) : void()), ...);
     }(std::make_index_sequence<linear_block_samples>{});
+    // clang-format on
 }
 
 /// linear_dot_products with blocks of Block features (the last few one at a time).
 template <bool RoundToBf16, std::size_t Block>
-void linear_dot_feature_blocks(std::size_t batch, std::size_t in, std::size_t out, const float* x,
-                               const float* weight, vgg::detail::range features, float* y)
+void linear_dot_feature_blocks(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
+                               vgg::detail::range features, float* y)
 {
     for (std::size_t j = features.begin; j < features.end;) {
         const bool whole = features.end - j >= Block;
@@ -120,8 +122,8 @@ void linear_dot_products(std::size_t batch, std::size_t in, std::size_t out, con
                          vgg::detail::range features, float* y)
 {
     if (batch == 1)
-        linear_dot_feature_blocks<RoundToBf16, linear_single_sample_block_features>(batch, in, out, x, weight,
-                                                                                   features, y);
+        linear_dot_feature_blocks<RoundToBf16, linear_single_sample_block_features>(batch, in, out, x, weight, features,
+                                                                                    y);
     else
         linear_dot_feature_blocks<RoundToBf16, linear_block_features>(batch, in, out, x, weight, features, y);
 }
@@ -153,8 +155,7 @@ inline constexpr std::size_t linear_rows_at_a_time = 8;
 /// prefetched at the same features, so their streams are under way when the next block reads them.
 template <bool RoundToBf16, std::size_t Rows>
 void linear_rows_block(std::size_t batch, std::size_t in, std::size_t out, const float* x, const float* weight,
-                       const std::uint32_t* rows, const std::uint32_t* next_rows, vgg::detail::range features,
-                       float* y)
+                       const std::uint32_t* rows, const std::uint32_t* next_rows, vgg::detail::range features, float* y)
 {
     const auto value = [](float v) { return RoundToBf16 ? kernels::round_to_bf16(v) : v; };
     constexpr std::size_t lanes = float_batch::size;
@@ -230,25 +231,25 @@ inline void linear_forward(std::size_t batch, std::size_t in, std::size_t out, c
         // Fixed shares of whole SIMD batches: a row's share is long enough to stream from memory,
         // and fixed halves beat pieces taken as threads finish.
         constexpr std::size_t lanes = float_batch::size;
-        vgg::detail::parallel_ranges(whole_batches(out) / lanes, 2 * batch * rows.size() * lanes,
-                                     [&](std::size_t, std::size_t, vgg::detail::range batches) {
-                                         const vgg::detail::range features{batches.begin * lanes,
-                                                                           std::min(batches.end * lanes, out)};
-                                         if (features.size() == 0)
-                                             return;
-                                         start_from_bias(features);
-                                         compute == precision::bf16
-                                             ? detail::linear_rows_forward<true>(batch, in, out, x, weight, rows, features, y)
-                                             : detail::linear_rows_forward<false>(batch, in, out, x, weight, rows, features, y);
-                                     });
+        vgg::detail::parallel_ranges(
+            whole_batches(out) / lanes, 2 * batch * rows.size() * lanes,
+            [&](std::size_t, std::size_t, vgg::detail::range batches) {
+                const vgg::detail::range features{batches.begin * lanes, std::min(batches.end * lanes, out)};
+                if (features.size() == 0)
+                    return;
+                start_from_bias(features);
+                compute == precision::bf16
+                    ? detail::linear_rows_forward<true>(batch, in, out, x, weight, rows, features, y)
+                    : detail::linear_rows_forward<false>(batch, in, out, x, weight, rows, features, y);
+            });
         return;
     }
     vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
         if (features.size() == 0)
             return;
         start_from_bias(features);
-        gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin, out),
-             y + features.begin, out, gemm_update::accumulate, compute);
+        gemm(batch, features.size(), in, row_major(x, in), row_major(weight + features.begin, out), y + features.begin,
+             out, gemm_update::accumulate, compute);
     });
 }
 
@@ -263,13 +264,14 @@ inline void linear_backward(std::size_t batch, std::size_t in, std::size_t out, 
     Eigen::Map<Eigen::RowVectorXf> db(dbias, dweight ? static_cast<Eigen::Index>(out) : 0);
     if (dweight)
         vgg::detail::parallel_ranges(out, 2 * batch * in, [&](std::size_t, std::size_t, vgg::detail::range features) {
-        if (features.size() == 0)
-            return;
-        gemm(in, features.size(), batch, row_major(x, in).transposed(), row_major(dy + features.begin, out),
-             dweight + features.begin, out, gemm_update::overwrite, compute);
-        const auto begin = static_cast<Eigen::Index>(features.begin), count = static_cast<Eigen::Index>(features.size());
-        db.segment(begin, count) = G.middleCols(begin, count).colwise().sum();
-    });
+            if (features.size() == 0)
+                return;
+            gemm(in, features.size(), batch, row_major(x, in).transposed(), row_major(dy + features.begin, out),
+                 dweight + features.begin, out, gemm_update::overwrite, compute);
+            const auto begin = static_cast<Eigen::Index>(features.begin),
+                       count = static_cast<Eigen::Index>(features.size());
+            db.segment(begin, count) = G.middleCols(begin, count).colwise().sum();
+        });
     if (!dx)
         return;
     if (batch <= linear_small_batch && compute == precision::fp32) {

@@ -23,8 +23,8 @@ inline float max_of_window(float a, float b, float c, float d, std::uint8_t& win
 }
 
 /// max_of_window for a batch of windows, the winners as floats 0 to 3, bit for bit the same.
-inline float_batch max_of_windows(const float_batch& a, const float_batch& b, const float_batch& c, const float_batch& d,
-                                  float_batch& winner)
+inline float_batch max_of_windows(const float_batch& a, const float_batch& b, const float_batch& c,
+                                  const float_batch& d, float_batch& winner)
 {
     const auto beats = [](const float_batch& challenger, const float_batch& holder) {
         return (challenger > holder) || xsimd::isnan(challenger);
@@ -58,7 +58,8 @@ inline float_batch load_winners(const std::uint8_t* from, std::size_t count)
 {
     count = std::min(count, float_batch::size);
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
-    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << count) - 1), from)));
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << count) - 1), from)));
 #else
     alignas(64) float lanes[float_batch::size] = {};
     for (std::size_t i = 0; i < count; ++i)
@@ -131,8 +132,10 @@ inline void maxpool2x2_planes_backward(std::size_t first, std::size_t last, std:
                 float* top_out = count == lanes ? top + 2 * j : scratch[0];
                 float* bottom_out = count == lanes ? bottom + 2 * j : scratch[1];
                 for (const std::size_t half : {0, 1}) {
-                    const auto spread = half == 0 ? xsimd::swizzle(gradient, first_half) : xsimd::swizzle(gradient, second_half);
-                    const auto won = half == 0 ? xsimd::swizzle(winner, first_half) : xsimd::swizzle(winner, second_half);
+                    const auto spread =
+                        half == 0 ? xsimd::swizzle(gradient, first_half) : xsimd::swizzle(gradient, second_half);
+                    const auto won =
+                        half == 0 ? xsimd::swizzle(winner, first_half) : xsimd::swizzle(winner, second_half);
                     xsimd::select(won == column, spread, zero).store_unaligned(top_out + half * lanes);
                     xsimd::select(won == column + below, spread, zero).store_unaligned(bottom_out + half * lanes);
                 }

@@ -17,7 +17,7 @@
 // inlined: a false positive, silenced around the functions that use them.
 #if defined(__GNUC__) && !defined(__clang__)
 #define VGG_UNDEFINED_VECTOR_WARNINGS_OFF                                                                              \
-    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")                      \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")                         \
         _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
 #define VGG_UNDEFINED_VECTOR_WARNINGS_ON _Pragma("GCC diagnostic pop")
 #else
@@ -106,11 +106,13 @@ inline float_batch round_to_bf16(const float_batch& value)
     const bits_batch high_half(static_cast<std::int32_t>(0xffff0000u));
     // The last kept bit by a compare, not a shift: GCC 12's AVX-512 shift intrinsics warn of an
     // uninitialized value in the including program.
-    const auto last_kept_bit = xsimd::select((bits & bits_batch(0x10000)) != bits_batch(0), bits_batch(1), bits_batch(0));
+    const auto last_kept_bit =
+        xsimd::select((bits & bits_batch(0x10000)) != bits_batch(0), bits_batch(1), bits_batch(0));
     const auto rounded = (bits + bits_batch(0x7fff) + last_kept_bit) & high_half;
-    auto result = xsimd::select(magnitude > bits_batch(0x7f800000), (bits | bits_batch(0x00400000)) & high_half, rounded);
-    result = xsimd::select(magnitude < bits_batch(0x00800000), bits & bits_batch(static_cast<std::int32_t>(0x80000000u)),
-                           result);
+    auto result =
+        xsimd::select(magnitude > bits_batch(0x7f800000), (bits | bits_batch(0x00400000)) & high_half, rounded);
+    result = xsimd::select(magnitude < bits_batch(0x00800000),
+                           bits & bits_batch(static_cast<std::int32_t>(0x80000000u)), result);
     return xsimd::bitwise_cast<float_batch>(result);
 }
 
@@ -165,10 +167,12 @@ template <std::size_t Ways, std::size_t Shift>
 float_batch select_blocks(const float_batch (&batches)[Ways])
 {
     float_batch result = batches[Shift % Ways];
+    // clang-format off
     [&]<std::size_t... B>(std::index_sequence<B...>) {
         ((result = select_lanes<in_block<Ways, B + 1>>(batches[(B + 1 + Shift) % Ways], result)),
          ...);
     }(std::make_index_sequence<Ways - 1>{});
+    // clang-format on
     return result;
 }
 
@@ -176,9 +180,11 @@ template <template <std::size_t, std::size_t> class Permutation, std::size_t Way
 void permute_each(const float_batch (&from)[Ways], float_batch (&to)[Ways])
 {
     using index_batch = xsimd::batch<std::uint32_t>;
+    // clang-format off
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         ((to[I] = xsimd::swizzle(from[I], xsimd::make_batch_constant<index_batch, Permutation<Ways, I>>())), ...);
     }(std::make_index_sequence<Ways>{});
+    // clang-format on
 }
 
 // A permutation of each batch, batch R of the result gathered blockwise by select_blocks<Ways, R>,
@@ -190,9 +196,11 @@ void permute_select_permute(const float_batch (&from)[Ways], float_batch (&to)[W
     static_assert(float_batch::size % Ways == 0, "(de)interleave: the ways must divide the SIMD width");
     float_batch permuted[Ways], selected[Ways];
     permute_each<Before>(from, permuted);
+    // clang-format off
     [&]<std::size_t... R>(std::index_sequence<R...>) {
         ((selected[R] = select_blocks<Ways, R>(permuted)), ...);
     }(std::make_index_sequence<Ways>{});
+    // clang-format on
     permute_each<After>(selected, to);
 }
 } // namespace detail
@@ -218,8 +226,8 @@ void interleave(const float_batch (&ways)[Ways], float_batch (&interleaved)[Ways
 #if defined(__x86_64__)
 namespace detail {
 /// Transposes 16 x 16 32-bit values held as 16 AVX-512 vectors: r[i][j] becomes r[j][i], in 64
-/// shuffles (the generic transpose below takes twice as many permutes and some blends). Compiled for AVX-512 whatever the
-/// program is compiled for: the bf16 kernels call it from their own AVX-512 functions.
+/// shuffles (the generic transpose below takes twice as many permutes and some blends). Compiled for AVX-512 whatever
+/// the program is compiled for: the bf16 kernels call it from their own AVX-512 functions.
 __attribute__((target("avx512f"))) inline void transpose_16x16(__m512i r[16])
 {
     __m512i t[16];

@@ -73,7 +73,8 @@ bool winograd_kernels_streamed(std::size_t from, std::size_t to)
 template <std::size_t Tile>
 std::size_t winograd_chunk_tiles(std::size_t from, std::size_t to)
 {
-    return winograd_kernels_streamed<Tile>(from, to) ? winograd_streaming_chunk_tiles : winograd_forward_chunk_tiles<Tile>;
+    return winograd_kernels_streamed<Tile>(from, to) ? winograd_streaming_chunk_tiles
+                                                     : winograd_forward_chunk_tiles<Tile>;
 }
 
 /// Transforms 3x3 kernels weight[out][in][3][3] into the (Tile + 2)^2 matrices the Winograd
@@ -162,7 +163,8 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
     using transforms = detail::winograd_transforms<Tile>;
     const std::size_t tiles_x = width / Tile, tiles_y = height / Tile, image_size = in_channels * height * width;
     const std::size_t panel_rows = winograd_panel_rows(out_channels), rows = winograd_panel_rows(targets.size());
-    const std::size_t chunk_rows = std::max<std::size_t>(winograd_chunk_tiles<Tile>(in_channels, out_channels) / tiles_x, 1);
+    const std::size_t chunk_rows =
+        std::max<std::size_t>(winograd_chunk_tiles<Tile>(in_channels, out_channels) / tiles_x, 1);
     const panel_order order = winograd_kernels_streamed<Tile>(in_channels, out_channels) ? panel_order::whole_panels
                                                                                          : panel_order::depth_blocks;
     // Tiles per chunk (of this call's rows: one image's 49 tiles must not take a 112-tile
@@ -209,7 +211,8 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
             float* transformed = tiles + c * stride;
             for (std::size_t t = 0; t < chunk_end; t += lanes)
                 detail::transform_square<window, window>(
-                    [&](std::size_t xi) { return float_batch::load_aligned(windows + xi * stride + t); }, transforms::input,
+                    [&](std::size_t xi) { return float_batch::load_aligned(windows + xi * stride + t); },
+                    transforms::input,
                     [&](std::size_t xi, const float_batch& v) { v.store_aligned(transformed + xi * tiles_step + t); });
         }
 
@@ -225,7 +228,8 @@ void winograd_conv3x3_rows(std::size_t in_channels, std::size_t out_channels, st
             for (std::size_t t = 0; t < chunk_end; t += lanes)
                 detail::transform_square<window, Tile>(
                     [&](std::size_t xi) { return float_batch::load_aligned(product + xi * products_step + t); },
-                    transforms::output, [&](std::size_t p, const float_batch& y) { (y + b).store_aligned(outputs + p * stride + t); });
+                    transforms::output,
+                    [&](std::size_t p, const float_batch& y) { (y + b).store_aligned(outputs + p * stride + t); });
             for (std::size_t g = g0; g < g1; ++g)
                 epilogue(g / tiles_y, k, g % tiles_y, tile_row_outputs{outputs + (g - g0) * tiles_x, stride, Tile});
         }

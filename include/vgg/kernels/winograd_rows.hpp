@@ -39,13 +39,17 @@ namespace detail {
 inline float_batch shift_in_first(const float_batch& values, float first)
 {
     struct previous_lane {
-        static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t lanes) { return (lane + lanes - 1) % lanes; }
+        static constexpr std::uint32_t get(std::uint32_t lane, std::uint32_t lanes)
+        {
+            return (lane + lanes - 1) % lanes;
+        }
     };
     struct first_lane {
         static constexpr bool get(std::size_t lane, std::size_t) { return lane == 0; }
     };
-    return select_lanes<first_lane>(float_batch(first),
-                                    xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, previous_lane>()));
+    return select_lanes<first_lane>(
+        float_batch(first),
+        xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, previous_lane>()));
 }
 
 /// `values` moved down one lane, `last` in the last lane.
@@ -57,8 +61,9 @@ inline float_batch shift_in_last(const float_batch& values, float last)
     struct last_lane {
         static constexpr bool get(std::size_t lane, std::size_t lanes) { return lane + 1 == lanes; }
     };
-    return select_lanes<last_lane>(float_batch(last),
-                                   xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, next_lane>()));
+    return select_lanes<last_lane>(
+        float_batch(last),
+        xsimd::swizzle(values, xsimd::make_batch_constant<xsimd::batch<std::uint32_t>, next_lane>()));
 }
 
 } // namespace detail

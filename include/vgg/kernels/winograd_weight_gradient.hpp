@@ -25,6 +25,11 @@ inline constexpr std::size_t winograd_streamed_gradient_chunk_tiles = 128;
 
 namespace detail {
 
+/// The channels and sides of a convolution, as the weight gradient's staging reads them.
+struct conv_sizes {
+    std::size_t in_channels, out_channels, height, width;
+};
+
 // Copies rows `rows` of `channels` planes of height x width to channels-last order: pixel (y, x)
 // of plane c goes to target[(y - rows.begin) * row + x * pixel + c], with pixel >=
 // whole_batches(channels) (the channels past the last are written as zero). Squares of a batch
@@ -47,15 +52,16 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
                 float_batch square[lanes];
                 VGG_UNROLL
                 for (std::size_t c = 0; c < lanes; ++c)
-                    square[c] = c < count ? float_batch::load_unaligned(source + c * height * width + x) : float_batch(0.f);
+                    square[c] =
+                        c < count ? float_batch::load_unaligned(source + c * height * width + x) : float_batch(0.f);
                 transpose(square);
                 VGG_UNROLL
                 for (std::size_t p = 0; p < lanes; ++p)
                     square[p].store_unaligned(to + (x + p) * pixel);
                 if (plane_sums)
                     VGG_UNROLL
-                    for (std::size_t p = 0; p < lanes; ++p)
-                        sums += square[p];
+                for (std::size_t p = 0; p < lanes; ++p)
+                    sums += square[p];
             }
             for (; x < width; ++x) {
                 alignas(64) float values[lanes] = {};
@@ -72,6 +78,33 @@ inline void copy_channels_last(const float* planes, std::size_t channels, std::s
                     plane_sums[c0 + c] += totals[c];
             }
         }
+}
+
+/// Copies tile row ty of one image and its output gradient channels-last, as the weight gradient
+/// transforms them: the windows' rows into image_band (padded row r of the band is image row
+/// Tile * ty + r - 1, zero above and below the image and in the border columns; rows of
+/// (width + 2) x whole_batches(in_channels) floats) and the gradient's Tile rows into
+/// gradient_band (rows of width x whole_batches(out_channels)), adding their sums to bias_sums.
+template <std::size_t Tile>
+void stage_band(const conv_sizes& d, const float* image, const float* gradient, std::size_t ty, float* image_band,
+                float* gradient_band, float* bias_sums)
+{
+    const std::size_t in_padded = whole_batches(d.in_channels), out_padded = whole_batches(d.out_channels);
+    const std::size_t row = (d.width + 2) * in_padded;
+    VGG_UNROLL
+    for (std::size_t r = 0; r < Tile + 2; ++r) {
+        float* target = image_band + r * row;
+        const std::size_t y = Tile * ty + r; // one more than the image row
+        if (y == 0 || y > d.height) {
+            std::fill(target, target + row, 0.f);
+            continue;
+        }
+        std::fill(target, target + in_padded, 0.f);
+        std::fill(target + (d.width + 1) * in_padded, target + row, 0.f);
+        copy_channels_last(image, d.in_channels, d.height, d.width, {y - 1, y}, in_padded, row, target + in_padded);
+    }
+    copy_channels_last(gradient, d.out_channels, d.height, d.width, {Tile * ty, Tile * ty + Tile}, out_padded,
+                       d.width * out_padded, gradient_band, bias_sums);
 }
 
 } // namespace detail
@@ -93,7 +126,7 @@ constexpr std::size_t winograd_gradient_chunk(std::size_t in_channels, std::size
 {
     const std::size_t sums_bytes = winograd_weight_sums_size<Tile>(in_channels, out_channels) * sizeof(float);
     const std::size_t longest = sums_bytes <= winograd_gradient_sums_bytes ? winograd_gradient_chunk_tiles
-                                                                            : winograd_streamed_gradient_chunk_tiles;
+                                                                           : winograd_streamed_gradient_chunk_tiles;
     const std::size_t chunks = std::max<std::size_t>((tiles + longest - 1) / longest, 1);
     return (tiles + chunks - 1) / chunks;
 }
@@ -136,25 +169,6 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
     float* gradients_transformed = vgg::detail::reserve(scratch.products, elements * gradients_element);
     float* image_band = vgg::detail::reserve(scratch.image_band, window * row);
     float* gradient_band = vgg::detail::reserve(scratch.gradient_band, Tile * gradient_row);
-    // Copies tile row ty of image n channels-last: the windows' rows (padded row r of the band is
-    // image row Tile * ty + r - 1, zero above and below the image) and the gradient's rows.
-    const auto stage_band = [&](std::size_t n, std::size_t ty) {
-        const float* image = image_planes + n * in_channels * height * width;
-        VGG_UNROLL
-        for (std::size_t r = 0; r < window; ++r) {
-            float* target = image_band + r * row;
-            const std::size_t y = Tile * ty + r; // one more than the image row
-            if (y == 0 || y > height) {
-                std::fill(target, target + row, 0.f);
-                continue;
-            }
-            std::fill(target, target + in_padded, 0.f);
-            std::fill(target + (width + 1) * in_padded, target + row, 0.f);
-            detail::copy_channels_last(image, in_channels, height, width, {y - 1, y}, in_padded, row, target + in_padded);
-        }
-        detail::copy_channels_last(gradients + n * out_channels * height * width, out_channels, height, width,
-                                   {Tile * ty, Tile * ty + Tile}, out_padded, gradient_row, gradient_band, bias_sums);
-    };
     std::size_t staged_band = tile_count; // n * tiles_y + ty of the band staged, none yet
     for (std::size_t t0 = 0; t0 < tile_count; t0 += chunk) {
         const std::size_t t1 = std::min(t0 + chunk, tile_count);
@@ -166,7 +180,9 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
                 ++n;
             }
             if (n * tiles_y + ty != staged_band) {
-                stage_band(n, ty);
+                detail::stage_band<Tile>(
+                    {in_channels, out_channels, height, width}, image_planes + n * in_channels * height * width,
+                    gradients + n * out_channels * height * width, ty, image_band, gradient_band, bias_sums);
                 staged_band = n * tiles_y + ty;
             }
             const float* image_window = image_band + Tile * tx * in_padded;
@@ -176,17 +192,23 @@ void winograd_accumulate_weight_gradient(std::size_t in_channels, std::size_t ou
             for (std::size_t c = 0; c < in_padded; c += lanes)
                 detail::transform_square<window, window>(
                     [&](std::size_t xi) {
-                        return float_batch::load_aligned(image_window + (xi / window) * row + (xi % window) * in_padded + c);
+                        return float_batch::load_aligned(image_window + (xi / window) * row +
+                                                         (xi % window) * in_padded + c);
                     },
                     transforms::input,
-                    [&](std::size_t xi, const float_batch& v) { v.store_aligned(transformed + xi * tiles_element + c); });
+                    [&](std::size_t xi, const float_batch& v) {
+                        v.store_aligned(transformed + xi * tiles_element + c);
+                    });
             for (std::size_t k = 0; k < out_padded; k += lanes)
                 detail::transform_square<Tile, window>(
                     [&](std::size_t p) {
-                        return float_batch::load_aligned(tile + (p / Tile) * gradient_row + (p % Tile) * out_padded + k);
+                        return float_batch::load_aligned(tile + (p / Tile) * gradient_row + (p % Tile) * out_padded +
+                                                         k);
                     },
                     transforms::gradient,
-                    [&](std::size_t xi, const float_batch& e) { e.store_aligned(transformed_gradient + xi * gradients_element + k); });
+                    [&](std::size_t xi, const float_batch& e) {
+                        e.store_aligned(transformed_gradient + xi * gradients_element + k);
+                    });
         }
         VGG_UNROLL
         for (std::size_t xi = 0; xi < elements; ++xi)
@@ -209,7 +231,8 @@ void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::s
             float_batch s[window][window], w[3][3];
             VGG_UNROLL
             for (std::size_t xi = 0; xi < window * window; ++xi)
-                s[xi / window][xi % window] = float_batch::load_aligned(sums + (xi * out_channels + k) * in_padded + c0);
+                s[xi / window][xi % window] =
+                    float_batch::load_aligned(sums + (xi * out_channels + k) * in_padded + c0);
             detail::transform_2d(s, w, detail::winograd_transforms<Tile>::weight_gradient);
             alignas(64) float taps[9][lanes];
             VGG_UNROLL
@@ -218,8 +241,8 @@ void winograd_weight_gradient(const float* sums, std::size_t in_channels, std::s
             float* kernels = dweight + (k * in_channels + c0) * 9;
             for (std::size_t c = 0; c < std::min(lanes, in_channels - c0); ++c)
                 VGG_UNROLL
-                for (std::size_t i = 0; i < 9; ++i)
-                    kernels[c * 9 + i] += taps[i][c];
+            for (std::size_t i = 0; i < 9; ++i)
+                kernels[c * 9 + i] += taps[i][c];
         }
 }
 

@@ -25,8 +25,9 @@ struct AdaptiveAvgPool2d {
 
 template <std::size_t Height, std::size_t Width, class InputShape>
 class adaptive_avgpool2d_layer {
-    static_assert(rules::image_input_v<InputShape>,
-                  "AdaptiveAvgPool2d needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
+    static_assert(
+        rules::image_input_v<InputShape>,
+        "AdaptiveAvgPool2d needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
     static_assert(rules::channels_positive_v<Height> && rules::channels_positive_v<Width>,
                   "AdaptiveAvgPool2d<Height, Width> needs an output of at least one pixel.");
     using in = image_dims<InputShape>;

@@ -33,8 +33,9 @@ struct BatchNorm2d {
 
 template <std::size_t Channels, class InputShape>
 class batchnorm2d_layer {
-    static_assert(rules::image_input_v<InputShape>,
-                  "BatchNorm2d needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
+    static_assert(
+        rules::image_input_v<InputShape>,
+        "BatchNorm2d needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
     static_assert(rules::in_channels_match_v<Channels, image_dims<InputShape>::channels>,
                   "BatchNorm2d<Channels>: Channels must equal the channel count of its input.");
     static constexpr std::size_t plane = image_dims<InputShape>::height * image_dims<InputShape>::width;
@@ -43,7 +44,8 @@ public:
     static constexpr std::string_view name = "BatchNorm2d";
     using input_shape = InputShape;
     using output_shape = InputShape;
-    static constexpr std::size_t parameter_count = 2 * Channels; ///< weight and bias; the running statistics are buffers
+    static constexpr std::size_t parameter_count =
+        2 * Channels; ///< weight and bias; the running statistics are buffers
     static constexpr float eps = 1e-5f, momentum = 0.1f;
 
     batchnorm2d_layer() { std::fill(weight.value.begin(), weight.value.end(), 1.f); }
@@ -65,9 +67,9 @@ public:
         batch_statistics_ = context.mode == mode::train;
         if (batch_statistics_) {
             if (d.count() < 2)
-                throw std::invalid_argument("BatchNorm2d: training needs more than one value per channel, got a batch of " +
-                                            std::to_string(x.batch()) + " with " + std::to_string(plane) +
-                                            " pixels per channel");
+                throw std::invalid_argument(
+                    "BatchNorm2d: training needs more than one value per channel, got a batch of " +
+                    std::to_string(x.batch()) + " with " + std::to_string(plane) + " pixels per channel");
             std::vector<float> variance(Channels);
             kernels::batchnorm_statistics(d, x.data(), mean_.data(), variance.data());
             const float unbiased = float(d.count()) / float(d.count() - 1);

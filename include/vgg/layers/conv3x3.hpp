@@ -55,7 +55,8 @@ public:
     using output_shape = typename Conv3x3<In, Out>::template output_shape<InputShape>;
     static constexpr std::size_t parameter_count = Out * In * 9 + Out;
     /// Multiply-adds times two, per sample; backward costs twice this (input and weight gradients).
-    static constexpr std::size_t forward_flops = 2 * Out * In * 9 * image_dims<InputShape>::height * image_dims<InputShape>::width;
+    static constexpr std::size_t forward_flops =
+        2 * Out * In * 9 * image_dims<InputShape>::height * image_dims<InputShape>::width;
 
     void initialize(weight_init init, rng& random)
     {
@@ -103,7 +104,10 @@ public:
     parameter bias{Out};
 
 private:
-    float* weight_grad(parameter_gradients g) { return g == parameter_gradients::compute ? weight.grad.data() : nullptr; }
+    float* weight_grad(parameter_gradients g)
+    {
+        return g == parameter_gradients::compute ? weight.grad.data() : nullptr;
+    }
     float* bias_grad(parameter_gradients g) { return g == parameter_gradients::compute ? bias.grad.data() : nullptr; }
 
     // The sizes and the precision of the last forward pass, which its backward pass repeats.
@@ -122,9 +126,10 @@ private:
     template <class Epilogue>
     static constexpr void check_epilogue()
     {
-        static_assert(!std::is_same_v<Epilogue, conv_epilogue::relu_maxpool2x2_t> ||
-                          rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>,
-                      "Conv3x3's relu_maxpool2x2 epilogue needs an even height and width, or its 2x2 windows would drop pixels.");
+        static_assert(
+            !std::is_same_v<Epilogue, conv_epilogue::relu_maxpool2x2_t> ||
+                rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>,
+            "Conv3x3's relu_maxpool2x2 epilogue needs an even height and width, or its 2x2 windows would drop pixels.");
     }
     template <class Epilogue>
     kernels::conv_output output(tensor<output_with<Epilogue>>& y)

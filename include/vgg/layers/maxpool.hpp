@@ -24,8 +24,9 @@ struct MaxPool2x2 {
 
 template <class InputShape>
 class maxpool2x2_layer {
-    static_assert(rules::image_input_v<InputShape>,
-                  "MaxPool2x2 needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
+    static_assert(
+        rules::image_input_v<InputShape>,
+        "MaxPool2x2 needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.");
     static_assert(rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>,
                   "MaxPool2x2 needs an even input height and width (below), or its 2x2 windows would drop pixels.");
     using dims = image_dims<InputShape>;
@@ -50,8 +51,8 @@ public:
         if (!dx)
             return;
         dx->resize(dy.batch());
-        kernels::maxpool2x2_backward(dy.batch() * dims::channels, dims::height, dims::width, dy.data(),
-                                     argmax_.data(), dx->data());
+        kernels::maxpool2x2_backward(dy.batch() * dims::channels, dims::height, dims::width, dy.data(), argmax_.data(),
+                                     dx->data());
     }
 
 private:

@@ -85,9 +85,8 @@ public:
     /// features at a layer, or the taps up to it (output<I>() for I <= Last) for
     /// backward_from_taps.
     template <std::size_t Last, class AroundLayer = run_directly>
-    const tensor<typename layer_at<Last>::output_shape>& forward_to(const tensor<input_shape>& x,
-                                                                    const run_context& context = {},
-                                                                    AroundLayer around_layer = {})
+    const tensor<typename layer_at<Last>::output_shape>&
+    forward_to(const tensor<input_shape>& x, const run_context& context = {}, AroundLayer around_layer = {})
     {
         static_assert(Last < count, "forward_to<Last>: Last must be the index of a layer of this network.");
         const exclusive_use::hold held(in_use_, "forward");
@@ -126,7 +125,8 @@ public:
     void backward_from_taps(tensor<input_shape>* dx, const tap_gradient<I, Shapes>&... taps)
     {
         static_assert(sizeof...(I) > 0, "backward_from_taps needs at least one tap<I>(gradient).");
-        static_assert(((I < count) && ...), "backward_from_taps: each tap<I> must name a layer of this network (I < layer_count).");
+        static_assert(((I < count) && ...),
+                      "backward_from_taps: each tap<I> must name a layer of this network (I < layer_count).");
         static_assert((std::is_same_v<Shapes, typename layer_at<(I < count ? I : 0)>::output_shape> && ...),
                       "backward_from_taps: the gradient given at tap<I> must have the shape of layer I's output.");
         constexpr std::array<std::size_t, sizeof...(I)> indices{I...};
@@ -141,9 +141,9 @@ public:
         (find_top(taps), ...);
         const auto check_batch = [&](std::size_t index, std::size_t batch) {
             if (batch != batch_)
-                throw std::invalid_argument("Sequential::backward_from_taps: the gradient at layer " + std::to_string(index) +
-                                            " has a batch of " + std::to_string(batch) + ", but the last forward pass had " +
-                                            std::to_string(batch_) + " samples");
+                throw std::invalid_argument("Sequential::backward_from_taps: the gradient at layer " +
+                                            std::to_string(index) + " has a batch of " + std::to_string(batch) +
+                                            ", but the last forward pass had " + std::to_string(batch_) + " samples");
         };
         check_backward(top_gradient->batch(), top);
         (check_batch(I, taps.gradient.batch()), ...);
@@ -234,9 +234,15 @@ public:
     }
 
     template <std::size_t I>
-    layer_at<I>& layer() { return std::get<I>(layers_); }
+    layer_at<I>& layer()
+    {
+        return std::get<I>(layers_);
+    }
     template <std::size_t I>
-    const tensor<typename layer_at<I>::output_shape>& output() const { return std::get<I>(outputs_); }
+    const tensor<typename layer_at<I>::output_shape>& output() const
+    {
+        return std::get<I>(outputs_);
+    }
 
     /// Calls visit(index, layer, output) for each layer, with the outputs of the last forward.
     template <class Visitor>
@@ -250,28 +256,31 @@ private:
     {
         if (first > last || last > count)
             throw std::out_of_range("Sequential::" + std::string(frozen ? "freeze" : "unfreeze") + "(" +
-                                    std::to_string(first) + ", " + std::to_string(last) + "): the network has layers 0 to " +
-                                    std::to_string(count - 1) + "; give a range [first, last) within them");
-        std::fill(frozen_.begin() + static_cast<std::ptrdiff_t>(first), frozen_.begin() + static_cast<std::ptrdiff_t>(last),
-                  frozen);
+                                    std::to_string(first) + ", " + std::to_string(last) +
+                                    "): the network has layers 0 to " + std::to_string(count - 1) +
+                                    "; give a range [first, last) within them");
+        std::fill(frozen_.begin() + static_cast<std::ptrdiff_t>(first),
+                  frozen_.begin() + static_cast<std::ptrdiff_t>(last), frozen);
     }
 
     void check_backward(std::size_t gradient_batch, std::size_t top) const
     {
         if (batch_ == 0)
-            throw std::logic_error("Sequential::backward called before forward, or after a forward pass that failed: it "
-                                   "needs the activations of a whole forward pass");
+            throw std::logic_error(
+                "Sequential::backward called before forward, or after a forward pass that failed: it "
+                "needs the activations of a whole forward pass");
         if (reached_ < top)
-            throw std::logic_error("Sequential::backward: the last forward pass stopped at layer " + std::to_string(reached_) +
-                                   " (forward_to), below layer " + std::to_string(top) + " where the gradient starts");
+            throw std::logic_error("Sequential::backward: the last forward pass stopped at layer " +
+                                   std::to_string(reached_) + " (forward_to), below layer " + std::to_string(top) +
+                                   " where the gradient starts");
         if (gradient_batch != batch_)
-            throw std::invalid_argument("Sequential::backward: the gradient has a batch of " + std::to_string(gradient_batch) +
-                                        ", but the last forward pass had " + std::to_string(batch_) + " samples");
+            throw std::invalid_argument("Sequential::backward: the gradient has a batch of " +
+                                        std::to_string(gradient_batch) + ", but the last forward pass had " +
+                                        std::to_string(batch_) + " samples");
         if (input_->batch() != batch_)
             throw std::invalid_argument("Sequential::backward: the input of the last forward pass had " +
                                         std::to_string(batch_) + " samples and now has " +
-                                        std::to_string(input_->batch()) +
-                                        ": it must stay unchanged until backward");
+                                        std::to_string(input_->batch()) + ": it must stay unchanged until backward");
     }
 
     /// The lowest layer a backward pass runs: 0 when the input gradient is asked for, else the
@@ -305,7 +314,8 @@ private:
                 c.mode = mode::eval;
             return c;
         };
-        (around_layer(I, [&] { std::get<I>(layers_).forward(input_of<I>(), std::get<I>(outputs_), context_of(I)); }), ...);
+        (around_layer(I, [&] { std::get<I>(layers_).forward(input_of<I>(), std::get<I>(outputs_), context_of(I)); }),
+         ...);
     }
 
     /// Layer I's backward from `gradient_out` (its output's gradient): its input gradient goes to
@@ -324,14 +334,18 @@ private:
         if constexpr (layer_type::parameter_count == 0) {
             layer.backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in);
         } else {
-            static_assert(requires { layer.backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in,
-                                                    parameter_gradients::skip); },
-                          "Sequential: a layer with parameters must offer backward(x, y, dy, dx, parameter_gradients), "
-                          "which can skip its parameter gradients when it is frozen.");
+            static_assert(
+                requires {
+                    layer.backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in,
+                                   parameter_gradients::skip);
+                },
+                "Sequential: a layer with parameters must offer backward(x, y, dy, dx, parameter_gradients), "
+                "which can skip its parameter gradients when it is frozen.");
             if (!frozen_[I])
                 layer.backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in);
             else if (gradient_in)
-                layer.backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in, parameter_gradients::skip);
+                layer.backward(input_of<I>(), std::get<I>(outputs_), gradient_out, gradient_in,
+                               parameter_gradients::skip);
         }
     }
 
@@ -397,7 +411,7 @@ private:
     std::tuple<tensor<typename Layers::output_shape>...> outputs_;
     std::tuple<tensor<typename Layers::output_shape>...> gradients_;
     const tensor<input_shape>* input_ = nullptr;
-    std::size_t batch_ = 0; ///< the batch of the last forward pass; 0 until one finishes
+    std::size_t batch_ = 0;   ///< the batch of the last forward pass; 0 until one finishes
     std::size_t reached_ = 0; ///< the last layer the last forward pass ran
     exclusive_use in_use_;
 };

@@ -32,18 +32,23 @@ namespace detail {
 /// that the sentence is the only error, not the first of a cascade.
 template <std::size_t NumConvs, std::size_t In, std::size_t Out, class InputShape>
 struct vgg_block_rules {
-    VGG_RULE(has_convs, "VGGBlock<NumConvs, In, Out> needs at least one convolution.", rules::block_has_convs_v<NumConvs>);
-    VGG_RULE(takes_an_image, "VGGBlock needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.",
+    VGG_RULE(has_convs, "VGGBlock<NumConvs, In, Out> needs at least one convolution.",
+             rules::block_has_convs_v<NumConvs>);
+    VGG_RULE(takes_an_image,
+             "VGGBlock needs an image input, shape<Channels, Height, Width>: it cannot follow Flatten or Linear.",
              rules::image_input_v<InputShape>);
-    VGG_RULE(has_inputs, "VGGBlock<NumConvs, In, Out> needs at least one input channel.", rules::channels_positive_v<In>);
-    VGG_RULE(has_outputs, "VGGBlock<NumConvs, In, Out> needs at least one output channel.", rules::channels_positive_v<Out>);
+    VGG_RULE(has_inputs, "VGGBlock<NumConvs, In, Out> needs at least one input channel.",
+             rules::channels_positive_v<In>);
+    VGG_RULE(has_outputs, "VGGBlock<NumConvs, In, Out> needs at least one output channel.",
+             rules::channels_positive_v<Out>);
     VGG_RULE(channels_match,
              "VGGBlock<NumConvs, In, Out>: In must equal the channel count of its input (the previous block's Out).",
              rules::in_channels_match_v<In, image_dims<InputShape>::channels>);
     VGG_RULE(poolable, "VGGBlock ends in a 2x2 max-pool, which needs an even input height and width (below).",
              rules::poolable_v<image_dims<InputShape>::height, image_dims<InputShape>::width>);
 
-    static constexpr bool holds = has_convs && takes_an_image && has_inputs && has_outputs && channels_match && poolable;
+    static constexpr bool holds =
+        has_convs && takes_an_image && has_inputs && has_outputs && channels_match && poolable;
     static constexpr std::size_t num_convs = holds ? NumConvs : 1, in = holds ? In : 1, out = holds ? Out : 1;
     using input_shape = std::conditional_t<holds, InputShape, shape<1, 2, 2>>;
     using conv_shape = shape<out, image_dims<input_shape>::height, image_dims<input_shape>::width>;
@@ -65,7 +70,8 @@ public:
     using output_shape = typename VGGBlock<NumConvs, In, Out>::template output_shape<InputShape>;
     static constexpr std::size_t parameter_count =
         first_conv::parameter_count + (conv_count - 1) * later_conv::parameter_count;
-    static constexpr std::size_t forward_flops = first_conv::forward_flops + (conv_count - 1) * later_conv::forward_flops;
+    static constexpr std::size_t forward_flops =
+        first_conv::forward_flops + (conv_count - 1) * later_conv::forward_flops;
 
     void initialize(weight_init init, rng& random)
     {

@@ -64,9 +64,8 @@ struct torchvision_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, Hidde
 /// load as they are (tools/torchvision_to_safetensors.py). Any input whose height and width the five
 /// pools divide works, as in torchvision.
 template <class Input, class Arch, std::size_t Classes = 1000, std::size_t Hidden = vgg_hidden_features>
-class TorchvisionVGG
-    : public detail::torchvision_layers<Input, typename detail::arch_blocks<Arch>::type,
-                                        detail::arch_blocks<Arch>::batch_norm, Classes, Hidden>::type {
+class TorchvisionVGG : public detail::torchvision_layers<Input, typename detail::arch_blocks<Arch>::type,
+                                                         detail::arch_blocks<Arch>::batch_norm, Classes, Hidden>::type {
     using layers = detail::torchvision_layers<Input, typename detail::arch_blocks<Arch>::type,
                                               detail::arch_blocks<Arch>::batch_norm, Classes, Hidden>;
     using base = typename layers::type;
@@ -100,15 +99,16 @@ namespace detail {
 
 /// One block of torchvision's flat `features` list: [Conv2d, ReLU] per convolution, then MaxPool2d.
 template <std::size_t In, std::size_t Out, std::size_t... J>
-auto flat_block(std::index_sequence<J...>)
-    -> typename concat_lists<layer_list<Conv3x3<J == 0 ? In : Out, Out>, ReLU>..., layer_list<MaxPool2x2>>::type;
+auto flat_block(std::index_sequence<J...>) ->
+    typename concat_lists<layer_list<Conv3x3<J == 0 ? In : Out, Out>, ReLU>..., layer_list<MaxPool2x2>>::type;
 
 template <class Input, class Arch, class Indices = std::make_index_sequence<Arch::size>>
 struct flat_features;
 template <class Input, class... Blocks, std::size_t... I>
 struct flat_features<Input, conv_arch<Blocks...>, std::index_sequence<I...>> {
-    using type = sequential_of_lists<Input, decltype(flat_block<block_in_channels<Input, Blocks...>(I), Blocks::out_channels>(
-                                                std::make_index_sequence<Blocks::num_convs>{}))...>;
+    using type =
+        sequential_of_lists<Input, decltype(flat_block<block_in_channels<Input, Blocks...>(I), Blocks::out_channels>(
+                                       std::make_index_sequence<Blocks::num_convs>{}))...>;
 };
 
 } // namespace detail

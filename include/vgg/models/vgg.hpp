@@ -103,7 +103,8 @@ struct vgg_layers;
 
 template <class Input, class... Blocks, bool BatchNorm, std::size_t Classes, std::size_t HeadHeight,
           std::size_t HeadWidth, std::size_t Hidden, std::size_t... I>
-struct vgg_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, HeadHeight, HeadWidth, Hidden, std::index_sequence<I...>> {
+struct vgg_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, HeadHeight, HeadWidth, Hidden,
+                  std::index_sequence<I...>> {
     static constexpr std::array<std::size_t, sizeof...(Blocks)> outs{Blocks::out_channels...};
     template <std::size_t Index, class Block>
     using block_spec =
@@ -128,14 +129,15 @@ struct vgg_layers<Input, conv_arch<Blocks...>, BatchNorm, Classes, HeadHeight, H
 } // namespace detail
 
 /// The seed's vgg(conv_arch): one VGGBlock per conv_arch entry (VGGBlockBN for batch_norm<Arch>), then
-/// Flatten and vgg_classifier<out_channels*HeadHeight*HeadWidth, Classes, Hidden>. Input is shape<C, H, W> (C = 1 for Fashion-MNIST, 3 for
-/// RGB). HeadHeight and HeadWidth default to what the pools leave (7 for 224 and five blocks);
+/// Flatten and vgg_classifier<out_channels*HeadHeight*HeadWidth, Classes, Hidden>. Input is shape<C, H, W> (C = 1 for
+/// Fashion-MNIST, 3 for RGB). HeadHeight and HeadWidth default to what the pools leave (7 for 224 and five blocks);
 /// Hidden is the width of the two hidden fully connected layers (the seed's 4096).
 template <class Input, class Arch, std::size_t Classes = 10,
           std::size_t HeadHeight = (image_dims<Input>::height >> Arch::size),
           std::size_t HeadWidth = (image_dims<Input>::width >> Arch::size), std::size_t Hidden = vgg_hidden_features>
-class VGG : public detail::vgg_layers<Input, typename detail::arch_blocks<Arch>::type, detail::arch_blocks<Arch>::batch_norm,
-                                      Classes, HeadHeight, HeadWidth, Hidden>::type {
+class VGG
+    : public detail::vgg_layers<Input, typename detail::arch_blocks<Arch>::type, detail::arch_blocks<Arch>::batch_norm,
+                                Classes, HeadHeight, HeadWidth, Hidden>::type {
 public:
     using arch = Arch;
     static constexpr std::size_t classes = Classes;
@@ -143,9 +145,11 @@ public:
 
 /// Freezes the convolutional blocks of a VGG or a torchvision VGG (Net::arch names them), as
 /// fine-tuning a new head on pretrained features does; Sequential::freeze takes any range.
+// clang-format off
 template <class Net>
     requires requires { Net::arch::size; }
 void freeze_features(Net& net)
+// clang-format on
 {
     net.freeze(0, Net::arch::size);
 }

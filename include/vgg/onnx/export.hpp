@@ -37,8 +37,7 @@ struct onnx_export_options {
     // {batch_norm, opset} reads as the two choices most often made.
     onnx_export_options(onnx_batch_norm batch_norm = onnx_batch_norm::node, std::int64_t opset = onnx_export_max_opset)
         : batch_norm(batch_norm), opset(opset)
-    {
-    }
+    {}
 
     onnx_batch_norm batch_norm;
     /// Opset of the default domain, 13 to 17 (the range ONNX 1.12's checker knows from 13 on).
@@ -75,8 +74,8 @@ inline void add_float(::onnx::NodeProto& node, const char* name, float value)
     attribute->set_f(value);
 }
 
-inline void add_float_initializer(::onnx::GraphProto& graph, const std::string& name, const std::vector<std::size_t>& dims,
-                                  const std::vector<float>& values)
+inline void add_float_initializer(::onnx::GraphProto& graph, const std::string& name,
+                                  const std::vector<std::size_t>& dims, const std::vector<float>& values)
 {
     auto* tensor = graph.add_initializer();
     tensor->set_name(name);
@@ -88,7 +87,8 @@ inline void add_float_initializer(::onnx::GraphProto& graph, const std::string& 
     tensor->set_raw_data(std::move(bytes));
 }
 
-inline void add_int64_initializer(::onnx::GraphProto& graph, const std::string& name, const std::vector<std::int64_t>& values)
+inline void add_int64_initializer(::onnx::GraphProto& graph, const std::string& name,
+                                  const std::vector<std::int64_t>& values)
 {
     auto* tensor = graph.add_initializer();
     tensor->set_name(name);
@@ -113,13 +113,14 @@ inline std::vector<float> adaptive_pool_matrix(std::size_t in_height, std::size_
                                                std::size_t out_width)
 {
     std::vector<float> matrix(in_height * in_width * out_height * out_width, 0.f);
-    kernels::for_each_adaptive_window({1, in_height, in_width, out_height, out_width},
-                                      [&](std::size_t oy, std::size_t ox, std::size_t y0, std::size_t y1, std::size_t x0, std::size_t x1) {
-                                          const float weight = 1.f / float((y1 - y0) * (x1 - x0));
-                                          for (std::size_t y = y0; y < y1; ++y)
-                                              for (std::size_t x = x0; x < x1; ++x)
-                                                  matrix[(y * in_width + x) * out_height * out_width + oy * out_width + ox] = weight;
-                                      });
+    kernels::for_each_adaptive_window(
+        {1, in_height, in_width, out_height, out_width},
+        [&](std::size_t oy, std::size_t ox, std::size_t y0, std::size_t y1, std::size_t x0, std::size_t x1) {
+            const float weight = 1.f / float((y1 - y0) * (x1 - x0));
+            for (std::size_t y = y0; y < y1; ++y)
+                for (std::size_t x = x0; x < x1; ++x)
+                    matrix[(y * in_width + x) * out_height * out_width + oy * out_width + ox] = weight;
+        });
     return matrix;
 }
 
@@ -128,7 +129,8 @@ class graph_writer {
 public:
     graph_writer(::onnx::GraphProto& graph, std::string input) : graph_(graph), value_(std::move(input)) {}
 
-    ::onnx::NodeProto& node(const std::string& op_type, const std::string& name, const std::vector<std::string>& extra_inputs = {})
+    ::onnx::NodeProto& node(const std::string& op_type, const std::string& name,
+                            const std::vector<std::string>& extra_inputs = {})
     {
         auto& node = *graph_.add_node();
         node.set_op_type(op_type);
@@ -154,10 +156,7 @@ private:
 };
 
 /// "features.7" from "features.7.weight": the name of the module that owns a parameter.
-inline std::string module_name(const parameter_view& p)
-{
-    return p.name.substr(0, p.name.rfind('.'));
-}
+inline std::string module_name(const parameter_view& p) { return p.name.substr(0, p.name.rfind('.')); }
 
 /// Whether ops[i] is a batch norm folded into the convolution before it.
 inline bool folded_batch_norm(const std::vector<layer_op>& ops, std::size_t i, const onnx_export_options& options)
@@ -177,7 +176,8 @@ inline void write_conv(::onnx::GraphProto& graph, graph_writer& writer, const st
         const auto& bn = ops[k + 1].parameters; // weight, bias, running_mean, running_var
         const std::size_t per_channel = weight.size() / op.out_channels;
         for (std::size_t c = 0; c < op.out_channels; ++c) {
-            const double scale = double(bn[0].value[c]) / std::sqrt(double(bn[3].value[c]) + double(ops[k + 1].epsilon));
+            const double scale =
+                double(bn[0].value[c]) / std::sqrt(double(bn[3].value[c]) + double(ops[k + 1].epsilon));
             for (std::size_t i = 0; i < per_channel; ++i)
                 weight[c * per_channel + i] = float(weight[c * per_channel + i] * scale);
             bias[c] = float((double(bias[c]) - bn[2].value[c]) * scale + bn[1].value[c]);
@@ -185,7 +185,8 @@ inline void write_conv(::onnx::GraphProto& graph, graph_writer& writer, const st
     }
     add_float_initializer(graph, op.parameters[0].name, op.parameters[0].shape, weight);
     add_float_initializer(graph, op.parameters[1].name, op.parameters[1].shape, bias);
-    auto& node = writer.node("Conv", "/" + module_name(op.parameters[0]) + "/Conv", {op.parameters[0].name, op.parameters[1].name});
+    auto& node = writer.node("Conv", "/" + module_name(op.parameters[0]) + "/Conv",
+                             {op.parameters[0].name, op.parameters[1].name});
     add_ints(node, "kernel_shape", {3, 3});
     add_ints(node, "pads", {1, 1, 1, 1});
     add_ints(node, "strides", {1, 1});
@@ -195,7 +196,8 @@ inline void write_conv(::onnx::GraphProto& graph, graph_writer& writer, const st
 
 /// An adaptive average pool: nothing for the identity, an AveragePool where windows tile the
 /// input, otherwise a product with the pooling matrix between two Reshapes.
-inline void write_adaptive_pool(::onnx::GraphProto& graph, graph_writer& writer, const layer_op& op, const std::string& name)
+inline void write_adaptive_pool(::onnx::GraphProto& graph, graph_writer& writer, const layer_op& op,
+                                const std::string& name)
 {
     if (op.in_height == op.out_height && op.in_width == op.out_width)
         return;
@@ -232,7 +234,8 @@ inline void write_op(::onnx::GraphProto& graph, graph_writer& writer, const std:
             add_float_initializer(graph, p.name, p.shape, shape_ordered(p));
             inputs.push_back(p.name);
         }
-        auto& node = writer.node("BatchNormalization", "/" + module_name(op.parameters[0]) + "/BatchNormalization", inputs);
+        auto& node =
+            writer.node("BatchNormalization", "/" + module_name(op.parameters[0]) + "/BatchNormalization", inputs);
         add_float(node, "epsilon", op.epsilon);
         return;
     }
@@ -269,7 +272,8 @@ template <class Net>
     static_assert(is_image_shape_v<typename Net::input_shape>, "to_onnx(net) needs a network with an image input.");
     if (options.opset < onnx_export_min_opset || options.opset > onnx_export_max_opset)
         throw std::invalid_argument("to_onnx: opset " + std::to_string(options.opset) + " is not one of " +
-                                    std::to_string(onnx_export_min_opset) + " to " + std::to_string(onnx_export_max_opset));
+                                    std::to_string(onnx_export_min_opset) + " to " +
+                                    std::to_string(onnx_export_max_opset));
     if (const auto bad = first_non_finite_parameter(net); !bad.empty())
         throw std::invalid_argument("to_onnx: parameter \"" + bad + "\" holds a NaN or an infinity");
     ::onnx::ModelProto model;

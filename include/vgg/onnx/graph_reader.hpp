@@ -15,6 +15,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "vgg/io/error.hpp"
+#include "vgg/onnx/proto_values.hpp"
 
 namespace vgg::io {
 
@@ -23,80 +24,22 @@ inline constexpr std::int64_t onnx_import_min_opset = 7, onnx_import_max_opset =
 
 namespace detail {
 
-/// An initializer or a Constant's value, as float (weights) or int64 (shapes).
-struct onnx_tensor {
-    std::vector<std::int64_t> dims;
-    std::vector<float> floats;
-    std::vector<std::int64_t> integers;
-    bool is_float = false;
-};
-
-inline std::string ints_text(const std::vector<std::int64_t>& values)
-{
-    std::string text = "[";
-    for (std::size_t i = 0; i < values.size(); ++i)
-        text += (i ? ", " : "") + std::to_string(values[i]);
-    return text + "]";
-}
-
-/// Reads a TensorProto of type FLOAT or INT64, from raw_data or the typed field.
-inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::string& what, const std::filesystem::path& path)
-{
-    if (t.data_location() == ::onnx::TensorProto::EXTERNAL || t.external_data_size() > 0)
-        throw file_error(path, what + " keeps its data in an external file, which vgg does not read (save the model "
-                                      "with its weights inside)");
-    onnx_tensor tensor;
-    std::uint64_t count = 1;
-    for (const auto d : t.dims()) {
-        if (d < 0 || (d > 0 && count > (std::uint64_t(1) << 40) / std::uint64_t(d)))
-            throw file_error(path, what + " declares dimensions " + ints_text({t.dims().begin(), t.dims().end()}) +
-                                       ", which no tensor can have");
-        tensor.dims.push_back(d);
-        count *= std::uint64_t(d);
-    }
-    auto mismatch = [&](std::uint64_t stored) {
-        return file_error(path, what + " declares " + std::to_string(count) + " values (dimensions " + ints_text(tensor.dims) +
-                                    ") but holds " + std::to_string(stored));
-    };
-    // The values come either as raw_data (little-endian, as x86-64 is) or in the type's own field.
-    auto read_values = [&]<class T>(const auto& typed) {
-        const std::string& raw = t.raw_data();
-        if (raw.empty() && typed.size() > 0) {
-            if (std::uint64_t(typed.size()) != count)
-                throw mismatch(std::uint64_t(typed.size()));
-            return std::vector<T>(typed.begin(), typed.end());
-        }
-        if (raw.size() != count * sizeof(T))
-            throw mismatch(raw.size() / sizeof(T));
-        std::vector<T> out(count);
-        if (count > 0) // memcpy's pointers must not be null, even for no bytes
-            std::memcpy(out.data(), raw.data(), raw.size());
-        return out;
-    };
-    if (t.data_type() == ::onnx::TensorProto::FLOAT) {
-        tensor.is_float = true;
-        tensor.floats = read_values.template operator()<float>(t.float_data());
-        return tensor;
-    }
-    if (t.data_type() == ::onnx::TensorProto::INT64) {
-        tensor.integers = read_values.template operator()<std::int64_t>(t.int64_data());
-        return tensor;
-    }
-    throw file_error(path, what + " has data type " + ::onnx::TensorProto_DataType_Name(t.data_type()) +
-                               "; vgg reads FLOAT weights (and INT64 shapes)");
-}
-
-inline const ::onnx::AttributeProto* find_attribute(const ::onnx::NodeProto& node, std::string_view name)
-{
-    for (const auto& a : node.attribute())
-        if (a.name() == name)
-            return &a;
-    return nullptr;
-}
-
 /// What the graph does to the activation, node by node, before it is matched to the network.
-enum class onnx_step_kind { conv, batch_norm, relu, max_pool, average_pool, global_average_pool, flatten, reshape,
-                            matmul, add, gemm, pool_matrix, linear };
+enum class onnx_step_kind {
+    conv,
+    batch_norm,
+    relu,
+    max_pool,
+    average_pool,
+    global_average_pool,
+    flatten,
+    reshape,
+    matmul,
+    add,
+    gemm,
+    pool_matrix,
+    linear
+};
 
 struct onnx_step {
     onnx_step_kind kind;
@@ -128,15 +71,18 @@ public:
             std::string names;
             for (const auto* input : inputs_)
                 names += (names.empty() ? "" : ", ") + ("\"" + input->name() + "\"");
-            throw file_error(path_, "has " + std::to_string(inputs_.size()) + " graph inputs that are not initializers (" +
-                                        names + "); a vgg network takes one batch of images");
+            throw file_error(path_, "has " + std::to_string(inputs_.size()) +
+                                        " graph inputs that are not initializers (" + names +
+                                        "); a vgg network takes one batch of images");
         }
         if (graph.output_size() != 1)
-            throw file_error(path_, "has " + std::to_string(graph.output_size()) + " graph outputs; a vgg network has one");
+            throw file_error(path_,
+                             "has " + std::to_string(graph.output_size()) + " graph outputs; a vgg network has one");
         walk(graph);
         if (current_ != graph.output(0).name())
-            throw file_error(path_, "computes its output \"" + graph.output(0).name() +
-                                        "\" otherwise than as a chain of layers from its input, which vgg networks are");
+            throw file_error(path_,
+                             "computes its output \"" + graph.output(0).name() +
+                                 "\" otherwise than as a chain of layers from its input, which vgg networks are");
         combine();
     }
 
@@ -151,8 +97,9 @@ private:
             if (o.domain().empty() || o.domain() == "ai.onnx")
                 opset_ = o.version();
         if (opset_ < onnx_import_min_opset || opset_ > onnx_import_max_opset)
-            throw file_error(path_, "uses opset " + std::to_string(opset_) + " of ONNX's default domain; vgg reads opsets " +
-                                        std::to_string(onnx_import_min_opset) + " to " + std::to_string(onnx_import_max_opset));
+            throw file_error(
+                path_, "uses opset " + std::to_string(opset_) + " of ONNX's default domain; vgg reads opsets " +
+                           std::to_string(onnx_import_min_opset) + " to " + std::to_string(onnx_import_max_opset));
     }
 
     std::string label(const ::onnx::NodeProto& node, std::size_t index) const
@@ -161,7 +108,8 @@ private:
                node.op_type() + ")";
     }
 
-    const onnx_tensor& constant_input(const ::onnx::NodeProto& node, int input, const std::string& what, std::size_t index) const
+    const onnx_tensor& constant_input(const ::onnx::NodeProto& node, int input, const std::string& what,
+                                      std::size_t index) const
     {
         if (node.input_size() <= input || node.input(input).empty())
             throw file_error(path_, label(node, index) + " has no " + what);
@@ -172,7 +120,8 @@ private:
         return found->second;
     }
 
-    std::vector<std::int64_t> ints(const ::onnx::NodeProto& node, std::string_view name, std::vector<std::int64_t> otherwise) const
+    std::vector<std::int64_t> ints(const ::onnx::NodeProto& node, std::string_view name,
+                                   std::vector<std::int64_t> otherwise) const
     {
         const auto* a = find_attribute(node, name);
         return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : otherwise;
@@ -192,8 +141,8 @@ private:
     // Nodes that only compute shapes (torch's x.view(x.size(0), -1)) beside the chain.
     static bool computes_shapes(const std::string& op)
     {
-        static const std::set<std::string> ops{"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice",
-                                                "Constant", "ConstantOfShape", "Identity"};
+        static const std::set<std::string> ops{"Shape", "Gather", "Unsqueeze", "Squeeze",         "Concat",
+                                               "Cast",  "Slice",  "Constant",  "ConstantOfShape", "Identity"};
         return ops.count(op) > 0;
     }
 
@@ -219,10 +168,12 @@ private:
                 tensors_[node.output(0)] = tensors_.at(node.input(0));
                 continue;
             }
-            const bool takes_activation = std::find(node.input().begin(), node.input().end(), current_) != node.input().end();
+            const bool takes_activation =
+                std::find(node.input().begin(), node.input().end(), current_) != node.input().end();
             for (const auto& input : node.input())
                 require(!passed.count(input) || node.op_type() == "Shape", node, index,
-                        "reads \"" + input + "\", an activation the chain has already moved past: vgg networks do not branch");
+                        "reads \"" + input +
+                            "\", an activation the chain has already moved past: vgg networks do not branch");
             if (!takes_activation || node.op_type() == "Shape") {
                 require(computes_shapes(node.op_type()), node, index,
                         takes_activation ? "is not supported" : "is an operator vgg does not support");
@@ -262,9 +213,10 @@ private:
         else if (op == "Dropout" || op == "Identity")
             return; // the identity at inference
         else
-            throw file_error(path_, label(node, index) + " is an operator vgg does not support (it reads Conv, "
-                                                         "BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, "
-                                                         "Flatten, Reshape, Gemm, MatMul, Add, Dropout and Identity)");
+            throw file_error(path_, label(node, index) +
+                                        " is an operator vgg does not support (it reads Conv, "
+                                        "BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, "
+                                        "Flatten, Reshape, Gemm, MatMul, Add, Dropout and Identity)");
         steps_.push_back(std::move(s));
     }
 
@@ -273,7 +225,8 @@ private:
     {
         const auto values = ints(node, attribute, {1, 1});
         require(values == std::vector<std::int64_t>{1, 1}, node, index,
-                "has " + std::string(attribute) + " " + ints_text(values) + "; vgg's layers have " + std::string(attribute) + " [1, 1]");
+                "has " + std::string(attribute) + " " + ints_text(values) + "; vgg's layers have " +
+                    std::string(attribute) + " [1, 1]");
     }
 
     /// A 3x3 convolution, stride 1, padding 1.
@@ -325,7 +278,8 @@ private:
         require(std::all_of(pads.begin(), pads.end(), [](std::int64_t p) { return p == 0; }), node, index,
                 "has pads " + ints_text(pads) + "; vgg's max-pool does not pad");
         require_ones(node, index, "dilations");
-        require(node.output_size() == 1 || node.output(1).empty(), node, index, "also outputs its indices, which vgg does not");
+        require(node.output_size() == 1 || node.output(1).empty(), node, index,
+                "also outputs its indices, which vgg does not");
     }
 
     /// An average pool whose strides equal its kernel.
@@ -369,7 +323,8 @@ private:
         s.kind = op == "MatMul" ? onnx_step_kind::matmul : onnx_step_kind::add;
         require(node.input_size() == 2, node, index, "needs two inputs");
         const int other = node.input(0) == current_ ? 1 : 0;
-        require(op == "Add" || other == 1, node, index, "multiplies the activation from the right; vgg's Linear from the left");
+        require(op == "Add" || other == 1, node, index,
+                "multiplies the activation from the right; vgg's Linear from the left");
         s.tensors.push_back(&constant_input(node, other, op == "MatMul" ? "weight" : "bias", index));
     }
 
@@ -399,8 +354,8 @@ private:
             const auto next_is = [&](std::size_t k, onnx_step_kind kind) {
                 return i + k < steps_.size() && steps_[i + k].kind == kind;
             };
-            if (s.kind == onnx_step_kind::reshape && next_is(1, onnx_step_kind::matmul) && next_is(2, onnx_step_kind::reshape) &&
-                !next_is(3, onnx_step_kind::add)) {
+            if (s.kind == onnx_step_kind::reshape && next_is(1, onnx_step_kind::matmul) &&
+                next_is(2, onnx_step_kind::reshape) && !next_is(3, onnx_step_kind::add)) {
                 s.kind = onnx_step_kind::pool_matrix;
                 s.tensors = {steps_[i + 1].tensors[0]};
                 i += 2;
@@ -420,7 +375,9 @@ private:
             } else if (s.kind == onnx_step_kind::gemm) {
                 s.kind = onnx_step_kind::linear;
             } else if (s.kind == onnx_step_kind::add) {
-                throw file_error(path_, s.label + " adds to an activation that no MatMul made; vgg reads Add only as a Linear's bias");
+                throw file_error(
+                    path_,
+                    s.label + " adds to an activation that no MatMul made; vgg reads Add only as a Linear's bias");
             }
             combined.push_back(std::move(s));
         }

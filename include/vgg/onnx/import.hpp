@@ -42,10 +42,10 @@ namespace detail {
 /// under the network's names.
 class onnx_matcher {
 public:
-    onnx_matcher(const std::vector<layer_op>& ops, const std::vector<onnx_step>& steps, const std::filesystem::path& path)
+    onnx_matcher(const std::vector<layer_op>& ops, const std::vector<onnx_step>& steps,
+                 const std::filesystem::path& path)
         : ops_(ops), steps_(steps), path_(path)
-    {
-    }
+    {}
 
     safetensors_content match(bool& batch_norm_folded)
     {
@@ -57,12 +57,12 @@ public:
                 if (!step)
                     throw file_error(path_, "ends before " + op.where + ", which needs " + what);
                 if (step->kind != kind)
-                    throw file_error(path_, step->label + " is where the network has " + op.where + ", which needs " + what);
+                    throw file_error(path_,
+                                     step->label + " is where the network has " + op.where + ", which needs " + what);
                 ++s;
             };
             switch (op.kind) {
-            case layer_op_kind::dropout:
-                break;
+            case layer_op_kind::dropout: break;
             case layer_op_kind::conv: {
                 need(onnx_step_kind::conv, "a Conv");
                 put_conv(op, *step);
@@ -79,15 +79,9 @@ public:
                     need(onnx_step_kind::batch_norm, "a BatchNormalization");
                 }
                 break;
-            case layer_op_kind::relu:
-                need(onnx_step_kind::relu, "a Relu");
-                break;
-            case layer_op_kind::max_pool:
-                need(onnx_step_kind::max_pool, "a MaxPool");
-                break;
-            case layer_op_kind::adaptive_avg_pool:
-                s += adaptive_pool(op, step);
-                break;
+            case layer_op_kind::relu: need(onnx_step_kind::relu, "a Relu"); break;
+            case layer_op_kind::max_pool: need(onnx_step_kind::max_pool, "a MaxPool"); break;
+            case layer_op_kind::adaptive_avg_pool: s += adaptive_pool(op, step); break;
             case layer_op_kind::flatten:
                 need(onnx_step_kind::flatten, "a Flatten or a Reshape to [batch, features]");
                 break;
@@ -159,7 +153,9 @@ private:
                 throw file_error(path_, step.label + " has " + std::to_string(file_out) + " output features, but " +
                                             op.where + " has " + std::to_string(out));
         }
-        check_dims(step, weight, step.transposed_b ? std::vector<std::int64_t>{out, in} : std::vector<std::int64_t>{in, out}, op, "weight");
+        check_dims(step, weight,
+                   step.transposed_b ? std::vector<std::int64_t>{out, in} : std::vector<std::int64_t>{in, out}, op,
+                   "weight");
         if (step.transposed_b) {
             put(op.parameters[0], weight.floats);
         } else {
@@ -187,8 +183,8 @@ private:
         if (!tensor.is_float)
             throw file_error(path_, step.label + " has an INT64 " + what + "; weights must be FLOAT");
         if (tensor.dims != expected)
-            throw file_error(path_, step.label + " has a " + what + " of shape " + ints_text(tensor.dims) + ", but " + op.where +
-                                        " needs " + ints_text(expected));
+            throw file_error(path_, step.label + " has a " + what + " of shape " + ints_text(tensor.dims) + ", but " +
+                                        op.where + " needs " + ints_text(expected));
     }
 
     void put(const parameter_view& p, const std::vector<float>& values)
@@ -211,12 +207,14 @@ private:
         }
         if (step->kind == onnx_step_kind::global_average_pool && op.out_height == 1 && op.out_width == 1)
             return 1;
-        if (step->kind == onnx_step_kind::average_pool && op.in_height % op.out_height == 0 && op.in_width % op.out_width == 0) {
-            const std::vector<std::int64_t> window{std::int64_t(op.in_height / op.out_height), std::int64_t(op.in_width / op.out_width)};
+        if (step->kind == onnx_step_kind::average_pool && op.in_height % op.out_height == 0 &&
+            op.in_width % op.out_width == 0) {
+            const std::vector<std::int64_t> window{std::int64_t(op.in_height / op.out_height),
+                                                   std::int64_t(op.in_width / op.out_width)};
             if (step->kernel == window)
                 return 1;
-            throw file_error(path_, step->label + " pools with kernel " + ints_text(step->kernel) + ", but " + op.where +
-                                        " pools " + sizes + ", a window of " + ints_text(window));
+            throw file_error(path_, step->label + " pools with kernel " + ints_text(step->kernel) + ", but " +
+                                        op.where + " pools " + sizes + ", a window of " + ints_text(window));
         }
         if (step->kind == onnx_step_kind::pool_matrix) {
             const auto expected = adaptive_pool_matrix(op.in_height, op.in_width, op.out_height, op.out_width);
@@ -226,7 +224,8 @@ private:
                                          [](float a, float b) { return std::abs(a - b) <= 1e-6f; });
             if (same)
                 return 1;
-            throw file_error(path_, step->label + " multiplies by a matrix that is not " + op.where + "'s pooling from " + sizes);
+            throw file_error(path_, step->label + " multiplies by a matrix that is not " + op.where +
+                                        "'s pooling from " + sizes);
         }
         if (identity && step->kind == onnx_step_kind::average_pool && step->kernel == std::vector<std::int64_t>{1, 1})
             return 1;
@@ -249,7 +248,8 @@ private:
 template <class Net>
 onnx_import_report load_onnx(Net& net, std::string_view bytes, const std::filesystem::path& path)
 {
-    static_assert(is_image_shape_v<typename Net::input_shape>, "load_onnx(net, ...) needs a network with an image input.");
+    static_assert(is_image_shape_v<typename Net::input_shape>,
+                  "load_onnx(net, ...) needs a network with an image input.");
     ::onnx::ModelProto model;
     if (bytes.size() > std::size_t(std::numeric_limits<int>::max()) ||
         !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
@@ -257,7 +257,8 @@ onnx_import_report load_onnx(Net& net, std::string_view bytes, const std::filesy
     const detail::onnx_graph_reader graph(model, path);
 
     using input = image_dims<typename Net::input_shape>;
-    const std::vector<std::int64_t> expected{-1, std::int64_t(input::channels), std::int64_t(input::height), std::int64_t(input::width)};
+    const std::vector<std::int64_t> expected{-1, std::int64_t(input::channels), std::int64_t(input::height),
+                                             std::int64_t(input::width)};
     const auto& type = graph.input().type();
     if (!type.has_tensor_type() || type.tensor_type().elem_type() != ::onnx::TensorProto::FLOAT)
         throw file_error(path, "graph input \"" + graph.input().name() + "\" is not a FLOAT tensor");
@@ -267,12 +268,14 @@ onnx_import_report load_onnx(Net& net, std::string_view bytes, const std::filesy
         bool differs = dims.size() != 4;
         for (int i = 0; i < dims.size(); ++i) {
             found.push_back(dims[i].has_dim_value() ? dims[i].dim_value() : -1);
-            differs = differs || (i > 0 && i < 4 && dims[i].has_dim_value() && dims[i].dim_value() != expected[std::size_t(i)]);
+            differs = differs ||
+                      (i > 0 && i < 4 && dims[i].has_dim_value() && dims[i].dim_value() != expected[std::size_t(i)]);
         }
         if (differs)
-            throw file_error(path, "graph input \"" + graph.input().name() + "\" has shape " + detail::ints_text(found) +
-                                       ", but the network takes [batch, " + std::to_string(input::channels) + ", " +
-                                       std::to_string(input::height) + ", " + std::to_string(input::width) + "]");
+            throw file_error(path, "graph input \"" + graph.input().name() + "\" has shape " +
+                                       detail::ints_text(found) + ", but the network takes [batch, " +
+                                       std::to_string(input::channels) + ", " + std::to_string(input::height) + ", " +
+                                       std::to_string(input::width) + "]");
     }
     onnx_import_report report;
     report.opset = graph.opset();

@@ -74,7 +74,8 @@ inline std::string layer_text(std::size_t layer, const std::string& type)
 
 // One overload per layer type; a layer without one is a compile error in layer_ops.
 template <std::size_t In, std::size_t Out, class S>
-void append_ops(std::vector<layer_op>& ops, const conv3x3_layer<In, Out, S>*, std::size_t layer, const std::string& where)
+void append_ops(std::vector<layer_op>& ops, const conv3x3_layer<In, Out, S>*, std::size_t layer,
+                const std::string& where)
 {
     auto op = shaped_op<S>(layer_op_kind::conv, layer, where, 2);
     op.out_channels = Out;
@@ -118,19 +119,22 @@ void append_ops(std::vector<layer_op>& ops, const flatten_layer<S>*, std::size_t
     ops.push_back(op);
 }
 template <std::size_t In, std::size_t Out, class S>
-void append_ops(std::vector<layer_op>& ops, const linear_layer<In, Out, S>*, std::size_t layer, const std::string& where)
+void append_ops(std::vector<layer_op>& ops, const linear_layer<In, Out, S>*, std::size_t layer,
+                const std::string& where)
 {
     auto op = shaped_op<S>(layer_op_kind::linear, layer, where, 2);
     op.out_channels = Out;
     ops.push_back(op);
 }
 template <std::size_t Percent, class S>
-void append_ops(std::vector<layer_op>& ops, const dropout_layer<Percent, S>*, std::size_t layer, const std::string& where)
+void append_ops(std::vector<layer_op>& ops, const dropout_layer<Percent, S>*, std::size_t layer,
+                const std::string& where)
 {
     ops.push_back(shaped_op<S>(layer_op_kind::dropout, layer, where));
 }
 template <std::size_t N, std::size_t In, std::size_t Out, class S>
-void append_ops(std::vector<layer_op>& ops, const vgg_block_layer<N, In, Out, S>*, std::size_t layer, const std::string& where)
+void append_ops(std::vector<layer_op>& ops, const vgg_block_layer<N, In, Out, S>*, std::size_t layer,
+                const std::string& where)
 {
     using conv_shape = shape<Out, image_dims<S>::height, image_dims<S>::width>;
     for (std::size_t j = 0; j < N; ++j) {
@@ -139,7 +143,8 @@ void append_ops(std::vector<layer_op>& ops, const vgg_block_layer<N, In, Out, S>
             append_ops(ops, static_cast<const conv3x3_layer<In, Out, S>*>(nullptr), layer, conv);
         else
             append_ops(ops, static_cast<const conv3x3_layer<Out, Out, conv_shape>*>(nullptr), layer, conv);
-        append_ops(ops, static_cast<const relu_layer<conv_shape>*>(nullptr), layer, where + " ReLU " + std::to_string(j));
+        append_ops(ops, static_cast<const relu_layer<conv_shape>*>(nullptr), layer,
+                   where + " ReLU " + std::to_string(j));
     }
     append_ops(ops, static_cast<const maxpool2x2_layer<conv_shape>*>(nullptr), layer, where + " max-pool");
 }
@@ -148,11 +153,13 @@ void append_ops(std::vector<layer_op>& ops, const vgg_block_layer<N, In, Out, S>
 template <class Net, class Visit>
 void for_each_layer_type(Visit&& visit)
 {
+    // clang-format off
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         (visit(std::integral_constant<std::size_t, I>{},
                static_cast<const std::remove_cvref_t<decltype(std::declval<Net&>().template layer<I>())>*>(nullptr)),
          ...);
     }(std::make_index_sequence<Net::layer_count>{});
+    // clang-format on
 }
 
 // A block with batch norm holds a Sequential of [Conv2d, BatchNorm2d, ReLU] per convolution and
@@ -239,7 +246,8 @@ std::vector<layer_op> ops_with_parameters(Net& net)
         auto& next = taken[op.layer];
         if (next + op.parameter_count > views.size())
             throw std::logic_error(op.where + " has fewer parameters than its operations need");
-        op.parameters.assign(views.begin() + std::ptrdiff_t(next), views.begin() + std::ptrdiff_t(next + op.parameter_count));
+        op.parameters.assign(views.begin() + std::ptrdiff_t(next),
+                             views.begin() + std::ptrdiff_t(next + op.parameter_count));
         next += op.parameter_count;
     }
     for (const auto& [layer, views] : by_layer)

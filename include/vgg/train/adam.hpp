@@ -35,18 +35,18 @@ public:
     {
         const auto in_unit = [](float b) { return b >= 0.f && b < 1.f; };
         if (!(learning_rate >= 0.f) || !in_unit(beta1) || !in_unit(beta2) || !(eps >= 0.f) || !(weight_decay >= 0.f))
-            throw std::invalid_argument(std::string(kind) + ": needs lr >= 0, betas in [0, 1), eps >= 0 and weight_decay >= 0, got lr " +
-                                        shortest_text(learning_rate) + ", betas (" + shortest_text(beta1) + ", " +
-                                        shortest_text(beta2) + "), eps " + shortest_text(eps) + ", weight_decay " +
-                                        shortest_text(weight_decay));
+            throw std::invalid_argument(
+                std::string(kind) + ": needs lr >= 0, betas in [0, 1), eps >= 0 and weight_decay >= 0, got lr " +
+                shortest_text(learning_rate) + ", betas (" + shortest_text(beta1) + ", " + shortest_text(beta2) +
+                "), eps " + shortest_text(eps) + ", weight_decay " + shortest_text(weight_decay));
     }
 
     /// Updates every trainable parameter of `net` from the gradients its last backward wrote.
     template <class Net>
     void step(Net& net)
     {
-        for_each_trainable(net, 2, [&](const parameter_view& p, parameter_state& s, bool) { return update(p, s); },
-                           kind.data());
+        for_each_trainable(
+            net, 2, [&](const parameter_view& p, parameter_state& s, bool) { return update(p, s); }, kind.data());
     }
 
     /// The moments' names in torch.optim's state and in checkpoints.
@@ -108,8 +108,7 @@ public:
     explicit adam(float learning_rate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f,
                   float weight_decay = 0.f)
         : adam_rule(learning_rate, beta1, beta2, eps, weight_decay)
-    {
-    }
+    {}
 };
 
 /// torch.optim.AdamW(lr, betas=(beta1, beta2), eps, weight_decay): weight decay decoupled from
@@ -119,8 +118,7 @@ public:
     explicit adamw(float learning_rate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f,
                    float weight_decay = 1e-2f)
         : adam_rule(learning_rate, beta1, beta2, eps, weight_decay)
-    {
-    }
+    {}
 };
 
 } // namespace vgg

@@ -53,7 +53,8 @@ void save_checkpoint(Net& net, Optimizer& optimiser, const std::filesystem::path
         if (found == optimiser.state().end() || found->second.buffers.empty())
             return;
         for (std::size_t k = 0; k < found->second.buffers.size(); ++k)
-            tensors.push_back({optimizer_prefix + names.at(k) + "." + p.name, p.shape, found->second.buffers[k], p.order});
+            tensors.push_back(
+                {optimizer_prefix + names.at(k) + "." + p.name, p.shape, found->second.buffers[k], p.order});
         parameter_steps[p.name] = found->second.steps;
         steps_differ = steps_differ || found->second.steps != optimiser.steps();
     });
@@ -69,7 +70,8 @@ void save_checkpoint(Net& net, Optimizer& optimiser, const std::filesystem::path
 /// `optimiser`, which must be of the checkpoint's kind. Nothing is changed unless the whole
 /// checkpoint checks out.
 template <class Net, optimizer Optimizer>
-void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_content& content, const std::filesystem::path& path)
+void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_content& content,
+                     const std::filesystem::path& path)
 {
     VGG_REQUIRE_NETWORK(Net, "load_checkpoint(net, ...)");
     const auto& metadata = content.metadata;
@@ -79,8 +81,8 @@ void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_conte
     const std::size_t step_count = detail::metadata_count(steps->second, path, "optimizer_steps metadata");
     const auto kind = metadata.count("optimizer") ? metadata.at("optimizer") : std::string("sgd");
     if (kind != Optimizer::kind)
-        throw io::file_error(path, "is a checkpoint of a run with the " + kind + " optimiser; this run's optimiser is " +
-                                       std::string(Optimizer::kind));
+        throw io::file_error(path, "is a checkpoint of a run with the " + kind +
+                                       " optimiser; this run's optimiser is " + std::string(Optimizer::kind));
     nlohmann::json parameter_steps = nlohmann::json::object();
     if (const auto found = metadata.find("optimizer_parameter_steps"); found != metadata.end()) {
         parameter_steps = nlohmann::json::parse(found->second, nullptr, false);
@@ -99,14 +101,17 @@ void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_conte
                 continue;
             const auto& stored = buffer->second;
             if (stored.shape != p.shape)
-                throw io::file_error(path, "optimiser state \"" + buffer->first + "\" has shape " + io::shape_text(stored.shape) +
-                                               ", not the parameter's " + io::shape_text(p.shape));
+                throw io::file_error(path, "optimiser state \"" + buffer->first + "\" has shape " +
+                                               io::shape_text(stored.shape) + ", not the parameter's " +
+                                               io::shape_text(p.shape));
             if (stored.is_integer())
                 throw io::file_error(path, "optimiser state \"" + buffer->first + "\" has dtype " + stored.dtype +
                                                ", not a floating-point one");
-            const auto bad = std::find_if(stored.values.begin(), stored.values.end(), [](float v) { return !std::isfinite(v); });
+            const auto bad =
+                std::find_if(stored.values.begin(), stored.values.end(), [](float v) { return !std::isfinite(v); });
             if (bad != stored.values.end())
-                throw io::file_error(path, "optimiser state \"" + buffer->first + "\" holds a NaN or an infinity at index " +
+                throw io::file_error(path, "optimiser state \"" + buffer->first +
+                                               "\" holds a NaN or an infinity at index " +
                                                std::to_string(bad - stored.values.begin()));
             s.buffers.emplace_back(stored.values.size());
             copy_from_shape_order(p.shape, p.order, stored.values, s.buffers.back().data());
@@ -115,7 +120,8 @@ void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_conte
         if (found_names == 0)
             return;
         if (found_names != names.size())
-            throw io::file_error(path, "holds only part of the " + std::string(Optimizer::kind) + " state of \"" + p.name + "\"");
+            throw io::file_error(path, "holds only part of the " + std::string(Optimizer::kind) + " state of \"" +
+                                           p.name + "\"");
         s.steps = step_count;
         if (parameter_steps.contains(p.name)) {
             if (!parameter_steps[p.name].is_number_unsigned())
@@ -125,9 +131,8 @@ void load_checkpoint(Net& net, Optimizer& optimiser, const io::safetensors_conte
         state_tensors += found_names;
         state.emplace(p.name, std::move(s));
     });
-    const auto in_state = std::count_if(content.tensors.begin(), content.tensors.end(), [](const auto& entry) {
-        return entry.first.rfind(optimizer_prefix, 0) == 0;
-    });
+    const auto in_state = std::count_if(content.tensors.begin(), content.tensors.end(),
+                                        [](const auto& entry) { return entry.first.rfind(optimizer_prefix, 0) == 0; });
     if (static_cast<std::size_t>(in_state) != state_tensors)
         throw io::file_error(path, "holds optimiser state that is not " + std::string(Optimizer::kind) +
                                        "'s for a parameter of this network");

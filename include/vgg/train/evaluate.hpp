@@ -42,7 +42,8 @@ double evaluate_accuracy(Net& net, const Test& test, std::size_t batch_size, vgg
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t begin = b * batch_size, count = std::min(batch_size, order.size() - begin);
         test.load_batch(std::span(order).subspan(begin, count), images, labels);
-        correct += double(softmax_cross_entropy(net.forward(images, {mode::eval, 0, 0, precision}), labels, grad).correct);
+        correct +=
+            double(softmax_cross_entropy(net.forward(images, {mode::eval, 0, 0, precision}), labels, grad).correct);
         progress.update(b + 1, begin + count, NAN);
     }
     progress.finish();

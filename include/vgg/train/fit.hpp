@@ -100,10 +100,12 @@ inline std::string workers_text(std::size_t ranks, vgg::precision precision)
 }
 
 /// The class names of a dataset that has them (image_folder: its folders), in label order.
+// clang-format off
 template <class Dataset>
 concept named_classes = requires(const Dataset& set) {
     { set.class_names() } -> std::convertible_to<std::vector<std::string>>;
 };
+// clang-format on
 
 /// Throws std::invalid_argument unless `train` and `test` name their classes alike, where both
 /// name them: with the same count but other names, every test label would mean another class.
@@ -152,7 +154,8 @@ namespace detail {
 template <class Net, class Optimizer, class Train, class Test, class Team>
 class fit_run {
 public:
-    fit_run(Net& net, Optimizer& optimiser, const Train& train, const Test& test, const fit_options& options, Team& team)
+    fit_run(Net& net, Optimizer& optimiser, const Train& train, const Test& test, const fit_options& options,
+            Team& team)
         : net_(net), optimiser_(optimiser), train_(train), test_(test), options_(options), team_(team),
           leader_(team.rank() == 0), log_(leader_ && options.log ? *options.log : quiet_),
           terminal_(leader_ && options.terminal), workers_(workers_text(team.size(), options.precision)),
@@ -183,12 +186,15 @@ public:
         for (std::size_t epoch = first_epoch; epoch < options_.epochs; ++epoch) {
             const auto start = std::chrono::steady_clock::now();
             const std::size_t seen = train_epoch(epoch);
-            const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            const double epoch_seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             result_.train_seconds += epoch_seconds;
-            result_.test_acc = evaluate_accuracy(net_, test_, options_.batch_size, options_.precision, team_, &log_, terminal_);
+            result_.test_acc =
+                evaluate_accuracy(net_, test_, options_.batch_size, options_.precision, team_, &log_, terminal_);
             result_.history.push_back({double(epoch + 1), NAN, NAN, result_.test_acc});
             char line[256];
-            std::snprintf(line, sizeof line, "epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%s)\n",
+            std::snprintf(line, sizeof line,
+                          "epoch %zu/%zu: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec on cpu (%s)\n",
                           epoch + 1, options_.epochs, result_.train_loss, result_.train_acc, result_.test_acc,
                           double(seen) / epoch_seconds, workers_.c_str());
             log_ << line << team_.epoch_report((epoch + 1 - first_epoch) * batches_) << std::flush;
@@ -245,9 +251,9 @@ private:
         const auto checkpoint = io::read_safetensors(options_.resume);
         const auto theirs = checkpoint.metadata.count("frozen_layers") ? checkpoint.metadata.at("frozen_layers") : "";
         if (theirs != frozen_)
-            throw io::file_error(options_.resume, "was made with " + (theirs.empty() ? "no layer" : "layers " + theirs) +
-                                                      " frozen; this run freezes " +
-                                                      (frozen_.empty() ? "none" : "layers " + frozen_));
+            throw io::file_error(options_.resume,
+                                 "was made with " + (theirs.empty() ? "no layer" : "layers " + theirs) +
+                                     " frozen; this run freezes " + (frozen_.empty() ? "none" : "layers " + frozen_));
         auto run = load_run(net_, optimiser_, checkpoint, options_.resume, options_.identity, settings_,
                             leader_ ? options_.warnings : nullptr);
         result_.train_seconds = run.train_seconds;
@@ -273,8 +279,8 @@ private:
 
     training_diverged diverged(const std::string& what, std::size_t epoch, std::size_t batch) const
     {
-        std::string message = what + " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1) +
-                              "; stopping.";
+        std::string message =
+            what + " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1) + "; stopping.";
         if (!options_.out.empty() && std::filesystem::exists(checkpoint_path_))
             message += " The last good checkpoint, " + checkpoint_path_.string() + ", is untouched.";
         return training_diverged(message);
@@ -288,15 +294,16 @@ private:
         rng shuffle(mix64(options_.seed, epoch));
         for (std::size_t i = order.size(); i > 1; --i)
             std::swap(order[i - 1], order[shuffle.below(i)]);
-        progress_reporter progress(log_, terminal_, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs),
-                                   batches_);
+        progress_reporter progress(
+            log_, terminal_, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs), batches_);
         const std::size_t plot_every = std::max<std::size_t>(batches_ / 5, 1);
         double loss_sum = 0;
         std::size_t correct = 0, seen = 0;
         for (std::size_t b = 0; b < batches_; ++b) {
-            const std::size_t begin = b * options_.batch_size, count = std::min(options_.batch_size, order.size() - begin);
-            const std::array<double, 2> totals = train_step(epoch, b, std::span<const std::size_t>(order).subspan(begin, count),
-                                                            progress);
+            const std::size_t begin = b * options_.batch_size,
+                              count = std::min(options_.batch_size, order.size() - begin);
+            const std::array<double, 2> totals =
+                train_step(epoch, b, std::span<const std::size_t>(order).subspan(begin, count), progress);
             loss_sum += totals[0];
             correct += static_cast<std::size_t>(totals[1]);
             seen += count;
@@ -304,8 +311,8 @@ private:
             if ((b + 1) % plot_every == 0 || b + 1 == batches_) {
                 result_.train_loss = loss_sum / double(seen);
                 result_.train_acc = double(correct) / double(seen);
-                result_.history.push_back({double(epoch) + double(b + 1) / double(batches_), result_.train_loss,
-                                           result_.train_acc, NAN});
+                result_.history.push_back(
+                    {double(epoch) + double(b + 1) / double(batches_), result_.train_loss, result_.train_acc, NAN});
             }
         }
         progress.finish();
@@ -321,7 +328,8 @@ private:
         const std::uint64_t step = epoch * batches_ + b;
         const auto indices = batch.subspan(mine.begin, mine.size());
         if constexpr (requires { train_.load_batch(indices, images_, labels_, data::augmentation_key{}); })
-            train_.load_batch(indices, images_, labels_, data::augmentation_key{mix64(options_.seed ^ 0xa06, step), mine.begin});
+            train_.load_batch(indices, images_, labels_,
+                              data::augmentation_key{mix64(options_.seed ^ 0xa06, step), mine.begin});
         else
             train_.load_batch(indices, images_, labels_);
         const run_context context{mode::train, mix64(options_.seed ^ 0xd209, step), mine.begin, options_.precision};

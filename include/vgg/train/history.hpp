@@ -69,9 +69,8 @@ inline std::string history_csv(const std::vector<metric_point>& history)
 /// The curves as d2l's Animator draws them ('b-', 'm--', 'g-.'), as an SVG document.
 inline std::string history_svg(const std::vector<metric_point>& history, std::size_t epochs)
 {
-    std::vector<io::plot_series> series{{"train loss", "#1f77b4", "", {}},
-                                        {"train acc", "#bf00bf", "6,4", {}},
-                                        {"test acc", "#008000", "8,3,2,3", {}}};
+    std::vector<io::plot_series> series{
+        {"train loss", "#1f77b4", "", {}}, {"train acc", "#bf00bf", "6,4", {}}, {"test acc", "#008000", "8,3,2,3", {}}};
     for (const auto& p : history) {
         if (!std::isnan(p.train_loss))
             series[0].points.emplace_back(p.epoch, p.train_loss);

@@ -34,6 +34,7 @@ struct parameter_state {
 /// schedule sets, `state()` holds parameter_state by parameter name with buffers named by
 /// `state_names` (in checkpoints "optimizer.<state name>.<parameter name>"), and `settings()`
 /// names the hyperparameters kept in checkpoints.
+// clang-format off
 template <class Optimizer>
 concept optimizer = requires(Optimizer& o, const Optimizer& c) {
     { Optimizer::kind } -> std::convertible_to<std::string_view>;
@@ -44,6 +45,7 @@ concept optimizer = requires(Optimizer& o, const Optimizer& c) {
     { o.steps() } -> std::same_as<std::size_t&>;
     { c.non_finite_parameter() } -> std::convertible_to<std::string>;
 };
+// clang-format on
 
 namespace detail {
 

@@ -17,8 +17,7 @@ public:
     progress_reporter(std::ostream& out, bool terminal, std::string label, std::size_t total_batches)
         : out_(out), terminal_(terminal), label_(std::move(label)), total_(total_batches), start_(clock::now()),
           last_print_(start_)
-    {
-    }
+    {}
 
     /// After `batches` batches holding `examples` examples, with the loss so far (NaN: none).
     void update(std::size_t batches, std::size_t examples, double running_loss)
@@ -38,8 +37,8 @@ public:
         char loss[32] = "";
         if (!std::isnan(running_loss))
             std::snprintf(loss, sizeof loss, ", loss %.3f", running_loss);
-        std::snprintf(numbers, sizeof numbers, "%zu/%zu batches, %.1f examples/sec%s, ETA %s", batches, total_, rate, loss,
-                      duration_text(remaining).c_str());
+        std::snprintf(numbers, sizeof numbers, "%zu/%zu batches, %.1f examples/sec%s, ETA %s", batches, total_, rate,
+                      loss, duration_text(remaining).c_str());
         if (terminal_) {
             constexpr std::size_t width = 30;
             const std::size_t filled = total_ ? width * batches / total_ : width;

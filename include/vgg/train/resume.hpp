@@ -78,12 +78,12 @@ checkpointed_run load_run(Net& net, Optimizer& optimiser, const io::safetensors_
         // clipping is written only when used.
         if (found == metadata.end() && (key == "lr" || key == "momentum" || key == "weight_decay"))
             continue;
-        const std::string older = key == "ranks"       ? "1"
-                                  : key == "precision" ? "fp32"
-                                  : key == "schedule"  ? lr_schedule::constant().text()
-                                  : key == "nesterov"  ? "0"
+        const std::string older = key == "ranks"            ? "1"
+                                  : key == "precision"      ? "fp32"
+                                  : key == "schedule"       ? lr_schedule::constant().text()
+                                  : key == "nesterov"       ? "0"
                                   : key == "clip_grad_norm" ? "0"
-                                                       : "?";
+                                                            : "?";
         const std::string made_with = found != metadata.end() ? found->second : older;
         if (made_with != value && warnings)
             *warnings << "warning: the checkpoint was made with " << key << " " << made_with << ", this run uses "

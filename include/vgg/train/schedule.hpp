@@ -63,7 +63,8 @@ public:
     lr_schedule after_warmup(std::size_t length, float start_factor = 1.f / 3.f) const
     {
         if (length == 0 || !(start_factor > 0.f && start_factor <= 1.f))
-            throw std::invalid_argument("lr_schedule::after_warmup: needs a length of at least 1 and a start factor in (0, 1]");
+            throw std::invalid_argument(
+                "lr_schedule::after_warmup: needs a length of at least 1 and a start factor in (0, 1]");
         lr_schedule s = *this;
         s.warmup_ = length;
         s.warmup_start_ = start_factor;
@@ -80,17 +81,16 @@ public:
         }
         const std::size_t t = position - warmup_;
         switch (kind_) {
-        case kind::step:
-            return static_cast<float>(double(base) * std::pow(double(gamma_), double(t / period_)));
+        case kind::step: return static_cast<float>(double(base) * std::pow(double(gamma_), double(t / period_)));
         case kind::multi_step: {
             const auto passed = std::upper_bound(milestones_.begin(), milestones_.end(), t) - milestones_.begin();
             return static_cast<float>(double(base) * std::pow(double(gamma_), double(passed)));
         }
         case kind::cosine:
-            return static_cast<float>(double(eta_min_) + (double(base) - double(eta_min_)) *
-                                                             (1.0 + std::cos(std::numbers::pi * double(t) / double(period_))) / 2.0);
-        case kind::constant:
-            break;
+            return static_cast<float>(double(eta_min_) +
+                                      (double(base) - double(eta_min_)) *
+                                          (1.0 + std::cos(std::numbers::pi * double(t) / double(period_))) / 2.0);
+        case kind::constant: break;
         }
         return base;
     }
@@ -105,7 +105,9 @@ public:
         std::string text;
         switch (kind_) {
         case kind::constant: text = "constant"; break;
-        case kind::step: text = "step(step_size=" + std::to_string(period_) + ", gamma=" + shortest_text(gamma_) + ")"; break;
+        case kind::step:
+            text = "step(step_size=" + std::to_string(period_) + ", gamma=" + shortest_text(gamma_) + ")";
+            break;
         case kind::multi_step: {
             text = "multi_step(milestones=";
             for (std::size_t i = 0; i < milestones_.size(); ++i)
@@ -113,7 +115,9 @@ public:
             text += ", gamma=" + shortest_text(gamma_) + ")";
             break;
         }
-        case kind::cosine: text = "cosine(t_max=" + std::to_string(period_) + ", eta_min=" + shortest_text(eta_min_) + ")"; break;
+        case kind::cosine:
+            text = "cosine(t_max=" + std::to_string(period_) + ", eta_min=" + shortest_text(eta_min_) + ")";
+            break;
         }
         text += unit_ == schedule_unit::epoch ? " per epoch" : " per step";
         if (warmup_)

@@ -20,17 +20,19 @@ public:
 
     explicit sgd(float learning_rate, float momentum = 0.f, float weight_decay = 0.f, bool nesterov = false)
         : learning_rate(learning_rate), momentum(momentum), weight_decay(weight_decay), nesterov(nesterov)
-    {
-    }
+    {}
 
     /// Updates every trainable parameter of `net` from the gradients its last backward wrote.
     template <class Net>
     void step(Net& net)
     {
         VGG_REQUIRE_NETWORK(Net, "sgd::step(net)");
-        for_each_trainable(net, momentum != 0.f ? 1 : 0, [&](const parameter_view& p, parameter_state& s, bool fresh) {
-            return update(p, s.buffers.empty() ? nullptr : s.buffers[0].data(), fresh);
-        }, "sgd");
+        for_each_trainable(
+            net, momentum != 0.f ? 1 : 0,
+            [&](const parameter_view& p, parameter_state& s, bool fresh) {
+                return update(p, s.buffers.empty() ? nullptr : s.buffers[0].data(), fresh);
+            },
+            "sgd");
     }
 
     /// The momentum buffer's name in torch.optim's state and in checkpoints (none without momentum).
@@ -56,19 +58,20 @@ private:
         float* w = p.value.data();
         const float* g = p.grad.data();
         const float m = first ? 0.f : momentum;
-        return detail::update_elements(p.value.size(), update_operations, [&]<class T>(std::type_identity<T>, std::size_t i) {
-            using lane = detail::lanes<T>;
-            const T weight = lane::load(w + i);
-            T d = lane::load(g + i) + T(weight_decay) * weight;
-            if (v) {
-                const T velocity = T(m) * lane::load(v + i) + d;
-                lane::store(v + i, velocity);
-                d = nesterov ? d + T(momentum) * velocity : velocity;
-            }
-            const T updated = weight - T(learning_rate) * d;
-            lane::store(w + i, updated);
-            return updated;
-        });
+        return detail::update_elements(p.value.size(), update_operations,
+                                       [&]<class T>(std::type_identity<T>, std::size_t i) {
+                                           using lane = detail::lanes<T>;
+                                           const T weight = lane::load(w + i);
+                                           T d = lane::load(g + i) + T(weight_decay) * weight;
+                                           if (v) {
+                                               const T velocity = T(m) * lane::load(v + i) + d;
+                                               lane::store(v + i, velocity);
+                                               d = nesterov ? d + T(momentum) * velocity : velocity;
+                                           }
+                                           const T updated = weight - T(learning_rate) * d;
+                                           lane::store(w + i, updated);
+                                           return updated;
+                                       });
     }
 
     /// Operations per parameter of an update, for parallel_ranges' threshold.

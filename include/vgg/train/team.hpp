@@ -28,6 +28,7 @@ struct single_process {
 
 /// What fit and evaluate_accuracy ask of the processes that train together (single_process,
 /// mpi_team): their number, this one's rank, a sum over them, a line for the log.
+// clang-format off
 template <class Team>
 concept team = requires(const Team& t, std::span<double> values, std::size_t steps) {
     { t.rank() } -> std::convertible_to<std::size_t>;
@@ -35,6 +36,7 @@ concept team = requires(const Team& t, std::span<double> values, std::size_t ste
     t.sum(values);
     { t.epoch_report(steps) } -> std::convertible_to<std::string>;
 };
+// clang-format on
 static_assert(team<single_process>);
 
 } // namespace vgg

@@ -23,16 +23,18 @@ inline void amx_forward(const conv3x3_dims& d, const conv3x3_forward_plan& plan,
     std::uint16_t* packed = vgg::detail::reserve(this_thread_buffers().packed_weights, layout.packed_weights_size());
     pack_amx_conv3x3_weights(layout, weight, packed);
     const std::size_t pieces = plan.pieces_per_image;
-    vgg::detail::parallel_ranges(batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
-        thread_buffers& buffers = this_thread_buffers();
-        for (std::size_t item = work.begin; item < work.end; ++item) {
-            const std::size_t n = item / pieces;
-            std::uint16_t* staged = vgg::detail::reserve(buffers.staged_image, layout.staged_size());
-            stage_channels_last(layout, x + n * d.in_size(), staged);
-            amx_conv3x3_image(layout, staged, packed, bias,
-                              vgg::detail::partition(layout.output_groups(), pieces, item % pieces), out.image(n, d));
-        }
-    });
+    vgg::detail::parallel_ranges(
+        batch * pieces, d.forward_operations() / pieces, [&](std::size_t, std::size_t, vgg::detail::range work) {
+            thread_buffers& buffers = this_thread_buffers();
+            for (std::size_t item = work.begin; item < work.end; ++item) {
+                const std::size_t n = item / pieces;
+                std::uint16_t* staged = vgg::detail::reserve(buffers.staged_image, layout.staged_size());
+                stage_channels_last(layout, x + n * d.in_size(), staged);
+                amx_conv3x3_image(layout, staged, packed, bias,
+                                  vgg::detail::partition(layout.output_groups(), pieces, item % pieces),
+                                  out.image(n, d));
+            }
+        });
 }
 
 /// The input gradient's adjoint convolution (from out_channels to in_channels) with its kernels
@@ -44,7 +46,8 @@ struct amx_adjoint_convolution {
     amx_adjoint_convolution(const conv3x3_dims& d, const float* adjoint)
         : layout{d.out_channels, d.in_channels, d.height, d.width}
     {
-        std::uint16_t* buffer = vgg::detail::reserve(this_thread_buffers().packed_weights, layout.packed_weights_size());
+        std::uint16_t* buffer =
+            vgg::detail::reserve(this_thread_buffers().packed_weights, layout.packed_weights_size());
         pack_amx_conv3x3_weights(layout, adjoint, buffer);
         packed = buffer;
     }

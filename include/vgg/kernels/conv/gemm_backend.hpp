@@ -49,8 +49,8 @@ inline void gemm_accumulate_weight_gradient(const conv3x3_dims& d, conv3x3_algor
                   image_columns_of(d, x, n).transposed(), dweight, d.patch(), gemm_update::accumulate);
     } else {
         im2col_3x3(x + n * d.in_size(), d.in_channels, d.height, d.width, columns);
-        gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()), row_major(columns, d.pixels()).transposed(),
-             dweight, d.patch(), gemm_update::accumulate);
+        gemm(d.out_channels, d.patch(), d.pixels(), row_major(g, d.pixels()),
+             row_major(columns, d.pixels()).transposed(), dweight, d.patch(), gemm_update::accumulate);
     }
 }
 
@@ -61,8 +61,9 @@ inline void gemm_input_gradient(const conv3x3_dims& d, conv3x3_algorithm algorit
                                 const float* adjoint, const float* g, float* columns, float* dx_n)
 {
     if (algorithm == conv3x3_algorithm::bf16_gemm) {
-        gemm_bf16(best_bf16_kernel(), d.in_channels, d.pixels(), 9 * d.out_channels, row_major(adjoint, 9 * d.out_channels),
-                  image_columns{g, d.out_channels, d.height, d.width}, dx_n, d.pixels(), gemm_update::overwrite);
+        gemm_bf16(best_bf16_kernel(), d.in_channels, d.pixels(), 9 * d.out_channels,
+                  row_major(adjoint, 9 * d.out_channels), image_columns{g, d.out_channels, d.height, d.width}, dx_n,
+                  d.pixels(), gemm_update::overwrite);
     } else {
         gemm(d.patch(), d.pixels(), d.out_channels, row_major(weight, d.patch()).transposed(), row_major(g, d.pixels()),
              columns, d.pixels(), gemm_update::overwrite);

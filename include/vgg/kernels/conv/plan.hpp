@@ -53,11 +53,11 @@ constexpr conv3x3_algorithm winograd_algorithm(std::size_t tile)
 
 /// How a forward pass shares its work between threads.
 enum class work_split : std::uint8_t {
-    images,          ///< whole images
-    channel_groups,  ///< fewer images than threads: groups of output channels of each image
-    tile_rows,       ///< Winograd: tile rows counted across the batch
-    target_panels,   ///< Winograd, fewer images than threads: panels of output channels, each thread
-                     ///< transforming its own share of the kernels
+    images,         ///< whole images
+    channel_groups, ///< fewer images than threads: groups of output channels of each image
+    tile_rows,      ///< Winograd: tile rows counted across the batch
+    target_panels,  ///< Winograd, fewer images than threads: panels of output channels, each thread
+                    ///< transforming its own share of the kernels
 };
 
 constexpr std::string_view to_string(work_split s)

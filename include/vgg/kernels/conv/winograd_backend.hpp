@@ -49,29 +49,29 @@ void winograd_forward(const conv3x3_dims& d, work_split split, std::size_t batch
     const std::size_t tile_rows = d.height / Tile;
     if (split == work_split::target_panels) {
         const std::size_t panels = winograd_panel_rows(d.out_channels) / micro_rows;
-        vgg::detail::parallel_ranges(panels, batch * d.forward_operations() / panels,
-                                     [&](std::size_t, std::size_t, vgg::detail::range own) {
-            const vgg::detail::range targets = winograd_panel_targets(own, d.out_channels);
-            if (transformed)
-                winograd_transform_kernels<Tile>(weight, d.out_channels, d.in_channels, false, targets, transformed);
-            winograd_conv3x3_rows<Tile>(d.in_channels, d.out_channels, d.height, d.width, x, u, bias,
-                                        this_thread_buffers().winograd, {0, batch * tile_rows}, targets, epilogue);
-        });
+        vgg::detail::parallel_ranges(
+            panels, batch * d.forward_operations() / panels, [&](std::size_t, std::size_t, vgg::detail::range own) {
+                const vgg::detail::range targets = winograd_panel_targets(own, d.out_channels);
+                if (transformed)
+                    winograd_transform_kernels<Tile>(weight, d.out_channels, d.in_channels, false, targets,
+                                                     transformed);
+                winograd_conv3x3_rows<Tile>(d.in_channels, d.out_channels, d.height, d.width, x, u, bias,
+                                            this_thread_buffers().winograd, {0, batch * tile_rows}, targets, epilogue);
+            });
         return;
     }
     if (transformed)
         winograd_transform_kernels_in_parallel<Tile>(d, weight, false, transformed);
-    vgg::detail::parallel_ranges(batch * tile_rows, d.forward_operations() / tile_rows,
-                                 [&](std::size_t, std::size_t, vgg::detail::range rows) {
-                                     winograd_conv3x3_rows<Tile>(d.in_channels, d.out_channels, d.height, d.width, x, u,
-                                                                 bias, this_thread_buffers().winograd, rows,
-                                                                 {0, d.out_channels}, epilogue);
-                                 });
+    vgg::detail::parallel_ranges(
+        batch * tile_rows, d.forward_operations() / tile_rows, [&](std::size_t, std::size_t, vgg::detail::range rows) {
+            winograd_conv3x3_rows<Tile>(d.in_channels, d.out_channels, d.height, d.width, x, u, bias,
+                                        this_thread_buffers().winograd, rows, {0, d.out_channels}, epilogue);
+        });
 }
 
 /// winograd_forward by the plan's tile.
-inline void winograd_forward(const conv3x3_dims& d, const conv3x3_forward_plan& plan, std::size_t batch,
-                             const float* x, const float* weight, const float* bias, winograd_kernel_cache* kept,
+inline void winograd_forward(const conv3x3_dims& d, const conv3x3_forward_plan& plan, std::size_t batch, const float* x,
+                             const float* weight, const float* bias, winograd_kernel_cache* kept,
                              const conv_output& out)
 {
     const winograd_epilogue epilogue{d, out};
@@ -94,8 +94,8 @@ inline const float* winograd_adjoint_kernels(const conv3x3_dims& d, std::size_t 
 
 /// The input gradient of a group of `images` images (dx_group: the first one's) from their output
 /// gradients (contiguous), by the adjoint convolution with the transformed adjoint kernels `u`.
-inline void winograd_input_gradient(const conv3x3_dims& d, std::size_t tile, std::size_t images,
-                                    const float* gradients, const float* u, winograd_workspace& scratch, float* dx_group)
+inline void winograd_input_gradient(const conv3x3_dims& d, std::size_t tile, std::size_t images, const float* gradients,
+                                    const float* u, winograd_workspace& scratch, float* dx_group)
 {
     const conv3x3_dims adjoint = d.adjoint();
     const winograd_epilogue epilogue{adjoint, conv_output::stored(dx_group)};
@@ -122,10 +122,9 @@ inline void winograd_weight_gradient_of_group(const conv3x3_dims& d, std::size_t
 {
     with_winograd_tile(tile, [&]<std::size_t Tile>() {
         const std::size_t tiles = images * (d.height / Tile) * (d.width / Tile);
-        winograd_accumulate_weight_gradient<Tile>(d.in_channels, d.out_channels, d.height, d.width, images, x_group,
-                                                  gradients, buffers.winograd, buffers.sums.data(),
-                                                  winograd_gradient_chunk<Tile>(d.in_channels, d.out_channels, tiles),
-                                                  update, dbias);
+        winograd_accumulate_weight_gradient<Tile>(
+            d.in_channels, d.out_channels, d.height, d.width, images, x_group, gradients, buffers.winograd,
+            buffers.sums.data(), winograd_gradient_chunk<Tile>(d.in_channels, d.out_channels, tiles), update, dbias);
     });
 }
 

@@ -11,7 +11,8 @@ namespace vgg::kernels {
 struct thread_buffers {
     winograd_workspace winograd;
     aligned_vector<float> kernels, columns, image, accumulators, sums;
-    aligned_vector<float> kept_gradients; ///< output gradients of a group of images, for one Winograd input-gradient pass
+    aligned_vector<float>
+        kept_gradients; ///< output gradients of a group of images, for one Winograd input-gradient pass
     aligned_vector<std::uint16_t> packed_weights, staged_image, staged_gradient; ///< the AMX convolution's
     aligned_vector<float> adjoint, output_gradients; ///< of an input gradient computed alone
 };

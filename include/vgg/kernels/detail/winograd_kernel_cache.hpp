@@ -43,9 +43,9 @@ inline bool same_bytes(const float* a, const float* b, std::size_t count)
     std::atomic<bool> differ{false};
     vgg::detail::parallel_ranges(count, vgg::detail::parallel_min_operations / parallel_copy_min_floats,
                                  [&](std::size_t, std::size_t, vgg::detail::range part) {
-        if (std::memcmp(a + part.begin, b + part.begin, part.size() * sizeof(float)) != 0)
-            differ.store(true, std::memory_order_relaxed);
-    });
+                                     if (std::memcmp(a + part.begin, b + part.begin, part.size() * sizeof(float)) != 0)
+                                         differ.store(true, std::memory_order_relaxed);
+                                 });
     return !differ.load(std::memory_order_relaxed);
 }
 
@@ -55,8 +55,8 @@ inline void copy_in_parallel(const float* from, std::size_t count, float* to)
 {
     vgg::detail::parallel_ranges(count, vgg::detail::parallel_min_operations / parallel_copy_min_floats,
                                  [&](std::size_t, std::size_t, vgg::detail::range part) {
-        std::copy(from + part.begin, from + part.end, to + part.begin);
-    });
+                                     std::copy(from + part.begin, from + part.end, to + part.begin);
+                                 });
 }
 
 /// The transformed kernels of one convolution, kept between its forward passes (the layers keep
