@@ -6,7 +6,8 @@
 # demonstration and program script in it (the full sweeps), then more builds (each stage prints
 # the minutes so far):
 #   (first)           clang-format --dry-run --Werror over the C++ files (.clang-format);
-#   build-sanitize/   the same suite under AddressSanitizer and UndefinedBehaviorSanitizer (GCC);
+#   build-sanitize/   the library's tests, MPI runs and fuzz replays under AddressSanitizer and
+#                     UndefinedBehaviorSanitizer (GCC);
 #   build-debug/      -O0: each public header alone, the README's example and the shape walk;
 #   build-clang/      the compile-only tests (shape errors, installed package) under clang;
 #   build-fuzz/       the libFuzzer targets (clang), each fuzzing for VGG_FUZZ_SECONDS (default 20).
@@ -49,10 +50,14 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 line_tables_only="-O2 -g1 -DNDEBUG"
 
 # Compile-only tests (the shape-error demonstrations, the installed-package consumer) check the
-# compiler's verdict, which the sanitizers do not change: they run in the Release build only.
+# compiler's verdict, which the sanitizers do not change: they run in the Release build only. So
+# do the example programs' scripts: the programs are thin over the library, whose tests, MPI runs
+# and fuzz replays run here, and compiling their networks under the sanitizers took a third of
+# the stage (the programs' file and argument handling is fuzzed by the libFuzzer stage's targets
+# where it is the library's).
 stage "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$line_tables_only" \
-  -DVGG_SANITIZE=address,undefined -DVGG_BUILD_BENCH=OFF
+  -DVGG_SANITIZE=address,undefined -DVGG_BUILD_BENCH=OFF -DVGG_BUILD_EXAMPLES=OFF
 cmake --build build-sanitize -j"$jobs"
 VGG_SWEEP=small ctest --test-dir build-sanitize --output-on-failure -j"$jobs" --label-exclude compile-only
 
