@@ -1,6 +1,7 @@
 #pragma once
 // Values read out of an ONNX model's protobuf messages: tensors (initializers, Constant values)
 // and node attributes.
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
