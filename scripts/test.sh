@@ -2,9 +2,9 @@
 # The test suite. Without arguments, the library's tests in a Release build with -march=native in
 # build/: the unit tests (layers, kernels, the convolution plan, training, files), the convolution
 # and network sweeps (a sample) and the model tests against PyTorch, torchvision and ONNX Runtime
-# (see README for its time). With --all, as CI runs it, the whole Release build and every test, compile-fail
-# demonstration and program script in it (the full sweeps), then more builds (each stage prints
-# the minutes so far):
+# (7 minutes from a fresh clone on 2 cores of a Zen 3). With --all, as CI runs it, the whole
+# Release build and every test, compile-fail demonstration and program script in it (the full
+# sweeps), then more builds (each stage prints the minutes so far):
 #   (first)           clang-format --dry-run --Werror over the C++ files (.clang-format);
 #   build-sanitize/   the library's tests, MPI runs and fuzz replays under AddressSanitizer and
 #                     UndefinedBehaviorSanitizer (GCC);
