@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test suite. Without arguments, the library's tests in a Release build with -march=native in
-# build/: the unit tests (layers, kernels, the convolution plan, training, files), the convolution
-# and network sweeps (a sample) and the model tests against PyTorch, torchvision and ONNX Runtime
-# (7 minutes from a fresh clone on 2 cores of a Zen 3). With --all, as CI runs it, the whole
-# Release build and every test, compile-fail demonstration and program script in it (the full
-# sweeps), then more builds (each stage prints the minutes so far):
+# build/: the kernels (the convolution plan, every convolution dispatch in a sample of the sweep,
+# bf16, int8), the layers, training, files, and the seed's network against PyTorch. With --all, as
+# CI runs it, the whole Release build and every test, compile-fail demonstration and program script
+# in it (the full sweeps, the network sweep, torchvision, fine-tuning and ONNX against PyTorch,
+# torchvision and ONNX Runtime), then more builds (each stage prints the minutes so far):
 #   (first)           clang-format --dry-run --Werror over the C++ files (.clang-format);
 #   build-sanitize/   the library's tests, MPI runs and fuzz replays under AddressSanitizer and
 #                     UndefinedBehaviorSanitizer (GCC);
@@ -18,9 +18,9 @@ case "${1:-}" in
   --all) all=true ;;
   *) echo "usage: bash scripts/test.sh [--all]" >&2; exit 2 ;;
 esac
-# The convolution and network sweeps (tests/test_conv_sweep.cpp, tests/test_network_sweep.cpp) run
-# a sample (every dispatch and layer shape once; the networks at their smallest size), and with --all
-# every configuration in Release; the sanitizer build, 20-30 times as slow, runs their small size.
+# The convolution sweep (tests/test_conv_sweep.cpp) runs a sample (every dispatch and layer shape
+# once), and with --all every configuration in Release, as the network sweep (tests/test_network_sweep.cpp)
+# does; the sanitizer build, 20-30 times as slow, runs their small size.
 $all && export VGG_SWEEP=full
 started=$SECONDS
 stage() { echo "== $1 ($(( (SECONDS - started) / 60 )) min so far)"; }
