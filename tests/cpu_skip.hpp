@@ -24,6 +24,13 @@ inline void skip_unless_runs(kernels::bf16_kernel kernel)
                      " kernel cannot run here: " + kernels::bf16_kernel_missing(kernel));
 }
 
+inline void skip_unless_runs(kernels::int8_kernel kernel)
+{
+    if (!kernels::int8_kernel_runs(kernel))
+        skip_because("the " + std::string(to_string(kernel)) +
+                     " int8 kernel cannot run here: " + kernels::int8_kernel_missing(kernel));
+}
+
 inline void skip_unless_bf16()
 {
     if (!kernels::bf16_supported())

@@ -28,6 +28,8 @@ namespace detail {
 struct cpu_report {
     bool avx512_bf16 = false; ///< AVX-512 F/BW/VL and BF16, with the OS saving the ZMM state
     bool amx_bf16 = false;    ///< AMX tiles and bf16, with the OS's permission to use them
+    bool avx2_fma = false;    ///< AVX2 and FMA, with the OS saving the YMM state
+    bool avx512_vnni = false; ///< AVX-512 F/BW/VL and VNNI, with the OS saving the ZMM state
 };
 
 #if defined(__x86_64__)
@@ -57,7 +59,9 @@ inline cpu_report ask_cpu()
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) // no OSXSAVE: no XGETBV
         return report;
     const unsigned long long xcr0 = extended_control_register();
-    const bool os_saves_zmm = (xcr0 & 0xE6) == 0xE6;         // SSE, AVX, opmask and both ZMM halves
+    const bool os_saves_ymm = (xcr0 & 0x6) == 0x6;   // SSE and AVX
+    const bool os_saves_zmm = (xcr0 & 0xE6) == 0xE6; // SSE, AVX, opmask and both ZMM halves
+    const bool fma = ecx & (1u << 12);
     const bool os_saves_tiles = (xcr0 & 0x60000) == 0x60000; // tile configuration and data
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
         return report;
@@ -66,6 +70,8 @@ inline cpu_report ask_cpu()
     unsigned leaf1_eax = 0, unused;
     __get_cpuid_count(7, 1, &leaf1_eax, &unused, &unused, &unused);
     report.avx512_bf16 = os_saves_zmm && avx512 && (leaf1_eax & (1u << 5));
+    report.avx2_fma = os_saves_ymm && fma && (ebx & (1u << 5));
+    report.avx512_vnni = os_saves_zmm && avx512 && (ecx & (1u << 11));
     report.amx_bf16 = report.avx512_bf16 && amx && os_saves_tiles && amx_permitted();
     return report;
 }
@@ -112,6 +118,48 @@ inline bf16_kernel best_bf16_kernel()
     if (bf16_kernel_runs(bf16_kernel::avx512_bf16))
         return bf16_kernel::avx512_bf16;
     throw std::runtime_error(bf16_unsupported_reason() + ": use fp32 on this machine");
+}
+
+/// The int8 kernels (u8 activations times s8 weights, summed in int32), fastest first. All give
+/// the same results: the weights are quantised to 7 bits (int8_weight_levels) so that AVX2's
+/// pairwise products cannot saturate.
+enum class int8_kernel {
+    avx512_vnni, ///< AVX512_VNNI's vpdpbusd: four u8 x s8 products per int32 lane
+    avx2,        ///< AVX2's vpmaddubsw + vpmaddwd (with FMA for the requantisation)
+    portable,    ///< plain C++ for any x86-64 CPU, several times slower
+};
+
+constexpr std::string_view to_string(int8_kernel k)
+{
+    return k == int8_kernel::avx512_vnni ? "AVX512_VNNI" : k == int8_kernel::avx2 ? "AVX2" : "portable";
+}
+
+/// Whether this CPU (and its operating system) can run int8 kernel k.
+inline bool int8_kernel_runs(int8_kernel k)
+{
+    switch (k) {
+    case int8_kernel::avx512_vnni: return detail::this_cpu().avx512_vnni;
+    case int8_kernel::avx2: return detail::this_cpu().avx2_fma;
+    case int8_kernel::portable: return true;
+    }
+    return false;
+}
+
+/// What is missing for int8 kernel k on this CPU, for skip messages.
+inline std::string int8_kernel_missing(int8_kernel k)
+{
+    return k == int8_kernel::avx512_vnni
+               ? "this CPU or its operating system lacks AVX512_VNNI (with AVX-512 F, BW and VL)"
+               : "this CPU or its operating system lacks AVX2 and FMA";
+}
+
+/// The fastest int8 kernel this CPU runs.
+inline int8_kernel best_int8_kernel()
+{
+    for (const int8_kernel k : {int8_kernel::avx512_vnni, int8_kernel::avx2})
+        if (int8_kernel_runs(k))
+            return k;
+    return int8_kernel::portable;
 }
 
 } // namespace vgg::kernels

@@ -1,0 +1,253 @@
+// The int8 kernels against exact integer and double-precision references, on every kernel this
+// CPU runs (the others skip, naming the missing feature): the int32 sums of convolutions and fully
+// connected layers bit for bit, requantisation, the fused pool against the unfused path, and the
+// same bytes from every kernel.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <vgg/core/rng.hpp>
+#include <vgg/kernels/int8/conv3x3_int8.hpp>
+#include <vgg/kernels/int8/linear_int8.hpp>
+
+#include "cpu_skip.hpp"
+
+using namespace vgg;
+using namespace vgg::kernels::int8;
+using vgg::kernels::int8_kernel;
+
+namespace {
+
+struct int8_conv_case {
+    std::size_t in, out, height, width;
+};
+
+/// Random u8 activations (about half zero, as after ReLU) and 7-bit weights.
+struct int8_problem {
+    std::vector<std::uint8_t> x; ///< [batch][in][height][width]
+    quantised_weights weights;   ///< [out][in][taps]
+    std::vector<float> multiplier, offset;
+
+    int8_problem(std::size_t batch, std::size_t in, std::size_t pixels, std::size_t out, std::size_t taps,
+                 std::uint64_t seed)
+        : x(batch * in * pixels), weights{std::vector<std::int8_t>(out * in * taps), std::vector<float>(out, 1.f)},
+          multiplier(out), offset(out)
+    {
+        rng random(seed);
+        for (auto& v : x)
+            v = random.uniform() < 0.5f ? 0 : static_cast<std::uint8_t>(random.uniform() * 256.f);
+        for (auto& w : weights.values)
+            w = static_cast<std::int8_t>(std::lround(random.uniform() * 126.f) - 63);
+        for (std::size_t o = 0; o < out; ++o) {
+            multiplier[o] = 1e-3f + random.uniform() * 4e-3f;
+            offset[o] = random.uniform() * 40.f - 20.f;
+        }
+    }
+
+    requantisation unit() const
+    {
+        requantisation r{aligned_vector<float>(padded_channels(multiplier.size()), 0.f),
+                         aligned_vector<float>(padded_channels(multiplier.size()), 0.f)};
+        std::fill(r.multiplier.begin(), r.multiplier.begin() + long(multiplier.size()), 1.f);
+        return r;
+    }
+    requantisation random() const
+    {
+        requantisation r = unit();
+        std::copy(multiplier.begin(), multiplier.end(), r.multiplier.begin());
+        std::copy(offset.begin(), offset.end(), r.offset.begin());
+        return r;
+    }
+};
+
+/// The exact sums of a 3x3 convolution, [batch][out][height][width].
+std::vector<std::int64_t> reference_conv(const int8_problem& p, std::size_t batch, const int8_conv_case& c)
+{
+    std::vector<std::int64_t> sums(batch * c.out * c.height * c.width, 0);
+    for (std::size_t n = 0; n < batch; ++n)
+        for (std::size_t o = 0; o < c.out; ++o)
+            for (std::size_t h = 0; h < c.height; ++h)
+                for (std::size_t w = 0; w < c.width; ++w) {
+                    std::int64_t total = 0;
+                    for (std::size_t i = 0; i < c.in; ++i)
+                        for (std::size_t t = 0; t < 9; ++t) {
+                            const long y = long(h) + long(t / 3) - 1, z = long(w) + long(t % 3) - 1;
+                            if (y < 0 || z < 0 || y >= long(c.height) || z >= long(c.width))
+                                continue;
+                            total +=
+                                std::int64_t{
+                                    p.x[((n * c.in + i) * c.height + std::size_t(y)) * c.width + std::size_t(z)]} *
+                                p.weights.values[(o * c.in + i) * 9 + t];
+                        }
+                    sums[((n * c.out + o) * c.height + h) * c.width + w] = total;
+                }
+    return sums;
+}
+
+/// The requantised u8 of an exact sum, in double precision.
+int reference_requantize(std::int64_t sum, float multiplier, float offset)
+{
+    const double v = std::clamp(double(sum) * multiplier + offset, 0.0, 255.0);
+    return int(std::nearbyint(v));
+}
+
+/// Whether float rounding may land on the other side of a tie than double rounding does.
+bool near_tie(std::int64_t sum, float multiplier, float offset)
+{
+    const double v = double(sum) * multiplier + offset;
+    return std::abs(v - std::floor(v) - 0.5) < 1e-4;
+}
+
+std::vector<std::uint8_t> to_planes(const int8_problem& p, std::size_t batch, const int8_conv_case& c,
+                                    const planes& layout)
+{
+    std::vector<std::uint8_t> stored(batch * layout.image_size(), 0);
+    for (std::size_t n = 0; n < batch; ++n)
+        for (std::size_t i = 0; i < c.in; ++i)
+            for (std::size_t h = 0; h < c.height; ++h)
+                for (std::size_t w = 0; w < c.width; ++w)
+                    stored[n * layout.image_size() + layout.at(h, w) + i] =
+                        p.x[((n * c.in + i) * c.height + h) * c.width + w];
+    return stored;
+}
+
+packed_weights pack_conv(const int8_problem& p, const int8_conv_case& c)
+{
+    return pack_weights(p.weights, c.out, c.in, 9, padded_channels(c.in), [&](std::size_t s) { return s; });
+}
+
+void check_conv_kernel(int8_kernel kernel)
+{
+    const std::vector<int8_conv_case> cases{{1, 16, 5, 7},  {3, 10, 6, 6},   {16, 32, 8, 10}, {20, 24, 6, 9},
+                                            {64, 48, 4, 4}, {48, 80, 2, 14}, {128, 16, 3, 2}};
+    for (const auto& c : cases) {
+        CAPTURE(c.in);
+        CAPTURE(c.out);
+        CAPTURE(c.height);
+        CAPTURE(c.width);
+        const std::size_t batch = 2;
+        const int8_problem p(batch, c.in, c.height * c.width, c.out, 9, c.in * 1000 + c.out);
+        const planes in{c.height, c.width, padded_channels(c.in), 1};
+        const planes out{c.height, c.width, padded_channels(c.out), 1};
+        const auto x = to_planes(p, batch, c, in);
+        const auto w = pack_conv(p, c);
+        const auto sums = reference_conv(p, batch, c);
+
+        std::vector<float> exact(batch * out.image_size(), -1.f);
+        conv3x3_int8_forward(kernel, batch, in, x.data(), w, p.unit(), {.layout = out, .f32 = exact.data()});
+        std::vector<std::uint8_t> requantised(batch * out.image_size(), 7);
+        conv3x3_int8_forward(kernel, batch, in, x.data(), w, p.random(), {.layout = out, .u8 = requantised.data()});
+        std::size_t wrong_sums = 0, wrong_bytes = 0, ties = 0;
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t o = 0; o < c.out; ++o)
+                for (std::size_t h = 0; h < c.height; ++h)
+                    for (std::size_t z = 0; z < c.width; ++z) {
+                        const std::int64_t sum = sums[((n * c.out + o) * c.height + h) * c.width + z];
+                        const std::size_t at = n * out.image_size() + out.at(h, z) + o;
+                        wrong_sums += exact[at] != float(sum);
+                        const int expected = reference_requantize(sum, p.multiplier[o], p.offset[o]);
+                        if (requantised[at] != expected)
+                            (near_tie(sum, p.multiplier[o], p.offset[o]) && std::abs(requantised[at] - expected) == 1
+                                 ? ties
+                                 : wrong_bytes)++;
+                    }
+        CHECK(wrong_sums == 0);
+        CHECK(wrong_bytes == 0);
+        CHECK(ties <= 2);
+        // The border stays zero, and padding channels hold zeros.
+        CHECK(requantised[out.at(0, 0) - out.channels] == 7);
+        for (std::size_t o = c.out; o < out.channels; ++o)
+            CHECK(requantised[out.at(0, 0) + o] == 0);
+
+        if (c.height % 2 == 0 && c.width % 2 == 0) {
+            const planes pooled_layout{c.height / 2, c.width / 2, out.channels, 0};
+            std::vector<std::uint8_t> pooled(batch * pooled_layout.image_size());
+            conv3x3_int8_forward(kernel, batch, in, x.data(), w, p.random(),
+                                 {.layout = pooled_layout, .u8 = pooled.data(), .pool = true});
+            std::size_t differ = 0;
+            for (std::size_t n = 0; n < batch; ++n)
+                for (std::size_t h = 0; h < c.height / 2; ++h)
+                    for (std::size_t z = 0; z < c.width / 2; ++z)
+                        for (std::size_t o = 0; o < out.channels; ++o) {
+                            const auto at = [&](std::size_t dy, std::size_t dz) {
+                                return requantised[n * out.image_size() + out.at(2 * h + dy, 2 * z + dz) + o];
+                            };
+                            const auto largest = std::max({at(0, 0), at(0, 1), at(1, 0), at(1, 1)});
+                            differ += pooled[n * pooled_layout.image_size() + pooled_layout.at(h, z) + o] != largest;
+                        }
+            CHECK(differ == 0);
+        }
+    }
+}
+
+void check_linear_kernel(int8_kernel kernel)
+{
+    for (const auto& sizes :
+         {std::array<std::size_t, 3>{1, 37, 10}, {3, 64, 33}, {7, 300, 48}, {8, 20, 36}, {9, 16, 100}}) {
+        const std::size_t batch = sizes[0], in = sizes[1], out = sizes[2];
+        CAPTURE(batch);
+        CAPTURE(in);
+        CAPTURE(out);
+        int8_problem p(batch, in, 1, out, 1, batch * 100 + in + out);
+        const std::size_t stride = padded_channels(in);
+        std::vector<std::uint8_t> x(batch * stride, 0);
+        for (std::size_t n = 0; n < batch; ++n)
+            std::copy_n(p.x.begin() + long(n * in), in, x.begin() + long(n * stride));
+        // Some groups of inputs zero in every image, which the small-batch path skips.
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t k = 4; k < std::min<std::size_t>(in, 12); ++k)
+                x[n * stride + k] = p.x[n * in + k] = 0;
+        const auto w = pack_weights(p.weights, out, in, 1, in, [](std::size_t s) { return s; });
+        const auto grouped = by_group(w);
+        for (const bool small : {false, true}) {
+            if (small && batch > small_batch)
+                continue;
+            CAPTURE(small);
+            const auto linear = small ? linear_int8_small_batch : linear_int8_forward;
+            const auto& weights = small ? grouped : w;
+            std::vector<float> exact(batch * out, -1.f);
+            linear(kernel, batch, x.data(), stride, weights, p.unit(), out, nullptr, exact.data());
+            std::vector<std::uint8_t> requantised(batch * padded_channels(out), 7);
+            linear(kernel, batch, x.data(), stride, weights, p.random(), out, requantised.data(), nullptr);
+            std::size_t wrong_sums = 0, wrong_bytes = 0;
+            for (std::size_t n = 0; n < batch; ++n)
+                for (std::size_t o = 0; o < out; ++o) {
+                    std::int64_t sum = 0;
+                    for (std::size_t k = 0; k < in; ++k)
+                        sum += std::int64_t{p.x[n * in + k]} * p.weights.values[o * in + k];
+                    wrong_sums += exact[n * out + o] != float(sum);
+                    const int got = requantised[n * padded_channels(out) + o];
+                    const int expected = reference_requantize(sum, p.multiplier[o], p.offset[o]);
+                    wrong_bytes += got != expected &&
+                                   !(near_tie(sum, p.multiplier[o], p.offset[o]) && std::abs(got - expected) == 1);
+                }
+            CHECK(wrong_sums == 0);
+            CHECK(wrong_bytes == 0);
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("int8 portable kernel: exact int32 sums, requantisation as in double precision, the fused pool")
+{
+    check_conv_kernel(int8_kernel::portable);
+    check_linear_kernel(int8_kernel::portable);
+}
+
+TEST_CASE("int8 AVX2 kernel: exact int32 sums, requantisation as in double precision, the fused pool")
+{
+    testing::skip_unless_runs(int8_kernel::avx2);
+    check_conv_kernel(int8_kernel::avx2);
+    check_linear_kernel(int8_kernel::avx2);
+}
+
+TEST_CASE("int8 AVX512_VNNI kernel: exact int32 sums, requantisation as in double precision, the fused pool")
+{
+    testing::skip_unless_runs(int8_kernel::avx512_vnni);
+    check_conv_kernel(int8_kernel::avx512_vnni);
+    check_linear_kernel(int8_kernel::avx512_vnni);
+}
