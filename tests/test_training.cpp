@@ -14,6 +14,7 @@
 
 #include "cpu_skip.hpp"
 #include "gradient_check.hpp"
+#include "synthetic_task.hpp"
 #include <vgg/train/fit.hpp>
 
 using namespace vgg;
@@ -23,23 +24,6 @@ namespace {
 // Two VGG blocks on 1x32x32 and a small head.
 using small_net = Sequential<shape<1, 32, 32>, VGGBlock<1, 1, 8>, VGGBlock<2, 8, 16>, Flatten, Linear<16 * 8 * 8, 64>,
                              ReLU, Dropout<50>, Linear<64, 4>>;
-
-// A learnable task: the class is the quadrant that holds a bright 6x6 square, on noise.
-void make_batch(rng& random, tensor<shape<1, 32, 32>>& x, std::vector<int>& labels, std::size_t batch)
-{
-    x.resize(batch);
-    labels.resize(batch);
-    for (std::size_t n = 0; n < batch; ++n) {
-        const int label = static_cast<int>(random.below(4));
-        labels[n] = label;
-        for (std::size_t i = 0; i < x.sample_size; ++i)
-            x.sample(n)[i] = random.uniform(0.f, 0.3f);
-        const std::size_t top = (label / 2) * 16 + random.below(10), left = (label % 2) * 16 + random.below(10);
-        for (std::size_t r = 0; r < 6; ++r)
-            for (std::size_t c = 0; c < 6; ++c)
-                x(n, 0, top + r, left + c) = 1.f;
-    }
-}
 
 struct training_run {
     float first_loss = 0, last_loss = 0, accuracy = 0;
@@ -53,22 +37,14 @@ training_run train(std::uint64_t seed, std::size_t steps, int threads = vgg::max
     small_net net;
     rng random(seed);
     net.initialize(weight_init::xavier_uniform, random);
-    sgd optimiser(learning_rate, 0.9f);
+    training_run run;
+    const auto losses = testing::train_on_quadrants(net, random, seed, steps, compute, learning_rate);
+    run.first_loss = losses.first;
+    run.last_loss = losses.last;
     tensor<shape<1, 32, 32>> x;
     tensor<shape<4>> grad;
     std::vector<int> labels;
-    training_run run;
-    for (std::size_t step = 0; step < steps; ++step) {
-        make_batch(random, x, labels, 32);
-        const auto result =
-            softmax_cross_entropy(net.forward(x, {mode::train, mix64(seed, step), 0, compute}), labels, grad);
-        net.backward(grad);
-        optimiser.step(net);
-        if (step == 0)
-            run.first_loss = result.loss;
-        run.last_loss = result.loss;
-    }
-    make_batch(random, x, labels, 400);
+    testing::make_quadrant_batch(random, x, labels, 400);
     run.accuracy =
         float(softmax_cross_entropy(net.forward(x, {mode::eval, 0, 0, compute}), labels, grad).correct) / 400.f;
     net.visit_parameters(
@@ -377,7 +353,7 @@ struct poisoned_dataset {
     void load_batch(std::span<const std::size_t> indices, tensor<sample_shape>& images, std::vector<int>& labels) const
     {
         rng random(indices[0]);
-        make_batch(random, images, labels, indices.size());
+        testing::make_quadrant_batch(random, images, labels, indices.size());
         if (++calls == bad_call)
             images(0, 0, 3, 3) = std::numeric_limits<float>::quiet_NaN();
     }

@@ -29,6 +29,8 @@
 #include "vgg/models/torchvision.hpp"
 #include "vgg/models/vgg.hpp"
 
+#include "vgg/int8/quantized_network.hpp"
+
 #include "vgg/train/adam.hpp"
 #include "vgg/train/clip_grad_norm.hpp"
 #include "vgg/train/loss.hpp"

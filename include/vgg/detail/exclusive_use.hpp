@@ -14,14 +14,14 @@ public:
     exclusive_use(const exclusive_use&) {}
     exclusive_use& operator=(const exclusive_use&) { return *this; }
 
-    /// Holds the network for one call.
+    /// Holds the network for one call, named as errors print it ("Sequential::forward").
     class hold {
     public:
         hold(exclusive_use& use, const char* call) : use_(use)
         {
             if (use_.busy_.exchange(true, std::memory_order_acquire))
                 throw std::logic_error(
-                    std::string("Sequential::") + call +
+                    std::string(call) +
                     ": another forward or backward of this network is running (on another thread); a "
                     "network is not thread-safe: give each thread its own copy");
         }

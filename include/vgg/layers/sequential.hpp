@@ -89,7 +89,7 @@ public:
     forward_to(const tensor<input_shape>& x, const run_context& context = {}, AroundLayer around_layer = {})
     {
         static_assert(Last < count, "forward_to<Last>: Last must be the index of a layer of this network.");
-        const exclusive_use::hold held(in_use_, "forward");
+        const exclusive_use::hold held(in_use_, "Sequential::forward");
         if (x.batch() == 0)
             throw std::invalid_argument("Sequential::forward: the input batch is empty (0 samples)");
         input_ = &x;
@@ -111,7 +111,7 @@ public:
     template <class AroundLayer = run_directly>
     void backward(const tensor<output_shape>& dy, tensor<input_shape>* dx = nullptr, AroundLayer around_layer = {})
     {
-        const exclusive_use::hold held(in_use_, "backward");
+        const exclusive_use::hold held(in_use_, "Sequential::backward");
         check_backward(dy.batch(), count - 1);
         backward_down_from<count - 1>(dy, dx, around_layer, lowest_layer_to_run(dx), [](auto, auto&) {});
     }
@@ -132,7 +132,7 @@ public:
         constexpr std::array<std::size_t, sizeof...(I)> indices{I...};
         constexpr std::size_t top = std::max({I...});
         static_assert(all_different(indices), "backward_from_taps: each layer may be tapped once.");
-        const exclusive_use::hold held(in_use_, "backward");
+        const exclusive_use::hold held(in_use_, "Sequential::backward");
         const tensor<typename layer_at<top>::output_shape>* top_gradient = nullptr;
         const auto find_top = [&](const auto& t) {
             if constexpr (std::remove_cvref_t<decltype(t)>::index == top)
@@ -235,6 +235,11 @@ public:
 
     template <std::size_t I>
     layer_at<I>& layer()
+    {
+        return std::get<I>(layers_);
+    }
+    template <std::size_t I>
+    const layer_at<I>& layer() const
     {
         return std::get<I>(layers_);
     }

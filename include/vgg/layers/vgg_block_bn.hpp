@@ -72,7 +72,7 @@ public:
         }
         if (!folded_)
             folded_.emplace();
-        fold_all(std::make_index_sequence<conv_count>{});
+        fold_all(*folded_, std::make_index_sequence<conv_count>{});
         folded_->forward(x, y, context);
     }
 
@@ -101,21 +101,31 @@ public:
         });
     }
 
+    /// The block as evaluation runs it: a VGGBlock whose convolutions hold the batch norms folded in.
+    vgg_block_layer<NumConvs, In, Out, InputShape> folded() const
+    {
+        folded_block block;
+        fold_all(block, std::make_index_sequence<conv_count>{});
+        return block;
+    }
+
     layers_type layers;
 
 private:
+    using folded_block = vgg_block_layer<NumConvs, In, Out, InputShape>;
+
     template <std::size_t... J>
-    void fold_all(std::index_sequence<J...>)
+    void fold_all(folded_block& target, std::index_sequence<J...>) const
     {
-        (fold(folded_conv<J>(), layers.template layer<3 * J>(), layers.template layer<3 * J + 1>()), ...);
+        (fold(folded_conv<J>(target), layers.template layer<3 * J>(), layers.template layer<3 * J + 1>()), ...);
     }
     template <std::size_t J>
-    auto& folded_conv()
+    static auto& folded_conv(folded_block& target)
     {
         if constexpr (J == 0)
-            return folded_->first;
+            return target.first;
         else
-            return folded_->later[J - 1];
+            return target.later[J - 1];
     }
 
     /// bn(conv(x)) = conv'(x) in evaluation: w' = w * s and b' = (b - mean) * s + beta per
@@ -137,7 +147,7 @@ private:
     run_context context_;
     bool evaluated_folded_ = false;
     /// The convolutions with the batch norms folded in, made at the first evaluation.
-    std::optional<vgg_block_layer<NumConvs, In, Out, InputShape>> folded_;
+    std::optional<folded_block> folded_;
 };
 
 } // namespace vgg

@@ -1,0 +1,247 @@
+#pragma once
+// A trained fp32 network quantised for int8 inference (post-training static quantisation): weights
+// s8 per output channel, activations u8 per tensor with ranges from a calibration set, int32 sums,
+// bias, ReLU and 2x2 max-pool fused into each layer's requantisation.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "vgg/core/tensor.hpp"
+#include "vgg/detail/exclusive_use.hpp"
+#include "vgg/detail/parallel.hpp"
+#include "vgg/int8/calibration.hpp"
+#include "vgg/int8/layer_ops.hpp"
+#include "vgg/int8/rules.hpp"
+#include "vgg/kernels/int8/conv3x3_int8.hpp"
+#include "vgg/kernels/int8/linear_int8.hpp"
+#include "vgg/layers/sequential.hpp"
+
+namespace vgg::int8 {
+
+struct quantize_options {
+    calibration_method method = calibration_method::mse;
+    double percentile = 99.99; ///< for calibration_method::percentile
+    std::size_t batch = 16;    ///< images per fp32 pass of calibration and of the first layer
+    kernels::int8_kernel kernel = kernels::best_int8_kernel();
+};
+
+/// How a layer of the quantised network computes, for reports.
+struct quantized_layer {
+    std::string name;
+    bool int8 = true;           ///< false: the first convolution, in fp32 (its input is the image)
+    float input_threshold = 0.; ///< the calibrated range of its u8 input (int8 layers)
+    std::size_t operations = 0; ///< multiplies and adds of one image, times two
+};
+
+namespace detail {
+
+/// One int8 layer, ready to run.
+struct int8_op {
+    layer_op::kind type;
+    kernels::int8::packed_weights weights;
+    kernels::int8::packed_weights grouped; ///< a Linear's weights for small batches (kernels::int8::by_group)
+    kernels::int8::requantisation requantisation;
+    /// Its u8 input, one image: a convolution's with a border of 1; a fully connected layer's the
+    /// previous layer's output as it is stored (channels-last planes after a convolution).
+    kernels::int8::planes in;
+    kernels::int8::planes out; ///< a convolution's output: the next layer's input
+    std::size_t out_features = 0;
+    bool pool = false;
+};
+
+/// op (its fp32 weights and bias) as an int8 layer after `before`, with its input's and output's
+/// scales (output_scale 1 for the last layer's fp32 output).
+inline int8_op make_int8_op(const layer_op& op, const layer_op& before, float input_scale, float output_scale)
+{
+    using kernels::int8::padded_channels;
+    const auto finite = [](const aligned_vector<float>& values) {
+        return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
+    };
+    if (!finite(op.weight) || !finite(op.bias))
+        throw std::invalid_argument("int8 quantisation: " + op.name + " has a NaN or infinite weight or bias");
+    int8_op result{op.type, {}, {}, {}, {}, {}, op.out, op.pool};
+    const auto q = kernels::int8::quantise_weights(op.weight_by_output().data(), op.out, op.weight.size() / op.out);
+    result.requantisation = kernels::int8::requantisation::of(input_scale, q.scales, op.bias.data(), output_scale);
+    if (op.type == layer_op::kind::conv) {
+        result.in = {op.height, op.width, padded_channels(op.in), 1};
+        result.weights =
+            kernels::int8::pack_weights(q, op.out, op.in, 9, result.in.channels, [](std::size_t s) { return s; });
+        return result;
+    }
+    // After a convolution the input is its pooled planes channels-last, where Flatten's order
+    // (the weights' columns) is channels-first: the packing reorders the columns.
+    const bool after_conv = before.type == layer_op::kind::conv;
+    const std::size_t height = after_conv ? before.out_height() : 1, width = after_conv ? before.out_width() : 1;
+    const std::size_t channels = op.in / (height * width);
+    result.in = {height, width, padded_channels(channels), 0};
+    result.weights = kernels::int8::pack_weights(q, op.out, op.in, 1, result.in.image_size(), [&](std::size_t s) {
+        const std::size_t pixel = s / result.in.channels, c = s % result.in.channels;
+        return c < channels ? c * height * width + pixel : op.in;
+    });
+    result.grouped = kernels::int8::by_group(result.weights);
+    return result;
+}
+
+} // namespace detail
+
+/// Net quantised for int8 inference from a calibration set. Its first convolution stays fp32 (its
+/// input is the image, which may be negative) and its output is quantised; every later
+/// convolution and fully connected layer is int8; the last one's output is dequantised to fp32
+/// logits. Only inference: forward(x) returns what Net's evaluation would, within quantisation.
+template <class Net>
+class quantized_network {
+public:
+    using input_shape = typename Net::input_shape;
+    using output_shape = typename Net::output_shape;
+
+    /// Calibrates on `calibration` (a few hundred images of the data the network will see) and
+    /// quantises. Throws std::invalid_argument for an empty calibration set.
+    quantized_network(const Net& net, const tensor<input_shape>& calibration, quantize_options options = {})
+        : kernel_(options.kernel)
+    {
+        // In the constructor, not the class: a failed rule is then the only error, under clang too.
+        static_assert(rules::int8_layers_supported_v<Net>,
+                      "int8 quantisation takes networks of VGGBlock, VGGBlockBN, Linear, ReLU, Flatten, Dropout and "
+                      "AdaptiveAvgPool2d layers (an AdaptiveAvgPool2d only where it keeps the size).");
+        static_assert(rules::int8_block_first_linear_last_v<Net>,
+                      "int8 quantisation needs a network that starts with a VGG block and ends with a Linear layer.");
+        static_assert(rules::int8_hidden_linears_have_relu_v<Net>,
+                      "int8 quantisation needs a ReLU after every Linear layer but the last: u8 activations cannot be "
+                      "negative.");
+        if (calibration.batch() == 0)
+            throw std::invalid_argument("int8 quantisation needs calibration images: the calibration set is empty");
+        if (options.batch == 0)
+            throw std::invalid_argument("int8 quantisation: quantize_options::batch (images per calibration pass) "
+                                        "must be at least 1");
+        auto ops = collect_layer_ops(net);
+        const std::vector<float> thresholds = calibrate(ops, calibration, options);
+        first_ = std::move(ops.front());
+        first_scale_ = kernels::int8::activation_scale(thresholds[1]);
+        layers_.push_back({first_.name, false, 0.f, first_.operations()});
+        for (std::size_t k = 1; k < ops.size(); ++k) {
+            const float scale = kernels::int8::activation_scale(thresholds[k]);
+            const float next = k + 1 < ops.size() ? kernels::int8::activation_scale(thresholds[k + 1]) : 1.f;
+            ops_.push_back(detail::make_int8_op(ops[k], ops[k - 1], scale, next));
+            layers_.push_back({ops[k].name, true, thresholds[k], ops[k].operations()});
+        }
+        for (std::size_t k = 0; k + 1 < ops_.size(); ++k)
+            ops_[k].out = ops_[k + 1].in;
+        activations_.resize(ops_.size());
+    }
+
+    /// Logits of x. around(index, run) runs layer `index` (of layers()) by calling run(), for
+    /// timing; the default just runs it.
+    template <class AroundLayer = vgg::detail::run_directly>
+    const tensor<output_shape>& forward(const tensor<input_shape>& x, AroundLayer around = {})
+    {
+        const vgg::detail::exclusive_use::hold held(in_use_, "int8::quantized_network::forward");
+        const std::size_t batch = x.batch();
+        y_.resize(batch);
+        // Resized, never refilled: the borders stay zero, and every pass writes the rest.
+        for (std::size_t k = 0; k < ops_.size(); ++k)
+            activations_[k].resize(batch * ops_[k].in.image_size());
+        around(std::size_t{0}, [&] { first_layer(x); });
+        for (std::size_t k = 0; k < ops_.size(); ++k)
+            around(k + 1, [&] { run(k, batch); });
+        // u8 has no NaN: an image whose first layer made one gets NaN logits, as in fp32.
+        for (std::size_t n = 0; n < batch; ++n)
+            if (not_a_number_[n])
+                std::fill(y_.sample(n), y_.sample(n) + output_shape::size, std::numeric_limits<float>::quiet_NaN());
+        return y_;
+    }
+
+    const std::vector<quantized_layer>& layers() const { return layers_; }
+    kernels::int8_kernel kernel() const { return kernel_; }
+
+private:
+    static std::vector<float> calibrate(const std::vector<layer_op>& ops, const tensor<input_shape>& images,
+                                        const quantize_options& options)
+    {
+        std::vector<activation_histogram> histograms(ops.size());
+        aligned_vector<float> a, b;
+        aligned_vector<std::uint8_t> argmax;
+        for (const bool counting : {false, true})
+            for (std::size_t n = 0; n < images.batch(); n += options.batch) {
+                const std::size_t count = std::min(options.batch, images.batch() - n);
+                a.assign(images.sample(n), images.sample(n) + count * input_shape::size);
+                for (std::size_t k = 0; k + 1 < ops.size(); ++k) {
+                    run_fp32(ops[k], count, a.data(), b, argmax);
+                    if (counting)
+                        histograms[k + 1].observe(b.data(), b.size());
+                    else
+                        histograms[k + 1].observe_range(b.data(), b.size());
+                    std::swap(a, b);
+                }
+            }
+        std::vector<float> thresholds(ops.size(), 0.f);
+        for (std::size_t k = 1; k < ops.size(); ++k)
+            thresholds[k] = histograms[k].threshold(options.method, options.percentile);
+        return thresholds;
+    }
+
+    // The fp32 first convolution, a few images at a time, each quantised as it is made.
+    void first_layer(const tensor<input_shape>& x)
+    {
+        const kernels::int8::planes& to = ops_.front().in;
+        not_a_number_.assign(x.batch(), 0);
+        for (std::size_t n = 0; n < x.batch(); n += first_batch) {
+            const std::size_t count = std::min(first_batch, x.batch() - n);
+            run_fp32(first_, count, x.sample(n), first_output_, first_argmax_);
+            vgg::detail::parallel_ranges(
+                count, first_.out_size(), [&](std::size_t, std::size_t, vgg::detail::range images) {
+                    for (std::size_t i = images.begin; i < images.end; ++i)
+                        not_a_number_[n + i] = !kernels::int8::quantise_planes(
+                            first_output_.data() + i * first_.out_size(), first_.out, first_scale_, to,
+                            activations_[0].data() + (n + i) * to.image_size());
+                });
+        }
+    }
+
+    void run(std::size_t k, std::size_t batch)
+    {
+        const detail::int8_op& op = ops_[k];
+        const bool last = k + 1 == ops_.size();
+        std::uint8_t* u8 = last ? nullptr : activations_[k + 1].data();
+        if (op.type == layer_op::kind::conv) {
+            kernels::int8::conv3x3_int8_forward(kernel_, batch, op.in, activations_[k].data(), op.weights,
+                                                op.requantisation, {.layout = op.out, .u8 = u8, .pool = op.pool});
+            return;
+        }
+        float* f32 = last ? y_.data() : nullptr;
+        if (batch <= kernels::int8::small_batch)
+            kernels::int8::linear_int8_small_batch(kernel_, batch, activations_[k].data(), op.in.image_size(),
+                                                   op.grouped, op.requantisation, op.out_features, u8, f32);
+        else
+            kernels::int8::linear_int8_forward(kernel_, batch, activations_[k].data(), op.in.image_size(), op.weights,
+                                               op.requantisation, op.out_features, u8, f32);
+    }
+
+    static constexpr std::size_t first_batch = 16;
+
+    kernels::int8_kernel kernel_;
+    layer_op first_;
+    float first_scale_ = 1.f;
+    std::vector<detail::int8_op> ops_;
+    std::vector<quantized_layer> layers_;
+    std::vector<aligned_vector<std::uint8_t>> activations_; ///< each int8 layer's input
+    aligned_vector<float> first_output_;
+    aligned_vector<std::uint8_t> first_argmax_;
+    std::vector<std::uint8_t> not_a_number_; ///< per image of the last pass: its first layer made a NaN
+    tensor<output_shape> y_;
+    vgg::detail::exclusive_use in_use_;
+};
+
+/// quantized_network<Net>(net, calibration, options).
+template <class Net>
+quantized_network<Net> quantize(const Net& net, const tensor<typename Net::input_shape>& calibration,
+                                quantize_options options = {})
+{
+    return quantized_network<Net>(net, calibration, options);
+}
+
+} // namespace vgg::int8

@@ -1,0 +1,160 @@
+// int8 networks quantised from trained fp32 ones: the same classes as fp32 on a task they learnt,
+// with batch norm folded, the same logits from every kernel this CPU runs, and the rules of what
+// quantisation accepts.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include <vgg/vgg.hpp>
+
+#include "synthetic_task.hpp"
+
+using namespace vgg;
+using vgg::kernels::int8_kernel;
+
+namespace {
+
+using quadrant_net = Sequential<shape<1, 32, 32>, VGGBlock<1, 1, 8>, VGGBlock<2, 8, 16>, Flatten,
+                                Linear<16 * 8 * 8, 64>, ReLU, Dropout<50>, Linear<64, 4>>;
+using quadrant_net_bn = Sequential<shape<1, 32, 32>, VGGBlockBN<1, 1, 8>, VGGBlockBN<2, 8, 20>, Flatten,
+                                   Linear<20 * 8 * 8, 40>, ReLU, Linear<40, 4>>;
+
+static_assert(rules::int8_layers_supported_v<quadrant_net> && rules::int8_block_first_linear_last_v<quadrant_net> &&
+              rules::int8_hidden_linears_have_relu_v<quadrant_net>);
+static_assert(rules::int8_layers_supported_v<seed_vgg11> && rules::int8_layers_supported_v<vgg16_bn<>>);
+static_assert(
+    !rules::int8_layers_supported_v<Sequential<shape<1, 8, 8>, VGGBlock<1, 1, 4>, MaxPool2x2, Flatten, Linear<16, 2>>>);
+static_assert(!rules::int8_layers_supported_v<vgg16<shape<3, 64, 64>>>, "an AdaptiveAvgPool2d that averages");
+static_assert(!rules::int8_block_first_linear_last_v<Sequential<shape<2>, Linear<2, 2>>>);
+static_assert(!rules::int8_hidden_linears_have_relu_v<
+              Sequential<shape<1, 8, 8>, VGGBlock<1, 1, 4>, Flatten, Linear<64, 8>, Linear<8, 2>>>);
+
+int predicted(const float* logits, std::size_t classes)
+{
+    return int(std::max_element(logits, logits + classes) - logits);
+}
+
+/// The logits of the first `images` images.
+template <class Logits>
+std::vector<float> first_logits(const Logits& logits, std::size_t images)
+{
+    return std::vector<float>(logits.values().begin(), logits.values().begin() + long(images * 4));
+}
+
+template <class Net>
+void check_quantised_classifies_as_fp32(std::uint64_t seed)
+{
+    auto net = std::make_unique<Net>();
+    rng random(seed);
+    net->initialize(weight_init::xavier_uniform, random);
+    testing::train_on_quadrants(*net, random, seed, 150);
+    tensor<shape<1, 32, 32>> calibration, x;
+    std::vector<int> labels;
+    testing::make_quadrant_batch(random, calibration, labels, 64);
+    testing::make_quadrant_batch(random, x, labels, 200);
+    const auto& fp32 = net->forward(x, {mode::eval});
+
+    auto quantised = vgg::int8::quantize(*net, calibration);
+    const auto& logits8 = quantised.forward(x);
+    std::size_t right_fp32 = 0, right_int8 = 0, agree = 0;
+    float largest = 0.f, worst = 0.f;
+    for (std::size_t n = 0; n < x.batch(); ++n) {
+        const int a = predicted(fp32.sample(n), 4), b = predicted(logits8.sample(n), 4);
+        right_fp32 += a == labels[n];
+        right_int8 += b == labels[n];
+        agree += a == b;
+        for (std::size_t k = 0; k < 4; ++k) {
+            largest = std::max(largest, std::abs(fp32(n, k)));
+            worst = std::max(worst, std::abs(fp32(n, k) - logits8(n, k)));
+        }
+    }
+    MESSAGE(to_string(quantised.kernel())
+            << ": accuracy fp32 " << right_fp32 << "/200, int8 " << right_int8 << "/200, same class " << agree
+            << "/200, largest logit " << largest << ", largest difference " << worst);
+    CHECK(right_fp32 > 190);
+    CHECK(std::abs(double(right_int8) - double(right_fp32)) <= 2);
+    CHECK(agree >= 196);
+    CHECK(worst < 0.1f * largest);
+
+    // Every kernel this CPU runs gives the same logits, at a batch of 40 and at one of 5 (where the
+    // fully connected layers skip inputs zero in every image).
+    const auto reference = first_logits(logits8, 40);
+    tensor<shape<1, 32, 32>> forty(40), five(5);
+    std::copy_n(x.data(), forty.size(), forty.data());
+    std::copy_n(x.data(), five.size(), five.data());
+    for (const auto kernel : {int8_kernel::portable, int8_kernel::avx2, int8_kernel::avx512_vnni}) {
+        if (!kernels::int8_kernel_runs(kernel)) {
+            MESSAGE("not run here: " << kernels::int8_kernel_missing(kernel));
+            continue;
+        }
+        CAPTURE(to_string(kernel));
+        auto other = vgg::int8::quantize(*net, calibration, {.kernel = kernel});
+        CHECK(first_logits(other.forward(forty), 40) == reference);
+        CHECK(first_logits(other.forward(five), 5) == first_logits(logits8, 5));
+    }
+}
+
+} // namespace
+
+TEST_CASE("an int8 network quantised from a trained one classifies as it does, with the same logits on every kernel")
+{
+    SUBCASE("VGGBlock, Dropout") { check_quantised_classifies_as_fp32<quadrant_net>(11); }
+    SUBCASE("VGGBlockBN, folded") { check_quantised_classifies_as_fp32<quadrant_net_bn>(12); }
+}
+
+TEST_CASE("int8 quantisation refuses an empty calibration set and reports which layers are int8")
+{
+    auto net = std::make_unique<quadrant_net>();
+    rng random(3);
+    net->initialize(weight_init::xavier_uniform, random);
+    CHECK_THROWS_WITH_AS(vgg::int8::quantize(*net, tensor<shape<1, 32, 32>>(0)),
+                         "int8 quantisation needs calibration images: the calibration set is empty",
+                         std::invalid_argument);
+    tensor<shape<1, 32, 32>> calibration;
+    std::vector<int> labels;
+    testing::make_quadrant_batch(random, calibration, labels, 16);
+    CHECK_THROWS_WITH_AS(vgg::int8::quantize(*net, calibration, {.batch = 0}),
+                         "int8 quantisation: quantize_options::batch (images per calibration pass) must be at least 1",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        vgg::int8::quantize(*net, calibration, {.method = vgg::int8::calibration_method::percentile, .percentile = 0}),
+        "calibration percentile 0.000000 is outside (0, 100]", std::invalid_argument);
+    const auto quantised = vgg::int8::quantize(*net, calibration);
+    REQUIRE(quantised.layers().size() == 5); // the convolutions and the Linear layers
+    CHECK(!quantised.layers()[0].int8);
+    CHECK(quantised.layers()[0].name == "layer 0, convolution 0");
+    CHECK(quantised.layers()[2].name == "layer 1, convolution 1");
+    CHECK(quantised.layers()[4].name == "layer 6 (Linear)");
+    for (std::size_t k = 1; k < 5; ++k)
+        CHECK(quantised.layers()[k].input_threshold > 0.f);
+}
+
+TEST_CASE("an int8 network gives NaN logits for an image with a NaN pixel, refuses NaN weights, and takes an empty "
+          "batch")
+{
+    auto net = std::make_unique<quadrant_net>();
+    rng random(5);
+    net->initialize(weight_init::xavier_uniform, random);
+    tensor<shape<1, 32, 32>> images;
+    std::vector<int> labels;
+    testing::make_quadrant_batch(random, images, labels, 3);
+    auto quantised = vgg::int8::quantize(*net, images);
+    images(1, 0, 7, 9) = std::numeric_limits<float>::quiet_NaN();
+    const auto& logits = quantised.forward(images);
+    for (std::size_t k = 0; k < 4; ++k) {
+        CHECK(std::isfinite(logits(0, k)));
+        CHECK(std::isnan(logits(1, k)));
+        CHECK(std::isfinite(logits(2, k)));
+    }
+    CHECK(quantised.forward(tensor<shape<1, 32, 32>>(0)).batch() == 0);
+
+    net->layer<3>().weight.value[17] = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH_AS(vgg::int8::quantize(*net, images),
+                         "int8 quantisation: layer 3 (Linear) has a NaN or infinite weight or bias",
+                         std::invalid_argument);
+}
