@@ -28,8 +28,12 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                        help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around the forward pass and loss")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                        help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around the forward pass and loss; "
+                             "int8: inference only, the network quantised by FX graph mode post-training static "
+                             "quantisation on oneDNN (calibrated on --calibration random batches), against its fp32 "
+                             "inference")
+    parser.add_argument("--calibration", type=int, default=32, help="int8: calibration images")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--freeze-features", action="store_true",
                         help="requires_grad_(False) on the convolutional features, as fine-tuning a new head does")
@@ -97,6 +101,9 @@ def main():
     x = torch.rand(args.batch, channels, size, size)
     y = torch.randint(0, classes, (args.batch,))
 
+    if args.precision == "int8":
+        return quantised_inference(args, blas, net, x)
+
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     def timed_inference():
@@ -142,6 +149,45 @@ def main():
         print(f"pytorch {torch.__version__}, VGG-11 / {args.ratio} at {args.resize}x{args.resize}, batch {args.batch}, "
               f"{result['threads']} threads, {args.precision}: train {result['train_img_per_s']:.1f} img/s, "
               f"inference {result['infer_img_per_s']:.1f} img/s, peak RSS {result['peak_rss_mb']:.0f} MB")
+
+
+def quantised_inference(args, blas, net, x):
+    """int8 inference of net against its fp32 inference, in alternating rounds."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "onednn"
+    net.eval()
+    prepared = prepare_fx(net, get_default_qconfig_mapping("onednn"), example_inputs=(x[:1],))
+    with torch.no_grad():
+        prepared(torch.rand(args.calibration, *x.shape[1:]))
+        quantised = convert_fx(prepared)
+        fp32, int8 = [], []
+        for rep in range(args.warmup + args.reps):
+            times = []
+            for model in (net, quantised):
+                start = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - start)
+            if rep >= args.warmup:
+                fp32.append(times[0])
+                int8.append(times[1])
+    result = {
+        "library": f"pytorch {torch.__version__}",
+        "blas": blas,
+        "model": args.model,
+        "resize": args.resize, "ratio": args.ratio, "batch": args.batch, "threads": torch.get_num_threads(),
+        "reps": args.reps, "precision": "int8", "int8_kernel": "onednn",
+        "infer_img_per_s": args.batch / statistics.median(int8),
+        "fp32_infer_img_per_s": args.batch / statistics.median(fp32),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"pytorch {torch.__version__} int8 (onednn), {args.model} at {args.resize}, batch {args.batch}, "
+              f"{result['threads']} threads: int8 {result['infer_img_per_s']:.1f} img/s, "
+              f"fp32 {result['fp32_infer_img_per_s']:.1f} img/s")
 
 
 if __name__ == "__main__":

@@ -97,9 +97,9 @@ double gemm_ceiling_gflops()
 
 struct options {
     std::string model = "seed";
-    std::size_t resize = 224, ratio = 4, batch = 128, reps = 5, warmup = 1;
+    std::size_t resize = 224, ratio = 4, batch = 128, reps = 5, warmup = 1, calibration = 32;
     int threads = vgg::max_threads();
-    vgg::precision precision = vgg::precision::fp32;
+    vgg_cli::inference_precision precision;
     bool json = false;
     bool freeze_features = false;
 };
@@ -170,7 +170,7 @@ int run(const options& opt)
 
     const auto timed_inference = [&] {
         const auto start = clock_type::now();
-        net->forward(x, {vgg::mode::eval, 0, 0, opt.precision});
+        net->forward(x, {vgg::mode::eval, 0, 0, opt.precision.products});
         return seconds_since(start);
     };
     std::vector<std::array<double, layers>> forward_ms, backward_ms;
@@ -185,7 +185,7 @@ int run(const options& opt)
             };
         };
         const auto start = clock_type::now();
-        const auto& logits = net->forward(x, {vgg::mode::train, rep, 0, opt.precision}, timed(fwd));
+        const auto& logits = net->forward(x, {vgg::mode::train, rep, 0, opt.precision.products}, timed(fwd));
         vgg::softmax_cross_entropy(logits, labels, grad);
         net->backward(grad, nullptr, timed(bwd));
         optimiser.step(*net);
@@ -229,8 +229,8 @@ int run(const options& opt)
         {"peak_rss_mb", peak_rss_mb()},
         {"linear_inputs_zero", zero_inputs},
         {"cpu", cpu_model()},
-        {"precision", to_string(opt.precision)},
-        {"gemm", gemm_description(opt.precision)},
+        {"precision", to_string(opt.precision.products)},
+        {"gemm", gemm_description(opt.precision.products)},
     };
     auto& per_layer = result["layers"] = nlohmann::ordered_json::array();
     for (std::size_t i = 0; i < layers; ++i) {
@@ -258,7 +258,7 @@ int run(const options& opt)
     else
         std::printf("vgg, VGG-11 / %zu at %zux%zu, batch %zu, %d threads (median of %zu)\n", opt.ratio, opt.resize,
                     opt.resize, opt.batch, opt.threads, opt.reps);
-    std::printf("%s; %s\n", cpu_model().c_str(), gemm_description(opt.precision).c_str());
+    std::printf("%s; %s\n", cpu_model().c_str(), gemm_description(opt.precision.products).c_str());
     std::printf("%-4s %-10s %12s %10s %12s %10s\n", "", "layer", "forward ms", "GFLOPS", "backward ms", "GFLOPS");
     for (const auto& l : per_layer) {
         const std::size_t index = l["index"];
@@ -280,6 +280,95 @@ int run(const options& opt)
         std::printf(" %.0f%%", 100 * share);
     std::printf("\n");
     return 0;
+}
+
+/// --precision int8: inference of the network quantised to int8 against its fp32 inference, in
+/// alternating rounds, and the int8 network's time per layer.
+template <class Net>
+int run_int8(const options& opt)
+{
+    using input_t = vgg::tensor<typename Net::input_shape>;
+    auto net = std::make_unique<Net>();
+    vgg::rng random(1);
+    net->initialize(vgg::weight_init::xavier_uniform, random);
+    input_t x(opt.batch), calibration(opt.calibration);
+    for (auto* t : {&x, &calibration})
+        for (auto& v : t->values())
+            v = random.uniform();
+    auto quantised = vgg::int8::quantize(*net, calibration);
+    const auto& layers = quantised.layers();
+    std::vector<std::vector<double>> layer_ms(layers.size());
+    std::vector<double> fp32_seconds, int8_seconds;
+    for (std::size_t rep = 0; rep < opt.warmup + opt.reps; ++rep) {
+        auto start = clock_type::now();
+        net->forward(x, {vgg::mode::eval});
+        const double fp32 = seconds_since(start);
+        std::vector<double> ms(layers.size());
+        start = clock_type::now();
+        quantised.forward(x, [&](std::size_t index, auto&& layer) {
+            const auto layer_start = clock_type::now();
+            layer();
+            ms[index] = seconds_since(layer_start) * 1e3;
+        });
+        const double int8 = seconds_since(start);
+        if (rep < opt.warmup)
+            continue;
+        fp32_seconds.push_back(fp32);
+        int8_seconds.push_back(int8);
+        for (std::size_t i = 0; i < layers.size(); ++i)
+            layer_ms[i].push_back(ms[i]);
+    }
+    const double fp32_rate = double(opt.batch) / median(fp32_seconds),
+                 int8_rate = double(opt.batch) / median(int8_seconds);
+    nlohmann::ordered_json result = {{"library", "vgg"},
+                                     {"model", opt.model},
+                                     {"resize", opt.resize},
+                                     {"ratio", opt.ratio},
+                                     {"batch", opt.batch},
+                                     {"threads", opt.threads},
+                                     {"reps", opt.reps},
+                                     {"precision", "int8"},
+                                     {"int8_kernel", to_string(quantised.kernel())},
+                                     {"infer_img_per_s", int8_rate},
+                                     {"fp32_infer_img_per_s", fp32_rate},
+                                     {"cpu", cpu_model()}};
+    auto& per_layer = result["layers"] = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const double ms = median(layer_ms[i]);
+        per_layer.push_back({{"index", i},
+                             {"name", layers[i].name},
+                             {"precision", layers[i].int8 ? "int8" : "fp32"},
+                             {"forward_ms", ms},
+                             {"forward_gops", double(layers[i].operations) * double(opt.batch) / ms / 1e6}});
+    }
+    if (opt.json) {
+        std::cout << result.dump() << '\n';
+        return 0;
+    }
+    const std::string network = opt.model == "vgg16"
+                                    ? "torchvision's VGG-16 at 3x224x224"
+                                    : "VGG-11 / " + std::to_string(opt.ratio) + " at " + std::to_string(opt.resize) +
+                                          "x" + std::to_string(opt.resize);
+    std::printf("vgg int8 inference, %s, batch %zu, %d threads (median of %zu, alternating with fp32)\n",
+                network.c_str(), opt.batch, opt.threads, opt.reps);
+    std::printf("%s; %s int8 kernels\n", cpu_model().c_str(), std::string(to_string(quantised.kernel())).c_str());
+    std::printf("%-4s %-26s %-9s %12s %10s\n", "", "layer", "precision", "forward ms", "GOPS");
+    for (const auto& l : per_layer) {
+        const std::size_t index = l["index"];
+        const std::string name = l["name"], precision = l["precision"];
+        std::printf("%-4zu %-26s %-9s %12.2f %10.1f\n", index, name.c_str(), precision.c_str(), double(l["forward_ms"]),
+                    double(l["forward_gops"]));
+    }
+    std::printf("inference: int8 %.1f img/s, fp32 %.1f img/s: %.2fx\n", int8_rate, fp32_rate, int8_rate / fp32_rate);
+    std::printf("(GOPS count the multiplies and adds of a direct convolution)\n");
+    return 0;
+}
+
+/// Runs the benchmark `opt` asks for on network Net.
+template <class Net>
+int run_for(const options& opt)
+{
+    return opt.precision.int8 ? run_int8<Net>(opt) : run<Net>(opt);
 }
 
 } // namespace
@@ -305,7 +394,12 @@ int main(int argc, char** argv)
     app.add_option("--warmup", opt.warmup, "Untimed repetitions first")
         ->check(vgg_cli::number_in<std::size_t>(0, 100))
         ->capture_default_str();
-    vgg_cli::add_precision_option(app, opt.precision);
+    vgg_cli::add_inference_precision_option(app, opt.precision)
+        ->description("Arithmetic: fp32; bf16 products with fp32 sums (on CPUs with AMX or AVX512_BF16); or int8: "
+                      "inference only, of the network quantised after training against its fp32 inference");
+    app.add_option("--calibration", opt.calibration, "With --precision int8: calibration images (random, as the input)")
+        ->check(vgg_cli::number_in<std::size_t>(1, 4096))
+        ->capture_default_str();
     app.add_flag("--json", opt.json, "Print one JSON object");
     app.add_flag(
         "--freeze-features", opt.freeze_features,
@@ -314,9 +408,11 @@ int main(int argc, char** argv)
         return *code;
     vgg::set_threads(opt.threads);
     if (opt.model == "vgg16")
-        return run<vgg::vgg16<vgg::shape<3, 224, 224>>>(opt);
+        return run_for<vgg::vgg16<vgg::shape<3, 224, 224>>>(opt);
     return vgg_examples::with_seed_preset(
         opt.resize, opt.ratio,
-        [&]<std::size_t Resize, std::size_t Ratio>() { return run<vgg_examples::seed_network<Resize, Ratio>>(opt); },
+        [&]<std::size_t Resize, std::size_t Ratio>() {
+            return run_for<vgg_examples::seed_network<Resize, Ratio>>(opt);
+        },
         vgg_cli::usage);
 }

@@ -87,6 +87,33 @@ inline CLI::Option* add_precision_option(CLI::App& app, vgg::precision& value)
         ->default_str("fp32");
 }
 
+/// The arithmetic of an inference: a vgg::precision, or int8 (the network quantised after
+/// training, calibrated on sample images).
+struct inference_precision {
+    vgg::precision products = vgg::precision::fp32;
+    bool int8 = false;
+};
+
+/// --precision fp32|bf16|int8 for programs that only infer; bf16 as add_precision_option.
+inline CLI::Option* add_inference_precision_option(CLI::App& app, inference_precision& value)
+{
+    return app
+        .add_option_function<std::string>(
+            "--precision",
+            [&value](const std::string& name) {
+                value.int8 = name == "int8";
+                value.products = name == "bf16" ? vgg::precision::bf16 : vgg::precision::fp32;
+            },
+            "Arithmetic: fp32; bf16 products with fp32 sums (on CPUs with AMX or AVX512_BF16); or int8, the "
+            "network quantised after training (u8 activations, s8 weights per channel, int32 sums; the first "
+            "convolution stays fp32), calibrated on --calibration images")
+        ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
+        ->check(CLI::Validator(
+            [](std::string& name) { return name == "bf16" ? vgg::kernels::bf16_unsupported_reason() : std::string(); },
+            ""))
+        ->default_str("fp32");
+}
+
 /// Parses the command line. A mistake prints CLI11's message and gives exit_code::usage, --help
 /// prints the help and gives exit_code::success; nothing means the program goes on.
 inline std::optional<int> parse(CLI::App& app, int argc, char** argv)

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -25,6 +26,38 @@ namespace fs = std::filesystem;
 namespace {
 
 using vgg_predict::options;
+
+/// The seed network's int8 calibration images: the first --calibration-count of --calibration (an
+/// IDX images file or a folder of images), by default of Fashion-MNIST's training set.
+template <std::size_t Resize>
+vgg::tensor<vgg::shape<1, Resize, Resize>> seed_calibration(const options& opt, const fs::path& source,
+                                                            const vgg::image::bilinear_resizer& resizer)
+{
+    vgg::data::image_set set;
+    set.rows = set.cols = 28;
+    if (fs::is_directory(source)) {
+        for (const auto& path : vgg_predict::calibration_files(source, opt.calibration_count)) {
+            const auto pixels = vgg::image::resized_planes(vgg::image::read(path, 1), 28, 28);
+            set.pixels.insert(set.pixels.end(), pixels.begin(), pixels.end());
+        }
+    } else {
+        const auto idx = vgg::data::read_idx(source, 3);
+        if (idx.dims[1] != 28 || idx.dims[2] != 28)
+            throw vgg::io::file_error(source, "images are " + std::to_string(idx.dims[1]) + "x" +
+                                                  std::to_string(idx.dims[2]) + ", not 28x28");
+        const std::size_t count = std::min<std::size_t>(opt.calibration_count, idx.dims[0]);
+        if (count == 0)
+            throw vgg::io::file_error(source, "holds no images to calibrate int8 on");
+        set.pixels.assign(idx.values.begin(), idx.values.begin() + long(count * 784));
+    }
+    set.labels.assign(set.pixels.size() / 784, 0);
+    std::vector<std::size_t> order(set.size());
+    std::iota(order.begin(), order.end(), 0);
+    vgg::tensor<vgg::shape<1, Resize, Resize>> images;
+    std::vector<int> labels;
+    vgg::data::fill_batch(set, order, resizer, images, labels);
+    return images;
+}
 
 template <std::size_t Resize, std::size_t Ratio>
 int predict(const options& opt, vgg_examples::model_file& weights)
@@ -74,6 +107,16 @@ int predict(const options& opt, vgg_examples::model_file& weights)
         }
     }
 
+    const fs::path calibration_source =
+        !opt.calibration.empty()
+            ? opt.calibration
+            : vgg::data::fashion_mnist_file(vgg::data::default_fashion_mnist_dir, "train", "images");
+    auto quantised =
+        opt.precision.int8
+            ? vgg_predict::quantised_if_asked(opt, *net, seed_calibration<Resize>(opt, calibration_source, resizer),
+                                              calibration_source)
+            : std::nullopt;
+
     vgg::tensor<vgg::shape<1, Resize, Resize>> images;
     std::vector<int> labels;
     std::vector<std::size_t> order(set.size());
@@ -82,7 +125,8 @@ int predict(const options& opt, vgg_examples::model_file& weights)
     for (std::size_t begin = 0; begin < set.size(); begin += opt.batch) {
         const std::size_t count = std::min(opt.batch, set.size() - begin);
         vgg::data::fill_batch(set, std::span(order).subspan(begin, count), resizer, images, labels);
-        const auto& logits = net->forward(images, {vgg::mode::eval, 0, 0, opt.precision});
+        const auto& logits = quantised ? quantised->forward(images)
+                                       : net->forward(images, {vgg::mode::eval, 0, 0, opt.precision.products});
         for (std::size_t n = 0; n < count; ++n)
             correct += int(vgg_predict::print_scores(opt.idx.empty() ? names[begin + n] : "", logits.sample(n), 10,
                                                      class_names, opt)) == labels[n];
@@ -128,7 +172,23 @@ int main(int argc, char** argv)
     app.add_option("--count", opt.count, "Use only the first N images of --idx (0: all)")
         ->check(vgg_cli::number_in<std::size_t>(0, 1u << 30))
         ->needs(idx);
-    vgg_cli::add_precision_option(app, opt.precision);
+    vgg_cli::add_inference_precision_option(app, opt.precision);
+    app.add_option("--calibration", opt.calibration,
+                   "With --precision int8: the images to calibrate on, an IDX images file or a folder of images "
+                   "(default for --model seed: Fashion-MNIST's training images in " +
+                       vgg::data::default_fashion_mnist_dir.string() + "; a torchvision model needs a folder)")
+        ->check(CLI::ExistingPath);
+    app.add_option("--calibration-count", opt.calibration_count,
+                   "With --precision int8: calibrate on the first N images")
+        ->check(vgg_cli::number_in<std::size_t>(1, 1u << 20))
+        ->capture_default_str();
+    app.add_option_function<std::string>(
+           "--calibration-method",
+           [&](const std::string& name) { opt.calibration_method = vgg::int8::calibration_method_named(name); },
+           "With --precision int8: how each activation's range is chosen: max (nothing clipped), percentile "
+           "(99.99% of the values), or mse (the least squared error, clipping and rounding)")
+        ->check(CLI::IsMember({"max", "percentile", "mse"}))
+        ->default_str("mse");
     app.add_option("--batch", opt.batch, "Images per forward pass")
         ->check(vgg_cli::number_in<std::size_t>(1, 4096))
         ->capture_default_str();
@@ -138,6 +198,11 @@ int main(int argc, char** argv)
         return *code;
     if (opt.idx.empty() && opt.images.empty()) {
         std::cerr << "error: give image files or --idx FILE\n";
+        return 2;
+    }
+    if (!opt.precision.int8 &&
+        (app.count("--calibration") || app.count("--calibration-count") || app.count("--calibration-method"))) {
+        std::cerr << "error: --calibration, --calibration-count and --calibration-method go with --precision int8\n";
         return 2;
     }
     if (opt.model != "seed" && !opt.idx.empty()) {

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include <vgg/train/checkpoint.hpp>
 #include <vgg/vgg.hpp>
 
+#include "cli_checks.hpp"
 #include "model_file.hpp"
 
 namespace vgg_predict {
@@ -31,8 +33,42 @@ struct options {
     bool logits = false;
     std::vector<std::filesystem::path> images;
     std::filesystem::path idx, labels;
-    vgg::precision precision = vgg::precision::fp32;
+    vgg_cli::inference_precision precision;
+    std::filesystem::path calibration;
+    std::size_t calibration_count = 512;
+    vgg::int8::calibration_method calibration_method = vgg::int8::calibration_method::mse;
 };
+
+/// Image files under `folder` (recursively, in name order): the first `count`.
+inline std::vector<std::filesystem::path> calibration_files(const std::filesystem::path& folder, std::size_t count)
+{
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(folder))
+        if (entry.is_regular_file())
+            files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    if (files.size() > count)
+        files.resize(count);
+    if (files.empty())
+        throw vgg::io::file_error(folder, "holds no image files to calibrate int8 on");
+    return files;
+}
+
+/// The network `opt` asks for, quantised to int8 on `calibration` (which names the images'
+/// source for the message), or nothing for fp32 and bf16.
+template <class Net>
+std::optional<vgg::int8::quantized_network<Net>>
+quantised_if_asked(const options& opt, const Net& net, const vgg::tensor<typename Net::input_shape>& calibration,
+                   const std::filesystem::path& source)
+{
+    if (!opt.precision.int8)
+        return std::nullopt;
+    std::fprintf(stderr, "int8: calibrating on %zu images of %s (%s), %s kernels\n", calibration.batch(),
+                 source.c_str(), std::string(to_string(opt.calibration_method)).c_str(),
+                 std::string(to_string(vgg::kernels::best_int8_kernel())).c_str());
+    return std::make_optional<vgg::int8::quantized_network<Net>>(
+        net, calibration, vgg::int8::quantize_options{.method = opt.calibration_method});
+}
 
 /// One name a line from `path`; there must be exactly `classes` of them.
 inline std::vector<std::string> read_class_names(const std::filesystem::path& path, std::size_t classes)
@@ -102,6 +138,22 @@ int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
         for (std::size_t k = 0; k < classes; ++k)
             class_names[k] = "class " + std::to_string(k);
 
+    const auto read_sample = [&](const std::filesystem::path& path, float* sample) {
+        const auto planes = vgg::image::resized_planes(vgg::image::read(path, channels), height, width);
+        vgg::data::planes_to_sample<input>(planes.data(), vgg::data::imagenet_mean, vgg::data::imagenet_std, sample);
+    };
+    std::optional<vgg::int8::quantized_network<Net>> quantised;
+    if (opt.precision.int8) {
+        if (opt.calibration.empty() || !std::filesystem::is_directory(opt.calibration))
+            throw std::invalid_argument("--precision int8 with a torchvision model needs --calibration FOLDER: a few "
+                                        "hundred images like those it will classify");
+        const auto files = calibration_files(opt.calibration, opt.calibration_count);
+        vgg::tensor<input> calibration(files.size());
+        for (std::size_t i = 0; i < files.size(); ++i)
+            read_sample(files[i], calibration.sample(i));
+        quantised = quantised_if_asked(opt, *net, calibration, opt.calibration);
+    }
+
     std::size_t failed = 0;
     for (std::size_t begin = 0; begin < opt.images.size(); begin += opt.batch) {
         const std::size_t end = std::min(begin + opt.batch, opt.images.size());
@@ -110,10 +162,7 @@ int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
         std::size_t n = 0;
         for (std::size_t i = begin; i < end; ++i) {
             try {
-                const auto planes =
-                    vgg::image::resized_planes(vgg::image::read(opt.images[i], channels), height, width);
-                vgg::data::planes_to_sample<input>(planes.data(), vgg::data::imagenet_mean, vgg::data::imagenet_std,
-                                                   images.sample(n));
+                read_sample(opt.images[i], images.sample(n));
                 names.push_back(opt.images[i].string());
                 ++n;
             } catch (const vgg::io::file_error& e) {
@@ -124,7 +173,8 @@ int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
         if (n == 0)
             continue;
         images.resize(n);
-        const auto& logits = net->forward(images, {vgg::mode::eval, 0, 0, opt.precision});
+        const auto& logits = quantised ? quantised->forward(images)
+                                       : net->forward(images, {vgg::mode::eval, 0, 0, opt.precision.products});
         for (std::size_t k = 0; k < n; ++k)
             print_scores(names[k], logits.sample(k), classes, class_names, opt);
     }

@@ -122,6 +122,24 @@ data=/usr/share/datasets/fashion-mnist
 "$predict" --weights "$work/whole/model.safetensors" --resize 32 --idx "$data/t10k-images-idx3-ubyte.gz" --count 200 \
   > "$work/predict.log"
 grep -Eq '^accuracy 0\.[0-9]{4} \([0-9]+ of 200\)$' "$work/predict.log" || fail "no accuracy line: $(cat "$work/predict.log")"
+
+echo "== vgg_predict --precision int8: calibrated on training images, the accuracy of fp32 within 2 images in 200"
+"$predict" --weights "$work/whole/model.safetensors" --resize 32 --idx "$data/t10k-images-idx3-ubyte.gz" --count 200 \
+  --precision int8 --calibration "$data/train-images-idx3-ubyte.gz" --calibration-count 128 > "$work/int8.log" 2> "$work/int8.err"
+cat "$work/int8.err"
+grep -Eq '^int8: calibrating on 128 images of .*train-images-idx3-ubyte.gz \(mse\), (AVX512_VNNI|AVX2|portable) kernels$' \
+  "$work/int8.err" || fail "no calibration line"
+fp32_correct=$(sed -nE 's/^accuracy .* \(([0-9]+) of 200\)$/\1/p' "$work/predict.log")
+int8_correct=$(sed -nE 's/^accuracy .* \(([0-9]+) of 200\)$/\1/p' "$work/int8.log")
+[ -n "$int8_correct" ] || fail "no int8 accuracy line: $(cat "$work/int8.log")"
+[ $(( int8_correct > fp32_correct ? int8_correct - fp32_correct : fp32_correct - int8_correct )) -le 2 ] ||
+  fail "int8 classified $int8_correct of 200 right, fp32 $fp32_correct"
+expect_error "--calibration, --calibration-count and --calibration-method go with --precision int8" \
+  "$predict" --weights "$work/whole/model.safetensors" --resize 32 --calibration "$data/train-images-idx3-ubyte.gz" \
+  --idx "$data/t10k-images-idx3-ubyte.gz" --count 1
+expect_error "empty: holds no image files to calibrate int8 on" \
+  "$predict" --weights "$work/whole/model.safetensors" --resize 32 --precision int8 --calibration "$work/empty" \
+  --idx "$data/t10k-images-idx3-ubyte.gz" --count 1
 # The first test image as a PGM file, straight from the IDX bytes.
 gzip -dc "$data/t10k-images-idx3-ubyte.gz" > "$work/t10k-images"
 { printf 'P5\n28 28\n255\n'; head -c 800 "$work/t10k-images" | tail -c 784; } > "$work/first.pgm"
