@@ -81,8 +81,8 @@ void check_quantised_classifies_as_fp32(std::uint64_t seed)
     CHECK(agree >= 196);
     CHECK(worst < 0.1f * largest);
 
-    // Every kernel this CPU runs gives the same logits, at a batch of 40 and at one of 5 (where the
-    // fully connected layers skip inputs zero in every image).
+    // Every kernel this CPU runs gives the same logits, at a batch of 40 and at one of 5 (the tiles'
+    // edges).
     const auto reference = first_logits(logits8, 40);
     tensor<shape<1, 32, 32>> forty(40), five(5);
     std::copy_n(x.data(), forty.size(), forty.data());

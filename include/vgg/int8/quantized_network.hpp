@@ -44,7 +44,6 @@ namespace detail {
 struct int8_op {
     layer_op::kind type;
     kernels::int8::packed_weights weights;
-    kernels::int8::packed_weights grouped; ///< a Linear's weights for small batches (kernels::int8::by_group)
     kernels::int8::requantisation requantisation;
     /// Its u8 input, one image: a convolution's with a border of 1; a fully connected layer's the
     /// previous layer's output as it is stored (channels-last planes after a convolution).
@@ -64,7 +63,7 @@ inline int8_op make_int8_op(const layer_op& op, const layer_op& before, float in
     };
     if (!finite(op.weight) || !finite(op.bias))
         throw std::invalid_argument("int8 quantisation: " + op.name + " has a NaN or infinite weight or bias");
-    int8_op result{op.type, {}, {}, {}, {}, {}, op.out, op.pool};
+    int8_op result{op.type, {}, {}, {}, {}, op.out, op.pool};
     const auto q = kernels::int8::quantise_weights(op.weight_by_output().data(), op.out, op.weight.size() / op.out);
     result.requantisation = kernels::int8::requantisation::of(input_scale, q.scales, op.bias.data(), output_scale);
     if (op.type == layer_op::kind::conv) {
@@ -83,7 +82,6 @@ inline int8_op make_int8_op(const layer_op& op, const layer_op& before, float in
         const std::size_t pixel = s / result.in.channels, c = s % result.in.channels;
         return c < channels ? c * height * width + pixel : op.in;
     });
-    result.grouped = kernels::int8::by_group(result.weights);
     return result;
 }
 
@@ -212,13 +210,8 @@ private:
                                                 op.requantisation, {.layout = op.out, .u8 = u8, .pool = op.pool});
             return;
         }
-        float* f32 = last ? y_.data() : nullptr;
-        if (batch <= kernels::int8::small_batch)
-            kernels::int8::linear_int8_small_batch(kernel_, batch, activations_[k].data(), op.in.image_size(),
-                                                   op.grouped, op.requantisation, op.out_features, u8, f32);
-        else
-            kernels::int8::linear_int8_forward(kernel_, batch, activations_[k].data(), op.in.image_size(), op.weights,
-                                               op.requantisation, op.out_features, u8, f32);
+        kernels::int8::linear_int8_forward(kernel_, batch, activations_[k].data(), op.in.image_size(), op.weights,
+                                           op.requantisation, op.out_features, u8, last ? y_.data() : nullptr);
     }
 
     static constexpr std::size_t first_batch = 16;

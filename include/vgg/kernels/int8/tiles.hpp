@@ -94,16 +94,6 @@ struct portable_tiles {
                 }
         finish_tile(sums, out);
     }
-
-    /// sums[b * 16 + j] += the products of one group of 4 inputs x4 with weights w ([blocks][16][4]).
-    static void accumulate_group(std::int32_t* sums, std::int32_t x4, const std::int8_t* w, std::size_t blocks)
-    {
-        std::uint8_t x[group_size];
-        std::memcpy(x, &x4, group_size);
-        for (std::size_t j = 0; j < blocks * channel_block; ++j)
-            for (std::size_t i = 0; i < group_size; ++i)
-                sums[j] += std::int32_t{x[i]} * w[j * group_size + i];
-    }
 };
 
 #if defined(__x86_64__)
@@ -143,18 +133,6 @@ struct avx2_tiles {
             }
         }
         finish(sums, out);
-    }
-
-    VGG_TARGET_AVX2_FMA static void accumulate_group(std::int32_t* sums, std::int32_t x4, const std::int8_t* w,
-                                                     std::size_t blocks)
-    {
-        const __m256i xv = _mm256_set1_epi32(x4), ones = _mm256_set1_epi16(1);
-        for (std::size_t v = 0; v < 2 * blocks; ++v) {
-            auto* target = reinterpret_cast<__m256i*>(sums + v * 8);
-            const __m256i w_v = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + v * 32));
-            _mm256_store_si256(target, _mm256_add_epi32(_mm256_load_si256(target),
-                                                        _mm256_madd_epi16(_mm256_maddubs_epi16(xv, w_v), ones)));
-        }
     }
 
 private:
@@ -221,16 +199,6 @@ struct avx512_vnni_tiles {
             }
         }
         finish(sums, out);
-    }
-
-    VGG_TARGET_AVX512_VNNI static void accumulate_group(std::int32_t* sums, std::int32_t x4, const std::int8_t* w,
-                                                        std::size_t blocks)
-    {
-        const __m512i xv = _mm512_set1_epi32(x4);
-        for (std::size_t b = 0; b < blocks; ++b)
-            _mm512_store_si512(
-                sums + b * channel_block,
-                _mm512_dpbusd_epi32(_mm512_load_si512(sums + b * channel_block), xv, _mm512_load_si512(w + b * 64)));
     }
 
 private:
