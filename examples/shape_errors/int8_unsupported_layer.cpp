@@ -3,8 +3,8 @@
 #include <vgg/vgg.hpp>
 
 #ifdef VGG_SHOW_ERROR
-using net_t = vgg::Sequential<vgg::shape<1, 8, 8>, vgg::VGGBlock<1, 1, 4>, vgg::MaxPool2x2, vgg::Flatten,
-                              vgg::Linear<16, 2>>;
+using net_t =
+    vgg::Sequential<vgg::shape<1, 8, 8>, vgg::VGGBlock<1, 1, 4>, vgg::MaxPool2x2, vgg::Flatten, vgg::Linear<16, 2>>;
 #else
 using net_t = vgg::Sequential<vgg::shape<1, 8, 8>, vgg::VGGBlock<1, 1, 4>, vgg::Flatten, vgg::Linear<64, 2>>;
 #endif
