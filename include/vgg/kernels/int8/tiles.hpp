@@ -142,30 +142,33 @@ private:
         if (out.f32 || out.channels != Vectors * 8) {
             std::int32_t scalar[Pixels][Vectors * 8];
             VGG_UNROLL
-            for (std::size_t p = 0; p < Pixels; ++p)
+            for (std::size_t p = 0; p < Pixels; ++p) {
                 VGG_UNROLL
-            for (std::size_t v = 0; v < Vectors; ++v)
-                _mm256_storeu_si256(reinterpret_cast<__m256i*>(&scalar[p][v * 8]), sums[p][v]);
+                for (std::size_t v = 0; v < Vectors; ++v)
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(&scalar[p][v * 8]), sums[p][v]);
+            }
             finish_tile(scalar, out);
             return;
         }
         const __m256 low = _mm256_setzero_ps(), high = _mm256_set1_ps(float(activation_levels));
         VGG_UNROLL
-        for (std::size_t p = 0; p < Pixels; ++p)
+        for (std::size_t p = 0; p < Pixels; ++p) {
             VGG_UNROLL
-        for (std::size_t v = 0; v < Vectors; v += 2) {
-            __m256i q[2];
-            VGG_UNROLL
-            for (std::size_t h = 0; h < 2; ++h) {
-                const __m256 r =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[p][v + h]), _mm256_loadu_ps(out.multiplier + (v + h) * 8),
-                                    _mm256_loadu_ps(out.offset + (v + h) * 8));
-                q[h] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, low), high));
+            for (std::size_t v = 0; v < Vectors; v += 2) {
+                __m256i q[2];
+                VGG_UNROLL
+                for (std::size_t h = 0; h < 2; ++h) {
+                    const __m256 r = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[p][v + h]),
+                                                     _mm256_loadu_ps(out.multiplier + (v + h) * 8),
+                                                     _mm256_loadu_ps(out.offset + (v + h) * 8));
+                    q[h] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, low), high));
+                }
+                // packs interleaves the 128-bit lanes; the permute puts the 16 values back in order.
+                const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
+                const __m128i bytes =
+                    _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(out.u8 + p * out.pixel_stride + v * 8), bytes);
             }
-            // packs interleaves the 128-bit lanes; the permute puts the 16 values back in order.
-            const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
-            const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(out.u8 + p * out.pixel_stride + v * 8), bytes);
         }
     }
 };
@@ -208,24 +211,26 @@ private:
         if (out.f32 || out.channels != Blocks * channel_block) {
             std::int32_t scalar[Pixels][Blocks * channel_block];
             VGG_UNROLL
-            for (std::size_t p = 0; p < Pixels; ++p)
+            for (std::size_t p = 0; p < Pixels; ++p) {
                 VGG_UNROLL
-            for (std::size_t b = 0; b < Blocks; ++b)
-                _mm512_storeu_si512(&scalar[p][b * channel_block], sums[p][b]);
+                for (std::size_t b = 0; b < Blocks; ++b)
+                    _mm512_storeu_si512(&scalar[p][b * channel_block], sums[p][b]);
+            }
             finish_tile(scalar, out);
             return;
         }
         const __m512 low = _mm512_setzero_ps(), high = _mm512_set1_ps(float(activation_levels));
         VGG_UNROLL
-        for (std::size_t p = 0; p < Pixels; ++p)
+        for (std::size_t p = 0; p < Pixels; ++p) {
             VGG_UNROLL
-        for (std::size_t b = 0; b < Blocks; ++b) {
-            const __m512 r =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[p][b]), _mm512_loadu_ps(out.multiplier + b * channel_block),
-                                _mm512_loadu_ps(out.offset + b * channel_block));
-            const __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, low), high));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(out.u8 + p * out.pixel_stride + b * channel_block),
-                             _mm512_cvtepi32_epi8(q));
+            for (std::size_t b = 0; b < Blocks; ++b) {
+                const __m512 r =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[p][b]), _mm512_loadu_ps(out.multiplier + b * channel_block),
+                                    _mm512_loadu_ps(out.offset + b * channel_block));
+                const __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, low), high));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(out.u8 + p * out.pixel_stride + b * channel_block),
+                                 _mm512_cvtepi32_epi8(q));
+            }
         }
     }
 };
