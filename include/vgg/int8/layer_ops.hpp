@@ -27,7 +27,12 @@ struct layer_op {
     /// A convolution's [out][in][3][3]; a fully connected layer's [in][out], as Linear stores it
     /// (PyTorch's weight transposed). Bias [out].
     aligned_vector<float> weight, bias;
+    std::string name; ///< "layer 2, convolution 1", "layer 8 (Linear)"
 
+    std::size_t out_height() const { return pool ? height / 2 : height; }
+    std::size_t out_width() const { return pool ? width / 2 : width; }
+    /// Values one output holds in fp32.
+    std::size_t out_size() const { return out * out_height() * out_width(); }
     /// The weights as [out][in x taps], PyTorch's order.
     aligned_vector<float> weight_by_output() const
     {
@@ -39,13 +44,6 @@ struct layer_op {
                 by_output[o * in + i] = weight[i * out + o];
         return by_output;
     }
-    std::string name; ///< "layer 2, convolution 1", "layer 8 (Linear)"
-
-    std::size_t out_height() const { return pool ? height / 2 : height; }
-    std::size_t out_width() const { return pool ? width / 2 : width; }
-    /// Values one input and one output hold in fp32.
-    std::size_t in_size() const { return in * height * width; }
-    std::size_t out_size() const { return out * out_height() * out_width(); }
     /// Multiplies and adds of one input, times two.
     std::size_t operations() const { return 2 * in * out * (type == kind::conv ? 9 * height * width : 1); }
 };

@@ -26,7 +26,7 @@ namespace vgg::int8 {
 struct quantize_options {
     calibration_method method = calibration_method::mse;
     double percentile = 99.99; ///< for calibration_method::percentile
-    std::size_t batch = 16;    ///< images per fp32 pass of calibration and of the first layer
+    std::size_t batch = 16;    ///< images per fp32 pass of calibration
     kernels::int8_kernel kernel = kernels::best_int8_kernel();
 };
 

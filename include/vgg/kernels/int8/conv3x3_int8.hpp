@@ -57,7 +57,7 @@ void conv_row(const planes& in, const std::uint8_t* x, std::size_t h, const pack
         taps[t] = static_cast<std::ptrdiff_t>(((t / 3) * in.padded_width() + t % 3) * in.channels);
     const tile_source s{
         x + h * in.padded_width() * in.channels, in.channels, taps.data(), 9, w.groups, w.block(0), w.block_size()};
-    run_tiles<Tiles>(s, out, in.width, 0, w.blocks, out.channels);
+    run_tiles<Tiles>(s, out, in.width, 0, w.blocks);
 }
 
 /// y (one pooled row, `channels` per pixel) = the 2x2 maxima of rows (2 x width pixels).

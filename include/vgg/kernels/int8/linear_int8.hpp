@@ -33,7 +33,7 @@ inline void linear_int8_forward(int8_kernel kernel, std::size_t batch, const std
     with_tiles(kernel, [&]<class Tiles>(Tiles) {
         vgg::detail::parallel_ranges(w.blocks, 2 * batch * w.block_size(),
                                      [&](std::size_t, std::size_t, vgg::detail::range blocks) {
-                                         run_tiles<Tiles>(s, to, batch, blocks.begin, blocks.end, to.channels);
+                                         run_tiles<Tiles>(s, to, batch, blocks.begin, blocks.end);
                                      });
     });
 }

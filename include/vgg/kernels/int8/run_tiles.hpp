@@ -19,10 +19,9 @@ void tile_of_width(std::size_t pixels, const tile_source& s, const tile_output& 
 } // namespace detail
 
 /// Every tile of `pixels` outputs (source and output pixel strides apart) x blocks [first, last)
-/// of the weights; `channels` of the output are written (all the padded channels for u8).
+/// of the weights; out.channels of each output are written (all the padded channels for u8).
 template <class Tiles>
-void run_tiles(const tile_source& s, const tile_output& out, std::size_t pixels, std::size_t first, std::size_t last,
-               std::size_t channels)
+void run_tiles(const tile_source& s, const tile_output& out, std::size_t pixels, std::size_t first, std::size_t last)
 {
     constexpr auto widths = std::make_index_sequence<Tiles::pixels>{};
     for (std::size_t b = first; b < last;) {
@@ -39,7 +38,7 @@ void run_tiles(const tile_source& s, const tile_output& out, std::size_t pixels,
                 to.u8 += p * out.pixel_stride + c;
             else
                 to.f32 += p * out.pixel_stride + c;
-            to.channels = std::min(step * channel_block, channels - c);
+            to.channels = std::min(step * channel_block, out.channels - c);
             const std::size_t n = std::min(Tiles::pixels, pixels - p);
             if (step == Tiles::blocks)
                 detail::tile_of_width<Tiles, Tiles::blocks>(n, part, to, widths);
