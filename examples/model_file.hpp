@@ -50,6 +50,13 @@ public:
         vgg::io::load_weights(net, safetensors_, path_, vgg::optimizer_prefix);
     }
 
+    /// Whether the file is an int8 network (vgg::int8::quantized_network::save), not fp32 weights.
+    bool is_int8() const
+    {
+        const auto format = metadata_.find("format");
+        return format != metadata_.end() && format->second == vgg::io::int8_network_format;
+    }
+
     /// The file's metadata (an ONNX model's after load_into).
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     const std::filesystem::path& path() const { return path_; }

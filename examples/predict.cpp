@@ -64,7 +64,8 @@ int predict(const options& opt, vgg_examples::model_file& weights)
 {
     using net_t = vgg_examples::seed_network<Resize, Ratio>;
     auto net = std::make_unique<net_t>();
-    weights.load_into(*net); // a checkpoint works too
+    if (!weights.is_int8())
+        weights.load_into(*net); // a checkpoint works too
     const vgg::image::bilinear_resizer resizer(28, 28, Resize, Resize);
     std::vector<std::string> class_names(vgg::data::fashion_mnist_classes.begin(),
                                          vgg::data::fashion_mnist_classes.end());
@@ -111,11 +112,9 @@ int predict(const options& opt, vgg_examples::model_file& weights)
         !opt.calibration.empty()
             ? opt.calibration
             : vgg::data::fashion_mnist_file(vgg::data::default_fashion_mnist_dir, "train", "images");
-    auto quantised =
-        opt.precision.int8
-            ? vgg_predict::quantised_if_asked(opt, *net, seed_calibration<Resize>(opt, calibration_source, resizer),
-                                              calibration_source)
-            : std::nullopt;
+    auto quantised = vgg_predict::int8_network(opt, weights, *net, calibration_source, [&] {
+        return seed_calibration<Resize>(opt, calibration_source, resizer);
+    });
 
     vgg::tensor<vgg::shape<1, Resize, Resize>> images;
     std::vector<int> labels;
@@ -144,7 +143,9 @@ int main(int argc, char** argv)
     CLI::App app{
         "Classifies images with a VGG saved as safetensors: the seed's VGG-11 trained by vgg_train on "
         "Fashion-MNIST-like images, or a torchvision VGG (tools/torchvision_to_safetensors.py) on RGB photos."};
-    app.add_option("--weights", opt.weights, "Weights (model.safetensors, a checkpoint, or an ONNX model: FILE.onnx)")
+    app.add_option(
+           "--weights", opt.weights,
+           "Weights (model.safetensors, a checkpoint, an ONNX model: FILE.onnx, or an int8 network --save-int8 wrote)")
         ->required()
         ->check(CLI::ExistingFile);
     app.add_option(
@@ -189,6 +190,9 @@ int main(int argc, char** argv)
            "(99.99% of the values), or mse (the least squared error, clipping and rounding)")
         ->check(CLI::IsMember({"max", "percentile", "mse"}))
         ->default_str("mse");
+    app.add_option("--save-int8", opt.save_int8,
+                   "With --precision int8: write the quantised network to this file (safetensors: s8 weights, "
+                   "fp32 scales), which --weights then runs with --precision int8 without calibrating");
     app.add_option("--batch", opt.batch, "Images per forward pass")
         ->check(vgg_cli::number_in<std::size_t>(1, 4096))
         ->capture_default_str();
@@ -200,9 +204,11 @@ int main(int argc, char** argv)
         std::cerr << "error: give image files or --idx FILE\n";
         return 2;
     }
-    if (!opt.precision.int8 &&
-        (app.count("--calibration") || app.count("--calibration-count") || app.count("--calibration-method"))) {
-        std::cerr << "error: --calibration, --calibration-count and --calibration-method go with --precision int8\n";
+    const bool quantising = app.count("--calibration") || app.count("--calibration-count") ||
+                            app.count("--calibration-method") || app.count("--save-int8");
+    if (!opt.precision.int8 && quantising) {
+        std::cerr << "error: --calibration, --calibration-count, --calibration-method and --save-int8 go with "
+                     "--precision int8\n";
         return 2;
     }
     if (opt.model != "seed" && !opt.idx.empty()) {
@@ -212,6 +218,12 @@ int main(int argc, char** argv)
     }
     try {
         vgg_examples::model_file weights(opt.weights);
+        if (weights.is_int8() && (!opt.precision.int8 || quantising)) {
+            std::cerr << "error: " << opt.weights.string()
+                      << " is an int8 network: run it with --precision int8, without --calibration, "
+                         "--calibration-count, --calibration-method or --save-int8 (those quantise fp32 weights)\n";
+            return 2;
+        }
         if (opt.model != "seed") {
             const int status = opt.model.ends_with("_bn") ? vgg_predict::predict_torchvision_bn(opt, weights)
                                                           : vgg_predict::predict_torchvision_plain(opt, weights);

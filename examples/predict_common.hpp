@@ -34,7 +34,7 @@ struct options {
     std::vector<std::filesystem::path> images;
     std::filesystem::path idx, labels;
     vgg_cli::inference_precision precision;
-    std::filesystem::path calibration;
+    std::filesystem::path calibration, save_int8;
     std::size_t calibration_count = 512;
     vgg::int8::calibration_method calibration_method = vgg::int8::calibration_method::mse;
 };
@@ -54,20 +54,31 @@ inline std::vector<std::filesystem::path> calibration_files(const std::filesyste
     return files;
 }
 
-/// The network `opt` asks for, quantised to int8 on `calibration` (which names the images'
-/// source for the message), or nothing for fp32 and bf16.
-template <class Net>
+/// The int8 network `opt` asks for, or nothing for fp32 and bf16: read from `weights` when it is
+/// an int8 file, else `net` quantised on the images read_calibration() returns (from `source`)
+/// and saved to --save-int8 when given.
+template <class Net, class ReadCalibration>
 std::optional<vgg::int8::quantized_network<Net>>
-quantised_if_asked(const options& opt, const Net& net, const vgg::tensor<typename Net::input_shape>& calibration,
-                   const std::filesystem::path& source)
+int8_network(const options& opt, const vgg_examples::model_file& weights, const Net& net,
+             const std::filesystem::path& source, ReadCalibration&& read_calibration)
 {
+    const std::string kernel(to_string(vgg::kernels::best_int8_kernel()));
+    if (weights.is_int8()) {
+        std::fprintf(stderr, "int8: the network of %s, %s kernels\n", weights.path().c_str(), kernel.c_str());
+        return std::make_optional<vgg::int8::quantized_network<Net>>(weights.path());
+    }
     if (!opt.precision.int8)
         return std::nullopt;
+    const vgg::tensor<typename Net::input_shape> calibration = read_calibration();
     std::fprintf(stderr, "int8: calibrating on %zu images of %s (%s), %s kernels\n", calibration.batch(),
-                 source.c_str(), std::string(to_string(opt.calibration_method)).c_str(),
-                 std::string(to_string(vgg::kernels::best_int8_kernel())).c_str());
-    return std::make_optional<vgg::int8::quantized_network<Net>>(
+                 source.c_str(), std::string(to_string(opt.calibration_method)).c_str(), kernel.c_str());
+    auto quantised = std::make_optional<vgg::int8::quantized_network<Net>>(
         net, calibration, vgg::int8::quantize_options{.method = opt.calibration_method});
+    if (!opt.save_int8.empty()) {
+        quantised->save(opt.save_int8);
+        std::fprintf(stderr, "int8: saved the network to %s\n", opt.save_int8.c_str());
+    }
+    return quantised;
 }
 
 /// One name a line from `path`; there must be exactly `classes` of them.
@@ -130,7 +141,8 @@ int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
     constexpr std::size_t classes = Net::output_shape::size, channels = input::dims[0], height = input::dims[1],
                           width = input::dims[2];
     auto net = std::make_unique<Net>();
-    weights.load_into(*net);
+    if (!weights.is_int8())
+        weights.load_into(*net);
     std::vector<std::string> class_names(classes);
     if (!opt.class_file.empty())
         class_names = read_class_names(opt.class_file, classes);
@@ -142,8 +154,7 @@ int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
         const auto planes = vgg::image::resized_planes(vgg::image::read(path, channels), height, width);
         vgg::data::planes_to_sample<input>(planes.data(), vgg::data::imagenet_mean, vgg::data::imagenet_std, sample);
     };
-    std::optional<vgg::int8::quantized_network<Net>> quantised;
-    if (opt.precision.int8) {
+    auto quantised = int8_network(opt, weights, *net, opt.calibration, [&] {
         if (opt.calibration.empty() || !std::filesystem::is_directory(opt.calibration))
             throw std::invalid_argument("--precision int8 with a torchvision model needs --calibration FOLDER: a few "
                                         "hundred images like those it will classify");
@@ -151,8 +162,8 @@ int predict_torchvision(const options& opt, vgg_examples::model_file& weights)
         vgg::tensor<input> calibration(files.size());
         for (std::size_t i = 0; i < files.size(); ++i)
             read_sample(files[i], calibration.sample(i));
-        quantised = quantised_if_asked(opt, *net, calibration, opt.calibration);
-    }
+        return calibration;
+    });
 
     std::size_t failed = 0;
     for (std::size_t begin = 0; begin < opt.images.size(); begin += opt.batch) {

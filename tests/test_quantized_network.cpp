@@ -6,13 +6,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <vgg/vgg.hpp>
 
 #include "synthetic_task.hpp"
+#include "test_support.hpp"
 
 using namespace vgg;
 using vgg::kernels::int8_kernel;
@@ -34,6 +38,22 @@ static_assert(!rules::int8_block_first_linear_last_v<Sequential<shape<2>, Linear
 static_assert(!rules::int8_hidden_linears_have_relu_v<
               Sequential<shape<1, 8, 8>, VGGBlock<1, 1, 4>, Flatten, Linear<64, 8>, Linear<8, 2>>>);
 
+template <class Net>
+std::unique_ptr<Net> xavier_network(rng& random)
+{
+    auto net = std::make_unique<Net>();
+    net->initialize(weight_init::xavier_uniform, random);
+    return net;
+}
+
+tensor<shape<1, 32, 32>> quadrant_images(rng& random, std::size_t count)
+{
+    tensor<shape<1, 32, 32>> images;
+    std::vector<int> labels;
+    testing::make_quadrant_batch(random, images, labels, count);
+    return images;
+}
+
 int predicted(const float* logits, std::size_t classes)
 {
     return int(std::max_element(logits, logits + classes) - logits);
@@ -49,9 +69,8 @@ std::vector<float> first_logits(const Logits& logits, std::size_t images)
 template <class Net>
 void check_quantised_classifies_as_fp32(std::uint64_t seed)
 {
-    auto net = std::make_unique<Net>();
     rng random(seed);
-    net->initialize(weight_init::xavier_uniform, random);
+    auto net = xavier_network<Net>(random);
     testing::train_on_quadrants(*net, random, seed, 150);
     tensor<shape<1, 32, 32>> calibration, x;
     std::vector<int> labels;
@@ -109,15 +128,12 @@ TEST_CASE("an int8 network quantised from a trained one classifies as it does, w
 
 TEST_CASE("int8 quantisation refuses an empty calibration set and reports which layers are int8")
 {
-    auto net = std::make_unique<quadrant_net>();
     rng random(3);
-    net->initialize(weight_init::xavier_uniform, random);
+    auto net = xavier_network<quadrant_net>(random);
     CHECK_THROWS_WITH_AS(vgg::int8::quantize(*net, tensor<shape<1, 32, 32>>(0)),
                          "int8 quantisation needs calibration images: the calibration set is empty",
                          std::invalid_argument);
-    tensor<shape<1, 32, 32>> calibration;
-    std::vector<int> labels;
-    testing::make_quadrant_batch(random, calibration, labels, 16);
+    const auto calibration = quadrant_images(random, 16);
     CHECK_THROWS_WITH_AS(vgg::int8::quantize(*net, calibration, {.batch = 0}),
                          "int8 quantisation: quantize_options::batch (images per calibration pass) must be at least 1",
                          std::invalid_argument);
@@ -137,12 +153,9 @@ TEST_CASE("int8 quantisation refuses an empty calibration set and reports which 
 TEST_CASE("an int8 network gives NaN logits for an image with a NaN pixel, refuses NaN weights, and takes an empty "
           "batch")
 {
-    auto net = std::make_unique<quadrant_net>();
     rng random(5);
-    net->initialize(weight_init::xavier_uniform, random);
-    tensor<shape<1, 32, 32>> images;
-    std::vector<int> labels;
-    testing::make_quadrant_batch(random, images, labels, 3);
+    auto net = xavier_network<quadrant_net>(random);
+    auto images = quadrant_images(random, 3);
     auto quantised = vgg::int8::quantize(*net, images);
     images(1, 0, 7, 9) = std::numeric_limits<float>::quiet_NaN();
     const auto& logits = quantised.forward(images);
@@ -157,4 +170,95 @@ TEST_CASE("an int8 network gives NaN logits for an image with a NaN pixel, refus
     CHECK_THROWS_WITH_AS(vgg::int8::quantize(*net, images),
                          "int8 quantisation: layer 3 (Linear) has a NaN or infinite weight or bias",
                          std::invalid_argument);
+}
+
+namespace {
+
+/// The file `from` written again to `to` with `change` applied to its tensors first.
+void rewrite_int8_file(const std::filesystem::path& from, const std::filesystem::path& to,
+                       const std::function<void(io::safetensors_content&)>& change)
+{
+    auto content = io::read_safetensors(from);
+    change(content);
+    std::vector<io::tensor_to_write> tensors;
+    for (const auto& [name, t] : content.tensors)
+        tensors.push_back({.name = name, .shape = t.shape, .values = t.values, .int8_values = t.int8_values});
+    io::write_safetensors(to, tensors, content.metadata);
+}
+
+template <class Net>
+void check_saved_and_read_back(const std::string& weight_names)
+{
+    rng random(21);
+    auto net = xavier_network<Net>(random);
+    const auto calibration = quadrant_images(random, 16), x = quadrant_images(random, 7);
+    auto quantised = vgg::int8::quantize(*net, calibration);
+    const auto path = testing::scratch_file("quantised.safetensors");
+    quantised.save(path);
+    CHECK(io::read_safetensors(path).metadata.at("layers") == weight_names);
+
+    vgg::int8::quantized_network<Net> read_back(path);
+    const auto expected = first_logits(quantised.forward(x), 7);
+    CHECK(first_logits(read_back.forward(x), 7) == expected);
+    REQUIRE(read_back.layers().size() == quantised.layers().size());
+    for (std::size_t k = 0; k < quantised.layers().size(); ++k) {
+        CHECK(read_back.layers()[k].name == quantised.layers()[k].name);
+        CHECK(read_back.layers()[k].input_threshold == quantised.layers()[k].input_threshold);
+    }
+    // The fp32 loader names what the file is.
+    CHECK(testing::error_of([&] { io::load_weights(*net, path); }) ==
+          path.string() + ": is an int8 network, not fp32 weights: load it as vgg::int8::quantized_network<Net>(path)");
+}
+
+} // namespace
+
+TEST_CASE("an int8 network saved to safetensors reads back to the same logits, with its weights' names")
+{
+    SUBCASE("VGGBlock")
+    {
+        check_saved_and_read_back<quadrant_net>("0.0.weight,1.0.weight,1.2.weight,3.weight,6.weight");
+    }
+    SUBCASE("VGGBlockBN, folded")
+    {
+        check_saved_and_read_back<quadrant_net_bn>("0.0.weight,1.0.weight,1.3.weight,3.weight,5.weight");
+    }
+}
+
+TEST_CASE("an int8 file of another network, of fp32 weights or with a bad value is refused, naming the tensor")
+{
+    rng random(22);
+    auto net = xavier_network<quadrant_net>(random);
+    const auto calibration = quadrant_images(random, 8);
+    const auto good = testing::scratch_file("good_int8.safetensors");
+    vgg::int8::quantize(*net, calibration).save(good);
+    const auto bad = testing::scratch_file("bad_int8.safetensors");
+    const auto read_error = [&](const std::function<void(io::safetensors_content&)>& change) {
+        rewrite_int8_file(good, bad, change);
+        return testing::error_of([&] { vgg::int8::quantized_network<quadrant_net> read(bad); });
+    };
+    const std::string p = bad.string() + ": ";
+
+    CHECK(testing::error_of([&] { vgg::int8::quantized_network<quadrant_net_bn> read(good); }) ==
+          good.string() + ": tensor \"1.0.weight\" is I8 [16, 8, 3, 3], but this network needs I8 [20, 8, 3, 3]");
+    const auto fp32 = testing::scratch_file("fp32.safetensors");
+    io::save_weights(*net, fp32);
+    CHECK(testing::error_of([&] { vgg::int8::quantized_network<quadrant_net> read(fp32); }) ==
+          fp32.string() + ": is not an int8 network (its metadata has no \"format\": \"vgg int8 network\"): make one "
+                          "with vgg::int8::quantize and save it");
+    CHECK(read_error([](auto& c) { c.tensors.at("1.2.weight").int8_values[5] = -64; }) ==
+          p + "tensor \"1.2.weight\" holds -64 at index 5: vgg's int8 weights lie in [-63, 63]");
+    CHECK(read_error([](auto& c) { c.tensors.at("3.input_scale").values[0] = 0.f; }) ==
+          p + "tensor \"3.input_scale\" holds 0.000000 at index 0: its values must be finite and above zero");
+    CHECK(read_error([](auto& c) { c.tensors.at("6.bias").values[1] = std::numeric_limits<float>::quiet_NaN(); }) ==
+          p + "tensor \"6.bias\" holds nan at index 1: its values must be finite");
+    CHECK(read_error([](auto& c) { c.tensors.erase("1.0.weight_scale"); }) ==
+          p + "tensor \"1.0.weight_scale\" [16] is missing (is this an int8 file of another architecture?)");
+    CHECK(read_error([](auto& c) { c.tensors["extra"] = c.tensors.at("6.bias"); }) ==
+          p + "tensor \"extra\" belongs to no layer of this network");
+    CHECK(read_error([](auto& c) { c.metadata["layers"] = "0.0.weight,1.0.weight"; }) ==
+          p + "holds 2 convolutions and fully connected layers, but this network has 5");
+    CHECK(read_error([](auto& c) {
+              c.tensors.at("0.0.bias").values.clear();
+              c.tensors.at("0.0.bias").int8_values.assign(8, 1);
+          }) == p + "tensor \"0.0.bias\" is I8 [8], but this network needs F32 [8]");
 }

@@ -121,7 +121,7 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
               .find("header length 18446744073709551615 exceeds") != std::string::npos);
     CHECK(load_error(handmade("{not json", 0)) == p + "the safetensors header is not a JSON object");
     CHECK(load_error(handmade(R"({"x":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", 8)) ==
-          p + "tensor \"x\" has dtype U8; only F32, F16, BF16, I64 and I32 can be read");
+          p + "tensor \"x\" has dtype U8; only F32, F16, BF16, I64, I32 and I8 can be read");
     CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4)) ==
           p + "tensor \"x\" has 4 bytes of data, but its shape and dtype need 8");
     CHECK(load_error(handmade(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)) ==
@@ -166,7 +166,7 @@ TEST_CASE("a damaged or foreign file is a clear error, and the network is left u
           p + "tensor \"extra\" [5] is not a parameter of this network");
     tensors.back().order = storage_order::transposed;
     CHECK(error_of([&] { io::write_safetensors(path, tensors); }) ==
-          p + "tensor \"extra\" is stored transposed but is not a matrix");
+          p + "tensor \"extra\" is stored transposed but is not an F32 matrix");
     tensors.pop_back();
     tensors[0].shape = {1, 2, 3, 3};
     io::write_safetensors(path, tensors);

@@ -125,8 +125,10 @@ grep -Eq '^accuracy 0\.[0-9]{4} \([0-9]+ of 200\)$' "$work/predict.log" || fail 
 
 echo "== vgg_predict --precision int8: calibrated on training images, the accuracy of fp32 within 2 images in 200"
 "$predict" --weights "$work/whole/model.safetensors" --resize 32 --idx "$data/t10k-images-idx3-ubyte.gz" --count 200 \
-  --precision int8 --calibration "$data/train-images-idx3-ubyte.gz" --calibration-count 128 > "$work/int8.log" 2> "$work/int8.err"
+  --precision int8 --calibration "$data/train-images-idx3-ubyte.gz" --calibration-count 128 --logits \
+  --save-int8 "$work/int8.safetensors" > "$work/int8.log" 2> "$work/int8.err"
 cat "$work/int8.err"
+grep -q "^int8: saved the network to $work/int8.safetensors$" "$work/int8.err" || fail "no line for --save-int8"
 grep -Eq '^int8: calibrating on 128 images of .*train-images-idx3-ubyte.gz \(mse\), (AVX512_VNNI|AVX2|portable) kernels$' \
   "$work/int8.err" || fail "no calibration line"
 fp32_correct=$(sed -nE 's/^accuracy .* \(([0-9]+) of 200\)$/\1/p' "$work/predict.log")
@@ -134,7 +136,18 @@ int8_correct=$(sed -nE 's/^accuracy .* \(([0-9]+) of 200\)$/\1/p' "$work/int8.lo
 [ -n "$int8_correct" ] || fail "no int8 accuracy line: $(cat "$work/int8.log")"
 [ $(( int8_correct > fp32_correct ? int8_correct - fp32_correct : fp32_correct - int8_correct )) -le 2 ] ||
   fail "int8 classified $int8_correct of 200 right, fp32 $fp32_correct"
-expect_error "--calibration, --calibration-count and --calibration-method go with --precision int8" \
+echo "== the int8 network --save-int8 wrote gives the same logits, without calibrating"
+"$predict" --weights "$work/int8.safetensors" --resize 32 --idx "$data/t10k-images-idx3-ubyte.gz" --count 200 \
+  --precision int8 --logits > "$work/int8-file.log" 2> "$work/int8-file.err"
+grep -Eq "^int8: the network of $work/int8.safetensors, (AVX512_VNNI|AVX2|portable) kernels$" "$work/int8-file.err" ||
+  fail "no line for the int8 file: $(cat "$work/int8-file.err")"
+cmp "$work/int8.log" "$work/int8-file.log" || fail "the saved int8 network gives other logits"
+expect_error "int8.safetensors is an int8 network: run it with --precision int8" \
+  "$predict" --weights "$work/int8.safetensors" --resize 32 --idx "$data/t10k-images-idx3-ubyte.gz" --count 1
+expect_error 'int8.safetensors: tensor "0.0.weight" is F32 \[16, 1, 3, 3\], but this network needs F32 \[64, 1, 3, 3\]' \
+  "$predict" --weights "$work/int8.safetensors" --resize 32 --ratio 1 --precision int8 \
+  --idx "$data/t10k-images-idx3-ubyte.gz" --count 1
+expect_error "--calibration, --calibration-count, --calibration-method and --save-int8 go with --precision int8" \
   "$predict" --weights "$work/whole/model.safetensors" --resize 32 --calibration "$data/train-images-idx3-ubyte.gz" \
   --idx "$data/t10k-images-idx3-ubyte.gz" --count 1
 expect_error "empty: holds no image files to calibrate int8 on" \

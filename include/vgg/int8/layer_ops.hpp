@@ -4,6 +4,7 @@
 // evaluation, which calibration observes and the first convolution keeps.
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,8 +27,9 @@ struct layer_op {
     bool relu = true, pool = false;
     /// A convolution's [out][in][3][3]; a fully connected layer's [in][out], as Linear stores it
     /// (PyTorch's weight transposed). Bias [out].
-    aligned_vector<float> weight, bias;
-    std::string name; ///< "layer 2, convolution 1", "layer 8 (Linear)"
+    aligned_vector<float> weight{}, bias{};
+    std::string name{};      ///< "layer 2, convolution 1", "layer 8 (Linear)"
+    std::string parameter{}; ///< its weight's name in the network's files ("features.3.weight")
 
     std::size_t out_height() const { return pool ? height / 2 : height; }
     std::size_t out_width() const { return pool ? width / 2 : width; }
@@ -50,59 +52,95 @@ struct layer_op {
 
 namespace detail {
 
-template <class Values>
-aligned_vector<float> copy_of(const Values& values)
+template <class Block>
+struct block_shape;
+template <std::size_t N, std::size_t In, std::size_t Out, class S>
+struct block_shape<vgg_block_layer<N, In, Out, S>> {
+    static constexpr std::size_t convolutions = N, in = In, out = Out;
+    using input = S;
+};
+template <std::size_t N, std::size_t In, std::size_t Out, class S>
+struct block_shape<vgg_block_bn_layer<N, In, Out, S>> : block_shape<vgg_block_layer<N, In, Out, S>> {};
+
+template <class Layer>
+void add_structure(std::vector<layer_op>& ops, std::size_t index)
 {
-    return aligned_vector<float>(values.begin(), values.end());
+    constexpr layer_role role = role_of<Layer>;
+    const std::string at = "layer " + std::to_string(index);
+    if constexpr (role == layer_role::block) {
+        using block = block_shape<Layer>;
+        for (std::size_t j = 0; j < block::convolutions; ++j)
+            ops.push_back({.type = layer_op::kind::conv,
+                           .in = j == 0 ? block::in : block::out,
+                           .out = block::out,
+                           .height = image_dims<typename block::input>::height,
+                           .width = image_dims<typename block::input>::width,
+                           .pool = j + 1 == block::convolutions,
+                           .name = at + ", convolution " + std::to_string(j)});
+    } else if constexpr (role == layer_role::linear) {
+        ops.push_back({.type = layer_op::kind::linear,
+                       .in = Layer::input_shape::size,
+                       .out = Layer::output_shape::size,
+                       .relu = false,
+                       .name = at + " (Linear)"});
+    } else if constexpr (role == layer_role::relu) {
+        ops.back().relu = true; // after a block, where it is idempotent, as after a Linear
+    }
 }
 
-template <std::size_t In, std::size_t Out, class S>
-layer_op conv_op(const conv3x3_layer<In, Out, S>& conv, bool pool, std::string name)
+template <class Values>
+void copy_weights(layer_op& op, const Values& weight, const Values& bias)
 {
-    layer_op op{layer_op::kind::conv,
-                In,
-                Out,
-                image_dims<S>::height,
-                image_dims<S>::width,
-                true,
-                pool,
-                copy_of(conv.weight.value),
-                copy_of(conv.bias.value),
-                std::move(name)};
-    return op;
+    op.weight.assign(weight.begin(), weight.end());
+    op.bias.assign(bias.begin(), bias.end());
 }
 
 template <std::size_t N, std::size_t In, std::size_t Out, class S>
-void add_block(std::vector<layer_op>& ops, const vgg_block_layer<N, In, Out, S>& block, std::size_t index)
+void copy_block_weights(std::vector<layer_op>::iterator& op, const vgg_block_layer<N, In, Out, S>& block)
 {
-    const std::string at = "layer " + std::to_string(index) + ", convolution ";
-    ops.push_back(conv_op(block.first, N == 1, at + "0"));
-    for (std::size_t j = 0; j < block.later.size(); ++j)
-        ops.push_back(conv_op(block.later[j], j + 2 == N, at + std::to_string(j + 1)));
+    copy_weights(*op++, block.first.weight.value, block.first.bias.value);
+    for (const auto& conv : block.later)
+        copy_weights(*op++, conv.weight.value, conv.bias.value);
 }
 
 } // namespace detail
 
-/// The operations of `net` in order (rules::int8_layers_supported_v<Net> must hold).
+/// The operations of Net in order, without weights (rules::int8_layers_supported_v<Net> must hold).
+template <class Net>
+std::vector<layer_op> layer_structure()
+{
+    std::vector<layer_op> ops;
+    [&]<std::size_t... I>(std::index_sequence<I...>)
+    {
+        (detail::add_structure<detail::layer_type<Net, I>>(ops, I), ...);
+    }
+    (std::make_index_sequence<Net::layer_count>{});
+    return ops;
+}
+
+/// The operations of `net` in order, with their weights and their weights' names.
 template <class Net>
 std::vector<layer_op> collect_layer_ops(const Net& net)
 {
-    std::vector<layer_op> ops;
-    net.visit_layers([&]<class Layer>(std::size_t index, const Layer& layer, const auto&) {
+    std::vector<layer_op> ops = layer_structure<Net>();
+    auto op = ops.begin();
+    net.visit_layers([&]<class Layer>(std::size_t, const Layer& layer, const auto&) {
         constexpr detail::layer_role role = detail::role_of<Layer>;
         if constexpr (role == detail::layer_role::block) {
             if constexpr (requires { layer.folded(); })
-                detail::add_block(ops, layer.folded(), index);
+                detail::copy_block_weights(op, layer.folded());
             else
-                detail::add_block(ops, layer, index);
+                detail::copy_block_weights(op, layer);
         } else if constexpr (role == detail::layer_role::linear) {
-            using features = typename Layer::output_shape;
-            ops.push_back({layer_op::kind::linear, Layer::input_shape::size, features::size, 1, 1, false, false,
-                           detail::copy_of(layer.weight.value), detail::copy_of(layer.bias.value),
-                           "layer " + std::to_string(index) + " (Linear)"});
-        } else if constexpr (role == detail::layer_role::relu) {
-            ops.back().relu = true; // after a block, where it is idempotent, as after a Linear
+            detail::copy_weights(*op++, layer.weight.value, layer.bias.value);
         }
+    });
+    // A convolution's or Linear's weight is the parameter with two or more dimensions (a batch
+    // norm's has one). visit_parameters has no const form; this visit only reads names.
+    auto named = ops.begin();
+    const_cast<Net&>(net).visit_parameters([&](const parameter_view& p) {
+        if (p.shape.size() >= 2 && named != ops.end())
+            (named++)->parameter = p.name;
     });
     return ops;
 }

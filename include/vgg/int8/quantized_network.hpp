@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vgg/core/tensor.hpp"
@@ -16,6 +18,8 @@
 #include "vgg/detail/parallel.hpp"
 #include "vgg/int8/calibration.hpp"
 #include "vgg/int8/layer_ops.hpp"
+#include "vgg/int8/network_file.hpp"
+#include "vgg/int8/quantized_parts.hpp"
 #include "vgg/int8/rules.hpp"
 #include "vgg/kernels/int8/conv3x3_int8.hpp"
 #include "vgg/kernels/int8/linear_int8.hpp"
@@ -53,23 +57,18 @@ struct int8_op {
     bool pool = false;
 };
 
-/// op (its fp32 weights and bias) as an int8 layer after `before`, with its input's and output's
-/// scales (output_scale 1 for the last layer's fp32 output).
-inline int8_op make_int8_op(const layer_op& op, const layer_op& before, float input_scale, float output_scale)
+/// `part` (after `before`) ready to run, writing at `output_scale` (1 for the last layer's fp32 output).
+inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op& before, float output_scale)
 {
     using kernels::int8::padded_channels;
-    const auto finite = [](const aligned_vector<float>& values) {
-        return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
-    };
-    if (!finite(op.weight) || !finite(op.bias))
-        throw std::invalid_argument("int8 quantisation: " + op.name + " has a NaN or infinite weight or bias");
+    const layer_op& op = part.layer;
     int8_op result{op.type, {}, {}, {}, {}, op.out, op.pool};
-    const auto q = kernels::int8::quantise_weights(op.weight_by_output().data(), op.out, op.weight.size() / op.out);
-    result.requantisation = kernels::int8::requantisation::of(input_scale, q.scales, op.bias.data(), output_scale);
+    result.requantisation =
+        kernels::int8::requantisation::of(part.input_scale, part.weights.scales, op.bias.data(), output_scale);
     if (op.type == layer_op::kind::conv) {
         result.in = {op.height, op.width, padded_channels(op.in), 1};
-        result.weights =
-            kernels::int8::pack_weights(q, op.out, op.in, 9, result.in.channels, [](std::size_t s) { return s; });
+        result.weights = kernels::int8::pack_weights(part.weights, op.out, op.in, 9, result.in.channels,
+                                                     [](std::size_t s) { return s; });
         return result;
     }
     // After a convolution the input is its pooled planes channels-last, where Flatten's order
@@ -78,10 +77,11 @@ inline int8_op make_int8_op(const layer_op& op, const layer_op& before, float in
     const std::size_t height = after_conv ? before.out_height() : 1, width = after_conv ? before.out_width() : 1;
     const std::size_t channels = op.in / (height * width);
     result.in = {height, width, padded_channels(channels), 0};
-    result.weights = kernels::int8::pack_weights(q, op.out, op.in, 1, result.in.image_size(), [&](std::size_t s) {
-        const std::size_t pixel = s / result.in.channels, c = s % result.in.channels;
-        return c < channels ? c * height * width + pixel : op.in;
-    });
+    result.weights =
+        kernels::int8::pack_weights(part.weights, op.out, op.in, 1, result.in.image_size(), [&](std::size_t s) {
+            const std::size_t pixel = s / result.in.channels, c = s % result.in.channels;
+            return c < channels ? c * height * width + pixel : op.in;
+        });
     return result;
 }
 
@@ -98,39 +98,21 @@ public:
     using output_shape = typename Net::output_shape;
 
     /// Calibrates on `calibration` (a few hundred images of the data the network will see) and
-    /// quantises. Throws std::invalid_argument for an empty calibration set.
+    /// quantises. Throws std::invalid_argument for an empty calibration set or a NaN or infinite
+    /// weight.
     quantized_network(const Net& net, const tensor<input_shape>& calibration, quantize_options options = {})
-        : kernel_(options.kernel)
-    {
-        // In the constructor, not the class: a failed rule is then the only error, under clang too.
-        static_assert(rules::int8_layers_supported_v<Net>,
-                      "int8 quantisation takes networks of VGGBlock, VGGBlockBN, Linear, ReLU, Flatten, Dropout and "
-                      "AdaptiveAvgPool2d layers (an AdaptiveAvgPool2d only where it keeps the size).");
-        static_assert(rules::int8_block_first_linear_last_v<Net>,
-                      "int8 quantisation needs a network that starts with a VGG block and ends with a Linear layer.");
-        static_assert(rules::int8_hidden_linears_have_relu_v<Net>,
-                      "int8 quantisation needs a ReLU after every Linear layer but the last: u8 activations cannot be "
-                      "negative.");
-        if (calibration.batch() == 0)
-            throw std::invalid_argument("int8 quantisation needs calibration images: the calibration set is empty");
-        if (options.batch == 0)
-            throw std::invalid_argument("int8 quantisation: quantize_options::batch (images per calibration pass) "
-                                        "must be at least 1");
-        auto ops = collect_layer_ops(net);
-        const std::vector<float> thresholds = calibrate(ops, calibration, options);
-        first_ = std::move(ops.front());
-        first_scale_ = kernels::int8::activation_scale(thresholds[1]);
-        layers_.push_back({first_.name, false, 0.f, first_.operations()});
-        for (std::size_t k = 1; k < ops.size(); ++k) {
-            const float scale = kernels::int8::activation_scale(thresholds[k]);
-            const float next = k + 1 < ops.size() ? kernels::int8::activation_scale(thresholds[k + 1]) : 1.f;
-            ops_.push_back(detail::make_int8_op(ops[k], ops[k - 1], scale, next));
-            layers_.push_back({ops[k].name, true, thresholds[k], ops[k].operations()});
-        }
-        for (std::size_t k = 0; k + 1 < ops_.size(); ++k)
-            ops_[k].out = ops_[k + 1].in;
-        activations_.resize(ops_.size());
-    }
+        : quantized_network(quantise(net, calibration, options), options.kernel)
+    {}
+
+    /// Reads a network save() wrote. A file of another network, or a damaged one, is an
+    /// io::file_error naming the tensor.
+    explicit quantized_network(const std::filesystem::path& path,
+                               kernels::int8_kernel kernel = kernels::best_int8_kernel())
+        : quantized_network(read_quantized_parts(layer_structure<Net>(), path), kernel)
+    {}
+
+    /// Writes the network to `path` (safetensors, see network_file.hpp), atomically.
+    void save(const std::filesystem::path& path) const { write_quantized_parts(parts_, path); }
 
     /// Logits of x. around(index, run) runs layer `index` (of layers()) by calling run(), for
     /// timing; the default just runs it.
@@ -157,6 +139,51 @@ public:
     kernels::int8_kernel kernel() const { return kernel_; }
 
 private:
+    quantized_network(quantized_parts parts, kernels::int8_kernel kernel) : kernel_(kernel), parts_(std::move(parts))
+    {
+        // Here, not on the class: a failed rule is then the only error, under clang too.
+        static_assert(rules::int8_layers_supported_v<Net>,
+                      "int8 quantisation takes networks of VGGBlock, VGGBlockBN, Linear, ReLU, Flatten, Dropout and "
+                      "AdaptiveAvgPool2d layers (an AdaptiveAvgPool2d only where it keeps the size).");
+        static_assert(rules::int8_block_first_linear_last_v<Net>,
+                      "int8 quantisation needs a network that starts with a VGG block and ends with a Linear layer.");
+        static_assert(rules::int8_hidden_linears_have_relu_v<Net>,
+                      "int8 quantisation needs a ReLU after every Linear layer but the last: u8 activations cannot be "
+                      "negative.");
+        const auto& int8_layers = parts_.layers;
+        layers_.push_back({parts_.first.name, false, 0.f, parts_.first.operations()});
+        for (std::size_t k = 0; k < int8_layers.size(); ++k) {
+            const float next = k + 1 < int8_layers.size() ? int8_layers[k + 1].input_scale : 1.f;
+            const layer_op& op = int8_layers[k].layer;
+            ops_.push_back(
+                detail::make_int8_op(int8_layers[k], k == 0 ? parts_.first : int8_layers[k - 1].layer, next));
+            layers_.push_back(
+                {op.name, true, int8_layers[k].input_scale * kernels::int8::activation_levels, op.operations()});
+        }
+        for (std::size_t k = 0; k + 1 < ops_.size(); ++k)
+            ops_[k].out = ops_[k + 1].in;
+        activations_.resize(ops_.size());
+    }
+
+    static quantized_parts quantise(const Net& net, const tensor<input_shape>& calibration,
+                                    const quantize_options& options)
+    {
+        if (calibration.batch() == 0)
+            throw std::invalid_argument("int8 quantisation needs calibration images: the calibration set is empty");
+        if (options.batch == 0)
+            throw std::invalid_argument("int8 quantisation: quantize_options::batch (images per calibration pass) "
+                                        "must be at least 1");
+        auto ops = collect_layer_ops(net);
+        const auto finite = [](const aligned_vector<float>& values) {
+            return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
+        };
+        for (const layer_op& op : ops)
+            if (!finite(op.weight) || !finite(op.bias))
+                throw std::invalid_argument("int8 quantisation: " + op.name + " has a NaN or infinite weight or bias");
+        const std::vector<float> thresholds = calibrate(ops, calibration, options);
+        return quantise_parts(std::move(ops), thresholds);
+    }
+
     static std::vector<float> calibrate(const std::vector<layer_op>& ops, const tensor<input_shape>& images,
                                         const quantize_options& options)
     {
@@ -189,13 +216,13 @@ private:
         not_a_number_.assign(x.batch(), 0);
         for (std::size_t n = 0; n < x.batch(); n += first_batch) {
             const std::size_t count = std::min(first_batch, x.batch() - n);
-            run_fp32(first_, count, x.sample(n), first_output_, first_argmax_);
+            run_fp32(parts_.first, count, x.sample(n), first_output_, first_argmax_);
             vgg::detail::parallel_ranges(
-                count, first_.out_size(), [&](std::size_t, std::size_t, vgg::detail::range images) {
+                count, parts_.first.out_size(), [&](std::size_t, std::size_t, vgg::detail::range images) {
                     for (std::size_t i = images.begin; i < images.end; ++i)
                         not_a_number_[n + i] = !kernels::int8::quantise_planes(
-                            first_output_.data() + i * first_.out_size(), first_.out, first_scale_, to,
-                            activations_[0].data() + (n + i) * to.image_size());
+                            first_output_.data() + i * parts_.first.out_size(), parts_.first.out,
+                            parts_.layers.front().input_scale, to, activations_[0].data() + (n + i) * to.image_size());
                 });
         }
     }
@@ -217,8 +244,7 @@ private:
     static constexpr std::size_t first_batch = 16;
 
     kernels::int8_kernel kernel_;
-    layer_op first_;
-    float first_scale_ = 1.f;
+    quantized_parts parts_;
     std::vector<detail::int8_op> ops_;
     std::vector<quantized_layer> layers_;
     std::vector<aligned_vector<std::uint8_t>> activations_; ///< each int8 layer's input

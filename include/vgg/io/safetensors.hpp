@@ -18,6 +18,10 @@
 
 namespace vgg::io {
 
+/// The "format" metadata of an int8 network's file (vgg::int8::quantized_network::save), which
+/// holds s8 weights and scales, not a network's fp32 parameters.
+inline constexpr const char* int8_network_format = "vgg int8 network";
+
 /// The name of the first parameter holding a NaN or an infinity, or "" when all are finite.
 template <class Net>
 std::string first_non_finite_parameter(Net& net)
@@ -154,6 +158,10 @@ load_report load_weights(Net& net, const safetensors_content& content, const std
                          const load_options& options)
 {
     VGG_REQUIRE_NETWORK(Net, "load_weights(net, ...)");
+    if (const auto format = content.metadata.find("format");
+        format != content.metadata.end() && format->second == int8_network_format)
+        throw file_error(source, "is an int8 network, not fp32 weights: load it as "
+                                 "vgg::int8::quantized_network<Net>(path)");
     load_report report;
     std::set<std::string> parameters, running_means, taken;
     net.visit_parameters([&](const parameter_view& p) {

@@ -31,13 +31,15 @@ static_assert(std::endian::native == std::endian::little,
               "vgg's safetensors code reads and writes little-endian data in place, so it needs a little-endian host.");
 
 /// One tensor of a safetensors file: floating-point dtypes (F32, F16, BF16) converted to float
-/// in `values`, integer ones (I64, I32: batch norm's num_batches_tracked) in `integers`.
+/// in `values`, I64 and I32 (batch norm's num_batches_tracked) in `integers`, I8 (an int8
+/// network's weights) in `int8_values`.
 struct stored_tensor {
     std::vector<std::size_t> shape;
     std::vector<float> values;
     std::string dtype = "F32";
     std::vector<std::int64_t> integers;
-    bool is_integer() const { return dtype == "I64" || dtype == "I32"; }
+    std::vector<std::int8_t> int8_values{};
+    bool is_integer() const { return dtype == "I64" || dtype == "I32" || dtype == "I8"; }
 };
 
 /// Everything a safetensors file holds.
@@ -47,12 +49,18 @@ struct safetensors_content {
 };
 
 /// A named tensor to write: a view of float data, its shape, and how the data lays it out
-/// (written in the order of the shape either way).
+/// (written in the order of the shape either way); or, when `int8_values` is not empty, I8 data
+/// in the order of the shape.
 struct tensor_to_write {
     std::string name;
     std::vector<std::size_t> shape;
-    std::span<const float> values;
+    std::span<const float> values{};
     storage_order order = storage_order::as_shape;
+    std::span<const std::int8_t> int8_values{};
+
+    bool is_int8() const { return !int8_values.empty(); }
+    std::size_t count() const { return is_int8() ? int8_values.size() : values.size(); }
+    std::size_t element_size() const { return is_int8() ? 1 : 4; }
 };
 
 namespace detail {
@@ -81,6 +89,8 @@ inline std::size_t dtype_size(const std::string& dtype)
         return 4;
     if (dtype == "F16" || dtype == "BF16")
         return 2;
+    if (dtype == "I8")
+        return 1;
     return 0;
 }
 
@@ -157,7 +167,8 @@ inline stored_tensor decode_tensor(const std::filesystem::path& path, const std:
     tensor.dtype = entry["dtype"].get<std::string>();
     const std::size_t element_size = dtype_size(tensor.dtype);
     if (element_size == 0)
-        throw file_error(path, where + " has dtype " + tensor.dtype + "; only F32, F16, BF16, I64 and I32 can be read");
+        throw file_error(path,
+                         where + " has dtype " + tensor.dtype + "; only F32, F16, BF16, I64, I32 and I8 can be read");
     const auto& shape = entry["shape"];
     const auto& offsets = entry["data_offsets"];
     if (!shape.is_array())
@@ -183,6 +194,11 @@ inline stored_tensor decode_tensor(const std::filesystem::path& path, const std:
                                    std::to_string(count * element_size));
     taken = {begin, end, name};
     const char* bytes = data + begin;
+    if (tensor.dtype == "I8") {
+        tensor.int8_values.resize(count);
+        std::memcpy(tensor.int8_values.data(), bytes, count);
+        return tensor;
+    }
     if (tensor.is_integer()) {
         tensor.integers.resize(count);
         for (std::size_t i = 0; i < count; ++i) {
@@ -233,7 +249,7 @@ inline void check_tiling(std::vector<extent> extents, std::size_t data_size, con
 /// Decodes and checks the bytes of a whole safetensors file; errors name `path`. Every length
 /// and offset in the header is checked against the bytes before any data is touched; tensors must
 /// tile the data section exactly, as the format requires. F32, F16 and BF16 are accepted and
-/// converted to float; I64 and I32 are read as integers.
+/// converted to float; I64, I32 and I8 are read as integers.
 inline safetensors_content decode_safetensors(std::string_view bytes, const std::filesystem::path& path)
 {
     std::size_t data_begin = 0;
@@ -267,7 +283,7 @@ inline safetensors_content read_safetensors(const std::filesystem::path& path)
     return decode_safetensors({reinterpret_cast<const char*>(bytes.data()), bytes.size()}, path);
 }
 
-/// Writes tensors as F32 in the given order, atomically (see write_file_atomically).
+/// Writes tensors (F32, or I8) in the given order, atomically (see write_file_atomically).
 inline void write_safetensors(const std::filesystem::path& path, const std::vector<tensor_to_write>& tensors,
                               const std::map<std::string, std::string>& metadata = {})
 {
@@ -282,13 +298,15 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
         std::size_t count = 1;
         for (auto d : t.shape)
             count *= d;
-        if (count != t.values.size())
-            throw file_error(path, "tensor \"" + t.name + "\" has " + std::to_string(t.values.size()) +
+        if (count != t.count())
+            throw file_error(path, "tensor \"" + t.name + "\" has " + std::to_string(t.count()) +
                                        " values but its shape needs " + std::to_string(count));
-        if (t.order == storage_order::transposed && t.shape.size() != 2)
-            throw file_error(path, "tensor \"" + t.name + "\" is stored transposed but is not a matrix");
-        header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * count}}};
-        offset += 4 * count;
+        if (t.order == storage_order::transposed && (t.shape.size() != 2 || t.is_int8()))
+            throw file_error(path, "tensor \"" + t.name + "\" is stored transposed but is not an F32 matrix");
+        const std::uint64_t size = t.element_size() * count;
+        header[t.name] = {
+            {"dtype", t.is_int8() ? "I8" : "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + size}}};
+        offset += size;
     }
     std::string json = header.dump();
     json.append((8 - json.size() % 8) % 8, ' '); // keeps the data 8-byte aligned, as the format recommends
@@ -299,6 +317,10 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
     bytes.reserve(bytes.size() + offset);
     std::vector<float> in_shape_order;
     for (const auto& t : tensors) {
+        if (t.is_int8()) {
+            bytes.append(reinterpret_cast<const char*>(t.int8_values.data()), t.int8_values.size());
+            continue;
+        }
         std::span<const float> values = t.values;
         if (t.order == storage_order::transposed) {
             in_shape_order.resize(values.size());
