@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <vgg/int8/quantized_network.hpp>
 #include <vgg/io/read_file.hpp>
 #include <vgg/io/safetensors.hpp>
 #include <vgg/train/checkpoint.hpp>
@@ -55,6 +56,13 @@ public:
     {
         const auto format = metadata_.find("format");
         return format != metadata_.end() && format->second == vgg::io::int8_network_format;
+    }
+
+    /// The int8 network the file holds (is_int8()).
+    template <class Net>
+    vgg::int8::quantized_network<Net> int8_network() const
+    {
+        return vgg::int8::quantized_network<Net>(safetensors_, path_);
     }
 
     /// The file's metadata (an ONNX model's after load_into).

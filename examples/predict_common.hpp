@@ -65,7 +65,7 @@ int8_network(const options& opt, const vgg_examples::model_file& weights, const 
     const std::string kernel(to_string(vgg::kernels::best_int8_kernel()));
     if (weights.is_int8()) {
         std::fprintf(stderr, "int8: the network of %s, %s kernels\n", weights.path().c_str(), kernel.c_str());
-        return std::make_optional<vgg::int8::quantized_network<Net>>(weights.path());
+        return std::make_optional<vgg::int8::quantized_network<Net>>(weights.template int8_network<Net>());
     }
     if (!opt.precision.int8)
         return std::nullopt;

@@ -131,12 +131,12 @@ inline void write_quantized_parts(const quantized_parts& parts, const std::files
                                       "zero; the first convolution fp32, the last layer's output fp32"}});
 }
 
-/// Reads the parts of a network of `structure` (layer_structure<Net>()) from `path`, checking
-/// every tensor's dtype, shape and values; a file of another network or a damaged one is an
-/// io::file_error that names the tensor.
-inline quantized_parts read_quantized_parts(std::vector<layer_op> structure, const std::filesystem::path& path)
+/// The parts of a network of `structure` (layer_structure<Net>()) in `content`, read from `path`,
+/// checking every tensor's dtype, shape and values; a file of another network or a damaged one is
+/// an io::file_error that names the tensor.
+inline quantized_parts read_quantized_parts(std::vector<layer_op> structure, io::safetensors_content content,
+                                            const std::filesystem::path& path)
 {
-    io::safetensors_content content = io::read_safetensors(path);
     const auto format = content.metadata.find("format");
     if (format == content.metadata.end() || format->second != io::int8_network_format)
         throw io::file_error(path, std::string("is not an int8 network (its metadata has no \"format\": \"") +

@@ -108,7 +108,13 @@ public:
     /// io::file_error naming the tensor.
     explicit quantized_network(const std::filesystem::path& path,
                                kernels::int8_kernel kernel = kernels::best_int8_kernel())
-        : quantized_network(read_quantized_parts(layer_structure<Net>(), path), kernel)
+        : quantized_network(io::read_safetensors(path), path, kernel)
+    {}
+
+    /// The network save() wrote, from the file's content (read from `path`, which errors name).
+    quantized_network(io::safetensors_content content, const std::filesystem::path& path,
+                      kernels::int8_kernel kernel = kernels::best_int8_kernel())
+        : quantized_network(read_quantized_parts(layer_structure<Net>(), std::move(content), path), kernel)
     {}
 
     /// Writes the network to `path` (safetensors, see network_file.hpp), atomically.
