@@ -337,7 +337,6 @@ int run_int8(const options& opt)
         const double ms = median(layer_ms[i]);
         per_layer.push_back({{"index", i},
                              {"name", layers[i].name},
-                             {"precision", layers[i].int8 ? "int8" : "fp32"},
                              {"forward_ms", ms},
                              {"forward_gops", double(layers[i].operations) * double(opt.batch) / ms / 1e6}});
     }
@@ -352,11 +351,11 @@ int run_int8(const options& opt)
     std::printf("vgg int8 inference, %s, batch %zu, %d threads (median of %zu, alternating with fp32)\n",
                 network.c_str(), opt.batch, opt.threads, opt.reps);
     std::printf("%s; %s int8 kernels\n", cpu_model().c_str(), std::string(to_string(quantised.kernel())).c_str());
-    std::printf("%-4s %-26s %-9s %12s %10s\n", "", "layer", "precision", "forward ms", "GOPS");
+    std::printf("%-4s %-26s %12s %10s\n", "", "layer", "forward ms", "GOPS");
     for (const auto& l : per_layer) {
         const std::size_t index = l["index"];
-        const std::string name = l["name"], precision = l["precision"];
-        std::printf("%-4zu %-26s %-9s %12.2f %10.1f\n", index, name.c_str(), precision.c_str(), double(l["forward_ms"]),
+        const std::string name = l["name"];
+        std::printf("%-4zu %-26s %12.2f %10.1f\n", index, name.c_str(), double(l["forward_ms"]),
                     double(l["forward_gops"]));
     }
     std::printf("inference: int8 %.1f img/s, fp32 %.1f img/s: %.2fx\n", int8_rate, fp32_rate, int8_rate / fp32_rate);

@@ -105,8 +105,8 @@ inline CLI::Option* add_inference_precision_option(CLI::App& app, inference_prec
                 value.products = name == "bf16" ? vgg::precision::bf16 : vgg::precision::fp32;
             },
             "Arithmetic: fp32; bf16 products with fp32 sums (on CPUs with AMX or AVX512_BF16); or int8, the "
-            "network quantised after training (u8 activations, s8 weights per channel, int32 sums; the first "
-            "convolution stays fp32), calibrated on --calibration images")
+            "network quantised after training (u8 activations and image, s8 weights per channel, int32 sums), "
+            "calibrated on --calibration images")
         ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
         ->check(CLI::Validator(
             [](std::string& name) { return name == "bf16" ? vgg::kernels::bf16_unsupported_reason() : std::string(); },

@@ -11,6 +11,7 @@
 
 #include <vgg/core/rng.hpp>
 #include <vgg/kernels/int8/conv3x3_int8.hpp>
+#include <vgg/kernels/int8/image_columns.hpp>
 #include <vgg/kernels/int8/linear_int8.hpp>
 
 #include "cpu_skip.hpp"
@@ -217,11 +218,70 @@ void check_linear_kernel(int8_kernel kernel)
     }
 }
 
+/// The first convolution: an fp32 image (negative values too) quantised with a zero point and
+/// gathered into columns, convolved with 1 tap, against the exact sums of (q - zero_point) x w over
+/// the taps inside the image (the padding is a zero).
+void check_image_conv_kernel(int8_kernel kernel)
+{
+    for (const auto& c : {int8_conv_case{1, 16, 5, 7}, {3, 64, 6, 6}, {3, 20, 1, 9}}) {
+        CAPTURE(c.in);
+        CAPTURE(c.out);
+        const std::size_t batch = 2, pixels = c.height * c.width;
+        const int8_problem p(batch, c.in, pixels, c.out, 9, c.in * 77 + c.out);
+        const input_quantisation q{0.02f, 100};
+        rng random(c.out);
+        std::vector<float> image(batch * c.in * pixels);
+        for (auto& v : image)
+            v = random.uniform() * 5.f - 2.f; // [-2, 3): codes 0 to 250
+        const planes columns = column_planes(c.in, c.height, c.width);
+        std::vector<std::uint8_t> x(batch * columns.image_size(), 7);
+        for (std::size_t n = 0; n < batch; ++n)
+            CHECK(quantise_image_columns(image.data() + n * c.in * pixels, c.in, q, columns,
+                                         x.data() + n * columns.image_size()));
+        const auto w = pack_weights(p.weights, c.out, 9 * c.in, 1, columns.channels, [](std::size_t s) { return s; });
+        requantisation r = p.unit();
+        for (std::size_t o = 0; o < c.out; ++o) {
+            std::int64_t weights = 0;
+            for (std::size_t k = 0; k < 9 * c.in; ++k)
+                weights += p.weights.values[o * 9 * c.in + k];
+            r.offset[o] = -float(q.zero_point * weights); // the padding's codes, zero_point, are zeros
+        }
+        const planes out{c.height, c.width, padded_channels(c.out), 1};
+        std::vector<float> sums(batch * out.image_size(), -1.f);
+        conv3x3_int8_forward(kernel, batch, columns, x.data(), w, r, {.layout = out, .f32 = sums.data()});
+        std::size_t wrong = 0;
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t o = 0; o < c.out; ++o)
+                for (std::size_t h = 0; h < c.height; ++h)
+                    for (std::size_t z = 0; z < c.width; ++z) {
+                        std::int64_t expected = 0;
+                        for (std::size_t i = 0; i < c.in; ++i)
+                            for (std::size_t t = 0; t < 9; ++t) {
+                                const long y = long(h) + long(t / 3) - 1, v = long(z) + long(t % 3) - 1;
+                                if (y < 0 || v < 0 || y >= long(c.height) || v >= long(c.width))
+                                    continue;
+                                const float value =
+                                    image[((n * c.in + i) * c.height + std::size_t(y)) * c.width + std::size_t(v)];
+                                const long code = std::lround(std::clamp(
+                                    std::nearbyint(value * (1.f / q.scale) + float(q.zero_point)), 0.f, 255.f));
+                                expected += (code - q.zero_point) * p.weights.values[(o * c.in + i) * 9 + t];
+                            }
+                        wrong += sums[n * out.image_size() + out.at(h, z) + o] != float(expected);
+                    }
+        CHECK(wrong == 0);
+    }
+    const planes one = column_planes(1, 1, 1);
+    std::vector<std::uint8_t> column(one.image_size());
+    const float not_a_number = std::nanf("");
+    CHECK(!quantise_image_columns(&not_a_number, 1, {}, one, column.data()));
+}
+
 } // namespace
 
 TEST_CASE("int8 portable kernel: exact int32 sums, requantisation as in double precision, the fused pool")
 {
     check_conv_kernel(int8_kernel::portable);
+    check_image_conv_kernel(int8_kernel::portable);
     check_linear_kernel(int8_kernel::portable);
 }
 
@@ -229,6 +289,7 @@ TEST_CASE("int8 AVX2 kernel: exact int32 sums, requantisation as in double preci
 {
     testing::skip_unless_runs(int8_kernel::avx2);
     check_conv_kernel(int8_kernel::avx2);
+    check_image_conv_kernel(int8_kernel::avx2);
     check_linear_kernel(int8_kernel::avx2);
 }
 
@@ -236,5 +297,6 @@ TEST_CASE("int8 AVX512_VNNI kernel: exact int32 sums, requantisation as in doubl
 {
     testing::skip_unless_runs(int8_kernel::avx512_vnni);
     check_conv_kernel(int8_kernel::avx512_vnni);
+    check_image_conv_kernel(int8_kernel::avx512_vnni);
     check_linear_kernel(int8_kernel::avx512_vnni);
 }

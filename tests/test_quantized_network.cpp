@@ -126,6 +126,27 @@ TEST_CASE("an int8 network quantised from a trained one classifies as it does, w
     SUBCASE("VGGBlockBN, folded") { check_quantised_classifies_as_fp32<quadrant_net_bn>(12); }
 }
 
+TEST_CASE("an int8 network takes images with negative values through a zero point, RGB as grey")
+{
+    using rgb_net =
+        Sequential<shape<3, 16, 16>, VGGBlock<1, 3, 16>, VGGBlock<2, 16, 32>, Flatten, Linear<32 * 4 * 4, 10>>;
+    rng random(31);
+    auto net = xavier_network<rgb_net>(random);
+    tensor<shape<3, 16, 16>> calibration(32), x(8);
+    for (auto* images : {&calibration, &x})
+        for (auto& v : images->values())
+            v = random.uniform() * 4.5f - 2.f; // as ImageNet's normalisation leaves pixels: [-2, 2.5]
+    auto quantised = vgg::int8::quantize(*net, calibration);
+    const auto& image = quantised.layers()[0].input;
+    CHECK(image.zero_point > 90);
+    CHECK(image.zero_point < 125);
+    const auto& fp32 = net->forward(x, {mode::eval});
+    const float difference = testing::relative_difference(quantised.forward(x).values(), fp32.values());
+    MESSAGE("image zero point " << image.zero_point << ", largest logit difference " << difference
+                                << " of the largest logit");
+    CHECK(difference < 0.05f);
+}
+
 TEST_CASE("int8 quantisation refuses an empty calibration set and reports which layers are int8")
 {
     rng random(3);
@@ -142,12 +163,13 @@ TEST_CASE("int8 quantisation refuses an empty calibration set and reports which 
         "calibration percentile 0.000000 is outside (0, 100]", std::invalid_argument);
     const auto quantised = vgg::int8::quantize(*net, calibration);
     REQUIRE(quantised.layers().size() == 5); // the convolutions and the Linear layers
-    CHECK(!quantised.layers()[0].int8);
     CHECK(quantised.layers()[0].name == "layer 0, convolution 0");
     CHECK(quantised.layers()[2].name == "layer 1, convolution 1");
     CHECK(quantised.layers()[4].name == "layer 6 (Linear)");
-    for (std::size_t k = 1; k < 5; ++k)
-        CHECK(quantised.layers()[k].input_threshold > 0.f);
+    for (std::size_t k = 0; k < 5; ++k) {
+        CHECK(quantised.layers()[k].input.scale > 0.f);
+        CHECK(quantised.layers()[k].input.zero_point == 0); // the images are not negative
+    }
 }
 
 TEST_CASE("an int8 network gives NaN logits for an image with a NaN pixel, refuses NaN weights, and takes an empty "
@@ -203,7 +225,8 @@ void check_saved_and_read_back(const std::string& weight_names)
     REQUIRE(read_back.layers().size() == quantised.layers().size());
     for (std::size_t k = 0; k < quantised.layers().size(); ++k) {
         CHECK(read_back.layers()[k].name == quantised.layers()[k].name);
-        CHECK(read_back.layers()[k].input_threshold == quantised.layers()[k].input_threshold);
+        CHECK(read_back.layers()[k].input.scale == quantised.layers()[k].input.scale);
+        CHECK(read_back.layers()[k].input.zero_point == quantised.layers()[k].input.zero_point);
     }
     // The fp32 loader names what the file is.
     CHECK(testing::error_of([&] { io::load_weights(*net, path); }) ==
@@ -251,6 +274,8 @@ TEST_CASE("an int8 file of another network, of fp32 weights or with a bad value 
           p + "tensor \"3.input_scale\" holds 0.000000 at index 0: its values must be finite and above zero");
     CHECK(read_error([](auto& c) { c.tensors.at("6.bias").values[1] = std::numeric_limits<float>::quiet_NaN(); }) ==
           p + "tensor \"6.bias\" holds nan at index 1: its values must be finite");
+    CHECK(read_error([](auto& c) { c.tensors.at("0.0.input_zero_point").values[0] = 2.5f; }) ==
+          p + "tensor \"0.0.input_zero_point\" holds 2.500000: a zero point is a whole number from 0 to 255");
     CHECK(read_error([](auto& c) { c.tensors.erase("1.0.weight_scale"); }) ==
           p + "tensor \"1.0.weight_scale\" [16] is missing (is this an int8 file of another architecture?)");
     CHECK(read_error([](auto& c) { c.tensors["extra"] = c.tensors.at("6.bias"); }) ==

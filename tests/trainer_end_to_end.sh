@@ -144,7 +144,7 @@ grep -Eq "^int8: the network of $work/int8.safetensors, (AVX512_VNNI|AVX2|portab
 cmp "$work/int8.log" "$work/int8-file.log" || fail "the saved int8 network gives other logits"
 expect_error "int8.safetensors is an int8 network: run it with --precision int8" \
   "$predict" --weights "$work/int8.safetensors" --resize 32 --idx "$data/t10k-images-idx3-ubyte.gz" --count 1
-expect_error 'int8.safetensors: tensor "0.0.weight" is F32 \[16, 1, 3, 3\], but this network needs F32 \[64, 1, 3, 3\]' \
+expect_error 'int8.safetensors: tensor "0.0.weight" is I8 \[16, 1, 3, 3\], but this network needs I8 \[64, 1, 3, 3\]' \
   "$predict" --weights "$work/int8.safetensors" --resize 32 --ratio 1 --precision int8 \
   --idx "$data/t10k-images-idx3-ubyte.gz" --count 1
 expect_error "--calibration, --calibration-count, --calibration-method and --save-int8 go with --precision int8" \

@@ -5,10 +5,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "vgg/kernels/int8/layout.hpp"
 
 namespace vgg::int8 {
 
@@ -120,5 +123,23 @@ private:
     float largest_ = 0.f;
     std::vector<std::uint64_t> counts_;
 };
+
+/// How images like `images` (fp32 values) become u8: their range, widened to hold 0, in 255 steps,
+/// 0 on a step (the zero point, which the first convolution's padding holds). NaN values are passed
+/// by; an infinite one is refused.
+inline kernels::int8::input_quantisation image_quantisation(std::span<const float> images)
+{
+    float low = 0.f, high = 0.f;
+    for (const float v : images) {
+        low = std::min(low, v);
+        high = std::max(high, v);
+    }
+    if (!std::isfinite(low) || !std::isfinite(high))
+        throw std::invalid_argument("int8 quantisation: a calibration image holds an infinite value");
+    if (high == low)
+        return {};
+    const float scale = (high - low) / float(kernels::int8::activation_levels);
+    return {scale, static_cast<int>(std::nearbyint(-low / scale))};
+}
 
 } // namespace vgg::int8

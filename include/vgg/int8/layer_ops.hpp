@@ -1,7 +1,7 @@
 #pragma once
 // A network's convolutions and fully connected layers as int8 quantisation takes them: a list of
 // operations with their weights (batch norm folded), each with its ReLU and pool, and their fp32
-// evaluation, which calibration observes and the first convolution keeps.
+// evaluation, which calibration observes.
 #include <algorithm>
 #include <cstddef>
 #include <utility>

@@ -1,9 +1,9 @@
 #pragma once
-// A quantised network in a safetensors file, under its fp32 weights' names: the first
-// convolution's "features.0.weight" and "features.0.bias" in F32; for each int8 layer
+// A quantised network in a safetensors file, under its fp32 weights' names: for each layer
 // "features.3.weight" in I8 ([out][in][3][3], or [out][in]), and F32 "features.3.weight_scale"
-// [out], "features.3.bias" [out] and "features.3.input_scale" [] (the u8 input's step). Metadata:
-// "format" (io::int8_network_format) and "layers", the weights' names in order.
+// [out], "features.3.bias" [out] and "features.3.input_scale" [] (the u8 input's step); the first
+// layer's also "features.0.input_zero_point" [] (the image's code of 0, a whole number in F32).
+// Metadata: "format" (io::int8_network_format) and "layers", the weights' names in order.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -107,35 +107,36 @@ aligned_vector<float> aligned(const Values& values)
 
 } // namespace detail
 
-/// Writes a quantised network's parts to `path`, atomically (io::write_file_atomically).
-inline void write_quantized_parts(const quantized_parts& parts, const std::filesystem::path& path)
+/// Writes a quantised network's layers to `path`, atomically (io::write_file_atomically).
+inline void write_quantized_parts(const std::vector<int8_layer_parts>& parts, const std::filesystem::path& path)
 {
     using detail::beside;
-    const layer_op& first = parts.first;
-    std::vector<io::tensor_to_write> tensors{{first.parameter, detail::weight_shape(first), first.weight},
-                                             {beside(first.parameter, "bias"), {first.out}, first.bias}};
-    std::string names = first.parameter;
-    for (const int8_layer_parts& part : parts.layers) {
+    std::vector<io::tensor_to_write> tensors;
+    std::string names;
+    for (const int8_layer_parts& part : parts) {
         const layer_op& op = part.layer;
-        names += "," + op.parameter;
+        names += (names.empty() ? "" : ",") + op.parameter;
         tensors.push_back(
             {.name = op.parameter, .shape = detail::weight_shape(op), .int8_values = part.weights.values});
         tensors.push_back({beside(op.parameter, "weight_scale"), {op.out}, part.weights.scales});
         tensors.push_back({beside(op.parameter, "bias"), {op.out}, op.bias});
-        tensors.push_back({beside(op.parameter, "input_scale"), {}, std::span(&part.input_scale, 1)});
+        tensors.push_back({beside(op.parameter, "input_scale"), {}, std::span(&part.input.scale, 1)});
     }
+    const float zero_point = float(parts.front().input.zero_point);
+    tensors.push_back({beside(parts.front().layer.parameter, "input_zero_point"), {}, std::span(&zero_point, 1)});
     io::write_safetensors(path, tensors,
                           {{"format", io::int8_network_format},
                            {"layers", names},
-                           {"scheme", "weights s8 per output channel in [-63, 63], activations u8 per tensor from "
-                                      "zero; the first convolution fp32, the last layer's output fp32"}});
+                           {"scheme", "weights s8 per output channel in [-63, 63]; inputs u8 per tensor, the image's "
+                                      "with a zero point, the others from zero; the last layer's output fp32"}});
 }
 
-/// The parts of a network of `structure` (layer_structure<Net>()) in `content`, read from `path`,
+/// The layers of a network of `structure` (layer_structure<Net>()) in `content`, read from `path`,
 /// checking every tensor's dtype, shape and values; a file of another network or a damaged one is
 /// an io::file_error that names the tensor.
-inline quantized_parts read_quantized_parts(std::vector<layer_op> structure, io::safetensors_content content,
-                                            const std::filesystem::path& path)
+inline std::vector<int8_layer_parts> read_quantized_parts(std::vector<layer_op> structure,
+                                                          io::safetensors_content content,
+                                                          const std::filesystem::path& path)
 {
     const auto format = content.metadata.find("format");
     if (format == content.metadata.end() || format->second != io::int8_network_format)
@@ -154,22 +155,26 @@ inline quantized_parts read_quantized_parts(std::vector<layer_op> structure, io:
                                        std::to_string(structure.size()));
     detail::tensor_taker take(content, path);
     using detail::beside;
-    for (std::size_t k = 0; k < structure.size(); ++k)
-        structure[k].parameter = names[k];
-    quantized_parts parts{std::move(structure.front()), {}};
-    layer_op& first = parts.first;
-    first.weight = detail::aligned(take.floats(first.parameter, detail::weight_shape(first)));
-    first.bias = detail::aligned(take.floats(beside(first.parameter, "bias"), {first.out}));
-    for (std::size_t k = 1; k < structure.size(); ++k) {
+    std::vector<int8_layer_parts> parts;
+    for (std::size_t k = 0; k < structure.size(); ++k) {
         layer_op& op = structure[k];
+        op.parameter = names[k];
         const std::string& name = op.parameter;
         int8_layer_parts part;
         part.weights.values = take.int8s(name, detail::weight_shape(op));
         part.weights.scales = take.floats(beside(name, "weight_scale"), {op.out}, true);
         op.bias = detail::aligned(take.floats(beside(name, "bias"), {op.out}));
-        part.input_scale = take.floats(beside(name, "input_scale"), {}, true).front();
+        part.input.scale = take.floats(beside(name, "input_scale"), {}, true).front();
+        if (k == 0) {
+            const std::string zero_point = beside(name, "input_zero_point");
+            const float code = take.floats(zero_point, {}).front();
+            if (!(code >= 0.f && code <= float(kernels::int8::activation_levels) && code == std::floor(code)))
+                throw io::file_error(path, "tensor \"" + zero_point + "\" holds " + std::to_string(code) +
+                                               ": a zero point is a whole number from 0 to 255");
+            part.input.zero_point = static_cast<int>(code);
+        }
         part.layer = std::move(op);
-        parts.layers.push_back(std::move(part));
+        parts.push_back(std::move(part));
     }
     take.check_nothing_left();
     return parts;

@@ -22,6 +22,7 @@
 #include "vgg/int8/quantized_parts.hpp"
 #include "vgg/int8/rules.hpp"
 #include "vgg/kernels/int8/conv3x3_int8.hpp"
+#include "vgg/kernels/int8/image_columns.hpp"
 #include "vgg/kernels/int8/linear_int8.hpp"
 #include "vgg/layers/sequential.hpp"
 
@@ -34,12 +35,11 @@ struct quantize_options {
     kernels::int8_kernel kernel = kernels::best_int8_kernel();
 };
 
-/// How a layer of the quantised network computes, for reports.
+/// A layer of the quantised network, for reports.
 struct quantized_layer {
     std::string name;
-    bool int8 = true;           ///< false: the first convolution, in fp32 (its input is the image)
-    float input_threshold = 0.; ///< the calibrated range of its u8 input (int8 layers)
-    std::size_t operations = 0; ///< multiplies and adds of one image, times two
+    kernels::int8::input_quantisation input; ///< how its u8 input is quantised
+    std::size_t operations = 0;              ///< multiplies and adds of one image, times two
 };
 
 namespace detail {
@@ -57,39 +57,54 @@ struct int8_op {
     bool pool = false;
 };
 
-/// `part` (after `before`) ready to run, writing at `output_scale` (1 for the last layer's fp32 output).
-inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op& before, float output_scale)
+/// `part` ready to run after `before` (none for the first layer, whose input is the image's
+/// columns), writing at `output_scale` (1 for the last layer's fp32 output).
+inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op* before, float output_scale)
 {
     using kernels::int8::padded_channels;
     const layer_op& op = part.layer;
+    const auto& q = part.weights;
     int8_op result{op.type, {}, {}, {}, {}, op.out, op.pool};
-    result.requantisation =
-        kernels::int8::requantisation::of(part.input_scale, part.weights.scales, op.bias.data(), output_scale);
+    // Inputs stored as codes q with a zero point z stand for scale * (q - z): the sum of w * z is
+    // taken off through the bias.
+    aligned_vector<float> bias = op.bias;
+    const std::size_t per_output = q.values.size() / op.out;
+    for (std::size_t o = 0; o < op.out; ++o) {
+        long weights = 0;
+        for (std::size_t k = 0; k < per_output; ++k)
+            weights += q.values[o * per_output + k];
+        bias[o] -= static_cast<float>(double(part.input.scale) * q.scales[o] * part.input.zero_point * double(weights));
+    }
+    result.requantisation = kernels::int8::requantisation::of(part.input.scale, q.scales, bias.data(), output_scale);
+    const auto same = [](std::size_t s) { return s; };
+    if (!before) {
+        result.in = kernels::int8::column_planes(op.in, op.height, op.width);
+        result.weights = kernels::int8::pack_weights(q, op.out, 9 * op.in, 1, result.in.channels, same);
+        return result;
+    }
     if (op.type == layer_op::kind::conv) {
         result.in = {op.height, op.width, padded_channels(op.in), 1};
-        result.weights = kernels::int8::pack_weights(part.weights, op.out, op.in, 9, result.in.channels,
-                                                     [](std::size_t s) { return s; });
+        result.weights = kernels::int8::pack_weights(q, op.out, op.in, 9, result.in.channels, same);
         return result;
     }
     // After a convolution the input is its pooled planes channels-last, where Flatten's order
     // (the weights' columns) is channels-first: the packing reorders the columns.
-    const bool after_conv = before.type == layer_op::kind::conv;
-    const std::size_t height = after_conv ? before.out_height() : 1, width = after_conv ? before.out_width() : 1;
+    const bool after_conv = before->type == layer_op::kind::conv;
+    const std::size_t height = after_conv ? before->out_height() : 1, width = after_conv ? before->out_width() : 1;
     const std::size_t channels = op.in / (height * width);
     result.in = {height, width, padded_channels(channels), 0};
-    result.weights =
-        kernels::int8::pack_weights(part.weights, op.out, op.in, 1, result.in.image_size(), [&](std::size_t s) {
-            const std::size_t pixel = s / result.in.channels, c = s % result.in.channels;
-            return c < channels ? c * height * width + pixel : op.in;
-        });
+    result.weights = kernels::int8::pack_weights(q, op.out, op.in, 1, result.in.image_size(), [&](std::size_t s) {
+        const std::size_t pixel = s / result.in.channels, c = s % result.in.channels;
+        return c < channels ? c * height * width + pixel : op.in;
+    });
     return result;
 }
 
 } // namespace detail
 
-/// Net quantised for int8 inference from a calibration set. Its first convolution stays fp32 (its
-/// input is the image, which may be negative) and its output is quantised; every later
-/// convolution and fully connected layer is int8; the last one's output is dequantised to fp32
+/// Net quantised for int8 inference from a calibration set: every convolution and fully connected
+/// layer is int8. The image is quantised with a zero point (it may be negative) and read by the
+/// first convolution as its 3x3 neighbourhoods; the last layer's output is dequantised to fp32
 /// logits. Only inference: forward(x) returns what Net's evaluation would, within quantisation.
 template <class Net>
 class quantized_network {
@@ -129,12 +144,12 @@ public:
         const std::size_t batch = x.batch();
         y_.resize(batch);
         // Resized, never refilled: the borders stay zero, and every pass writes the rest.
-        for (std::size_t k = 0; k < ops_.size(); ++k)
+        for (std::size_t k = 1; k < ops_.size(); ++k)
             activations_[k].resize(batch * ops_[k].in.image_size());
         around(std::size_t{0}, [&] { first_layer(x); });
-        for (std::size_t k = 0; k < ops_.size(); ++k)
-            around(k + 1, [&] { run(k, batch); });
-        // u8 has no NaN: an image whose first layer made one gets NaN logits, as in fp32.
+        for (std::size_t k = 1; k < ops_.size(); ++k)
+            around(k, [&] { run(k, batch); });
+        // u8 has no NaN: an image with a NaN value gets NaN logits, as in fp32.
         for (std::size_t n = 0; n < batch; ++n)
             if (not_a_number_[n])
                 std::fill(y_.sample(n), y_.sample(n) + output_shape::size, std::numeric_limits<float>::quiet_NaN());
@@ -145,7 +160,8 @@ public:
     kernels::int8_kernel kernel() const { return kernel_; }
 
 private:
-    quantized_network(quantized_parts parts, kernels::int8_kernel kernel) : kernel_(kernel), parts_(std::move(parts))
+    quantized_network(std::vector<int8_layer_parts> parts, kernels::int8_kernel kernel)
+        : kernel_(kernel), parts_(std::move(parts))
     {
         // Here, not on the class: a failed rule is then the only error, under clang too.
         static_assert(rules::int8_layers_supported_v<Net>,
@@ -156,23 +172,19 @@ private:
         static_assert(rules::int8_hidden_linears_have_relu_v<Net>,
                       "int8 quantisation needs a ReLU after every Linear layer but the last: u8 activations cannot be "
                       "negative.");
-        const auto& int8_layers = parts_.layers;
-        layers_.push_back({parts_.first.name, false, 0.f, parts_.first.operations()});
-        for (std::size_t k = 0; k < int8_layers.size(); ++k) {
-            const float next = k + 1 < int8_layers.size() ? int8_layers[k + 1].input_scale : 1.f;
-            const layer_op& op = int8_layers[k].layer;
-            ops_.push_back(
-                detail::make_int8_op(int8_layers[k], k == 0 ? parts_.first : int8_layers[k - 1].layer, next));
-            layers_.push_back(
-                {op.name, true, int8_layers[k].input_scale * kernels::int8::activation_levels, op.operations()});
+        for (std::size_t k = 0; k < parts_.size(); ++k) {
+            const float next = k + 1 < parts_.size() ? parts_[k + 1].input.scale : 1.f;
+            const layer_op& op = parts_[k].layer;
+            ops_.push_back(detail::make_int8_op(parts_[k], k == 0 ? nullptr : &parts_[k - 1].layer, next));
+            layers_.push_back({op.name, parts_[k].input, op.operations()});
         }
         for (std::size_t k = 0; k + 1 < ops_.size(); ++k)
             ops_[k].out = ops_[k + 1].in;
         activations_.resize(ops_.size());
     }
 
-    static quantized_parts quantise(const Net& net, const tensor<input_shape>& calibration,
-                                    const quantize_options& options)
+    static std::vector<int8_layer_parts> quantise(const Net& net, const tensor<input_shape>& calibration,
+                                                  const quantize_options& options)
     {
         if (calibration.batch() == 0)
             throw std::invalid_argument("int8 quantisation needs calibration images: the calibration set is empty");
@@ -187,7 +199,7 @@ private:
             if (!finite(op.weight) || !finite(op.bias))
                 throw std::invalid_argument("int8 quantisation: " + op.name + " has a NaN or infinite weight or bias");
         const std::vector<float> thresholds = calibrate(ops, calibration, options);
-        return quantise_parts(std::move(ops), thresholds);
+        return quantise_parts(std::move(ops), image_quantisation({calibration.data(), calibration.size()}), thresholds);
     }
 
     static std::vector<float> calibrate(const std::vector<layer_op>& ops, const tensor<input_shape>& images,
@@ -215,21 +227,26 @@ private:
         return thresholds;
     }
 
-    // The fp32 first convolution, a few images at a time, each quantised as it is made.
+    // The first convolution, a few images at a time: each image quantised into its columns, then
+    // convolved.
     void first_layer(const tensor<input_shape>& x)
     {
-        const kernels::int8::planes& to = ops_.front().in;
+        const detail::int8_op& op = ops_.front();
+        const std::size_t channels = image_dims<input_shape>::channels;
         not_a_number_.assign(x.batch(), 0);
         for (std::size_t n = 0; n < x.batch(); n += first_batch) {
             const std::size_t count = std::min(first_batch, x.batch() - n);
-            run_fp32(parts_.first, count, x.sample(n), first_output_, first_argmax_);
+            columns_.resize(count * op.in.image_size());
             vgg::detail::parallel_ranges(
-                count, parts_.first.out_size(), [&](std::size_t, std::size_t, vgg::detail::range images) {
+                count, op.in.image_size() * 16, [&](std::size_t, std::size_t, vgg::detail::range images) {
                     for (std::size_t i = images.begin; i < images.end; ++i)
-                        not_a_number_[n + i] = !kernels::int8::quantise_planes(
-                            first_output_.data() + i * parts_.first.out_size(), parts_.first.out,
-                            parts_.layers.front().input_scale, to, activations_[0].data() + (n + i) * to.image_size());
+                        not_a_number_[n + i] =
+                            !kernels::int8::quantise_image_columns(x.sample(n + i), channels, parts_.front().input,
+                                                                   op.in, columns_.data() + i * op.in.image_size());
                 });
+            kernels::int8::conv3x3_int8_forward(
+                kernel_, count, op.in, columns_.data(), op.weights, op.requantisation,
+                {.layout = op.out, .u8 = activations_[1].data() + n * op.out.image_size(), .pool = op.pool});
         }
     }
 
@@ -250,13 +267,13 @@ private:
     static constexpr std::size_t first_batch = 16;
 
     kernels::int8_kernel kernel_;
-    quantized_parts parts_;
+    std::vector<int8_layer_parts> parts_;
     std::vector<detail::int8_op> ops_;
     std::vector<quantized_layer> layers_;
-    std::vector<aligned_vector<std::uint8_t>> activations_; ///< each int8 layer's input
-    aligned_vector<float> first_output_;
-    aligned_vector<std::uint8_t> first_argmax_;
-    std::vector<std::uint8_t> not_a_number_; ///< per image of the last pass: its first layer made a NaN
+    /// Each layer's input but the first's, whose columns are made a few images at a time.
+    std::vector<aligned_vector<std::uint8_t>> activations_;
+    aligned_vector<std::uint8_t> columns_;
+    std::vector<std::uint8_t> not_a_number_; ///< per image of the last pass: it held a NaN
     tensor<output_shape> y_;
     vgg::detail::exclusive_use in_use_;
 };

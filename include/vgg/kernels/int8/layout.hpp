@@ -53,6 +53,13 @@ inline std::uint8_t requantize(float v)
     return static_cast<std::uint8_t>(std::nearbyint(std::min(floored, float(activation_levels))));
 }
 
+/// How fp32 values become a layer's u8 input: q = round(x / scale) + zero_point, clamped to
+/// [0, 255]. zero_point is the code of 0: 0 after a ReLU, above 0 for an image with negative values.
+struct input_quantisation {
+    float scale = 1.f;
+    int zero_point = 0;
+};
+
 /// An activation's scale for a calibrated range [0, threshold]: the value of one u8 step.
 inline float activation_scale(float threshold) { return threshold > 0.f ? threshold / float(activation_levels) : 1.f; }
 
@@ -139,21 +146,5 @@ struct requantisation {
         return r;
     }
 };
-
-/// Quantises fp32 planes [channels][height][width] (one image) to u8 in layout `to`:
-/// requantize(x / scale) per value. False when a value is NaN (which becomes 0).
-inline bool quantise_planes(const float* x, std::size_t channels, float scale, const planes& to, std::uint8_t* y)
-{
-    const float inverse = 1.f / scale;
-    bool no_nan = true;
-    for (std::size_t c = 0; c < channels; ++c)
-        for (std::size_t h = 0; h < to.height; ++h)
-            for (std::size_t w = 0; w < to.width; ++w) {
-                const float v = x[(c * to.height + h) * to.width + w];
-                no_nan = no_nan && v == v;
-                y[to.at(h, w) + c] = requantize(v * inverse);
-            }
-    return no_nan;
-}
 
 } // namespace vgg::kernels::int8
