@@ -66,10 +66,10 @@ inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op* before
     const auto& q = part.weights;
     int8_op result{op.type, {}, {}, {}, {}, op.out, op.pool};
     // Inputs stored as codes q with a zero point z stand for scale * (q - z): the sum of w * z is
-    // taken off through the bias.
+    // taken off through the bias (only the image has a zero point).
     aligned_vector<float> bias = op.bias;
     const std::size_t per_output = q.values.size() / op.out;
-    for (std::size_t o = 0; o < op.out; ++o) {
+    for (std::size_t o = 0; part.input.zero_point != 0 && o < op.out; ++o) {
         long weights = 0;
         for (std::size_t k = 0; k < per_output; ++k)
             weights += q.values[o * per_output + k];

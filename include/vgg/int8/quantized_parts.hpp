@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "vgg/int8/layer_ops.hpp"
-#include "vgg/kernels/int8/image_columns.hpp"
 #include "vgg/kernels/int8/layout.hpp"
 
 namespace vgg::int8 {

@@ -81,8 +81,9 @@ inline void maxpool_rows(const std::uint8_t* rows, std::size_t width, std::size_
 } // namespace detail
 
 /// conv3x3(x) + bias of `batch` images in layout `in` (border 1) with weights `w` (9 taps), or of
-/// their columns (column_planes: no border, 1 tap), through requantisation `r` to `to`. A pooled output is the pool of
-/// the requantised values: requantisation keeps order, so it is also the requantised pool.
+/// their columns (column_planes: no border, 1 tap), through requantisation `r` to `to`. A pooled
+/// output is the pool of the requantised values: requantisation keeps order, so it is also the
+/// requantised pool.
 inline void conv3x3_int8_forward(int8_kernel kernel, std::size_t batch, const planes& in, const std::uint8_t* x,
                                  const packed_weights& w, const requantisation& r, const conv_int8_output& to)
 {
