@@ -19,6 +19,20 @@ namespace vgg_examples {
 
 inline bool is_onnx_path(const std::filesystem::path& path) { return path.extension() == ".onnx"; }
 
+/// Writes an int8 network: as ONNX in QDQ form to a .onnx path, else as safetensors.
+template <class Net>
+void save_int8_network(const vgg::int8::quantized_network<Net>& network, const std::filesystem::path& path)
+{
+    if (!is_onnx_path(path))
+        return network.save(path);
+#ifdef VGG_WITH_ONNX
+    vgg::int8::save_onnx(network, path);
+#else
+    throw vgg::io::file_error(path, "not written: an ONNX model needs vgg::onnx, and this program was built without "
+                                    "it (install libonnx-dev and libprotobuf-dev, then build again)");
+#endif
+}
+
 class model_file {
 public:
     explicit model_file(const std::filesystem::path& path) : path_(path)

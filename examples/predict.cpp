@@ -191,8 +191,9 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"max", "percentile", "mse"}))
         ->default_str("mse");
     app.add_option("--save-int8", opt.save_int8,
-                   "With --precision int8: write the quantised network to this file (safetensors: s8 weights, "
-                   "fp32 scales), which --weights then runs with --precision int8 without calibrating");
+                   "With --precision int8: write the quantised network to this file: safetensors (s8 weights, "
+                   "fp32 scales), which --weights then runs with --precision int8 without calibrating, or FILE.onnx "
+                   "(ONNX in QDQ form, for ONNX Runtime and other engines)");
     app.add_option("--batch", opt.batch, "Images per forward pass")
         ->check(vgg_cli::number_in<std::size_t>(1, 4096))
         ->capture_default_str();

@@ -75,7 +75,7 @@ int8_network(const options& opt, const vgg_examples::model_file& weights, const 
     auto quantised = std::make_optional<vgg::int8::quantized_network<Net>>(
         net, calibration, vgg::int8::quantize_options{.method = opt.calibration_method});
     if (!opt.save_int8.empty()) {
-        quantised->save(opt.save_int8);
+        vgg_examples::save_int8_network(*quantised, opt.save_int8);
         std::fprintf(stderr, "int8: saved the network to %s\n", opt.save_int8.c_str());
     }
     return quantised;

@@ -2,10 +2,12 @@
 # vgg_convert and vgg_predict with ONNX end to end: the seed's network at 32x32 exported by
 # torch.onnx.export (tests/onnx_reference.py) converted to safetensors, to ONNX and back, with the
 # weights byte-identical; vgg_predict gives the same logits from either file; files of another
-# network, a damaged model and wrong names are refused and leave nothing written. Exit 77 (a skip)
-# without torch.
+# network, a damaged model and wrong names are refused and leave nothing written; vgg_predict
+# --save-int8 writes an int8 network as ONNX QDQ, which vgg_predict refuses as fp32 weights by
+# name. Exit 77 (a skip) without torch.
 set -euo pipefail
 convert=$1 predict=$2 reference_script=$3 reference=$4 image=$5 work=$6
+calibration=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ -d "$reference" ] || /usr/bin/python3 "$reference_script" "$reference" || exit $?
 rm -rf "$work" && mkdir -p "$work"
@@ -28,6 +30,14 @@ expect_error() { # expected-text command...
   if "$@" > "$work/error.log" 2>&1; then fail "succeeded: $*"; fi
   grep -qF -- "$expected" "$work/error.log" || { cat "$work/error.log"; fail "expected '$expected' from: $*"; }
 }
+
+# An int8 network in ONNX's QDQ form: written, and refused as fp32 weights by name.
+"$predict" "${seed[@]}" --weights "$work/from-torch.safetensors" --precision int8 --calibration "$calibration" \
+  --calibration-count 32 --save-int8 "$work/int8.onnx" "$image" > /dev/null 2> "$work/int8.err"
+grep -q "^int8: saved the network to $work/int8.onnx$" "$work/int8.err" || fail "no line for --save-int8 FILE.onnx"
+expect_error "int8.onnx: is a quantised model (its node \"/0.0/input/QuantizeLinear\" is QuantizeLinear); vgg reads fp32 ONNX models" \
+  "$predict" "${seed[@]}" --weights "$work/int8.onnx" "$image"
+
 expect_error "graph input \"input\" has shape [-1, 1, 32, 32], but the network takes [batch, 1, 64, 64]" \
   "$convert" --model seed --resize 64 --ratio 4 "$work/vgg.onnx" "$work/refused.safetensors"
 expect_error "has 16 output channels, but layer 0 (VGGBlock<1, 1, 64>) convolution 0 has 64" \

@@ -193,6 +193,90 @@ TEST_CASE("the export names initializers as the network names its parameters and
     CHECK(!fs::exists(path));
 }
 
+namespace {
+
+/// Quantises `net` on `calibration`, exports it in QDQ form and runs the file in ONNX Runtime: the
+/// logits vgg's int8 kernels give, within requantisation's rounding (ONNX Runtime rounds its own
+/// int32 sums).
+template <class Net>
+void check_int8_export(const std::string& name, Net& net, const tensor<typename Net::input_shape>& calibration)
+{
+    CAPTURE(name);
+    int8::quantized_network<Net> quantised(net, calibration);
+    const auto x = random_images<typename Net::input_shape>(6, 8);
+    const auto& int8_logits = quantised.forward(x);
+    const std::vector<float> expected(int8_logits.values().begin(), int8_logits.values().end());
+    const auto path = scratch_file(name + "-int8.onnx");
+    int8::save_onnx(quantised, path);
+    const float difference = relative_difference(onnx_runtime_logits(path, x), expected);
+    MESSAGE(name << ": ONNX Runtime's logits of the QDQ file against vgg's int8 logits, largest difference over "
+                    "largest logit "
+                 << difference << "; vgg's int8 against its fp32 " << relative_difference(expected, logits_of(net, x)));
+    CHECK(difference < 0.02f);
+    CHECK(error_of([&] {
+              io::load_onnx(net, path);
+          }).starts_with(path.string() + ": is a quantised model (its node \"/"));
+
+    // Every convolution and Gemm takes dequantised values: its input from u8 codes, its weight from
+    // an INT8 initializer, its bias from an INT32 one.
+    const auto model = int8::to_onnx(quantised);
+    std::map<std::string, const ::onnx::NodeProto*> producer;
+    std::map<std::string, int> initializer_type;
+    for (const auto& node : model.graph().node())
+        producer[node.output(0)] = &node;
+    for (const auto& t : model.graph().initializer())
+        initializer_type[t.name()] = t.data_type();
+    const auto dequantised_from = [&](const std::string& value) {
+        const auto* node = producer.count(value) ? producer[value] : nullptr;
+        REQUIRE(node);
+        CHECK(node->op_type() == "DequantizeLinear");
+        return node->input(0);
+    };
+    std::size_t products = 0;
+    for (const auto& node : model.graph().node()) {
+        if (node.op_type() != "Conv" && node.op_type() != "Gemm")
+            continue;
+        ++products;
+        CAPTURE(node.name());
+        CHECK(producer.at(dequantised_from(node.input(0)))->op_type() == "QuantizeLinear");
+        CHECK(initializer_type[dequantised_from(node.input(1))] == ::onnx::TensorProto::INT8);
+        CHECK(initializer_type[dequantised_from(node.input(2))] == ::onnx::TensorProto::INT32);
+    }
+    CHECK(products == quantised.parts().size());
+}
+
+} // namespace
+
+TEST_CASE("an int8 network exported in QDQ form runs in ONNX Runtime with vgg's int8 logits")
+{
+    using rgb_bn = Sequential<shape<3, 16, 16>, VGGBlockBN<1, 3, 16>, VGGBlock<2, 16, 32>, Flatten, Linear<512, 32>,
+                              ReLU, Dropout<50>, Linear<32, 10>>;
+    auto rgb = random_network<rgb_bn>(21);
+    check_int8_export("rgb-bn", *rgb, random_images<shape<3, 16, 16>>(32, 22)); // images in [-1, 1]: a zero point
+    auto seed = random_network<seed32>(23);
+    auto calibration = random_images<shape<1, 32, 32>>(32, 24);
+    for (auto& v : calibration.values())
+        v = (v + 1.f) / 2.f; // [0, 1], as vgg_train's images: zero point 0
+    check_int8_export("seed32", *seed, calibration);
+}
+
+TEST_CASE("an int8 network whose bias int32 cannot hold at its scale is not exported, and no file is written")
+{
+    using tiny = Sequential<shape<1, 4, 4>, VGGBlock<1, 1, 2>, Flatten, Linear<8, 2>>;
+    auto net = random_network<tiny>(25);
+    net->visit_parameters([](const parameter_view& p) {
+        for (auto& v : p.value)
+            v = p.name.ends_with("bias") ? 1e4f : 1e-6f;
+    });
+    int8::quantized_network<tiny> quantised(*net, random_images<shape<1, 4, 4>>(4, 26));
+    const auto path = scratch_file("huge-bias-int8.onnx");
+    const std::string message = error_of([&] { int8::save_onnx(quantised, path); });
+    CHECK(message.starts_with(path.string() +
+                              ": not written: to_onnx: the bias of layer 0, convolution 0 at output 0 is "
+                              "too large for int32"));
+    CHECK(!fs::exists(path));
+}
+
 TEST_CASE("files from torch.onnx.export import and give PyTorch's logits")
 {
     const auto dir = torch_reference();

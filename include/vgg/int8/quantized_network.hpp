@@ -157,6 +157,8 @@ public:
     }
 
     const std::vector<quantized_layer>& layers() const { return layers_; }
+    /// Its layers as quantisation made them: s8 weights and scales, fp32 biases, input quantisation.
+    const std::vector<int8_layer_parts>& parts() const { return parts_; }
     kernels::int8_kernel kernel() const { return kernel_; }
 
 private:

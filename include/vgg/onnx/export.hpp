@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -74,17 +75,25 @@ inline void add_float(::onnx::NodeProto& node, const char* name, float value)
     attribute->set_f(value);
 }
 
-inline void add_float_initializer(::onnx::GraphProto& graph, const std::string& name,
-                                  const std::vector<std::size_t>& dims, const std::vector<float>& values)
+/// An initializer of `values` [dims] stored as raw_data (little-endian, as x86-64 is) of `type`.
+template <class T>
+void add_raw_initializer(::onnx::GraphProto& graph, const std::string& name, const std::vector<std::size_t>& dims,
+                         ::onnx::TensorProto::DataType type, std::span<const T> values)
 {
     auto* tensor = graph.add_initializer();
     tensor->set_name(name);
-    tensor->set_data_type(::onnx::TensorProto::FLOAT);
+    tensor->set_data_type(type);
     for (const auto d : dims)
         tensor->add_dims(std::int64_t(d));
-    std::string bytes(values.size() * sizeof(float), '\0'); // raw_data is little-endian, as x86-64 is
+    std::string bytes(values.size() * sizeof(T), '\0');
     std::memcpy(bytes.data(), values.data(), bytes.size());
     tensor->set_raw_data(std::move(bytes));
+}
+
+inline void add_float_initializer(::onnx::GraphProto& graph, const std::string& name,
+                                  const std::vector<std::size_t>& dims, std::span<const float> values)
+{
+    add_raw_initializer(graph, name, dims, ::onnx::TensorProto::FLOAT, values);
 }
 
 inline void add_int64_initializer(::onnx::GraphProto& graph, const std::string& name,
@@ -165,6 +174,26 @@ inline bool folded_batch_norm(const std::vector<layer_op>& ops, std::size_t i, c
            ops[i].kind == layer_op_kind::batch_norm && ops[i - 1].kind == layer_op_kind::conv;
 }
 
+/// A 3x3 Conv node with padding 1 (Conv2d(in, out, 3, padding=1)) of `weight` and `bias`.
+inline void write_conv3x3_node(graph_writer& writer, const std::string& name, const std::string& weight,
+                               const std::string& bias)
+{
+    auto& node = writer.node("Conv", name, {weight, bias});
+    add_ints(node, "kernel_shape", {3, 3});
+    add_ints(node, "pads", {1, 1, 1, 1});
+    add_ints(node, "strides", {1, 1});
+    add_ints(node, "dilations", {1, 1});
+    add_int(node, "group", 1);
+}
+
+/// MaxPool2d(2).
+inline void write_max_pool_node(graph_writer& writer, const std::string& name)
+{
+    auto& node = writer.node("MaxPool", name);
+    add_ints(node, "kernel_shape", {2, 2});
+    add_ints(node, "strides", {2, 2});
+}
+
 /// A Conv node for ops[k], with the batch norm after it folded in when options say so.
 inline void write_conv(::onnx::GraphProto& graph, graph_writer& writer, const std::vector<layer_op>& ops, std::size_t k,
                        const onnx_export_options& options)
@@ -185,13 +214,8 @@ inline void write_conv(::onnx::GraphProto& graph, graph_writer& writer, const st
     }
     add_float_initializer(graph, op.parameters[0].name, op.parameters[0].shape, weight);
     add_float_initializer(graph, op.parameters[1].name, op.parameters[1].shape, bias);
-    auto& node = writer.node("Conv", "/" + module_name(op.parameters[0]) + "/Conv",
-                             {op.parameters[0].name, op.parameters[1].name});
-    add_ints(node, "kernel_shape", {3, 3});
-    add_ints(node, "pads", {1, 1, 1, 1});
-    add_ints(node, "strides", {1, 1});
-    add_ints(node, "dilations", {1, 1});
-    add_int(node, "group", 1);
+    write_conv3x3_node(writer, "/" + module_name(op.parameters[0]) + "/Conv", op.parameters[0].name,
+                       op.parameters[1].name);
 }
 
 /// An adaptive average pool: nothing for the identity, an AveragePool where windows tile the
@@ -240,12 +264,7 @@ inline void write_op(::onnx::GraphProto& graph, graph_writer& writer, const std:
         return;
     }
     case layer_op_kind::relu: writer.node("Relu", name + "/Relu"); return;
-    case layer_op_kind::max_pool: {
-        auto& node = writer.node("MaxPool", name + "/MaxPool");
-        add_ints(node, "kernel_shape", {2, 2});
-        add_ints(node, "strides", {2, 2});
-        return;
-    }
+    case layer_op_kind::max_pool: write_max_pool_node(writer, name + "/MaxPool"); return;
     case layer_op_kind::adaptive_avg_pool: return write_adaptive_pool(graph, writer, op, name);
     case layer_op_kind::flatten: add_int(writer.node("Flatten", name + "/Flatten"), "axis", 1); return;
     case layer_op_kind::linear: {
@@ -260,22 +279,14 @@ inline void write_op(::onnx::GraphProto& graph, graph_writer& writer, const std:
     }
 }
 
-} // namespace detail
-
-/// The network as an ONNX model for inference (evaluation mode: Dropout is left out, batch norm
-/// uses its running statistics). The input is [batch, C, H, W] with a symbolic batch, the output
-/// [batch, classes]. Throws std::invalid_argument for an opset out of range or a non-finite
-/// parameter.
-template <class Net>
-::onnx::ModelProto to_onnx(Net& net, const onnx_export_options& options = {})
+/// A model with vgg's header and options' opset and metadata, its graph still empty. Throws
+/// std::invalid_argument for an opset out of range.
+inline ::onnx::ModelProto new_model(const onnx_export_options& options)
 {
-    static_assert(is_image_shape_v<typename Net::input_shape>, "to_onnx(net) needs a network with an image input.");
     if (options.opset < onnx_export_min_opset || options.opset > onnx_export_max_opset)
         throw std::invalid_argument("to_onnx: opset " + std::to_string(options.opset) + " is not one of " +
                                     std::to_string(onnx_export_min_opset) + " to " +
                                     std::to_string(onnx_export_max_opset));
-    if (const auto bad = first_non_finite_parameter(net); !bad.empty())
-        throw std::invalid_argument("to_onnx: parameter \"" + bad + "\" holds a NaN or an infinity");
     ::onnx::ModelProto model;
     model.set_ir_version(8);
     model.set_producer_name("vgg");
@@ -287,34 +298,89 @@ template <class Net>
     auto* opset = model.add_opset_import();
     opset->set_domain("");
     opset->set_version(options.opset);
-    auto& graph = *model.mutable_graph();
-    graph.set_name("vgg");
+    model.mutable_graph()->set_name("vgg");
+    return model;
+}
 
-    using input = image_dims<typename Net::input_shape>;
-    auto set_shape = [](::onnx::ValueInfoProto& value, const std::string& name, const std::vector<std::size_t>& dims) {
-        value.set_name(name);
-        auto& tensor = *value.mutable_type()->mutable_tensor_type();
-        tensor.set_elem_type(::onnx::TensorProto::FLOAT);
-        tensor.mutable_shape()->add_dim()->set_dim_param("batch");
-        for (const auto d : dims)
-            tensor.mutable_shape()->add_dim()->set_dim_value(std::int64_t(d));
-    };
-    set_shape(*graph.add_input(), options.input_name, {input::channels, input::height, input::width});
+/// A float tensor value [batch, dims...] with a symbolic batch.
+inline void set_float_value(::onnx::ValueInfoProto& value, const std::string& name,
+                            const std::vector<std::size_t>& dims)
+{
+    value.set_name(name);
+    auto& tensor = *value.mutable_type()->mutable_tensor_type();
+    tensor.set_elem_type(::onnx::TensorProto::FLOAT);
+    tensor.mutable_shape()->add_dim()->set_dim_param("batch");
+    for (const auto d : dims)
+        tensor.mutable_shape()->add_dim()->set_dim_value(std::int64_t(d));
+}
 
-    detail::graph_writer writer(graph, options.input_name);
-    const auto ops = ops_with_parameters(net);
-    for (std::size_t k = 0; k < ops.size(); ++k)
-        detail::write_op(graph, writer, ops, k, options);
+/// Declares the graph's image input [batch, C, H, W].
+template <class Input>
+void declare_input(::onnx::GraphProto& graph, const onnx_export_options& options)
+{
+    using input = image_dims<Input>;
+    set_float_value(*graph.add_input(), options.input_name, {input::channels, input::height, input::width});
+}
+
+/// Names the last node's output as the graph's output [batch, Output's dims].
+template <class Output>
+void declare_output(::onnx::GraphProto& graph, graph_writer& writer, const onnx_export_options& options)
+{
     writer.name_output(options.output_name);
     std::vector<std::size_t> output_dims;
-    for (const auto d : Net::output_shape::dims)
+    for (const auto d : Output::dims)
         output_dims.push_back(d);
-    set_shape(*graph.add_output(), options.output_name, output_dims);
+    set_float_value(*graph.add_output(), options.output_name, output_dims);
+}
+
+/// Runs ONNX's checker on a model vgg made: a refusal is vgg's bug, a std::logic_error.
+inline void check_made_model(const ::onnx::ModelProto& model)
+{
     try {
         ::onnx::checker::check_model(model);
     } catch (const std::exception& e) {
         throw std::logic_error(std::string("to_onnx made a model ONNX's checker refuses: ") + e.what());
     }
+}
+
+/// Writes the model `make()` returns to `path` atomically; its std::invalid_argument becomes a
+/// file_error naming the file.
+template <class MakeModel>
+void save_model(const std::filesystem::path& path, MakeModel make)
+{
+    ::onnx::ModelProto model;
+    try {
+        model = make();
+    } catch (const std::invalid_argument& e) {
+        throw file_error(path, std::string("not written: ") + e.what());
+    }
+    std::string bytes;
+    if (!model.SerializeToString(&bytes))
+        throw file_error(path, "not written: the model is over protobuf's 2 GiB limit");
+    write_file_atomically(path, bytes);
+}
+
+} // namespace detail
+
+/// The network as an ONNX model for inference (evaluation mode: Dropout is left out, batch norm
+/// uses its running statistics). The input is [batch, C, H, W] with a symbolic batch, the output
+/// [batch, classes]. Throws std::invalid_argument for an opset out of range or a non-finite
+/// parameter.
+template <class Net>
+::onnx::ModelProto to_onnx(Net& net, const onnx_export_options& options = {})
+{
+    static_assert(is_image_shape_v<typename Net::input_shape>, "to_onnx(net) needs a network with an image input.");
+    ::onnx::ModelProto model = detail::new_model(options);
+    if (const auto bad = first_non_finite_parameter(net); !bad.empty())
+        throw std::invalid_argument("to_onnx: parameter \"" + bad + "\" holds a NaN or an infinity");
+    auto& graph = *model.mutable_graph();
+    detail::declare_input<typename Net::input_shape>(graph, options);
+    detail::graph_writer writer(graph, options.input_name);
+    const auto ops = ops_with_parameters(net);
+    for (std::size_t k = 0; k < ops.size(); ++k)
+        detail::write_op(graph, writer, ops, k, options);
+    detail::declare_output<typename Net::output_shape>(graph, writer, options);
+    detail::check_made_model(model);
     return model;
 }
 
@@ -323,16 +389,7 @@ template <class Net>
 template <class Net>
 void save_onnx(Net& net, const std::filesystem::path& path, const onnx_export_options& options = {})
 {
-    ::onnx::ModelProto model;
-    try {
-        model = to_onnx(net, options);
-    } catch (const std::invalid_argument& e) {
-        throw file_error(path, std::string("not written: ") + e.what());
-    }
-    std::string bytes;
-    if (!model.SerializeToString(&bytes))
-        throw file_error(path, "not written: the model is over protobuf's 2 GiB limit");
-    write_file_atomically(path, bytes);
+    detail::save_model(path, [&] { return to_onnx(net, options); });
 }
 
 } // namespace vgg::io

@@ -59,6 +59,7 @@ public:
         if (!model.has_graph() || model.graph().node_size() == 0)
             throw file_error(path_, "is an ONNX model without a graph (or a file of another kind that parsed as one)");
         const auto& graph = model.graph();
+        check_not_quantised(graph);
         for (const auto& t : graph.initializer()) {
             if (tensors_.count(t.name()))
                 throw file_error(path_, "names initializer \"" + t.name() + "\" twice");
@@ -100,6 +101,18 @@ private:
             throw file_error(
                 path_, "uses opset " + std::to_string(opset_) + " of ONNX's default domain; vgg reads opsets " +
                            std::to_string(onnx_import_min_opset) + " to " + std::to_string(onnx_import_max_opset));
+    }
+
+    /// A quantised model (QDQ form, or QLinear nodes) is refused as a whole, before its int8
+    /// initializers would be refused one by one.
+    void check_not_quantised(const ::onnx::GraphProto& graph) const
+    {
+        for (const auto& node : graph.node())
+            if (node.op_type() == "QuantizeLinear" || node.op_type() == "DequantizeLinear" ||
+                node.op_type().starts_with("QLinear"))
+                throw file_error(path_, "is a quantised model (its node \"" + node.name() + "\" is " + node.op_type() +
+                                            "); vgg reads fp32 ONNX models, and int8 networks from the safetensors "
+                                            "files vgg::int8::quantized_network::save writes");
     }
 
     std::string label(const ::onnx::NodeProto& node, std::size_t index) const
