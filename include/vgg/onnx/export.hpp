@@ -165,7 +165,7 @@ private:
 };
 
 /// "features.7" from "features.7.weight": the name of the module that owns a parameter.
-inline std::string module_name(const parameter_view& p) { return p.name.substr(0, p.name.rfind('.')); }
+inline std::string module_name(const std::string& parameter) { return parameter.substr(0, parameter.rfind('.')); }
 
 /// Whether ops[i] is a batch norm folded into the convolution before it.
 inline bool folded_batch_norm(const std::vector<layer_op>& ops, std::size_t i, const onnx_export_options& options)
@@ -214,7 +214,7 @@ inline void write_conv(::onnx::GraphProto& graph, graph_writer& writer, const st
     }
     add_float_initializer(graph, op.parameters[0].name, op.parameters[0].shape, weight);
     add_float_initializer(graph, op.parameters[1].name, op.parameters[1].shape, bias);
-    write_conv3x3_node(writer, "/" + module_name(op.parameters[0]) + "/Conv", op.parameters[0].name,
+    write_conv3x3_node(writer, "/" + module_name(op.parameters[0].name) + "/Conv", op.parameters[0].name,
                        op.parameters[1].name);
 }
 
@@ -259,7 +259,7 @@ inline void write_op(::onnx::GraphProto& graph, graph_writer& writer, const std:
             inputs.push_back(p.name);
         }
         auto& node =
-            writer.node("BatchNormalization", "/" + module_name(op.parameters[0]) + "/BatchNormalization", inputs);
+            writer.node("BatchNormalization", "/" + module_name(op.parameters[0].name) + "/BatchNormalization", inputs);
         add_float(node, "epsilon", op.epsilon);
         return;
     }
@@ -270,7 +270,7 @@ inline void write_op(::onnx::GraphProto& graph, graph_writer& writer, const std:
     case layer_op_kind::linear: {
         for (const auto& p : op.parameters)
             add_float_initializer(graph, p.name, p.shape, shape_ordered(p));
-        auto& node = writer.node("Gemm", "/" + module_name(op.parameters[0]) + "/Gemm",
+        auto& node = writer.node("Gemm", "/" + module_name(op.parameters[0].name) + "/Gemm",
                                  {op.parameters[0].name, op.parameters[1].name});
         add_int(node, "transB", 1);
         return;

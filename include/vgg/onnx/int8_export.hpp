@@ -34,30 +34,25 @@ inline void add_dequantize(::onnx::GraphProto& graph, const std::string& node_na
     io::detail::add_int(node, "axis", 0);
 }
 
-/// The name of the module that owns an int8 layer's weight: "features.0" for "features.0.weight".
-inline std::string module_of(const int8_layer_parts& part)
-{
-    return part.layer.parameter.substr(0, part.layer.parameter.rfind('.'));
-}
-
-/// The value on the chain quantised and dequantised again as `module`'s input quantisation
-/// (initializers MODULE.input_scale and MODULE.input_zero_point) says.
-inline void write_quantise_dequantise(io::detail::graph_writer& writer, const std::string& module,
+/// The value on the chain quantised and dequantised again as `part`'s input quantisation (its
+/// initializers, named as in vgg's int8 files: NAME.input_scale, NAME.input_zero_point) says.
+inline void write_quantise_dequantise(io::detail::graph_writer& writer, const int8_layer_parts& part,
                                       const std::string& node_prefix)
 {
-    const std::vector<std::string> parameters{module + ".input_scale", module + ".input_zero_point"};
+    const std::vector<std::string> parameters{beside(part.layer.parameter, "input_scale"),
+                                              beside(part.layer.parameter, "input_zero_point")};
     writer.node("QuantizeLinear", node_prefix + "/QuantizeLinear", parameters);
     writer.node("DequantizeLinear", node_prefix + "/DequantizeLinear", parameters);
 }
 
-/// MODULE.input_scale and MODULE.input_zero_point (u8).
-inline void add_input_quantisation(::onnx::GraphProto& graph, const std::string& module,
-                                   const kernels::int8::input_quantisation& input)
+/// `part`'s input quantisation as initializers: the scale, and the zero point as u8.
+inline void add_input_quantisation(::onnx::GraphProto& graph, const int8_layer_parts& part)
 {
-    const std::uint8_t code = static_cast<std::uint8_t>(input.zero_point);
-    io::detail::add_float_initializer(graph, module + ".input_scale", {}, std::span(&input.scale, 1));
-    io::detail::add_raw_initializer(graph, module + ".input_zero_point", {}, ::onnx::TensorProto::UINT8,
-                                    std::span(&code, 1));
+    const std::uint8_t code = static_cast<std::uint8_t>(part.input.zero_point);
+    io::detail::add_float_initializer(graph, beside(part.layer.parameter, "input_scale"), {},
+                                      std::span(&part.input.scale, 1));
+    io::detail::add_raw_initializer(graph, beside(part.layer.parameter, "input_zero_point"), {},
+                                    ::onnx::TensorProto::UINT8, std::span(&code, 1));
 }
 
 /// The layer's weight and bias as initializers and DequantizeLinear nodes; returns the names of
@@ -79,7 +74,8 @@ inline std::pair<std::string, std::string> write_parameters(::onnx::GraphProto& 
         bias[o] = static_cast<std::int32_t>(code);
     }
     const std::string& weight = op.parameter;
-    const std::string names[] = {weight + "_scale", weight + "_zero_point", module + ".bias", module + ".bias_scale"};
+    const std::string names[] = {beside(weight, "weight_scale"), beside(weight, "weight_zero_point"),
+                                 beside(weight, "bias"), beside(weight, "bias_scale")};
     using io::detail::add_raw_initializer;
     add_raw_initializer(graph, weight, detail::weight_shape(op), ::onnx::TensorProto::INT8,
                         std::span<const std::int8_t>(weights.values));
@@ -102,11 +98,11 @@ inline void write_layer(::onnx::GraphProto& graph, io::detail::graph_writer& wri
                         const int8_layer_parts* before, const int8_layer_parts* next)
 {
     const layer_op& op = part.layer;
-    const std::string module = module_of(part);
+    const std::string module = io::detail::module_name(op.parameter);
     if (op.type == layer_op::kind::linear && before && before->layer.type == layer_op::kind::conv)
         io::detail::add_int(writer.node("Flatten", "/" + module + "/Flatten"), "axis", 1);
-    add_input_quantisation(graph, module, part.input);
-    write_quantise_dequantise(writer, module, "/" + module + "/input");
+    add_input_quantisation(graph, part);
+    write_quantise_dequantise(writer, part, "/" + module + "/input");
     const auto [weight, bias] = write_parameters(graph, module, part);
     if (op.type == layer_op::kind::conv)
         io::detail::write_conv3x3_node(writer, "/" + module + "/Conv", weight, bias);
@@ -116,7 +112,7 @@ inline void write_layer(::onnx::GraphProto& graph, io::detail::graph_writer& wri
         writer.node("Relu", "/" + module + "/Relu");
     if (op.pool) {
         if (next)
-            write_quantise_dequantise(writer, module_of(*next), "/" + module + "/output");
+            write_quantise_dequantise(writer, *next, "/" + module + "/output");
         io::detail::write_max_pool_node(writer, "/" + module + "/MaxPool");
     }
 }
