@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <vgg/core/rng.hpp>
 #include <vgg/kernels/int8/conv3x3_int8.hpp>
-#include <vgg/kernels/int8/image_columns.hpp>
+#include <vgg/kernels/int8/image_rows.hpp>
 #include <vgg/kernels/int8/linear_int8.hpp>
 
 #include "cpu_skip.hpp"
@@ -219,11 +221,11 @@ void check_linear_kernel(int8_kernel kernel)
 }
 
 /// The first convolution: an fp32 image (negative values too) quantised with a zero point and
-/// gathered into columns, convolved with 1 tap, against the exact sums of (q - zero_point) x w over
-/// the taps inside the image (the padding is a zero).
+/// convolved by row taps (the input exactly image_slack bytes longer than its images), against the exact sums of (q -
+/// zero_point) x w over the taps inside the image (the padding is a zero).
 void check_image_conv_kernel(int8_kernel kernel)
 {
-    for (const auto& c : {int8_conv_case{1, 16, 5, 7}, {3, 64, 6, 6}, {3, 20, 1, 9}}) {
+    for (const auto& c : {int8_conv_case{1, 16, 5, 7}, {3, 64, 6, 6}, {3, 20, 1, 9}, {2, 16, 4, 5}, {4, 32, 3, 8}}) {
         CAPTURE(c.in);
         CAPTURE(c.out);
         const std::size_t batch = 2, pixels = c.height * c.width;
@@ -233,12 +235,12 @@ void check_image_conv_kernel(int8_kernel kernel)
         std::vector<float> image(batch * c.in * pixels);
         for (auto& v : image)
             v = random.uniform() * 5.f - 2.f; // [-2, 3): codes 0 to 250
-        const planes columns = column_planes(c.in, c.height, c.width);
-        std::vector<std::uint8_t> x(batch * columns.image_size(), 7);
+        const planes in = image_planes(c.in, c.height, c.width);
+        std::vector<std::uint8_t> x(batch * in.image_size() + image_slack, 7);
         for (std::size_t n = 0; n < batch; ++n)
-            CHECK(quantise_image_columns(image.data() + n * c.in * pixels, c.in, q, columns,
-                                         x.data() + n * columns.image_size()));
-        const auto w = pack_weights(p.weights, c.out, 9 * c.in, 1, columns.channels, [](std::size_t s) { return s; });
+            CHECK(quantise_image(image.data() + n * c.in * pixels, q, in, x.data() + n * in.image_size()));
+        const auto w = pack_weights(row_tap_weights(p.weights, c.out, c.in), c.out, 3 * c.in, row_taps, 3 * c.in,
+                                    [](std::size_t s) { return s; });
         requantisation r = p.unit();
         for (std::size_t o = 0; o < c.out; ++o) {
             std::int64_t weights = 0;
@@ -248,7 +250,7 @@ void check_image_conv_kernel(int8_kernel kernel)
         }
         const planes out{c.height, c.width, padded_channels(c.out), 1};
         std::vector<float> sums(batch * out.image_size(), -1.f);
-        conv3x3_int8_forward(kernel, batch, columns, x.data(), w, r, {.layout = out, .f32 = sums.data()});
+        conv3x3_int8_forward(kernel, batch, in, x.data(), w, r, {.layout = out, .f32 = sums.data()});
         std::size_t wrong = 0;
         for (std::size_t n = 0; n < batch; ++n)
             for (std::size_t o = 0; o < c.out; ++o)
@@ -270,10 +272,10 @@ void check_image_conv_kernel(int8_kernel kernel)
                     }
         CHECK(wrong == 0);
     }
-    const planes one = column_planes(1, 1, 1);
-    std::vector<std::uint8_t> column(one.image_size());
+    const planes one = image_planes(1, 1, 1);
+    std::vector<std::uint8_t> pixel(one.image_size());
     const float not_a_number = std::nanf("");
-    CHECK(!quantise_image_columns(&not_a_number, 1, {}, one, column.data()));
+    CHECK(!quantise_image(&not_a_number, {}, one, pixel.data()));
 }
 
 } // namespace
@@ -299,4 +301,30 @@ TEST_CASE("int8 AVX512_VNNI kernel: exact int32 sums, requantisation as in doubl
     check_conv_kernel(int8_kernel::avx512_vnni);
     check_image_conv_kernel(int8_kernel::avx512_vnni);
     check_linear_kernel(int8_kernel::avx512_vnni);
+}
+
+TEST_CASE("conv3x3_int8_forward refuses an input its weights were not packed for, naming both")
+{
+    const int8_problem p(1, 3, 16, 16, 9, 5);
+    const auto same = [](std::size_t s) { return s; };
+    const auto nine_taps = pack_weights(p.weights, 16, 3, 9, 16, same);
+    const auto rows = pack_weights(row_tap_weights(p.weights, 16, 3), 16, 9, row_taps, 9, same);
+    const planes image = image_planes(3, 4, 4), stored{4, 4, 16, 1}, no_border{4, 4, 16, 0}, out{4, 4, 16, 1};
+    std::vector<std::uint8_t> x(stored.image_size() + image_slack), y(out.image_size());
+    const conv_int8_output to{.layout = out, .u8 = y.data()};
+    const auto refusal = [&](const planes& in, const packed_weights& w) {
+        try {
+            conv3x3_int8_forward(int8_kernel::portable, 1, in, x.data(), w, p.unit(), to);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    CHECK(refusal(no_border, nine_taps) ==
+          "conv3x3_int8_forward: the input needs a border of 1 pixel (padding 1), it has 0");
+    CHECK(refusal(image, nine_taps) == "conv3x3_int8_forward: weights packed for 16 input channels, the input has 3");
+    CHECK(refusal(stored, rows) ==
+          "conv3x3_int8_forward: row-tap weights packed for 3 groups per row, an input of 16 channels needs 12");
+    CHECK(refusal(image, rows) == "no error");
+    CHECK(refusal(stored, nine_taps) == "no error");
 }

@@ -22,7 +22,7 @@
 #include "vgg/int8/quantized_parts.hpp"
 #include "vgg/int8/rules.hpp"
 #include "vgg/kernels/int8/conv3x3_int8.hpp"
-#include "vgg/kernels/int8/image_columns.hpp"
+#include "vgg/kernels/int8/image_rows.hpp"
 #include "vgg/kernels/int8/linear_int8.hpp"
 #include "vgg/layers/sequential.hpp"
 
@@ -57,8 +57,8 @@ struct int8_op {
     bool pool = false;
 };
 
-/// `part` ready to run after `before` (none for the first layer, whose input is the image's
-/// columns), writing at `output_scale` (1 for the last layer's fp32 output).
+/// `part` ready to run after `before` (none for the first layer, which reads the image by rows),
+/// writing at `output_scale` (1 for the last layer's fp32 output).
 inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op* before, float output_scale)
 {
     using kernels::int8::padded_channels;
@@ -78,8 +78,10 @@ inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op* before
     result.requantisation = kernels::int8::requantisation::of(part.input.scale, q.scales, bias.data(), output_scale);
     const auto same = [](std::size_t s) { return s; };
     if (!before) {
-        result.in = kernels::int8::column_planes(op.in, op.height, op.width);
-        result.weights = kernels::int8::pack_weights(q, op.out, 9 * op.in, 1, result.in.channels, same);
+        using kernels::int8::row_taps;
+        result.in = kernels::int8::image_planes(op.in, op.height, op.width);
+        result.weights = kernels::int8::pack_weights(kernels::int8::row_tap_weights(q, op.out, op.in), op.out,
+                                                     3 * op.in, row_taps, 3 * op.in, same);
         return result;
     }
     if (op.type == layer_op::kind::conv) {
@@ -104,7 +106,7 @@ inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op* before
 
 /// Net quantised for int8 inference from a calibration set: every convolution and fully connected
 /// layer is int8. The image is quantised with a zero point (it may be negative) and read by the
-/// first convolution as its 3x3 neighbourhoods; the last layer's output is dequantised to fp32
+/// first convolution one 3x3 row at a time; the last layer's output is dequantised to fp32
 /// logits. Only inference: forward(x) returns what Net's evaluation would, within quantisation.
 template <class Net>
 class quantized_network {
@@ -143,9 +145,10 @@ public:
         const vgg::detail::exclusive_use::hold held(in_use_, "int8::quantized_network::forward");
         const std::size_t batch = x.batch();
         y_.resize(batch);
-        // Resized, never refilled: the borders stay zero, and every pass writes the rest.
-        for (std::size_t k = 1; k < ops_.size(); ++k)
-            activations_[k].resize(batch * ops_[k].in.image_size());
+        // Resized, never refilled: the borders stay zero, and every pass writes the rest (the
+        // image's border too: its zero point).
+        for (std::size_t k = 0; k < ops_.size(); ++k)
+            activations_[k].resize(batch * ops_[k].in.image_size() + (k == 0 ? kernels::int8::image_slack : 0));
         around(std::size_t{0}, [&] { first_layer(x); });
         for (std::size_t k = 1; k < ops_.size(); ++k)
             around(k, [&] { run(k, batch); });
@@ -229,27 +232,18 @@ private:
         return thresholds;
     }
 
-    // The first convolution, a few images at a time: each image quantised into its columns, then
-    // convolved.
+    // The first convolution: the images quantised, then convolved.
     void first_layer(const tensor<input_shape>& x)
     {
-        const detail::int8_op& op = ops_.front();
-        const std::size_t channels = image_dims<input_shape>::channels;
+        const kernels::int8::planes& image = ops_.front().in;
         not_a_number_.assign(x.batch(), 0);
-        for (std::size_t n = 0; n < x.batch(); n += first_batch) {
-            const std::size_t count = std::min(first_batch, x.batch() - n);
-            columns_.resize(count * op.in.image_size());
-            vgg::detail::parallel_ranges(
-                count, op.in.image_size() * 16, [&](std::size_t, std::size_t, vgg::detail::range images) {
-                    for (std::size_t i = images.begin; i < images.end; ++i)
-                        not_a_number_[n + i] =
-                            !kernels::int8::quantise_image_columns(x.sample(n + i), channels, parts_.front().input,
-                                                                   op.in, columns_.data() + i * op.in.image_size());
-                });
-            kernels::int8::conv3x3_int8_forward(
-                kernel_, count, op.in, columns_.data(), op.weights, op.requantisation,
-                {.layout = op.out, .u8 = activations_[1].data() + n * op.out.image_size(), .pool = op.pool});
-        }
+        vgg::detail::parallel_ranges(
+            x.batch(), 2 * input_shape::size, [&](std::size_t, std::size_t, vgg::detail::range images) {
+                for (std::size_t n = images.begin; n < images.end; ++n)
+                    not_a_number_[n] = !kernels::int8::quantise_image(x.sample(n), parts_.front().input, image,
+                                                                      activations_[0].data() + n * image.image_size());
+            });
+        run(0, x.batch());
     }
 
     void run(std::size_t k, std::size_t batch)
@@ -266,15 +260,12 @@ private:
                                            op.requantisation, op.out_features, u8, last ? y_.data() : nullptr);
     }
 
-    static constexpr std::size_t first_batch = 16;
-
     kernels::int8_kernel kernel_;
     std::vector<int8_layer_parts> parts_;
     std::vector<detail::int8_op> ops_;
     std::vector<quantized_layer> layers_;
-    /// Each layer's input but the first's, whose columns are made a few images at a time.
-    std::vector<aligned_vector<std::uint8_t>> activations_;
-    aligned_vector<std::uint8_t> columns_;
+    std::vector<aligned_vector<std::uint8_t>> activations_; ///< each layer's input
+
     std::vector<std::uint8_t> not_a_number_; ///< per image of the last pass: it held a NaN
     tensor<output_shape> y_;
     vgg::detail::exclusive_use in_use_;

@@ -87,7 +87,7 @@ template <class Net>
 inline constexpr bool
     int8_layers_supported_v = int8::detail::all_supported<Net>(std::make_index_sequence<Net::layer_count>{});
 
-/// The network starts with a VGG block (its first convolution reads the image's columns) and
+/// The network starts with a VGG block (its first convolution reads the image by rows) and
 /// ends with a Linear (the logits, dequantised to fp32).
 template <class Net>
 inline constexpr bool int8_block_first_linear_last_v =

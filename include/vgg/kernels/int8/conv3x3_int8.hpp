@@ -10,6 +10,7 @@
 
 #include "vgg/core/tensor.hpp"
 #include "vgg/detail/parallel.hpp"
+#include "vgg/kernels/int8/image_rows.hpp"
 #include "vgg/kernels/int8/run_tiles.hpp"
 
 namespace vgg::kernels::int8 {
@@ -30,13 +31,16 @@ inline void check_conv(const planes& in, const packed_weights& w, const conv_int
     const planes& out = to.layout;
     const bool pool = to.pool;
     const auto fail = [](const std::string& what) { throw std::invalid_argument("conv3x3_int8_forward: " + what); };
-    if (!(w.taps == 9 && in.border == 1) && !(w.taps == 1 && in.border == 0))
-        fail("planes need a border of 1 zero pixel (padding 1) and 9 taps, columns (column_planes) no border and 1 "
-             "tap; the input has a border of " +
-             std::to_string(in.border) + " and the weights " + std::to_string(w.taps) + " taps");
-    if (w.groups * group_size != in.channels)
-        fail("weights packed for " + std::to_string(w.groups * group_size) + " input channels and " +
-             std::to_string(w.taps) + " taps, input has " + std::to_string(in.channels) + " channels");
+    if (in.border != 1)
+        fail("the input needs a border of 1 pixel (padding 1), it has " + std::to_string(in.border));
+    if (w.taps == 9 && w.groups * group_size != in.channels)
+        fail("weights packed for " + std::to_string(w.groups * group_size) + " input channels, the input has " +
+             std::to_string(in.channels));
+    if (w.taps == row_taps && w.groups != row_tap_groups(in.channels))
+        fail("row-tap weights packed for " + std::to_string(w.groups) + " groups per row, an input of " +
+             std::to_string(in.channels) + " channels needs " + std::to_string(row_tap_groups(in.channels)));
+    if (w.taps != 9 && w.taps != row_taps)
+        fail("weights packed with " + std::to_string(w.taps) + " taps; a 3x3 convolution has 9, or 3 row taps");
     if (out.channels != w.blocks * channel_block)
         fail("the output stores " + std::to_string(out.channels) + " channels, the weights make " +
              std::to_string(w.blocks * channel_block));
@@ -55,8 +59,10 @@ template <class Tiles>
 void conv_row(const planes& in, const std::uint8_t* x, std::size_t h, const packed_weights& w, const tile_output& out)
 {
     std::array<std::ptrdiff_t, 9> taps;
-    for (std::size_t t = 0; t < w.taps; ++t)
-        taps[t] = static_cast<std::ptrdiff_t>(((t / 3) * in.padded_width() + t % 3) * in.channels);
+    for (std::size_t t = 0; t < w.taps; ++t) {
+        const std::size_t row = w.taps == row_taps ? t : t / 3, column = w.taps == row_taps ? 0 : t % 3;
+        taps[t] = static_cast<std::ptrdiff_t>((row * in.padded_width() + column) * in.channels);
+    }
     const tile_source s{x + h * in.padded_width() * in.channels,
                         in.channels,
                         taps.data(),
@@ -80,17 +86,17 @@ inline void maxpool_rows(const std::uint8_t* rows, std::size_t width, std::size_
 
 } // namespace detail
 
-/// conv3x3(x) + bias of `batch` images in layout `in` (border 1) with weights `w` (9 taps), or of
-/// their columns (column_planes: no border, 1 tap), through requantisation `r` to `to`. A pooled
-/// output is the pool of the requantised values: requantisation keeps order, so it is also the
-/// requantised pool.
+/// conv3x3(x) + bias of `batch` images in layout `in` (border 1) with weights `w`: 9 taps, or
+/// row taps for an image (image_rows.hpp; x then has image_slack bytes more), through
+/// requantisation `r` to `to`. A pooled output is the pool of the requantised values:
+/// requantisation keeps order, so it is also the requantised pool.
 inline void conv3x3_int8_forward(int8_kernel kernel, std::size_t batch, const planes& in, const std::uint8_t* x,
                                  const packed_weights& w, const requantisation& r, const conv_int8_output& to)
 {
     detail::check_conv(in, w, to);
     const planes& out = to.layout;
     const std::size_t rows_per_item = to.pool ? 2 : 1;
-    const std::size_t operations = 2 * w.taps * in.channels * out.channels * in.width * rows_per_item;
+    const std::size_t operations = 2 * w.taps * w.groups * group_size * out.channels * in.width * rows_per_item;
     const tile_output row_output{r.multiplier.data(), r.offset.data(), nullptr, nullptr, out.channels, out.channels};
     with_tiles(kernel, [&]<class Tiles>(Tiles) {
         vgg::detail::parallel_ranges(batch * out.height, operations,
