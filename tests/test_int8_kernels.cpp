@@ -239,8 +239,7 @@ void check_image_conv_kernel(int8_kernel kernel)
         std::vector<std::uint8_t> x(batch * in.image_size() + image_slack, 7);
         for (std::size_t n = 0; n < batch; ++n)
             CHECK(quantise_image(image.data() + n * c.in * pixels, q, in, x.data() + n * in.image_size()));
-        const auto w = pack_weights(row_tap_weights(p.weights, c.out, c.in), c.out, 3 * c.in, row_taps, 3 * c.in,
-                                    [](std::size_t s) { return s; });
+        const auto w = pack_row_tap_weights(p.weights, c.out, c.in);
         requantisation r = p.unit();
         for (std::size_t o = 0; o < c.out; ++o) {
             std::int64_t weights = 0;
@@ -308,7 +307,7 @@ TEST_CASE("conv3x3_int8_forward refuses an input its weights were not packed for
     const int8_problem p(1, 3, 16, 16, 9, 5);
     const auto same = [](std::size_t s) { return s; };
     const auto nine_taps = pack_weights(p.weights, 16, 3, 9, 16, same);
-    const auto rows = pack_weights(row_tap_weights(p.weights, 16, 3), 16, 9, row_taps, 9, same);
+    const auto rows = pack_row_tap_weights(p.weights, 16, 3);
     const planes image = image_planes(3, 4, 4), stored{4, 4, 16, 1}, no_border{4, 4, 16, 0}, out{4, 4, 16, 1};
     std::vector<std::uint8_t> x(stored.image_size() + image_slack), y(out.image_size());
     const conv_int8_output to{.layout = out, .u8 = y.data()};

@@ -78,10 +78,8 @@ inline int8_op make_int8_op(const int8_layer_parts& part, const layer_op* before
     result.requantisation = kernels::int8::requantisation::of(part.input.scale, q.scales, bias.data(), output_scale);
     const auto same = [](std::size_t s) { return s; };
     if (!before) {
-        using kernels::int8::row_taps;
         result.in = kernels::int8::image_planes(op.in, op.height, op.width);
-        result.weights = kernels::int8::pack_weights(kernels::int8::row_tap_weights(q, op.out, op.in), op.out,
-                                                     3 * op.in, row_taps, 3 * op.in, same);
+        result.weights = kernels::int8::pack_row_tap_weights(q, op.out, op.in);
         return result;
     }
     if (op.type == layer_op::kind::conv) {
@@ -265,8 +263,7 @@ private:
     std::vector<detail::int8_op> ops_;
     std::vector<quantized_layer> layers_;
     std::vector<aligned_vector<std::uint8_t>> activations_; ///< each layer's input
-
-    std::vector<std::uint8_t> not_a_number_; ///< per image of the last pass: it held a NaN
+    std::vector<std::uint8_t> not_a_number_;                ///< per image of the last pass: it held a NaN
     tensor<output_shape> y_;
     vgg::detail::exclusive_use in_use_;
 };

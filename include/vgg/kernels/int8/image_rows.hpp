@@ -28,9 +28,10 @@ inline planes image_planes(std::size_t channels, std::size_t height, std::size_t
     return {height, width, channels, 1};
 }
 
+namespace detail {
+
 /// Weights q ([out][channels][3][3], Conv2d's order) as row taps: [out][3 x channels][3], input
-/// value s of row r being column s / channels, channel s % channels (pack_weights with
-/// row_taps then lays them out as the tiles read them).
+/// value s of row r being column s / channels, channel s % channels.
 inline quantised_weights row_tap_weights(const quantised_weights& q, std::size_t out, std::size_t channels)
 {
     quantised_weights rows{std::vector<std::int8_t>(q.values.size()), q.scales};
@@ -42,6 +43,16 @@ inline quantised_weights row_tap_weights(const quantised_weights& q, std::size_t
                     q.values[((o * channels + c) * 3 + r) * 3 + column];
             }
     return rows;
+}
+
+} // namespace detail
+
+/// Weights q ([out][channels][3][3], Conv2d's order) packed for a row-tap convolution of an
+/// image with `channels` channels.
+inline packed_weights pack_row_tap_weights(const quantised_weights& q, std::size_t out, std::size_t channels)
+{
+    return pack_weights(detail::row_tap_weights(q, out, channels), out, 3 * channels, row_taps, 3 * channels,
+                        [](std::size_t s) { return s; });
 }
 
 /// x (one image, [channels][height][width]) quantised as q says into y (image_planes), its border
