@@ -1,5 +1,6 @@
 // vgg_convert: converts a model between safetensors and ONNX, checked against the network it is
-// (--model, as vgg_predict names them), either direction, by the files' extensions.
+// (--model, as vgg_predict names them), either direction, by the files' extensions; an int8
+// network (vgg's int8 safetensors, ONNX in QDQ form) stays int8.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -26,14 +27,24 @@ struct options {
 template <class Net>
 int convert(const options& opt)
 {
-    auto net = std::make_unique<Net>();
     vgg_examples::model_file in(opt.in);
+    vgg::io::onnx_export_options onnx;
+    onnx.batch_norm = opt.fold_batch_norm ? vgg::io::onnx_batch_norm::folded : vgg::io::onnx_batch_norm::node;
+    onnx.opset = opt.opset;
+    onnx.metadata = in.metadata();
+    if (in.is_int8()) {
+        const auto quantised = in.int8_network<Net>();
+        if (vgg_examples::is_onnx_path(opt.out))
+            vgg::int8::save_onnx(quantised, opt.out, onnx);
+        else
+            quantised.save(opt.out);
+        std::cout << "wrote " << opt.out.string() << " (" << opt.model << ", int8, " << quantised.parts().size()
+                  << " layers)\n";
+        return 0;
+    }
+    auto net = std::make_unique<Net>();
     in.load_into(*net);
     if (vgg_examples::is_onnx_path(opt.out)) {
-        vgg::io::onnx_export_options onnx;
-        onnx.batch_norm = opt.fold_batch_norm ? vgg::io::onnx_batch_norm::folded : vgg::io::onnx_batch_norm::node;
-        onnx.opset = opt.opset;
-        onnx.metadata = in.metadata();
         vgg::io::save_onnx(*net, opt.out, onnx);
     } else {
         vgg::io::save_weights(*net, opt.out, in.metadata());
@@ -89,7 +100,9 @@ int main(int argc, char** argv)
     app.add_option("--opset", opt.opset, "ONNX: opset of the written model")
         ->check(vgg_cli::number_in<std::int64_t>(vgg::io::onnx_export_min_opset, vgg::io::onnx_export_max_opset))
         ->capture_default_str();
-    app.add_option("in", opt.in, "The model to read (.safetensors weights or checkpoint, or .onnx)")
+    app.add_option("in", opt.in,
+                   "The model to read: .safetensors (weights, a checkpoint or an int8 network) or .onnx (fp32, or int8 "
+                   "in QDQ form)")
         ->required()
         ->check(CLI::ExistingFile);
     app.add_option("out", opt.out, "The file to write (.safetensors or .onnx)")->required();

@@ -1,6 +1,7 @@
 #pragma once
 // A model file as vgg_predict and vgg_convert read it, by its extension: an ONNX model (.onnx,
-// when built with vgg::onnx) or safetensors (weights, or a checkpoint of vgg_train).
+// when built with vgg::onnx; fp32, or int8 in QDQ form) or safetensors (weights, a checkpoint of
+// vgg_train, or an int8 network).
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -43,7 +44,9 @@ public:
             return;
         }
 #ifdef VGG_WITH_ONNX
-        bytes_ = vgg::io::read_file_bytes(path);
+        const auto bytes = vgg::io::read_file_bytes(path);
+        onnx_ = vgg::io::parse_onnx(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
+        int8_onnx_ = vgg::io::quantised_node(onnx_) != nullptr;
 #else
         throw vgg::io::file_error(path, "is an ONNX model, but this program was built without vgg::onnx "
                                         "(install libonnx-dev and libprotobuf-dev, then build again)");
@@ -56,26 +59,28 @@ public:
     {
 #ifdef VGG_WITH_ONNX
         if (is_onnx_path(path_)) {
-            metadata_ = vgg::io::load_onnx(
-                            net, std::string_view(reinterpret_cast<const char*>(bytes_.data()), bytes_.size()), path_)
-                            .metadata;
+            metadata_ = vgg::io::load_onnx(net, onnx_, path_).metadata;
             return;
         }
 #endif
         vgg::io::load_weights(net, safetensors_, path_, vgg::optimizer_prefix);
     }
 
-    /// Whether the file is an int8 network (vgg::int8::quantized_network::save), not fp32 weights.
+    /// Whether the file is an int8 network (quantized_network::save, or an ONNX model in QDQ form), not fp32 weights.
     bool is_int8() const
     {
         const auto format = metadata_.find("format");
-        return format != metadata_.end() && format->second == vgg::io::int8_network_format;
+        return int8_onnx_ || (format != metadata_.end() && format->second == vgg::io::int8_network_format);
     }
 
     /// The int8 network the file holds (is_int8()).
     template <class Net>
     vgg::int8::quantized_network<Net> int8_network() const
     {
+#ifdef VGG_WITH_ONNX
+        if (is_onnx_path(path_))
+            return vgg::int8::load_onnx<Net>(onnx_, path_);
+#endif
         return vgg::int8::quantized_network<Net>(safetensors_, path_);
     }
 
@@ -86,8 +91,11 @@ public:
 private:
     std::filesystem::path path_;
     vgg::io::safetensors_content safetensors_;
-    std::vector<std::uint8_t> bytes_;
+#ifdef VGG_WITH_ONNX
+    ::onnx::ModelProto onnx_;
+#endif
     std::map<std::string, std::string> metadata_;
+    bool int8_onnx_ = false;
 };
 
 } // namespace vgg_examples

@@ -26,9 +26,10 @@ namespace {
 
 struct int8_conv_case {
     std::size_t in, out, height, width;
+    bool extreme = false; ///< every activation 255, every weight +-weight_code_limit
 };
 
-/// Random u8 activations (about half zero, as after ReLU) and 7-bit weights.
+/// Random u8 activations (about half zero, as after ReLU) and weights in [-63, 63].
 struct int8_problem {
     std::vector<std::uint8_t> x; ///< [batch][in][height][width]
     quantised_weights weights;   ///< [out][in][taps]
@@ -48,6 +49,18 @@ struct int8_problem {
             multiplier[o] = 1e-3f + random.uniform() * 4e-3f;
             offset[o] = random.uniform() * 40.f - 20.f;
         }
+    }
+
+    /// The largest codes: int16 pairs of products at their limit, 2 x 255 x 64 (AVX2), with the
+    /// sign of each output channel's weights alternating.
+    void make_extreme(std::size_t out)
+    {
+        std::fill(x.begin(), x.end(), std::uint8_t{255});
+        const std::size_t per_channel = weights.values.size() / out;
+        for (std::size_t k = 0; k < weights.values.size(); ++k)
+            weights.values[k] =
+                static_cast<std::int8_t>((k / per_channel) % 2 ? -weight_code_limit : weight_code_limit);
+        std::fill(multiplier.begin(), multiplier.end(), 1e-6f);
     }
 
     requantisation unit() const
@@ -125,14 +138,17 @@ packed_weights pack_conv(const int8_problem& p, const int8_conv_case& c)
 void check_conv_kernel(int8_kernel kernel)
 {
     const std::vector<int8_conv_case> cases{{1, 16, 5, 7},  {3, 10, 6, 6},   {16, 32, 8, 10}, {20, 24, 6, 9},
-                                            {64, 48, 4, 4}, {48, 80, 2, 14}, {128, 16, 3, 2}};
+                                            {64, 48, 4, 4}, {48, 80, 2, 14}, {128, 16, 3, 2}, {32, 32, 4, 6, true}};
     for (const auto& c : cases) {
         CAPTURE(c.in);
         CAPTURE(c.out);
         CAPTURE(c.height);
         CAPTURE(c.width);
+        CAPTURE(c.extreme);
         const std::size_t batch = 2;
-        const int8_problem p(batch, c.in, c.height * c.width, c.out, 9, c.in * 1000 + c.out);
+        int8_problem p(batch, c.in, c.height * c.width, c.out, 9, c.in * 1000 + c.out);
+        if (c.extreme)
+            p.make_extreme(c.out);
         const planes in{c.height, c.width, padded_channels(c.in), 1};
         const planes out{c.height, c.width, padded_channels(c.out), 1};
         const auto x = to_planes(p, batch, c, in);

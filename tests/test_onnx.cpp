@@ -3,6 +3,8 @@
 // disagree with the network.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -198,6 +200,9 @@ namespace {
 /// Quantises `net` on `calibration`, exports it in QDQ form and runs the file in ONNX Runtime: the
 /// logits vgg's int8 kernels give, within requantisation's rounding (ONNX Runtime rounds its own
 /// int32 sums).
+using rgb_bn = Sequential<shape<3, 16, 16>, VGGBlockBN<1, 3, 16>, VGGBlock<2, 16, 32>, Flatten, Linear<512, 32>, ReLU,
+                          Dropout<50>, Linear<32, 10>>;
+
 template <class Net>
 void check_int8_export(const std::string& name, Net& net, const tensor<typename Net::input_shape>& calibration)
 {
@@ -249,8 +254,6 @@ void check_int8_export(const std::string& name, Net& net, const tensor<typename 
 
 TEST_CASE("an int8 network exported in QDQ form runs in ONNX Runtime with vgg's int8 logits")
 {
-    using rgb_bn = Sequential<shape<3, 16, 16>, VGGBlockBN<1, 3, 16>, VGGBlock<2, 16, 32>, Flatten, Linear<512, 32>,
-                              ReLU, Dropout<50>, Linear<32, 10>>;
     auto rgb = random_network<rgb_bn>(21);
     check_int8_export("rgb-bn", *rgb, random_images<shape<3, 16, 16>>(32, 22)); // images in [-1, 1]: a zero point
     auto seed = random_network<seed32>(23);
@@ -258,6 +261,138 @@ TEST_CASE("an int8 network exported in QDQ form runs in ONNX Runtime with vgg's 
     for (auto& v : calibration.values())
         v = (v + 1.f) / 2.f; // [0, 1], as vgg_train's images: zero point 0
     check_int8_export("seed32", *seed, calibration);
+}
+
+namespace {
+
+/// `model` without node `name`: what read its output reads its first input.
+void remove_node(::onnx::ModelProto& model, const std::string& name)
+{
+    auto& nodes = *model.mutable_graph()->mutable_node();
+    const auto found = std::find_if(nodes.begin(), nodes.end(), [&](const auto& n) { return n.name() == name; });
+    REQUIRE(found != nodes.end());
+    const std::string input = found->input(0), output = found->output(0);
+    nodes.erase(found);
+    for (auto& node : nodes)
+        for (auto& value : *node.mutable_input())
+            if (value == output)
+                value = input;
+}
+
+::onnx::TensorProto& initializer_of(::onnx::ModelProto& model, const std::string& name)
+{
+    for (auto& t : *model.mutable_graph()->mutable_initializer())
+        if (t.name() == name)
+            return t;
+    throw std::logic_error("no initializer " + name);
+}
+
+/// Reads `model` back as an int8 network and compares it with `quantised`: the same codes, scales
+/// and input quantisation; biases within half a step of their int32 codes; logits within rounding.
+template <class Net>
+void check_read_back(const ::onnx::ModelProto& model, int8::quantized_network<Net>& quantised)
+{
+    auto read = int8::load_onnx<Net>(model, "qdq.onnx");
+    REQUIRE(read.parts().size() == quantised.parts().size());
+    for (std::size_t k = 0; k < read.parts().size(); ++k) {
+        const auto &got = read.parts()[k], &want = quantised.parts()[k];
+        CAPTURE(want.layer.name);
+        CHECK(got.layer.parameter == want.layer.parameter);
+        CHECK(got.weights.values == want.weights.values);
+        CHECK(got.weights.scales == want.weights.scales);
+        CHECK(got.input.scale == want.input.scale);
+        CHECK(got.input.zero_point == want.input.zero_point);
+        for (std::size_t o = 0; o < want.layer.out; ++o)
+            CHECK(std::abs(got.layer.bias[o] - want.layer.bias[o]) <=
+                  0.5001f * want.input.scale * want.weights.scales[o]);
+    }
+    const auto x = random_images<typename Net::input_shape>(4, 31);
+    const auto& expected = quantised.forward(x);
+    const std::vector<float> want(expected.values().begin(), expected.values().end());
+    const auto& got = read.forward(x);
+    CHECK(relative_difference(std::vector<float>(got.values().begin(), got.values().end()), want) < 0.01f);
+}
+
+} // namespace
+
+TEST_CASE("an int8 network in QDQ form reads back: vgg's export, s8 activations, ReLUs left to the quantiser")
+{
+    auto net = random_network<rgb_bn>(27);
+    int8::quantized_network<rgb_bn> quantised(*net, random_images<shape<3, 16, 16>>(16, 28));
+    const auto model = int8::to_onnx(quantised);
+    SUBCASE("as exported, from a file too")
+    {
+        check_read_back(model, quantised);
+        const auto path = scratch_file("read-back-int8.onnx");
+        int8::save_onnx(quantised, path);
+        CHECK(int8::load_onnx<rgb_bn>(path).parts().size() == 5);
+    }
+    SUBCASE("activations as INT8, their zero points 128 lower")
+    {
+        auto changed = model;
+        for (auto& t : *changed.mutable_graph()->mutable_initializer())
+            if (t.name().ends_with("input_zero_point")) {
+                REQUIRE(t.data_type() == ::onnx::TensorProto::UINT8);
+                t.set_data_type(::onnx::TensorProto::INT8);
+                t.mutable_raw_data()->at(0) = char(std::uint8_t(t.raw_data().at(0)) - 128);
+            }
+        check_read_back(changed, quantised);
+    }
+    SUBCASE("no Relu nodes: the quantisation to UINT8 from zero after each clamps as one")
+    {
+        auto changed = model;
+        for (const auto& name : {"/0.0/Relu", "/1.0/Relu", "/1.2/Relu", "/3/Relu"})
+            remove_node(changed, name);
+        check_read_back(changed, quantised);
+    }
+}
+
+TEST_CASE("a QDQ model vgg's int8 layers cannot run is refused with a sentence naming the node and the layer")
+{
+    auto net = random_network<rgb_bn>(29);
+    int8::quantized_network<rgb_bn> quantised(*net, random_images<shape<3, 16, 16>>(8, 30));
+    const auto model = int8::to_onnx(quantised);
+    const std::string p = "qdq.onnx: ";
+    const auto error = [&](const ::onnx::ModelProto& changed) {
+        return error_of([&] { int8::load_onnx<rgb_bn>(changed, "qdq.onnx"); });
+    };
+
+    auto changed = model;
+    initializer_of(changed, "1.0.weight").mutable_raw_data()->at(3) = char(65);
+    CHECK(error(changed) == p + "initializer \"1.0.weight\" holds 65 at index 3: vgg's int8 weights lie in [-64, 64] "
+                                "(AVX2 sums pairs of u8 x s8 products in int16); ONNX Runtime's quantiser writes such "
+                                "weights with reduce_range");
+    changed = model;
+    initializer_of(changed, "1.0.weight_zero_point").mutable_raw_data()->at(2) = char(1);
+    CHECK(error(changed) == p + "node \"/1.0/Conv\" (Conv) dequantises its weight with zero point 1 and scale " +
+                                std::to_string(quantised.parts()[1].weights.scales[2]) +
+                                "; vgg's int8 weights are symmetric: zero point 0, a scale above 0");
+    changed = model;
+    node_of(changed, "Conv").set_input(1, "0.0.weight");
+    CHECK(error(changed) == p + "node \"/0.0/Conv\" (Conv) takes an fp32 weight, or one not dequantised from INT8; "
+                                "vgg's int8 layers take s8 weights");
+    changed = model;
+    remove_node(changed, "/6/input/QuantizeLinear");
+    remove_node(changed, "/6/input/DequantizeLinear");
+    CHECK(error(changed) == p + "node \"/6/Gemm\" (Gemm) takes its input unquantised; vgg's int8 layers need a "
+                                "QuantizeLinear and DequantizeLinear before each Conv and Gemm");
+    changed = model;
+    remove_node(changed, "/6/input/DequantizeLinear");
+    CHECK(error(changed) == p + "node \"/6/Gemm\" (Gemm) reads a QuantizeLinear's codes; vgg reads QDQ models");
+    changed = model;
+    initializer_of(changed, "3.input_zero_point").mutable_raw_data()->at(0) = char(3);
+    CHECK(error(changed) == p + "node \"/3/Gemm\" (Gemm) takes its input with zero point 3 (as UINT8); vgg's int8 "
+                                "layers after the first take u8 from zero, what a ReLU gives");
+    remove_node(changed, "/1.2/Relu"); // now nothing clamps at zero after that convolution
+    CHECK(error(changed) == p + "node \"/3/Flatten\" (Flatten) is where the network has layer "
+                                "1, convolution 1, which needs a Relu (or a quantisation to UINT8 from zero after it)");
+    CHECK(error(io::to_onnx(*net)) == p + "is an fp32 model (it has no QuantizeLinear or DequantizeLinear): load it "
+                                          "into the fp32 network (io::load_onnx) and quantise that");
+    using wider = Sequential<shape<3, 16, 16>, VGGBlockBN<1, 3, 16>, VGGBlock<2, 16, 64>, Flatten, Linear<1024, 32>,
+                             ReLU, Dropout<50>, Linear<32, 10>>;
+    CHECK(error_of([&] { int8::load_onnx<wider>(model, "qdq.onnx"); }) ==
+          p + "node \"/1.0/Conv\" (Conv) has a weight of shape [32, 16, 3, 3], but layer 1, convolution 0 needs [64, "
+              "16, 3, 3]");
 }
 
 TEST_CASE("an int8 network whose bias int32 cannot hold at its scale is not exported, and no file is written")
@@ -391,7 +526,8 @@ TEST_CASE("a file that disagrees with the network is refused with a sentence nam
     changed = model;
     changed.mutable_graph()->mutable_initializer(0)->set_data_type(::onnx::TensorProto::DOUBLE);
     CHECK(load_error<small_block>(changed, path) ==
-          p + "initializer \"0.0.weight\" has data type DOUBLE; vgg reads FLOAT weights (and INT64 shapes)");
+          p + "initializer \"0.0.weight\" has data type DOUBLE; vgg reads FLOAT weights, INT64 shapes, and a quantised "
+              "model's INT8, UINT8 and INT32 codes");
 
     changed = model;
     changed.mutable_graph()->mutable_node()->RemoveLast(); // the Gemm

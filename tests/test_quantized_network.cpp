@@ -268,8 +268,9 @@ TEST_CASE("an int8 file of another network, of fp32 weights or with a bad value 
     CHECK(testing::error_of([&] { vgg::int8::quantized_network<quadrant_net> read(fp32); }) ==
           fp32.string() + ": is not an int8 network (its metadata has no \"format\": \"vgg int8 network\"): make one "
                           "with vgg::int8::quantize and save it");
-    CHECK(read_error([](auto& c) { c.tensors.at("1.2.weight").int8_values[5] = -64; }) ==
-          p + "tensor \"1.2.weight\" holds -64 at index 5: vgg's int8 weights lie in [-63, 63]");
+    CHECK(read_error([](auto& c) { c.tensors.at("1.2.weight").int8_values[5] = -65; }) ==
+          p + "tensor \"1.2.weight\" holds -65 at index 5: vgg's int8 weights lie in [-64, 64] (AVX2 sums pairs of "
+              "u8 x s8 products in int16)");
     CHECK(read_error([](auto& c) { c.tensors.at("3.input_scale").values[0] = 0.f; }) ==
           p + "tensor \"3.input_scale\" holds 0.000000 at index 0: its values must be finite and above zero");
     CHECK(read_error([](auto& c) { c.tensors.at("6.bias").values[1] = std::numeric_limits<float>::quiet_NaN(); }) ==

@@ -30,6 +30,13 @@ inline std::string beside(const std::string& weight_name, const std::string& suf
     return weight_name + "." + suffix;
 }
 
+/// Why a weight code is refused: what the kernels take.
+inline std::string weight_range_text()
+{
+    const std::string limit = std::to_string(kernels::int8::weight_code_limit);
+    return "vgg's int8 weights lie in [-" + limit + ", " + limit + "] (AVX2 sums pairs of u8 x s8 products in int16)";
+}
+
 inline std::vector<std::size_t> weight_shape(const layer_op& op)
 {
     if (op.type == layer_op::kind::conv)
@@ -58,16 +65,14 @@ public:
         return std::move(tensor.values);
     }
 
-    /// An I8 tensor's values, each in [-weight_levels, weight_levels].
+    /// An I8 tensor's values, each in [-weight_code_limit, weight_code_limit].
     std::vector<std::int8_t> int8s(const std::string& name, const std::vector<std::size_t>& shape)
     {
         io::stored_tensor tensor = take(name, shape, true);
         for (std::size_t i = 0; i < tensor.int8_values.size(); ++i)
-            if (std::abs(int(tensor.int8_values[i])) > kernels::int8::weight_levels)
+            if (std::abs(int(tensor.int8_values[i])) > kernels::int8::weight_code_limit)
                 throw io::file_error(path_, "tensor \"" + name + "\" holds " + std::to_string(tensor.int8_values[i]) +
-                                                " at index " + std::to_string(i) + ": vgg's int8 weights lie in [-" +
-                                                std::to_string(kernels::int8::weight_levels) + ", " +
-                                                std::to_string(kernels::int8::weight_levels) + "]");
+                                                " at index " + std::to_string(i) + ": " + weight_range_text());
         return std::move(tensor.int8_values);
     }
 

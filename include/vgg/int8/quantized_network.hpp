@@ -132,6 +132,33 @@ public:
         : quantized_network(read_quantized_parts(layer_structure<Net>(), std::move(content), path), kernel)
     {}
 
+    /// The network of layers made elsewhere (an ONNX model's, int8::load_onnx): `parts` must have
+    /// Net's layers (check_parts), else std::invalid_argument.
+    explicit quantized_network(std::vector<int8_layer_parts> parts,
+                               kernels::int8_kernel kernel = kernels::best_int8_kernel())
+        : kernel_(kernel), parts_(std::move(parts))
+    {
+        // Here, not on the class: a failed rule is then the only error, under clang too.
+        static_assert(rules::int8_layers_supported_v<Net>,
+                      "int8 quantisation takes networks of VGGBlock, VGGBlockBN, Linear, ReLU, Flatten, Dropout and "
+                      "AdaptiveAvgPool2d layers (an AdaptiveAvgPool2d only where it keeps the size).");
+        static_assert(rules::int8_block_first_linear_last_v<Net>,
+                      "int8 quantisation needs a network that starts with a VGG block and ends with a Linear layer.");
+        static_assert(rules::int8_hidden_linears_have_relu_v<Net>,
+                      "int8 quantisation needs a ReLU after every Linear layer but the last: u8 activations cannot be "
+                      "negative.");
+        check_parts(layer_structure<Net>(), parts_);
+        for (std::size_t k = 0; k < parts_.size(); ++k) {
+            const float next = k + 1 < parts_.size() ? parts_[k + 1].input.scale : 1.f;
+            const layer_op& op = parts_[k].layer;
+            ops_.push_back(detail::make_int8_op(parts_[k], k == 0 ? nullptr : &parts_[k - 1].layer, next));
+            layers_.push_back({op.name, parts_[k].input, op.operations()});
+        }
+        for (std::size_t k = 0; k + 1 < ops_.size(); ++k)
+            ops_[k].out = ops_[k + 1].in;
+        activations_.resize(ops_.size());
+    }
+
     /// Writes the network to `path` (safetensors, see network_file.hpp), atomically.
     void save(const std::filesystem::path& path) const { write_quantized_parts(parts_, path); }
 
@@ -163,29 +190,6 @@ public:
     kernels::int8_kernel kernel() const { return kernel_; }
 
 private:
-    quantized_network(std::vector<int8_layer_parts> parts, kernels::int8_kernel kernel)
-        : kernel_(kernel), parts_(std::move(parts))
-    {
-        // Here, not on the class: a failed rule is then the only error, under clang too.
-        static_assert(rules::int8_layers_supported_v<Net>,
-                      "int8 quantisation takes networks of VGGBlock, VGGBlockBN, Linear, ReLU, Flatten, Dropout and "
-                      "AdaptiveAvgPool2d layers (an AdaptiveAvgPool2d only where it keeps the size).");
-        static_assert(rules::int8_block_first_linear_last_v<Net>,
-                      "int8 quantisation needs a network that starts with a VGG block and ends with a Linear layer.");
-        static_assert(rules::int8_hidden_linears_have_relu_v<Net>,
-                      "int8 quantisation needs a ReLU after every Linear layer but the last: u8 activations cannot be "
-                      "negative.");
-        for (std::size_t k = 0; k < parts_.size(); ++k) {
-            const float next = k + 1 < parts_.size() ? parts_[k + 1].input.scale : 1.f;
-            const layer_op& op = parts_[k].layer;
-            ops_.push_back(detail::make_int8_op(parts_[k], k == 0 ? nullptr : &parts_[k - 1].layer, next));
-            layers_.push_back({op.name, parts_[k].input, op.operations()});
-        }
-        for (std::size_t k = 0; k + 1 < ops_.size(); ++k)
-            ops_[k].out = ops_[k + 1].in;
-        activations_.resize(ops_.size());
-    }
-
     static std::vector<int8_layer_parts> quantise(const Net& net, const tensor<input_shape>& calibration,
                                                   const quantize_options& options)
     {

@@ -1,7 +1,7 @@
 #pragma once
 // ONNX import, its first half: a model's graph read as the chain of steps it applies to its one
 // input (initializers and Constant values by name, shape-only side nodes passed by), before
-// import.hpp matches the chain to a network.
+// import.hpp (int8_import.hpp for a quantised model) matches the chain to a network.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -38,7 +38,8 @@ enum class onnx_step_kind {
     add,
     gemm,
     pool_matrix,
-    linear
+    linear,
+    quantise // QuantizeLinear + DequantizeLinear: tensors scale, zero point
 };
 
 struct onnx_step {
@@ -53,13 +54,13 @@ struct onnx_step {
 /// Reads a model's graph as a chain of steps applied to its one input.
 class onnx_graph_reader {
 public:
+    /// A model in QDQ form gives quantise steps, and its weights through DequantizeLinear.
     onnx_graph_reader(const ::onnx::ModelProto& model, const std::filesystem::path& path) : path_(path)
     {
         check_opset(model);
         if (!model.has_graph() || model.graph().node_size() == 0)
             throw file_error(path_, "is an ONNX model without a graph (or a file of another kind that parsed as one)");
         const auto& graph = model.graph();
-        check_not_quantised(graph);
         for (const auto& t : graph.initializer()) {
             if (tensors_.count(t.name()))
                 throw file_error(path_, "names initializer \"" + t.name() + "\" twice");
@@ -84,6 +85,8 @@ public:
             throw file_error(path_,
                              "computes its output \"" + graph.output(0).name() +
                                  "\" otherwise than as a chain of layers from its input, which vgg networks are");
+        if (!dequantised_)
+            throw file_error(path_, "ends with a QuantizeLinear: its output is u8 codes, not logits");
         combine();
     }
 
@@ -101,18 +104,6 @@ private:
             throw file_error(
                 path_, "uses opset " + std::to_string(opset_) + " of ONNX's default domain; vgg reads opsets " +
                            std::to_string(onnx_import_min_opset) + " to " + std::to_string(onnx_import_max_opset));
-    }
-
-    /// A quantised model (QDQ form, or QLinear nodes) is refused as a whole, before its int8
-    /// initializers would be refused one by one.
-    void check_not_quantised(const ::onnx::GraphProto& graph) const
-    {
-        for (const auto& node : graph.node())
-            if (node.op_type() == "QuantizeLinear" || node.op_type() == "DequantizeLinear" ||
-                node.op_type().starts_with("QLinear"))
-                throw file_error(path_, "is a quantised model (its node \"" + node.name() + "\" is " + node.op_type() +
-                                            "); vgg reads fp32 ONNX models, and int8 networks from the safetensors "
-                                            "files vgg::int8::quantized_network::save writes");
     }
 
     std::string label(const ::onnx::NodeProto& node, std::size_t index) const
@@ -176,6 +167,13 @@ private:
                 tensors_[node.output(0)] = read_onnx_tensor(value->t(), label(node, index), path_);
                 continue;
             }
+            if (node.op_type() == "DequantizeLinear" && node.input_size() >= 2 && tensors_.count(node.input(0))) {
+                tensors_[node.output(0)] = dequantize_constant(
+                    tensors_.at(node.input(0)), node.input(0), constant_input(node, 1, "scale", index),
+                    node.input_size() > 2 ? &constant_input(node, 2, "zero point", index) : nullptr,
+                    integer(node, "axis", 1), label(node, index), path_);
+                continue;
+            }
             if (node.op_type() == "Identity" && node.input_size() == 1 && tensors_.count(node.input(0))) {
                 // torch.onnx.export names one initializer under several names this way.
                 tensors_[node.output(0)] = tensors_.at(node.input(0));
@@ -202,6 +200,9 @@ private:
     void step(const ::onnx::NodeProto& node, std::size_t index)
     {
         const std::string& op = node.op_type();
+        if (op == "QuantizeLinear" || op == "DequantizeLinear")
+            return read_quantise(node, index);
+        require(dequantised_, node, index, "reads a QuantizeLinear's codes; vgg reads QDQ models");
         onnx_step s{onnx_step_kind::relu, label(node, index), {}, {}, true, 1e-5f};
         if (op == "Conv")
             read_conv(node, index, s);
@@ -231,6 +232,30 @@ private:
                                         "BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, "
                                         "Flatten, Reshape, Gemm, MatMul, Add, Dropout and Identity)");
         steps_.push_back(std::move(s));
+    }
+
+    /// A QuantizeLinear of the activation, per tensor, starts a quantise step; the DequantizeLinear
+    /// that must follow it, with the same scale and zero point, ends it.
+    void read_quantise(const ::onnx::NodeProto& node, std::size_t index)
+    {
+        require(node.input(0) == current_ && node.input_size() == 3, node, index,
+                "needs the activation, a scale and a zero point as its inputs");
+        const onnx_tensor *scale = &constant_input(node, 1, "scale", index),
+                          *zero_point = &constant_input(node, 2, "zero point", index);
+        require(scale->floats.size() == 1 && zero_point->integers.size() == 1, node, index,
+                "quantises the activation with several scales; vgg's int8 layers quantise it per tensor");
+        const bool ends = node.op_type() == "DequantizeLinear";
+        require(ends != dequantised_, node, index,
+                ends ? "dequantises a value no QuantizeLinear made" : "quantises a value it does not dequantise");
+        if (ends) {
+            const auto& q = steps_.back().tensors;
+            require(q[0]->floats == scale->floats && q[1]->integers == zero_point->integers &&
+                        q[1]->type == zero_point->type,
+                    node, index, "dequantises with another scale or zero point than its QuantizeLinear's");
+        } else {
+            steps_.push_back({onnx_step_kind::quantise, label(node, index), {scale, zero_point}, {}, true, 1e-5f});
+        }
+        dequantised_ = ends;
     }
 
     /// Requires attribute `attribute` of a node to be [1, 1] (or absent).
@@ -398,6 +423,7 @@ private:
     }
 
     std::filesystem::path path_;
+    bool dequantised_ = true; // no QuantizeLinear waits for its DequantizeLinear
     std::int64_t opset_ = 0;
     std::map<std::string, onnx_tensor> tensors_;
     std::vector<const ::onnx::ValueInfoProto*> inputs_;

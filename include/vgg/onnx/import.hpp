@@ -36,7 +36,54 @@ struct onnx_import_report {
     std::map<std::string, std::string> metadata;
 };
 
+/// An ONNX model parsed from `bytes` (read from `path`, which errors name).
+inline ::onnx::ModelProto parse_onnx(std::string_view bytes, const std::filesystem::path& path)
+{
+    ::onnx::ModelProto model;
+    if (bytes.size() > std::size_t(std::numeric_limits<int>::max()) ||
+        !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        throw file_error(path, "is not an ONNX model: it does not parse as one (truncated, or a file of another kind)");
+    return model;
+}
+
+/// A quantised model's first QuantizeLinear, DequantizeLinear or QLinear node; null in an fp32 model.
+inline const ::onnx::NodeProto* quantised_node(const ::onnx::ModelProto& model)
+{
+    for (const auto& node : model.graph().node())
+        if (node.op_type() == "QuantizeLinear" || node.op_type() == "DequantizeLinear" ||
+            node.op_type().starts_with("QLinear"))
+            return &node;
+    return nullptr;
+}
+
 namespace detail {
+
+/// Checks that the graph's input is a FLOAT batch of Net's images.
+template <class Net>
+void check_graph_input(const ::onnx::ValueInfoProto& input, const std::filesystem::path& path)
+{
+    static_assert(is_image_shape_v<typename Net::input_shape>, "ONNX import needs a network with an image input.");
+    using dims_of = image_dims<typename Net::input_shape>;
+    const std::vector<std::int64_t> expected{-1, std::int64_t(dims_of::channels), std::int64_t(dims_of::height),
+                                             std::int64_t(dims_of::width)};
+    const auto& type = input.type();
+    if (!type.has_tensor_type() || type.tensor_type().elem_type() != ::onnx::TensorProto::FLOAT)
+        throw file_error(path, "graph input \"" + input.name() + "\" is not a FLOAT tensor");
+    if (!type.tensor_type().has_shape())
+        return;
+    const auto& dims = type.tensor_type().shape().dim();
+    std::vector<std::int64_t> found;
+    bool differs = dims.size() != 4;
+    for (int i = 0; i < dims.size(); ++i) {
+        found.push_back(dims[i].has_dim_value() ? dims[i].dim_value() : -1);
+        differs =
+            differs || (i > 0 && i < 4 && dims[i].has_dim_value() && dims[i].dim_value() != expected[std::size_t(i)]);
+    }
+    if (differs)
+        throw file_error(path, "graph input \"" + input.name() + "\" has shape " + ints_text(found) +
+                                   ", but the network takes [batch, " + std::to_string(dims_of::channels) + ", " +
+                                   std::to_string(dims_of::height) + ", " + std::to_string(dims_of::width) + "]");
+}
 
 /// Matches the steps of a graph to the network's operations and gathers its parameters' values
 /// under the network's names.
@@ -181,7 +228,8 @@ private:
                     const layer_op& op, const char* what) const
     {
         if (!tensor.is_float)
-            throw file_error(path_, step.label + " has an INT64 " + what + "; weights must be FLOAT");
+            throw file_error(path_, step.label + " has an " + ::onnx::TensorProto_DataType_Name(tensor.type) + " " +
+                                        what + "; weights must be FLOAT");
         if (tensor.dims != expected)
             throw file_error(path_, step.label + " has a " + what + " of shape " + ints_text(tensor.dims) + ", but " +
                                         op.where + " needs " + ints_text(expected));
@@ -240,43 +288,21 @@ private:
 
 } // namespace detail
 
-/// Loads an ONNX model held in `bytes` (read from `path`) into `net`: the graph must be the
-/// network's, node by node, and every initializer its parameter's shape; any difference is a
-/// file_error naming the node, its op and shapes, and the layer. Nothing changes unless all
-/// of it checks out. Batch norm folded into the convolutions sets the network's batch norms to
-/// the identity.
+/// Loads an ONNX model into `net` (`model`, read from `path`): the graph must be the network's,
+/// node by node, and every initializer its parameter's shape; any difference is a file_error
+/// naming the node, its op and shapes, and the layer. Nothing changes unless all of it checks
+/// out. Batch norm folded into the convolutions sets the network's batch norms to the identity.
+/// A quantised model is refused: int8::load_onnx reads it.
 template <class Net>
-onnx_import_report load_onnx(Net& net, std::string_view bytes, const std::filesystem::path& path)
+onnx_import_report load_onnx(Net& net, const ::onnx::ModelProto& model, const std::filesystem::path& path)
 {
     static_assert(is_image_shape_v<typename Net::input_shape>,
                   "load_onnx(net, ...) needs a network with an image input.");
-    ::onnx::ModelProto model;
-    if (bytes.size() > std::size_t(std::numeric_limits<int>::max()) ||
-        !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-        throw file_error(path, "is not an ONNX model: it does not parse as one (truncated, or a file of another kind)");
+    if (const auto* node = quantised_node(model))
+        throw file_error(path, "is a quantised model (its node \"" + node->name() + "\" is " + node->op_type() +
+                                   "); read it as an int8 network (vgg::int8::load_onnx, --precision int8)");
     const detail::onnx_graph_reader graph(model, path);
-
-    using input = image_dims<typename Net::input_shape>;
-    const std::vector<std::int64_t> expected{-1, std::int64_t(input::channels), std::int64_t(input::height),
-                                             std::int64_t(input::width)};
-    const auto& type = graph.input().type();
-    if (!type.has_tensor_type() || type.tensor_type().elem_type() != ::onnx::TensorProto::FLOAT)
-        throw file_error(path, "graph input \"" + graph.input().name() + "\" is not a FLOAT tensor");
-    if (type.tensor_type().has_shape()) {
-        const auto& dims = type.tensor_type().shape().dim();
-        std::vector<std::int64_t> found;
-        bool differs = dims.size() != 4;
-        for (int i = 0; i < dims.size(); ++i) {
-            found.push_back(dims[i].has_dim_value() ? dims[i].dim_value() : -1);
-            differs = differs ||
-                      (i > 0 && i < 4 && dims[i].has_dim_value() && dims[i].dim_value() != expected[std::size_t(i)]);
-        }
-        if (differs)
-            throw file_error(path, "graph input \"" + graph.input().name() + "\" has shape " +
-                                       detail::ints_text(found) + ", but the network takes [batch, " +
-                                       std::to_string(input::channels) + ", " + std::to_string(input::height) + ", " +
-                                       std::to_string(input::width) + "]");
-    }
+    detail::check_graph_input<Net>(graph.input(), path);
     onnx_import_report report;
     report.opset = graph.opset();
     report.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
@@ -287,6 +313,13 @@ onnx_import_report load_onnx(Net& net, std::string_view bytes, const std::filesy
     const auto content = detail::onnx_matcher(ops, graph.steps(), path).match(report.batch_norm_folded);
     load_weights(net, content, path);
     return report;
+}
+
+/// Loads an ONNX model held in `bytes` (read from `path`) into `net` (see above).
+template <class Net>
+onnx_import_report load_onnx(Net& net, std::string_view bytes, const std::filesystem::path& path)
+{
+    return load_onnx(net, parse_onnx(bytes, path), path);
 }
 
 /// Reads an ONNX file and loads it into `net` (see above).

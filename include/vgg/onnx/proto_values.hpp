@@ -1,10 +1,11 @@
 #pragma once
-// Values read out of an ONNX model's protobuf messages: tensors (initializers, Constant values)
-// and node attributes.
+// Values read out of an ONNX model's protobuf messages: tensors (initializers, Constant values,
+// constants through DequantizeLinear) and node attributes.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,12 +16,26 @@
 
 namespace vgg::io::detail {
 
-/// An initializer or a Constant's value, as float (weights) or int64 (shapes).
+/// How a quantised model's constant (an int8 weight, an int32 bias) becomes fp32 through
+/// DequantizeLinear: a scale and a zero point per index along `axis`, or one for all.
+struct onnx_tensor;
+struct onnx_dequantisation {
+    std::string codes_name; ///< the integer initializer's name
+    const onnx_tensor* codes = nullptr;
+    std::vector<float> scales;
+    std::vector<std::int64_t> zero_points;
+    std::int64_t axis = 1;
+};
+
+/// An initializer or a Constant's value, as float (weights) or integers (shapes; the codes of a
+/// quantised model). A dequantised constant has both: its fp32 values and how they were made.
 struct onnx_tensor {
     std::vector<std::int64_t> dims;
     std::vector<float> floats;
     std::vector<std::int64_t> integers;
     bool is_float = false;
+    ::onnx::TensorProto::DataType type = ::onnx::TensorProto::FLOAT;
+    std::optional<onnx_dequantisation> dequantised{};
 };
 
 inline std::string ints_text(const std::vector<std::int64_t>& values)
@@ -31,7 +46,7 @@ inline std::string ints_text(const std::vector<std::int64_t>& values)
     return text + "]";
 }
 
-/// Reads a TensorProto of type FLOAT or INT64, from raw_data or the typed field.
+/// Reads a TensorProto of type FLOAT, INT64, INT32, INT8 or UINT8, from raw_data or the typed field.
 inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::string& what,
                                     const std::filesystem::path& path)
 {
@@ -39,6 +54,7 @@ inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::str
         throw file_error(path, what + " keeps its data in an external file, which vgg does not read (save the model "
                                       "with its weights inside)");
     onnx_tensor tensor;
+    tensor.type = ::onnx::TensorProto::DataType(t.data_type());
     std::uint64_t count = 1;
     for (const auto d : t.dims()) {
         if (d < 0 || (d > 0 && count > (std::uint64_t(1) << 40) / std::uint64_t(d)))
@@ -57,6 +73,10 @@ inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::str
         if (raw.empty() && typed.size() > 0) {
             if (std::uint64_t(typed.size()) != count)
                 throw mismatch(std::uint64_t(typed.size()));
+            for (const auto v : typed) // INT8 and UINT8 come in int32_data
+                if (static_cast<decltype(v)>(static_cast<T>(v)) != v)
+                    throw file_error(path, what + " holds " + std::to_string(v) + ", which " +
+                                               ::onnx::TensorProto_DataType_Name(t.data_type()) + " cannot");
             return std::vector<T>(typed.begin(), typed.end());
         }
         if (raw.size() != count * sizeof(T))
@@ -71,12 +91,55 @@ inline onnx_tensor read_onnx_tensor(const ::onnx::TensorProto& t, const std::str
         tensor.floats = read_values.template operator()<float>(t.float_data());
         return tensor;
     }
-    if (t.data_type() == ::onnx::TensorProto::INT64) {
-        tensor.integers = read_values.template operator()<std::int64_t>(t.int64_data());
-        return tensor;
+    const auto as_integers = [&](const auto& values) { tensor.integers.assign(values.begin(), values.end()); };
+    switch (t.data_type()) {
+    case ::onnx::TensorProto::INT64: as_integers(read_values.template operator()<std::int64_t>(t.int64_data())); break;
+    case ::onnx::TensorProto::INT32: as_integers(read_values.template operator()<std::int32_t>(t.int32_data())); break;
+    case ::onnx::TensorProto::INT8: as_integers(read_values.template operator()<std::int8_t>(t.int32_data())); break;
+    case ::onnx::TensorProto::UINT8: as_integers(read_values.template operator()<std::uint8_t>(t.int32_data())); break;
+    default:
+        throw file_error(path, what + " has data type " + ::onnx::TensorProto_DataType_Name(t.data_type()) +
+                                   "; vgg reads FLOAT weights, INT64 shapes, and a quantised model's INT8, UINT8 "
+                                   "and INT32 codes");
     }
-    throw file_error(path, what + " has data type " + ::onnx::TensorProto_DataType_Name(t.data_type()) +
-                               "; vgg reads FLOAT weights (and INT64 shapes)");
+    return tensor;
+}
+
+/// DequantizeLinear(codes, scale, zero_point) of a constant: (code - zero point) x scale, with a
+/// scale and zero point per index along `axis` or one for all. `what` names the node in errors.
+inline onnx_tensor dequantize_constant(const onnx_tensor& codes, const std::string& codes_name,
+                                       const onnx_tensor& scale, const onnx_tensor* zero_point, std::int64_t axis,
+                                       const std::string& what, const std::filesystem::path& path)
+{
+    const auto type = ::onnx::TensorProto_DataType_Name(codes.type);
+    if (codes.type != ::onnx::TensorProto::INT8 && codes.type != ::onnx::TensorProto::UINT8 &&
+        codes.type != ::onnx::TensorProto::INT32)
+        throw file_error(path, what + " dequantises \"" + codes_name + "\" of type " + type +
+                                   "; vgg reads INT8, UINT8 and INT32 codes");
+    const std::size_t channels = scale.floats.size();
+    if (!scale.is_float || channels == 0 || (zero_point && zero_point->integers.size() != channels))
+        throw file_error(path, what + " needs a FLOAT scale and as many zero points as scales");
+    const auto rank = std::int64_t(codes.dims.size());
+    axis = axis < 0 ? axis + rank : axis;
+    std::size_t inner = 1;
+    if (channels > 1) {
+        if (axis < 0 || axis >= rank || codes.dims[std::size_t(axis)] != std::int64_t(channels))
+            throw file_error(path, what + " has " + std::to_string(channels) + " scales along axis " +
+                                       std::to_string(axis) + " of \"" + codes_name + "\", whose dimensions are " +
+                                       ints_text(codes.dims));
+        for (auto d = std::size_t(axis) + 1; d < codes.dims.size(); ++d)
+            inner *= std::size_t(codes.dims[d]);
+    }
+    onnx_tensor values{codes.dims, std::vector<float>(codes.integers.size()), {}, true};
+    std::vector<std::int64_t> zero_points(channels, 0);
+    if (zero_point)
+        zero_points = zero_point->integers;
+    for (std::size_t i = 0; i < values.floats.size(); ++i) {
+        const std::size_t c = (i / inner) % channels;
+        values.floats[i] = float(codes.integers[i] - zero_points[c]) * scale.floats[c];
+    }
+    values.dequantised = onnx_dequantisation{codes_name, &codes, scale.floats, std::move(zero_points), axis};
+    return values;
 }
 
 inline const ::onnx::AttributeProto* find_attribute(const ::onnx::NodeProto& node, std::string_view name)

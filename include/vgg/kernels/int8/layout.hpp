@@ -20,6 +20,9 @@ inline constexpr std::size_t group_size = 4;
 /// products into a saturating int16, and 2 x 255 x 63 fits where 2 x 255 x 127 does not. One rule
 /// for every kernel keeps a quantised network's results the same on every CPU.
 inline constexpr int weight_levels = 63;
+/// The largest weight magnitude the kernels take exactly (2 x 255 x 64 still fits int16): what
+/// ONNX Runtime's quantiser writes with reduce_range, [-64, 64], reads as it is.
+inline constexpr int weight_code_limit = 64;
 /// Activations are u8 with zero at code 0: what follows ReLU is never negative.
 inline constexpr int activation_levels = 255;
 
