@@ -351,6 +351,8 @@ int run_int8(const options& opt)
     std::printf("vgg int8 inference, %s, batch %zu, %d threads (median of %zu, alternating with fp32)\n",
                 network.c_str(), opt.batch, opt.threads, opt.reps);
     std::printf("%s; %s int8 kernels\n", cpu_model().c_str(), std::string(to_string(quantised.kernel())).c_str());
+    if (const auto note = vgg::kernels::int8_kernel_note(quantised.kernel()); !note.empty())
+        std::printf("(%s)\n", note.c_str());
     std::printf("%-4s %-26s %12s %10s\n", "", "layer", "forward ms", "GOPS");
     for (const auto& l : per_layer) {
         const std::size_t index = l["index"];

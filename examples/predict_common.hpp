@@ -63,6 +63,9 @@ int8_network(const options& opt, const vgg_examples::model_file& weights, const 
              const std::filesystem::path& source, ReadCalibration&& read_calibration)
 {
     const std::string kernel(to_string(vgg::kernels::best_int8_kernel()));
+    if (const auto note = vgg::kernels::int8_kernel_note(vgg::kernels::best_int8_kernel());
+        !note.empty() && (weights.is_int8() || opt.precision.int8))
+        std::fprintf(stderr, "int8: %s\n", note.c_str());
     if (weights.is_int8()) {
         std::fprintf(stderr, "int8: the network of %s, %s kernels\n", weights.path().c_str(), kernel.c_str());
         return std::make_optional<vgg::int8::quantized_network<Net>>(weights.template int8_network<Net>());
