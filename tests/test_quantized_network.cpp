@@ -288,3 +288,32 @@ TEST_CASE("an int8 file of another network, of fp32 weights or with a bad value 
               c.tensors.at("0.0.bias").int8_values.assign(8, 1);
           }) == p + "tensor \"0.0.bias\" is I8 [8], but this network needs F32 [8]");
 }
+
+TEST_CASE("an int8 network made from parts that are not the network's layers is refused, naming the layer")
+{
+    rng random(23);
+    auto net = xavier_network<quadrant_net>(random);
+    const auto good = vgg::int8::quantize(*net, quadrant_images(random, 8));
+    using parts_t = std::vector<vgg::int8::int8_layer_parts>;
+    const auto make = [&](const std::function<void(parts_t&)>& change) {
+        parts_t parts = good.parts();
+        change(parts);
+        vgg::int8::quantized_network<quadrant_net> made(std::move(parts));
+    };
+    const auto& names = good.parts();
+    CHECK_NOTHROW(make([](parts_t&) {}));
+    CHECK_THROWS_WITH_AS(make([](parts_t& p) { p.pop_back(); }), "int8 network: 4 layers given, the network has 5",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(make([](parts_t& p) { p[1].weights.scales.pop_back(); }),
+                         ("int8 network: " + names[1].layer.name +
+                          ": the layer given differs from the network's in kind, size or count of values")
+                             .c_str(),
+                         std::invalid_argument);
+    const std::string out_of_range = ": a weight beyond weight_code_limit, a scale not above zero or a zero point out "
+                                     "of range (0 to 255 for the image, 0 after)";
+    CHECK_THROWS_WITH_AS(make([](parts_t& p) { p[2].weights.values[0] = 65; }),
+                         ("int8 network: " + names[2].layer.name + out_of_range).c_str(), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(make([](parts_t& p) { p[3].input.zero_point = 1; }),
+                         ("int8 network: " + names[3].layer.name + out_of_range).c_str(), std::invalid_argument);
+    CHECK_NOTHROW(make([](parts_t& p) { p[2].weights.values[0] = 64; })); // reduce_range's limit
+}
